@@ -1,0 +1,118 @@
+//! The command-line surface (the raw layer; values are validated by the config crate).
+
+use std::ffi::OsString;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// picoclaw: a tiny personal-AI gateway with one coherent credential system.
+#[derive(Debug, Parser)]
+#[command(name = "picoclaw", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the home directory, config.json and a private .security.yml with a pico token.
+    Onboard,
+    /// Show the merged configuration or the environment variable table.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Explain which credential each endpoint accepts, and where each comes from.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Run the gateway in the foreground, or manage a background one.
+    Gateway(GatewayArgs),
+    /// Print the version.
+    Version,
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `picoclaw config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// The merged configuration, secrets redacted.
+    Show {
+        /// Show where each value comes from.
+        #[arg(long)]
+        origin: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every environment variable picoclaw reads, with its key, type and default.
+    Env,
+}
+
+/// `picoclaw auth ...`
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Each endpoint, the credentials it accepts now, their sources and fingerprints.
+    Explain {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `picoclaw gateway [--host H] [--port P] [start|stop|restart|status|reload]`
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Bind address (overrides PICOCLAW_GATEWAY_HOST and the files).
+    #[arg(long, global = true)]
+    pub host: Option<String>,
+    /// Port (overrides PICOCLAW_GATEWAY_PORT and the files).
+    #[arg(long, global = true)]
+    pub port: Option<u16>,
+    /// Background management; without one, the gateway runs in the foreground.
+    #[command(subcommand)]
+    pub action: Option<GatewayAction>,
+}
+
+/// Background gateway management.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum GatewayAction {
+    /// Start a gateway in the background (logs to logs/gateway.log).
+    Start,
+    /// Stop the running gateway (SIGTERM, drain, then SIGKILL after a bound).
+    Stop,
+    /// Stop, then start.
+    Restart,
+    /// Show pid, address, uptime, version and readiness.
+    Status,
+    /// Ask the running gateway to re-read its configuration and secrets.
+    Reload,
+}
+
+/// Accepts Go-style single-dash long flags from upstream PicoClaw docs (`-console`,
+/// `-port 18800`) by rewriting them to `--console`, `--port`.
+pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    const LONG: &[&str] = &["-console", "-port", "-host", "-public", "-no-browser"];
+    args.into_iter()
+        .map(|arg| match arg.to_str() {
+            Some(s) if LONG.iter().any(|l| s == *l || s.starts_with(&format!("{l}="))) => {
+                OsString::from(format!("-{s}"))
+            }
+            _ => arg,
+        })
+        .collect()
+}

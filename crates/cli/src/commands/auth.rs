@@ -1,0 +1,67 @@
+//! `picoclaw auth explain`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use picoclaw_config::Flags;
+use picoclaw_credentials::explain::{Extra, explain as build};
+
+use crate::context::Context;
+use crate::output::table;
+
+pub fn explain(json: bool) -> Result<ExitCode> {
+    let ctx = Context::load(&Flags::new())?;
+    ctx.print_warnings();
+    let launcher = picoclaw_credentials::launcher::peek(&ctx.layers);
+    let runtime = super::gateway::live_record(&ctx.paths);
+    let named = super::gateway::named_token_counts(&ctx);
+    let extra = Extra {
+        runtime: runtime.as_ref(),
+        launcher: launcher.as_ref(),
+        named_admin: named.0,
+        named_chat: named.1,
+    };
+    let explanation = build(&ctx.settings, &ctx.credentials, &extra);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&explanation)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Endpoints and the credentials they accept now:\n");
+    let rows: Vec<Vec<String>> = explanation
+        .endpoints
+        .iter()
+        .map(|e| {
+            vec![
+                e.server.to_owned(),
+                e.endpoint.to_owned(),
+                if e.accepts.is_empty() { "nothing configured".to_owned() } else { e.accepts.join(", ") },
+                e.note.unwrap_or("").to_owned(),
+            ]
+        })
+        .collect();
+    print!("{}", table(&["SERVER", "ENDPOINT", "ACCEPTS", "NOTE"], &rows));
+    println!("\nCredentials (values are never shown; fingerprint = first 8 hex of SHA-256):\n");
+    let rows: Vec<Vec<String>> = explanation
+        .credentials
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.to_owned(),
+                if c.set { "set".into() } else { "not set".into() },
+                c.source.clone().unwrap_or_else(|| "-".into()),
+                c.fingerprint.clone().unwrap_or_else(|| "-".into()),
+                c.env.unwrap_or("-").to_owned(),
+                c.note.to_owned(),
+            ]
+        })
+        .collect();
+    print!("{}", table(&["CREDENTIAL", "STATE", "SOURCE", "FINGERPRINT", "ENV", "NOTE"], &rows));
+    println!("\nPrecedence: environment > .security.yml > config.json. Local tools use the runtime token.");
+    if !explanation.warnings.is_empty() {
+        println!();
+        for w in &explanation.warnings {
+            println!("warning: {w}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

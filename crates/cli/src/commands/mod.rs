@@ -1,0 +1,32 @@
+//! One module per subcommand; each turns parsed arguments into calls on the library crates.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::CommandFactory;
+
+use crate::cli::{AuthCommand, Cli, Command, ConfigCommand};
+
+mod auth;
+mod config;
+mod gateway;
+mod onboard;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Onboard => onboard::run(),
+        Command::Config(ConfigCommand::Show { origin, json }) => config::show(origin, json),
+        Command::Config(ConfigCommand::Env) => config::env(),
+        Command::Auth(AuthCommand::Explain { json }) => auth::explain(json),
+        Command::Gateway(args) => gateway::run(args, cli.log_format),
+        Command::Version => {
+            println!("picoclaw {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "picoclaw", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

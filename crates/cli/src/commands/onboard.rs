@@ -1,0 +1,86 @@
+//! `picoclaw onboard`: first-run setup. Idempotent; never overwrites an existing secret.
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use picoclaw_config::files::{SECRET_MODE, ensure_dir, write_atomic};
+use picoclaw_config::{Paths, ProcessEnv};
+use picoclaw_credentials::Secret;
+use picoclaw_credentials::store::{get_path, read_security_tree, set_path, write_security_tree};
+use serde_json::{Value, json};
+
+/// The config.json onboarding writes: seed 001's shape with the Pico channel on and no
+/// secret (the token goes to .security.yml).
+fn default_config() -> Value {
+    json!({
+        "gateway": { "host": "localhost", "port": 18790 },
+        "channels": {
+            "pico": {
+                "enabled": true,
+                "allow_token_query": false,
+                "allow_origins": [],
+                "ping_interval": 30,
+                "read_timeout": 60,
+                "write_timeout": 60,
+                "max_connections": 100
+            },
+            "pico_client": { "enabled": false }
+        },
+        "model_list": [],
+        "agents": { "defaults": {} }
+    })
+}
+
+pub fn run() -> Result<ExitCode> {
+    let paths = Paths::from_env(&ProcessEnv)?;
+    ensure_dir(paths.home(), 0o700).with_context(|| format!("cannot create {}", paths.home().display()))?;
+    println!("home directory   {}", paths.home().display());
+
+    let config = paths.config_file();
+    if config.exists() {
+        // Validate it; never rewrite a file we cannot parse.
+        let text =
+            std::fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display()))?;
+        picoclaw_config::validate_config_text(config, &text)?;
+        println!("config.json      {} (kept as it is)", config.display());
+    } else {
+        let text = serde_json::to_string_pretty(&default_config())? + "\n";
+        write_atomic(config, text.as_bytes(), SECRET_MODE)?;
+        println!("config.json      {} (created, Pico channel enabled)", config.display());
+    }
+
+    let security = paths.security_file();
+    let mut tree = read_security_tree(&security)?;
+    if get_path(&tree, "channels.pico.token").and_then(Value::as_str).is_some_and(|t| !t.trim().is_empty()) {
+        println!(".security.yml    {} (pico token already set, kept)", security.display());
+    } else {
+        let token = Secret::generate().context("cannot generate a token")?;
+        set_path(&mut tree, "channels.pico.token", Value::from(token.expose()));
+        write_security_tree(&security, &tree)?;
+        println!(
+            ".security.yml    {} (new 256-bit pico token, fingerprint {}, mode 0600)",
+            security.display(),
+            token.fingerprint()
+        );
+    }
+    for dir in [paths.logs_dir(), paths.sessions_dir()] {
+        ensure_dir(&dir, 0o700).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    println!();
+    println!("Next steps:");
+    println!("  picoclaw auth explain        which credential each endpoint accepts");
+    println!("  picoclaw gateway start       run the gateway in the background");
+    println!("  picoclaw launcher --console  open the web dashboard");
+    println!(
+        "The pico token is stored only in {} (key channels.pico.token); picoclaw never prints it.",
+        security.display()
+    );
+    println!(
+        "To hand it to a client you configure yourself, read it there: grep 'token:' {}",
+        security.display()
+    );
+    if std::env::var_os("PICOCLAW_CHANNELS_PICO_TOKEN").is_some() {
+        println!("note: PICOCLAW_CHANNELS_PICO_TOKEN is set and overrides the file's pico token.");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,36 @@
+//! Loading the configuration and credentials the same way for every command.
+
+use anyhow::Result;
+use picoclaw_config::{Flags, Layers, Paths, ProcessEnv, Settings};
+use picoclaw_credentials::Credentials;
+
+/// Everything a command needs to know about the setup.
+pub struct Context {
+    /// Paths.
+    pub paths: Paths,
+    /// Parsed sources.
+    pub layers: Layers,
+    /// Non-secret settings.
+    pub settings: Settings,
+    /// Gateway-side credentials.
+    pub credentials: Credentials,
+}
+
+impl Context {
+    /// Loads from the process environment, the files and `flags`.
+    pub fn load(flags: &Flags) -> Result<Context> {
+        let env = ProcessEnv;
+        let paths = Paths::from_env(&env)?;
+        let layers = Layers::load(&paths, &env, flags)?;
+        let settings = Settings::resolve(&layers)?;
+        let credentials = Credentials::resolve(&layers, &settings)?;
+        Ok(Context { paths, layers, settings, credentials })
+    }
+
+    /// Prints configuration warnings (unknown keys) to stderr.
+    pub fn print_warnings(&self) {
+        for w in self.layers.warnings() {
+            eprintln!("warning: {w}");
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! PicoClaw configuration: where the files live, what keys exist, and which source won.
+//!
+//! This crate owns the *settings* side of the configuration:
+//!
+//! - [`Paths`]: `PICOCLAW_HOME` (default `~/.picoclaw`), `PICOCLAW_CONFIG`, and every file
+//!   derived from them (`.security.yml` always sits beside `config.json`).
+//! - [`schema`]: the one fixed table of keys, their types, defaults, environment variable
+//!   names and command-line flags. `picoclaw config env` prints it; nothing derives an
+//!   environment name by splitting on `_`.
+//! - [`Layers`]: the parsed sources, validated against the schema, with the precedence
+//!   **flag > environment > `.security.yml` > `config.json` > default** for every key.
+//! - [`Settings`]: the typed, non-secret settings, each value remembering its [`Source`].
+//!
+//! Secrets are *not* read here. Secret keys are validated (a token must be a string) but
+//! their values are only handed to the `picoclaw-credentials` crate through
+//! [`Layers::candidates`], which is the one resolver every reader uses.
+
+mod env;
+mod error;
+pub mod files;
+mod layers;
+mod paths;
+pub mod schema;
+mod seed;
+mod settings;
+mod source;
+
+pub use env::{EnvSource, MapEnv, ProcessEnv};
+pub use error::{ConfigError, ConfigWarning};
+pub use layers::{Candidate, Flags, Layers, validate_config_text, validate_security_text};
+pub use paths::Paths;
+pub use settings::{
+    AgentSettings, GatewaySettings, LauncherSettings, ModelEntry, PicoClientSettings, PicoSettings,
+    Resolution, Settings, resolve,
+};
+pub use source::Source;

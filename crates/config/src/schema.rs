@@ -1,0 +1,456 @@
+//! The one table of configuration keys.
+//!
+//! Every key picoclaw understands is listed here exactly once, with its type, default,
+//! environment variable and command-line flag. Environment names are written out in full,
+//! never derived by splitting on `_`, so `PICOCLAW_CHANNELS_PICO_CLIENT_URL` can never be
+//! mistaken for a `client_url` key of `channels.pico`.
+
+use std::fmt;
+
+use serde_json::Value;
+
+/// Which file a key is stored in (below the flag and environment layers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Home {
+    /// `config.json`, overridden by `.security.yml`.
+    Config,
+    /// `launcher-config.json` (the dashboard's own file).
+    Launcher,
+}
+
+/// The type of a key's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `true`/`false`; from env also `1/0/yes/no/on/off`.
+    Bool,
+    /// A TCP port, 0-65535 (0 = pick a free port).
+    Port,
+    /// A whole number of seconds (1..=86400).
+    Seconds,
+    /// A count or size, at least 1.
+    Count,
+    /// A string.
+    Str,
+    /// A list of strings; from env a comma-separated list.
+    StrList,
+    /// A secret string. Never printed, never echoed in an error.
+    Secret,
+    /// The `model_list` array of model entries.
+    ModelList,
+}
+
+impl Kind {
+    /// How the type is described to a user ("expected ...").
+    pub fn expected(self) -> &'static str {
+        match self {
+            Kind::Bool => "true or false",
+            Kind::Port => "an integer port between 0 and 65535",
+            Kind::Seconds => "a whole number of seconds between 1 and 86400",
+            Kind::Count => "a whole number of at least 1",
+            Kind::Str => "a string",
+            Kind::StrList => "a list of strings",
+            Kind::Secret => "a string",
+            Kind::ModelList => "a list of objects with \"model_name\", \"model\" and \"api_base\" strings",
+        }
+    }
+
+    /// A one-word type name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bool => "bool",
+            Kind::Port => "port",
+            Kind::Seconds => "seconds",
+            Kind::Count => "count",
+            Kind::Str => "string",
+            Kind::StrList => "list",
+            Kind::Secret => "secret",
+            Kind::ModelList => "models",
+        }
+    }
+}
+
+/// A built-in default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Default {
+    /// No default: the key is unset unless a source sets it.
+    None,
+    /// A boolean default.
+    Bool(bool),
+    /// A numeric default.
+    Int(u64),
+    /// A string default.
+    Str(&'static str),
+    /// An empty list.
+    EmptyList,
+}
+
+impl Default {
+    /// The default as a JSON value, or `None` when the key has no default.
+    pub fn to_value(self) -> Option<Value> {
+        match self {
+            Default::None => None,
+            Default::Bool(b) => Some(Value::Bool(b)),
+            Default::Int(n) => Some(Value::from(n)),
+            Default::Str(s) => Some(Value::from(s)),
+            Default::EmptyList => Some(Value::Array(Vec::new())),
+        }
+    }
+}
+
+impl fmt::Display for Default {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Default::None => f.write_str("-"),
+            Default::Bool(b) => write!(f, "{b}"),
+            Default::Int(n) => write!(f, "{n}"),
+            Default::Str(s) => f.write_str(s),
+            Default::EmptyList => f.write_str("[]"),
+        }
+    }
+}
+
+/// One configuration key.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    /// Dotted path, e.g. `channels.pico.allow_origins`.
+    pub path: &'static str,
+    /// The file the key lives in.
+    pub home: Home,
+    /// The key's path inside its file (differs from `path` only for launcher keys).
+    pub file_key: &'static str,
+    /// The environment variable, if the key has one.
+    pub env: Option<&'static str>,
+    /// The command-line flag, if the key has one. Secrets never have one (argv is public).
+    pub flag: Option<&'static str>,
+    /// The value type.
+    pub kind: Kind,
+    /// The built-in default.
+    pub default: Default,
+    /// One line for `picoclaw config env`.
+    pub doc: &'static str,
+}
+
+impl Key {
+    /// True for tokens and API keys.
+    pub fn is_secret(&self) -> bool {
+        self.kind == Kind::Secret
+    }
+}
+
+const fn key(
+    path: &'static str,
+    env: Option<&'static str>,
+    flag: Option<&'static str>,
+    kind: Kind,
+    default: Default,
+    doc: &'static str,
+) -> Key {
+    Key { path, home: Home::Config, file_key: path, env, flag, kind, default, doc }
+}
+
+const fn launcher_key(
+    path: &'static str,
+    file_key: &'static str,
+    env: Option<&'static str>,
+    flag: Option<&'static str>,
+    kind: Kind,
+    default: Default,
+    doc: &'static str,
+) -> Key {
+    Key { path, home: Home::Launcher, file_key, env, flag, kind, default, doc }
+}
+
+/// Every key, in display order.
+pub static KEYS: &[Key] = &[
+    key(
+        "gateway.host",
+        Some("PICOCLAW_GATEWAY_HOST"),
+        Some("--host"),
+        Kind::Str,
+        Default::Str("localhost"),
+        "address the gateway binds (localhost = loopback only)",
+    ),
+    key(
+        "gateway.port",
+        Some("PICOCLAW_GATEWAY_PORT"),
+        Some("--port"),
+        Kind::Port,
+        Default::Int(18790),
+        "port of the gateway's HTTP and WebSocket server",
+    ),
+    key(
+        "gateway.token",
+        Some("PICOCLAW_GATEWAY_TOKEN"),
+        None,
+        Kind::Secret,
+        Default::None,
+        "gateway token: accepted on every gateway endpoint, including /pico/ws",
+    ),
+    key(
+        "gateway.log_level",
+        Some("PICOCLAW_LOG_LEVEL"),
+        Some("--log-level"),
+        Kind::Str,
+        Default::Str("info"),
+        "log level: error, warn, info, debug or trace",
+    ),
+    key(
+        "gateway.hot_reload",
+        Some("PICOCLAW_GATEWAY_HOT_RELOAD"),
+        None,
+        Kind::Bool,
+        Default::Bool(true),
+        "watch config.json and .security.yml and apply valid changes without a restart",
+    ),
+    key(
+        "gateway.shutdown_timeout",
+        Some("PICOCLAW_GATEWAY_SHUTDOWN_TIMEOUT"),
+        None,
+        Kind::Seconds,
+        Default::Int(10),
+        "seconds to drain connections on SIGTERM before closing them",
+    ),
+    key(
+        "channels.pico.enabled",
+        Some("PICOCLAW_CHANNELS_PICO_ENABLED"),
+        None,
+        Kind::Bool,
+        Default::Bool(false),
+        "enable the Pico WebSocket channel at /pico/ws",
+    ),
+    key(
+        "channels.pico.token",
+        Some("PICOCLAW_CHANNELS_PICO_TOKEN"),
+        None,
+        Kind::Secret,
+        Default::None,
+        "pico token: accepted on /pico/ws and /pico/media only",
+    ),
+    key(
+        "channels.pico.allow_token_query",
+        Some("PICOCLAW_CHANNELS_PICO_ALLOW_TOKEN_QUERY"),
+        None,
+        Kind::Bool,
+        Default::Bool(false),
+        "accept ?token= on /pico/ws (exposes the token in URLs and logs)",
+    ),
+    key(
+        "channels.pico.allow_origins",
+        Some("PICOCLAW_CHANNELS_PICO_ALLOW_ORIGINS"),
+        None,
+        Kind::StrList,
+        Default::EmptyList,
+        "allowed browser Origins (comma list in env); empty allows all",
+    ),
+    key(
+        "channels.pico.ping_interval",
+        Some("PICOCLAW_CHANNELS_PICO_PING_INTERVAL"),
+        None,
+        Kind::Seconds,
+        Default::Int(30),
+        "seconds between WebSocket pings",
+    ),
+    key(
+        "channels.pico.read_timeout",
+        Some("PICOCLAW_CHANNELS_PICO_READ_TIMEOUT"),
+        None,
+        Kind::Seconds,
+        Default::Int(60),
+        "seconds without any frame from the client before the socket is closed",
+    ),
+    key(
+        "channels.pico.write_timeout",
+        Some("PICOCLAW_CHANNELS_PICO_WRITE_TIMEOUT"),
+        None,
+        Kind::Seconds,
+        Default::Int(60),
+        "seconds any single write may take before the socket is closed",
+    ),
+    key(
+        "channels.pico.max_connections",
+        Some("PICOCLAW_CHANNELS_PICO_MAX_CONNECTIONS"),
+        None,
+        Kind::Count,
+        Default::Int(100),
+        "maximum concurrent Pico sockets; more get 503",
+    ),
+    key(
+        "channels.pico.max_frame_bytes",
+        Some("PICOCLAW_CHANNELS_PICO_MAX_FRAME_BYTES"),
+        None,
+        Kind::Count,
+        Default::Int(1_048_576),
+        "largest accepted frame in bytes; larger frames close the socket with 1009",
+    ),
+    key(
+        "channels.pico.send_queue",
+        Some("PICOCLAW_CHANNELS_PICO_SEND_QUEUE"),
+        None,
+        Kind::Count,
+        Default::Int(256),
+        "frames queued per socket; a client that stops reading is closed when it fills",
+    ),
+    key(
+        "channels.pico_client.enabled",
+        Some("PICOCLAW_CHANNELS_PICO_CLIENT_ENABLED"),
+        None,
+        Kind::Bool,
+        Default::Bool(false),
+        "dial a remote Pico server as a client",
+    ),
+    key(
+        "channels.pico_client.url",
+        Some("PICOCLAW_CHANNELS_PICO_CLIENT_URL"),
+        None,
+        Kind::Str,
+        Default::None,
+        "WebSocket URL of the remote Pico server, e.g. ws://host:18790/pico/ws",
+    ),
+    key(
+        "channels.pico_client.token",
+        Some("PICOCLAW_CHANNELS_PICO_CLIENT_TOKEN"),
+        None,
+        Kind::Secret,
+        Default::None,
+        "token sent to the remote Pico server as a Bearer header",
+    ),
+    key(
+        "channels.pico_client.session_id",
+        Some("PICOCLAW_CHANNELS_PICO_CLIENT_SESSION_ID"),
+        None,
+        Kind::Str,
+        Default::None,
+        "session id on the remote server (random when unset)",
+    ),
+    key(
+        "channels.pico_client.ping_interval",
+        Some("PICOCLAW_CHANNELS_PICO_CLIENT_PING_INTERVAL"),
+        None,
+        Kind::Seconds,
+        Default::Int(30),
+        "seconds between pings to the remote server",
+    ),
+    key(
+        "channels.pico_client.read_timeout",
+        Some("PICOCLAW_CHANNELS_PICO_CLIENT_READ_TIMEOUT"),
+        None,
+        Kind::Seconds,
+        Default::Int(60),
+        "seconds without a frame from the remote server before reconnecting",
+    ),
+    key(
+        "agents.defaults.model",
+        Some("PICOCLAW_AGENTS_DEFAULTS_MODEL"),
+        None,
+        Kind::Str,
+        Default::None,
+        "model_name from model_list that answers chats; unset = built-in echo agent",
+    ),
+    key(
+        "agents.defaults.api_key",
+        Some("PICOCLAW_AGENTS_DEFAULTS_API_KEY"),
+        None,
+        Kind::Secret,
+        Default::None,
+        "API key for the default model (overrides .security.yml model_list.<name>.api_keys)",
+    ),
+    key(
+        "model_list",
+        None,
+        None,
+        Kind::ModelList,
+        Default::EmptyList,
+        "OpenAI-compatible models: model_name, model, api_base (keys go in .security.yml)",
+    ),
+    launcher_key(
+        "launcher.host",
+        "host",
+        Some("PICOCLAW_LAUNCHER_HOST"),
+        Some("--host"),
+        Kind::Str,
+        Default::Str("localhost"),
+        "address the dashboard binds",
+    ),
+    launcher_key(
+        "launcher.port",
+        "port",
+        Some("PICOCLAW_LAUNCHER_PORT"),
+        Some("--port"),
+        Kind::Port,
+        Default::Int(18800),
+        "port of the dashboard",
+    ),
+    launcher_key(
+        "launcher.public",
+        "public",
+        Some("PICOCLAW_LAUNCHER_PUBLIC"),
+        Some("--public"),
+        Kind::Bool,
+        Default::Bool(false),
+        "bind the dashboard on all interfaces",
+    ),
+    launcher_key(
+        "launcher.allowed_cidrs",
+        "allowed_cidrs",
+        Some("PICOCLAW_LAUNCHER_ALLOWED_CIDRS"),
+        None,
+        Kind::StrList,
+        Default::EmptyList,
+        "client networks allowed to reach the dashboard; empty allows all",
+    ),
+    launcher_key(
+        "launcher.trusted_proxies",
+        "trusted_proxies",
+        Some("PICOCLAW_LAUNCHER_TRUSTED_PROXIES"),
+        None,
+        Kind::StrList,
+        Default::EmptyList,
+        "proxy addresses whose X-Forwarded-For / X-Forwarded-Proto are believed",
+    ),
+    launcher_key(
+        "launcher.token",
+        "launcher_token",
+        Some("PICOCLAW_LAUNCHER_TOKEN"),
+        None,
+        Kind::Secret,
+        Default::None,
+        "dashboard login token (random and persisted when unset)",
+    ),
+];
+
+/// Variables that select files rather than keys; listed by `picoclaw config env`.
+pub static PATH_VARS: &[(&str, &str, &str)] = &[
+    ("PICOCLAW_HOME", "~/.picoclaw", "home directory holding every picoclaw file"),
+    ("PICOCLAW_CONFIG", "$PICOCLAW_HOME/config.json", "config.json location (.security.yml sits beside it)"),
+];
+
+/// Looks a key up by its dotted path.
+pub fn lookup(path: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.path == path)
+}
+
+/// Looks a key up by its environment variable.
+pub fn by_env(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.env == Some(name))
+}
+
+/// Keys of one file.
+pub fn keys_in(home: Home) -> impl Iterator<Item = &'static Key> {
+    KEYS.iter().filter(move |k| k.home == home)
+}
+
+/// The known key closest to `unknown`, for "did you mean" hints.
+pub fn closest(unknown: &str, home: Home) -> Option<&'static str> {
+    keys_in(home)
+        .map(|k| (strsim::jaro_winkler(unknown, k.file_key), k.file_key))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, key)| key)
+}
+
+/// Channels that upstream PicoClaw has and picoclaw does not implement; their keys are
+/// ignored with a warning that says so, rather than a "did you mean".
+pub static FOREIGN_CHANNELS: &[&str] = &[
+    "telegram", "discord", "slack", "line", "feishu", "dingtalk", "qq", "whatsapp", "wecom", "onebot",
+    "maixcam", "matrix",
+];

@@ -1,0 +1,187 @@
+//! Resolution of the gateway, pico, pico_client and model credentials.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use picoclaw_config::{Layers, Settings, Source, resolve, schema};
+use serde_json::Value;
+
+use crate::error::CredentialError;
+use crate::secret::Secret;
+
+/// A resolved secret with its provenance.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The value.
+    pub secret: Secret,
+    /// The source that won.
+    pub source: Source,
+    /// Lower sources that hold a *different* value (names only).
+    pub shadowed: Vec<Source>,
+}
+
+/// The API key(s) of one model. The first key is used; the others are fallbacks a
+/// provider may rotate to when the first is rejected.
+#[derive(Debug, Clone)]
+pub struct ModelCredential {
+    /// Keys in order of preference (never empty).
+    pub keys: Vec<Secret>,
+    /// Where they came from.
+    pub source: Source,
+    /// Lower sources with different keys.
+    pub shadowed: Vec<Source>,
+}
+
+/// "A higher source shadows a lower one with a different value": names only, no values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowWarning {
+    /// The credential (`gateway.token`, `channels.pico.token`, ...).
+    pub key: String,
+    /// The source in effect.
+    pub winner: Source,
+    /// The source whose different value is ignored.
+    pub shadowed: Source,
+}
+
+impl fmt::Display for ShadowWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} overrides a different value in {}; the {} value is ignored",
+            self.key,
+            self.winner,
+            self.shadowed,
+            self.shadowed.kind()
+        )
+    }
+}
+
+/// Every secret of the gateway side, resolved once with one precedence.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    gateway: Option<Resolved>,
+    pico: Option<Resolved>,
+    pico_client: Option<Resolved>,
+    models: BTreeMap<String, ModelCredential>,
+}
+
+impl Credentials {
+    /// Resolves every secret from `layers` (environment > `.security.yml` > `config.json`).
+    /// `settings` supplies the model list. Empty values count as unset.
+    pub fn resolve(layers: &Layers, settings: &Settings) -> Result<Credentials, CredentialError> {
+        let mut models = BTreeMap::new();
+        for model in &settings.models {
+            if let Some(cred) = model_credential(layers, settings, &model.model_name) {
+                models.insert(model.model_name.clone(), cred);
+            }
+        }
+        Ok(Credentials {
+            gateway: secret_key(layers, "gateway.token"),
+            pico: secret_key(layers, "channels.pico.token"),
+            pico_client: secret_key(layers, "channels.pico_client.token"),
+            models,
+        })
+    }
+
+    /// The gateway token (`PICOCLAW_GATEWAY_TOKEN` > `.security.yml` > `config.json`).
+    pub fn gateway(&self) -> Option<&Resolved> {
+        self.gateway.as_ref()
+    }
+
+    /// The pico token (`PICOCLAW_CHANNELS_PICO_TOKEN` > `.security.yml` > `config.json`).
+    pub fn pico(&self) -> Option<&Resolved> {
+        self.pico.as_ref()
+    }
+
+    /// The token `pico_client` presents to its remote server.
+    pub fn pico_client(&self) -> Option<&Resolved> {
+        self.pico_client.as_ref()
+    }
+
+    /// The API key(s) of a model by `model_name`.
+    pub fn model(&self, model_name: &str) -> Option<&ModelCredential> {
+        self.models.get(model_name)
+    }
+
+    /// Every credential's shadowing, for the startup warning and `doctor`.
+    pub fn shadow_warnings(&self) -> Vec<ShadowWarning> {
+        let singles = [
+            ("gateway.token", &self.gateway),
+            ("channels.pico.token", &self.pico),
+            ("channels.pico_client.token", &self.pico_client),
+        ];
+        let mut out = Vec::new();
+        for (key, resolved) in singles {
+            if let Some(r) = resolved {
+                out.extend(r.shadowed.iter().map(|s| ShadowWarning {
+                    key: key.to_owned(),
+                    winner: r.source.clone(),
+                    shadowed: s.clone(),
+                }));
+            }
+        }
+        for (name, m) in &self.models {
+            out.extend(m.shadowed.iter().map(|s| ShadowWarning {
+                key: format!("model_list.{name}.api_keys"),
+                winner: m.source.clone(),
+                shadowed: s.clone(),
+            }));
+        }
+        out
+    }
+}
+
+fn secret_key(layers: &Layers, path: &str) -> Option<Resolved> {
+    let key = schema::lookup(path)?;
+    let r = resolve(layers, key)?;
+    let value = r.value.as_str()?.trim();
+    if value.is_empty() {
+        return None;
+    }
+    Some(Resolved { secret: Secret::new(value), source: r.source, shadowed: r.shadowed })
+}
+
+fn keys_of(entry: &Value) -> Vec<Secret> {
+    let mut keys = Vec::new();
+    if let Some(list) = entry.get("api_keys").and_then(Value::as_array) {
+        keys.extend(list.iter().filter_map(Value::as_str).filter(|s| !s.trim().is_empty()).map(Secret::new));
+    }
+    if let Some(one) = entry.get("api_key").and_then(Value::as_str).filter(|s| !s.trim().is_empty()) {
+        keys.insert(0, Secret::new(one));
+    }
+    keys
+}
+
+/// Model key precedence: `PICOCLAW_AGENTS_DEFAULTS_API_KEY` (default model only) >
+/// `.security.yml model_list.<name>` > `config.json model_list[].api_key(s)`.
+fn model_credential(layers: &Layers, settings: &Settings, name: &str) -> Option<ModelCredential> {
+    let mut found: Vec<(Source, Vec<Secret>)> = Vec::new();
+    if settings.agents.default_model.as_deref() == Some(name)
+        && let Some((source, value)) = schema::lookup("agents.defaults.api_key")
+            .and_then(|k| layers.candidates(k).into_iter().next())
+            .and_then(|c| Some((c.source, c.value.as_str()?.to_owned())))
+    {
+        found.push((source, vec![Secret::new(value)]));
+    }
+    if let Some(entry) = layers.security_models().and_then(|m| m.get(name)) {
+        let keys = keys_of(entry);
+        if !keys.is_empty() {
+            found.push((Source::SecurityFile(format!("model_list.{name}.api_keys")), keys));
+        }
+    }
+    if let Some(entry) = layers
+        .config_tree()
+        .and_then(|c| c.get("model_list"))
+        .and_then(Value::as_array)
+        .and_then(|list| list.iter().find(|m| m.get("model_name").and_then(Value::as_str) == Some(name)))
+    {
+        let keys = keys_of(entry);
+        if !keys.is_empty() {
+            found.push((Source::ConfigFile(format!("model_list[{name}].api_key")), keys));
+        }
+    }
+    let mut found = found.into_iter();
+    let (source, keys) = found.next()?;
+    let shadowed = found.filter(|(_, other)| other != &keys).map(|(s, _)| s).collect();
+    Some(ModelCredential { keys, source, shadowed })
+}
