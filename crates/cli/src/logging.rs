@@ -1,4 +1,3 @@
-
 //! Logging setup: human or JSON lines, to stderr or a file. Nothing here ever formats a
 //! secret: request headers are not logged, and credentials are logged by fingerprint.
 

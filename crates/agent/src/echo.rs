@@ -1,0 +1,18 @@
+//! The built-in echo agent.
+
+use crate::{Agent, ReplyStream, TurnRequest};
+
+/// Replies with exactly the user's text. The default when no model is configured, so
+/// first runs and tests need no network.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EchoAgent;
+
+impl Agent for EchoAgent {
+    fn name(&self) -> &str {
+        "echo"
+    }
+
+    fn reply(&self, request: TurnRequest) -> ReplyStream {
+        Box::pin(futures_util::stream::once(async move { Ok(request.text) }))
+    }
+}

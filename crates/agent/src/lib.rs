@@ -1,0 +1,79 @@
+//! Agents that answer chat messages, and the sessions they answer in.
+//!
+//! - [`Agent`]: the trait every answering backend implements; a reply is a stream of text
+//!   *deltas* (the gateway turns them into `message.create` + `message.update` frames with
+//!   the full text so far).
+//! - [`EchoAgent`]: the built-in default when `agents.defaults.model` is unset; replies
+//!   with exactly the user's text, needs no network.
+//! - [`Engine`]: what the gateway calls: it checks session ownership, feeds history to the
+//!   agent and records each turn.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_core::Stream;
+
+mod echo;
+mod engine;
+
+pub use echo::EchoAgent;
+pub use engine::{Engine, SessionError};
+
+/// Who said a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The person chatting.
+    User,
+    /// The agent.
+    Assistant,
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Turn {
+    /// Speaker.
+    pub role: Role,
+    /// Text.
+    pub content: String,
+}
+
+/// What an agent is asked to answer.
+#[derive(Debug, Clone)]
+pub struct TurnRequest {
+    /// The session.
+    pub session_id: String,
+    /// Earlier turns, oldest first (bounded by the session store).
+    pub history: Vec<Turn>,
+    /// The new user text.
+    pub text: String,
+    /// Inline media (`data:` URLs).
+    pub media: Vec<String>,
+}
+
+/// A failure while answering. `code` is a stable Pico error code; `message` is safe to
+/// show a user (it never contains a key or token).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct AgentError {
+    /// Stable code, e.g. `provider_unreachable`, `provider_auth`, `provider_rate_limited`,
+    /// `provider_timeout`, `provider_bad_stream`, `provider_error`.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// The answer: text deltas in order. The stream ends when the answer is complete.
+pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<String, AgentError>> + Send>>;
+
+/// Something that answers chat messages.
+pub trait Agent: Send + Sync + 'static {
+    /// A short name for logs and `model_name` in frames (`echo`, or the model's name).
+    fn name(&self) -> &str;
+
+    /// Answers one turn.
+    fn reply(&self, request: TurnRequest) -> ReplyStream;
+}
+
+/// A shared agent.
+pub type SharedAgent = Arc<dyn Agent>;

@@ -1,0 +1,197 @@
+//! Failed-attempt limiting with bounded memory.
+//!
+//! Only wrong credentials count (a missing credential or a success does not). Per client
+//! address: after `per_key_max` failures within `window`, the address is locked out for
+//! `lockout`. Globally: after `global_max` failures within `window`, any address that has
+//! itself failed in the window is refused until the window passes — so a spray from many
+//! addresses is slowed, while a client that has not failed still gets in. At most
+//! `capacity` addresses are tracked; when full, expired entries are dropped, then the
+//! oldest.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Limits.
+#[derive(Debug, Clone, Copy)]
+pub struct LimiterConfig {
+    /// Failures allowed per address within `window`.
+    pub per_key_max: u32,
+    /// Failures allowed across all addresses within `window`.
+    pub global_max: u32,
+    /// Counting window.
+    pub window: Duration,
+    /// Lockout of an address after its limit.
+    pub lockout: Duration,
+    /// Addresses tracked at most.
+    pub capacity: usize,
+}
+
+impl Default for LimiterConfig {
+    fn default() -> Self {
+        LimiterConfig {
+            per_key_max: 10,
+            global_max: 100,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(300),
+            capacity: 4096,
+        }
+    }
+}
+
+/// Seconds until the caller may try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryAfter(pub u64);
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    failures: u32,
+    window_start: Instant,
+    locked_until: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct State {
+    keys: HashMap<IpAddr, Bucket>,
+    global_failures: u32,
+    global_window_start: Instant,
+}
+
+/// The limiter. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct FailureLimiter {
+    config: LimiterConfig,
+    state: Mutex<State>,
+}
+
+fn secs_until(now: Instant, until: Instant) -> u64 {
+    until.saturating_duration_since(now).as_secs().max(1)
+}
+
+impl FailureLimiter {
+    /// A limiter with `config`.
+    pub fn new(config: LimiterConfig) -> Self {
+        FailureLimiter {
+            config,
+            state: Mutex::new(State {
+                keys: HashMap::new(),
+                global_failures: 0,
+                global_window_start: Instant::now(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the counters inconsistent in a way
+        // that matters; keep limiting rather than propagate the poison.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Before verifying: is `key` allowed to try now?
+    pub fn check(&self, key: IpAddr) -> Result<(), RetryAfter> {
+        let now = Instant::now();
+        let mut st = self.lock();
+        self.roll_global(&mut st, now);
+        let Some(bucket) = st.keys.get(&key).copied() else { return Ok(()) };
+        if let Some(until) = bucket.locked_until
+            && until > now
+        {
+            return Err(RetryAfter(secs_until(now, until)));
+        }
+        let in_window = now.duration_since(bucket.window_start) < self.config.window;
+        if in_window && bucket.failures > 0 && st.global_failures >= self.config.global_max {
+            return Err(RetryAfter(secs_until(now, st.global_window_start + self.config.window)));
+        }
+        Ok(())
+    }
+
+    /// After a wrong credential from `key`.
+    pub fn record_failure(&self, key: IpAddr) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        self.roll_global(&mut st, now);
+        st.global_failures = st.global_failures.saturating_add(1);
+        if !st.keys.contains_key(&key) && st.keys.len() >= self.config.capacity {
+            self.evict(&mut st, now);
+        }
+        let config = self.config;
+        let bucket =
+            st.keys.entry(key).or_insert(Bucket { failures: 0, window_start: now, locked_until: None });
+        if now.duration_since(bucket.window_start) >= config.window {
+            *bucket = Bucket { failures: 0, window_start: now, locked_until: None };
+        }
+        bucket.failures = bucket.failures.saturating_add(1);
+        if bucket.failures >= config.per_key_max {
+            bucket.locked_until = Some(now + config.lockout);
+        }
+    }
+
+    /// After a success from `key`: its own failure count is cleared.
+    pub fn record_success(&self, key: IpAddr) {
+        self.lock().keys.remove(&key);
+    }
+
+    /// Addresses currently tracked (bounded by `capacity`).
+    pub fn tracked(&self) -> usize {
+        self.lock().keys.len()
+    }
+
+    fn roll_global(&self, st: &mut State, now: Instant) {
+        if now.duration_since(st.global_window_start) >= self.config.window {
+            st.global_failures = 0;
+            st.global_window_start = now;
+        }
+    }
+
+    fn evict(&self, st: &mut State, now: Instant) {
+        let window = self.config.window;
+        st.keys.retain(|_, b| {
+            now.duration_since(b.window_start) < window || b.locked_until.is_some_and(|u| u > now)
+        });
+        if st.keys.len() >= self.config.capacity
+            && let Some(oldest) = st.keys.iter().min_by_key(|(_, b)| b.window_start).map(|(k, _)| *k)
+        {
+            st.keys.remove(&oldest);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(n: u32) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_0000 + n))
+    }
+
+    #[test]
+    fn per_address_lockout_leaves_others_alone() {
+        let l = FailureLimiter::new(LimiterConfig { per_key_max: 3, ..Default::default() });
+        for _ in 0..3 {
+            assert!(l.check(ip(1)).is_ok());
+            l.record_failure(ip(1));
+        }
+        assert!(l.check(ip(1)).is_err());
+        assert!(l.check(ip(2)).is_ok());
+    }
+
+    #[test]
+    fn global_limit_blocks_failing_addresses_not_clean_ones() {
+        let l = FailureLimiter::new(LimiterConfig { per_key_max: 100, global_max: 5, ..Default::default() });
+        for n in 0..5 {
+            l.record_failure(ip(n));
+        }
+        assert!(l.check(ip(0)).is_err(), "a failing address is refused once the global budget is spent");
+        assert!(l.check(ip(99)).is_ok(), "a clean address still gets in");
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let l = FailureLimiter::new(LimiterConfig { capacity: 100, ..Default::default() });
+        for n in 0..10_000 {
+            l.record_failure(ip(n));
+        }
+        assert!(l.tracked() <= 100);
+    }
+}

@@ -1,0 +1,300 @@
+//! Constant-time verification of presented tokens.
+
+use std::fmt;
+use std::sync::Arc;
+
+use picoclaw_credentials::{Credentials, Fingerprint, Secret};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
+/// What a credential may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// The Pico channel (`/pico/ws`, `/pico/media`, `/auth/ticket`, `/auth/whoami`).
+    Chat,
+    /// Everything, including `/reload` and the token API.
+    Admin,
+}
+
+impl Scope {
+    /// True when this scope includes `needed`.
+    pub fn allows(self, needed: Scope) -> bool {
+        self >= needed
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scope::Chat => "chat",
+            Scope::Admin => "admin",
+        })
+    }
+}
+
+/// The kind of credential a principal authenticated with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// `gateway.token` / `PICOCLAW_GATEWAY_TOKEN`.
+    Gateway,
+    /// The runtime token in `.picoclaw.pid`.
+    Runtime,
+    /// `channels.pico.token`.
+    Pico,
+    /// A named token created with `picoclaw token create`.
+    Named,
+    /// A single-use WebSocket ticket.
+    Ticket,
+}
+
+/// Who is calling: never the secret, only names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    /// Kind of credential.
+    pub kind: CredentialKind,
+    /// Stable id: `gateway`, `runtime`, `pico`, or a named token's public id.
+    pub id: String,
+    /// Human name (named tokens), else the kind.
+    pub name: String,
+    /// What it may do.
+    pub scope: Scope,
+    /// Where the credential is configured (`env:...`, `.security.yml:...`, ...).
+    pub source: String,
+    /// First 8 hex of SHA-256 of the credential.
+    pub fingerprint: String,
+}
+
+/// Why a request was not authenticated. Each variant maps to one status and code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No credential was presented.
+    #[error(
+        "missing credential: send Authorization: Bearer <token> or Sec-WebSocket-Protocol: token.<token>"
+    )]
+    Missing,
+    /// The credential was presented in a malformed way.
+    #[error("malformed credential: {0}")]
+    Malformed(&'static str),
+    /// `?token=` was used but `channels.pico.allow_token_query` is false.
+    #[error(
+        "?token= is disabled (channels.pico.allow_token_query is false); use Authorization: Bearer or Sec-WebSocket-Protocol: token.<token>"
+    )]
+    QueryDisabled,
+    /// No configured credential matches.
+    #[error("invalid credential")]
+    Invalid,
+    /// A named token that expired, was revoked or is past its rotation grace.
+    #[error("credential {id} is {state}")]
+    Expired {
+        /// Public id.
+        id: String,
+        /// `expired`, `revoked` or `rotated`.
+        state: &'static str,
+    },
+    /// Valid, but not allowed here.
+    #[error("credential {id} has scope {has}, this endpoint needs {needed}")]
+    Scope {
+        /// Public id.
+        id: String,
+        /// Its scope.
+        has: Scope,
+        /// Required scope.
+        needed: Scope,
+    },
+    /// Too many failures from this client (or globally).
+    #[error("too many failed attempts; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+}
+
+impl AuthError {
+    /// HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            AuthError::Missing | AuthError::Malformed(_) | AuthError::QueryDisabled | AuthError::Invalid => {
+                401
+            }
+            AuthError::Expired { .. } => 401,
+            AuthError::Scope { .. } => 403,
+            AuthError::RateLimited { .. } => 429,
+        }
+    }
+
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing_credential",
+            AuthError::Malformed(_) => "malformed_credential",
+            AuthError::QueryDisabled => "query_token_disabled",
+            AuthError::Invalid => "invalid_credential",
+            AuthError::Expired { .. } => "expired_credential",
+            AuthError::Scope { .. } => "insufficient_scope",
+            AuthError::RateLimited { .. } => "rate_limited",
+        }
+    }
+
+    /// True for failures that count towards the brute-force limiter (a wrong secret).
+    /// Missing credentials and stale-but-real credentials do not.
+    pub fn counts_as_failure(&self) -> bool {
+        matches!(self, AuthError::Invalid | AuthError::Malformed(_))
+    }
+}
+
+/// Lookup of named tokens and tickets (implemented by the token store).
+pub trait NamedTokens: Send + Sync {
+    /// `None` when `presented` is not in the named-token format (the verifier then tries
+    /// the fixed credentials); otherwise the verdict.
+    fn verify(&self, presented: &str) -> Option<Result<Principal, AuthError>>;
+}
+
+struct Entry {
+    digest: [u8; 32],
+    principal: Principal,
+}
+
+/// The set of credentials a gateway accepts, with their principals.
+#[derive(Clone)]
+pub struct Verifier {
+    fixed: Arc<Vec<Entry>>,
+    named: Option<Arc<dyn NamedTokens>>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier").field("fixed", &self.fixed.len()).finish_non_exhaustive()
+    }
+}
+
+fn entry(secret: &Secret, kind: CredentialKind, id: &str, scope: Scope, source: String) -> Entry {
+    let fingerprint: Fingerprint = secret.fingerprint();
+    Entry {
+        digest: secret.digest(),
+        principal: Principal {
+            kind,
+            id: id.to_owned(),
+            name: id.to_owned(),
+            scope,
+            source,
+            fingerprint: fingerprint.to_string(),
+        },
+    }
+}
+
+impl Verifier {
+    /// The gateway's accepted set: the gateway token (admin), the runtime token (admin)
+    /// and, when the Pico channel is enabled, the pico token (chat).
+    pub fn new(creds: &Credentials, runtime: &Secret, pico_enabled: bool) -> Verifier {
+        let mut fixed = Vec::new();
+        if let Some(g) = creds.gateway() {
+            fixed.push(entry(
+                &g.secret,
+                CredentialKind::Gateway,
+                "gateway",
+                Scope::Admin,
+                g.source.to_string(),
+            ));
+        }
+        fixed.push(entry(
+            runtime,
+            CredentialKind::Runtime,
+            "runtime",
+            Scope::Admin,
+            ".picoclaw.pid".to_owned(),
+        ));
+        if pico_enabled && let Some(p) = creds.pico() {
+            fixed.push(entry(&p.secret, CredentialKind::Pico, "pico", Scope::Chat, p.source.to_string()));
+        }
+        Verifier { fixed: Arc::new(fixed), named: None }
+    }
+
+    /// Adds the named-token store.
+    pub fn with_named(mut self, named: Arc<dyn NamedTokens>) -> Verifier {
+        self.named = Some(named);
+        self
+    }
+
+    /// The fixed principals (for the startup log and `auth explain`).
+    pub fn principals(&self) -> impl Iterator<Item = &Principal> {
+        self.fixed.iter().map(|e| &e.principal)
+    }
+
+    /// Verifies `presented` and checks it has `needed` scope.
+    pub fn verify(&self, presented: &str, needed: Scope) -> Result<Principal, AuthError> {
+        let principal = self.identify(presented)?;
+        if !principal.scope.allows(needed) {
+            return Err(AuthError::Scope { id: principal.id, has: principal.scope, needed });
+        }
+        Ok(principal)
+    }
+
+    /// Finds the principal for `presented` without a scope check.
+    pub fn identify(&self, presented: &str) -> Result<Principal, AuthError> {
+        if let Some(named) = &self.named
+            && let Some(verdict) = named.verify(presented)
+        {
+            return verdict;
+        }
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // Compare against every entry without stopping at the first match, so timing does
+        // not reveal which (or whether an earlier) credential matched.
+        let mut found: Option<&Entry> = None;
+        for e in self.fixed.iter() {
+            let hit: Choice = e.digest.ct_eq(&digest);
+            if bool::from(hit) && found.is_none() {
+                found = Some(e);
+            }
+        }
+        found.map(|e| e.principal.clone()).ok_or(AuthError::Invalid)
+    }
+
+    /// True when `presented` is exactly the given secret (used for pinned checks).
+    pub fn is(secret: &Secret, presented: &str) -> bool {
+        secret.matches(presented)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use picoclaw_config::{Flags, Layers, MapEnv, Paths, Settings};
+
+    fn creds(env: MapEnv) -> Credentials {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::at(dir.path());
+        let layers = Layers::load(&paths, &env, &Flags::new()).unwrap();
+        let settings = Settings::resolve(&layers).unwrap();
+        Credentials::resolve(&layers, &settings).unwrap()
+    }
+
+    #[test]
+    fn gateway_token_is_admin_pico_token_is_chat_only() {
+        let c = creds(
+            MapEnv::new()
+                .with("PICOCLAW_GATEWAY_TOKEN", "gw-token")
+                .with("PICOCLAW_CHANNELS_PICO_TOKEN", "pico-tok"),
+        );
+        let v = Verifier::new(&c, &Secret::new("rt"), true);
+        let g = v.verify("gw-token", Scope::Chat).unwrap();
+        assert_eq!((g.kind, g.source.as_str()), (CredentialKind::Gateway, "env:PICOCLAW_GATEWAY_TOKEN"));
+        assert_eq!(v.verify("gw-token", Scope::Admin).unwrap().kind, CredentialKind::Gateway);
+        assert_eq!(v.verify("pico-tok", Scope::Chat).unwrap().kind, CredentialKind::Pico);
+        assert!(matches!(v.verify("pico-tok", Scope::Admin), Err(AuthError::Scope { .. })));
+        assert_eq!(v.verify("rt", Scope::Admin).unwrap().kind, CredentialKind::Runtime);
+        assert_eq!(v.verify("nope", Scope::Chat), Err(AuthError::Invalid));
+        // Never composed: the upstream "pico-" + runtime + token form is just wrong.
+        assert_eq!(v.verify("pico-rtpico-tok", Scope::Chat), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn pico_token_is_not_accepted_when_channel_disabled() {
+        let c = creds(MapEnv::new().with("PICOCLAW_CHANNELS_PICO_TOKEN", "pico-tok"));
+        let v = Verifier::new(&c, &Secret::new("rt"), false);
+        assert_eq!(v.verify("pico-tok", Scope::Chat), Err(AuthError::Invalid));
+    }
+}

@@ -1,0 +1,3 @@
+//! picoclaw-bench: load generator and baseline server (see BENCHMARKS.md).
+
+fn main() {}

@@ -1,0 +1,298 @@
+//! The Pico protocol: one JSON object per WebSocket text frame.
+//!
+//! Envelope (`type`, `id`, `session_id`, `timestamp` in ms, `payload`) compatible with
+//! PicoClaw v1. Client → server: `message.send` (alias `media.send`), `ping`. Server →
+//! client: `typing.start`, `message.create`, `message.update` (full text so far),
+//! `typing.stop`, `pong`, `error`; with `?protocol=2` also `message.done`, and every reply
+//! carries `reply_to` and `seq` in its payload (extra payload fields a v1 client ignores).
+//!
+//! [`decode_client`] turns text into a [`ClientFrame`] or a [`DecodeError`] whose
+//! [`code`](DecodeError::code) is the protocol error code (`invalid_message`,
+//! `unknown_type`, `empty_content`, `invalid_media`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Frame type names.
+pub mod kind {
+    /// Client sends a chat message.
+    pub const MESSAGE_SEND: &str = "message.send";
+    /// Alias of `message.send` (upstream sends media through it).
+    pub const MEDIA_SEND: &str = "media.send";
+    /// Application-level ping.
+    pub const PING: &str = "ping";
+    /// Reply to `ping`, echoing its `id`.
+    pub const PONG: &str = "pong";
+    /// The agent started working on a message.
+    pub const TYPING_START: &str = "typing.start";
+    /// The agent finished.
+    pub const TYPING_STOP: &str = "typing.stop";
+    /// A new message bubble.
+    pub const MESSAGE_CREATE: &str = "message.create";
+    /// The full text so far of an existing bubble.
+    pub const MESSAGE_UPDATE: &str = "message.update";
+    /// End of turn (protocol 2 only).
+    pub const MESSAGE_DONE: &str = "message.done";
+    /// An error; the socket stays open.
+    pub const ERROR: &str = "error";
+}
+
+/// The envelope of every frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Frame {
+    /// Frame type, e.g. `message.send`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Client-chosen id (requests) — echoed by `pong` and carried as `reply_to`/`request_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The chat session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Unix time in milliseconds; always set by the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    /// Type-specific fields.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub payload: Map<String, Value>,
+}
+
+impl Frame {
+    /// A server frame of `kind` for `session_id`, stamped now.
+    pub fn server(kind: &str, session_id: &str) -> Frame {
+        Frame {
+            kind: kind.to_owned(),
+            id: None,
+            session_id: Some(session_id.to_owned()),
+            timestamp: Some(now_ms()),
+            payload: Map::new(),
+        }
+    }
+
+    /// Adds a payload field (builder style).
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Frame {
+        self.payload.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// `typing.start`.
+    pub fn typing_start(session_id: &str) -> Frame {
+        Frame::server(kind::TYPING_START, session_id)
+    }
+
+    /// `typing.stop`.
+    pub fn typing_stop(session_id: &str) -> Frame {
+        Frame::server(kind::TYPING_STOP, session_id)
+    }
+
+    /// `message.create` with the first text of a new bubble.
+    pub fn message_create(session_id: &str, message_id: &str, content: &str) -> Frame {
+        Frame::server(kind::MESSAGE_CREATE, session_id)
+            .with("message_id", message_id)
+            .with("content", content)
+    }
+
+    /// `message.update` with the full text so far.
+    pub fn message_update(session_id: &str, message_id: &str, content: &str) -> Frame {
+        Frame::server(kind::MESSAGE_UPDATE, session_id)
+            .with("message_id", message_id)
+            .with("content", content)
+    }
+
+    /// `message.done` (protocol 2): the turn is complete.
+    pub fn message_done(session_id: &str, message_id: &str) -> Frame {
+        Frame::server(kind::MESSAGE_DONE, session_id).with("message_id", message_id)
+    }
+
+    /// `pong` echoing the ping's `id`.
+    pub fn pong(session_id: &str, id: Option<String>) -> Frame {
+        Frame { id, ..Frame::server(kind::PONG, session_id) }
+    }
+
+    /// `error` with a code, a message and the request id when known.
+    pub fn error(session_id: Option<&str>, code: &str, message: &str, request_id: Option<&str>) -> Frame {
+        let mut frame = Frame {
+            kind: kind::ERROR.to_owned(),
+            id: None,
+            session_id: session_id.map(str::to_owned),
+            timestamp: Some(now_ms()),
+            payload: Map::new(),
+        }
+        .with("code", code)
+        .with("message", message);
+        if let Some(id) = request_id {
+            frame = frame.with("request_id", id);
+        }
+        frame
+    }
+
+    /// JSON text of the frame.
+    pub fn encode(&self) -> String {
+        // Serializing a struct of strings, numbers and a JSON map cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"type\":\"error\"}"))
+    }
+
+    /// Parses any frame (used by clients reading server frames).
+    pub fn parse(text: &str) -> Result<Frame, DecodeError> {
+        let value: Value = serde_json::from_str(text).map_err(|_| DecodeError::InvalidMessage)?;
+        if !value.is_object() {
+            return Err(DecodeError::InvalidMessage);
+        }
+        serde_json::from_value(value).map_err(|_| DecodeError::InvalidMessage)
+    }
+
+    /// A string payload field.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.payload.get(key).and_then(Value::as_str)
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A frame a client may send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    /// `message.send` / `media.send`.
+    Send {
+        /// The client's id for this request.
+        id: Option<String>,
+        /// Envelope session id (overrides the connection's, as upstream).
+        session_id: Option<String>,
+        /// The text.
+        content: String,
+        /// Inline media (`data:` URLs), passed to agents that understand them.
+        media: Vec<String>,
+    },
+    /// `ping`.
+    Ping {
+        /// Echoed by the `pong`.
+        id: Option<String>,
+    },
+}
+
+/// Why a client frame was rejected. The socket stays open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not a JSON object with a string `type`.
+    #[error("frame is not a JSON object with a string \"type\"")]
+    InvalidMessage,
+    /// A `type` the server does not accept from clients.
+    #[error("unknown frame type {0:?}; expected message.send or ping")]
+    UnknownType(String),
+    /// `message.send` without text or media.
+    #[error("message content is empty")]
+    EmptyContent {
+        /// The request id, if the frame had one.
+        request_id: Option<String>,
+    },
+    /// `media` is neither a `data:` URL string nor a list of them.
+    #[error("media must be a data: URL or a list of data: URLs")]
+    InvalidMedia {
+        /// The request id, if the frame had one.
+        request_id: Option<String>,
+    },
+}
+
+impl DecodeError {
+    /// The protocol error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DecodeError::InvalidMessage => "invalid_message",
+            DecodeError::UnknownType(_) => "unknown_type",
+            DecodeError::EmptyContent { .. } => "empty_content",
+            DecodeError::InvalidMedia { .. } => "invalid_media",
+        }
+    }
+
+    /// The request id to echo, when known.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            DecodeError::EmptyContent { request_id } | DecodeError::InvalidMedia { request_id } => {
+                request_id.as_deref()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Longest unknown `type` echoed back in an error message.
+const MAX_ECHOED_TYPE: usize = 64;
+
+/// Decodes a client frame.
+pub fn decode_client(text: &str) -> Result<ClientFrame, DecodeError> {
+    let frame = Frame::parse(text)?;
+    match frame.kind.as_str() {
+        kind::MESSAGE_SEND | kind::MEDIA_SEND => {
+            let request_id = frame.id.clone();
+            let content = frame.payload.get("content").and_then(Value::as_str).unwrap_or("").to_owned();
+            let media = match frame.payload.get("media") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::String(s)) if s.starts_with("data:") => vec![s.clone()],
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|v| v.as_str().filter(|s| s.starts_with("data:")).map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or(DecodeError::InvalidMedia { request_id: request_id.clone() })?,
+                Some(_) => return Err(DecodeError::InvalidMedia { request_id }),
+            };
+            if content.trim().is_empty() && media.is_empty() {
+                return Err(DecodeError::EmptyContent { request_id });
+            }
+            Ok(ClientFrame::Send { id: frame.id, session_id: frame.session_id, content, media })
+        }
+        kind::PING => Ok(ClientFrame::Ping { id: frame.id }),
+        other => Err(DecodeError::UnknownType(other.chars().take(MAX_ECHOED_TYPE).collect())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_v1_send_and_ping() {
+        let f = decode_client(r#"{"type":"message.send","id":"r1","payload":{"content":"hi"}}"#).unwrap();
+        assert_eq!(
+            f,
+            ClientFrame::Send {
+                id: Some("r1".into()),
+                session_id: None,
+                content: "hi".into(),
+                media: vec![]
+            }
+        );
+        assert_eq!(
+            decode_client(r#"{"type":"ping","id":"p"}"#).unwrap(),
+            ClientFrame::Ping { id: Some("p".into()) }
+        );
+    }
+
+    #[test]
+    fn error_codes_match_upstream() {
+        assert_eq!(decode_client("not json").unwrap_err().code(), "invalid_message");
+        assert_eq!(decode_client("[1]").unwrap_err().code(), "invalid_message");
+        assert_eq!(decode_client(r#"{"type":"typing.start"}"#).unwrap_err().code(), "unknown_type");
+        let e = decode_client(r#"{"type":"message.send","id":"r9","payload":{"content":"  "}}"#).unwrap_err();
+        assert_eq!((e.code(), e.request_id()), ("empty_content", Some("r9")));
+        let e = decode_client(r#"{"type":"message.send","id":"m","payload":{"media":5}}"#).unwrap_err();
+        assert_eq!(e.code(), "invalid_media");
+    }
+
+    #[test]
+    fn server_frames_round_trip() {
+        let f = Frame::message_create("s1", "m1", "Hel");
+        let back = Frame::parse(&f.encode()).unwrap();
+        assert_eq!(back, f);
+        assert_eq!(back.text("content"), Some("Hel"));
+        let pong = Frame::pong("s1", Some("p1".into()));
+        assert!(pong.encode().contains("\"id\":\"p1\""));
+        let err = Frame::error(Some("s1"), "empty_content", "message content is empty", Some("r1"));
+        assert!(err.encode().contains("\"request_id\":\"r1\""));
+    }
+}
