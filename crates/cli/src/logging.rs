@@ -1,21 +1,40 @@
-//! Logging setup: human or JSON lines, to stderr or a file. Nothing here ever formats a
-//! secret: request headers are not logged, and credentials are logged by fingerprint.
+//! Logging setup: human or JSON lines to stderr and, for the gateway, also to
+//! `logs/gateway.log` (mode 0600). Nothing here ever formats a secret: request headers are
+//! not logged, and credentials are logged by fingerprint and source.
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 use crate::cli::LogFormat;
 
-/// Installs the global subscriber writing to stderr.
-pub fn init(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_new(format!("{level},hyper=warn,tungstenite=warn,tokio_tungstenite=warn"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+fn filter(level: &str) -> EnvFilter {
+    EnvFilter::try_new(format!(
+        "{level},hyper=warn,hyper_util=warn,tungstenite=warn,tokio_tungstenite=warn,notify=warn"
+    ))
+    .unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// Installs the global subscriber writing to stderr and, when given, appending to `file`.
+pub fn init(format: LogFormat, level: &str, file: Option<&Path>) {
+    let file = file.and_then(|path| match open_log_file(path) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("warning: cannot open {} for logging: {e}", path.display());
+            None
+        }
+    });
+    let ansi = file.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let base = tracing_subscriber::fmt().with_env_filter(filter(level)).with_target(false).with_ansi(ansi);
+    let _ = match (format, file) {
+        (LogFormat::Human, Some(f)) => base.with_writer(std::io::stderr.and(Mutex::new(f))).try_init(),
+        (LogFormat::Human, None) => base.with_writer(std::io::stderr).try_init(),
+        (LogFormat::Json, Some(f)) => {
+            base.json().flatten_event(true).with_writer(std::io::stderr.and(Mutex::new(f))).try_init()
+        }
+        (LogFormat::Json, None) => base.json().flatten_event(true).with_writer(std::io::stderr).try_init(),
     };
 }
 

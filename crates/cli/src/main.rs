@@ -7,7 +7,6 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod context;
-#[allow(dead_code)] // wired up by the gateway command
 mod logging;
 mod output;
 

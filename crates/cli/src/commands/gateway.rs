@@ -1,21 +1,250 @@
-//! `picoclaw gateway`: foreground server and background management.
+//! `picoclaw gateway`: the foreground server, and `start|stop|restart|status|reload` for a
+//! background one. Local management always talks to the gateway recorded in
+//! `.picoclaw.pid`, with that gateway's runtime token.
 
-use std::process::ExitCode;
+use std::io::Write;
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
-use picoclaw_config::Paths;
+use anyhow::{Context as _, Result, bail};
+use picoclaw_config::{Flags, Paths, ProcessEnv};
 use picoclaw_credentials::runtime::RuntimeRecord;
+use picoclaw_gateway::{Gateway, Options};
+use picoclaw_lifecycle::Probe;
+use serde_json::Value;
 
-use crate::cli::{GatewayArgs, LogFormat};
+use crate::cli::{GatewayAction, GatewayArgs, LogFormat};
 use crate::context::Context;
+use crate::logging;
 
-pub fn run(_args: GatewayArgs, _format: LogFormat) -> Result<ExitCode> {
-    anyhow::bail!("the gateway is not built yet")
+/// Exit code for "not running" (LSB `status` convention).
+const NOT_RUNNING: u8 = 3;
+/// Exit code for configuration errors (EX_CONFIG), also used by service units.
+const CONFIG_ERROR: u8 = 78;
+
+fn flags(args: &GatewayArgs) -> Flags {
+    Flags::new().with("gateway.host", "--host", args.host.clone()).with("gateway.port", "--port", args.port)
 }
 
-/// The record of the running local gateway, if any.
+pub fn run(args: GatewayArgs, format: LogFormat) -> Result<ExitCode> {
+    let flags = flags(&args);
+    match args.action {
+        None => foreground(flags, format),
+        Some(GatewayAction::Start) => start(&args),
+        Some(GatewayAction::Stop) => stop(),
+        Some(GatewayAction::Restart) => {
+            stop()?;
+            start(&args)
+        }
+        Some(GatewayAction::Status) => status(),
+        Some(GatewayAction::Reload) => reload(),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_stack_size(256 * 1024)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn foreground(flags: Flags, format: LogFormat) -> Result<ExitCode> {
+    let paths = Paths::from_env(&ProcessEnv)?;
+    let log_file = paths.gateway_log();
+    let ctx = match Context::load(&flags) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            logging::init(format, "info", Some(&log_file));
+            tracing::error!("configuration error: {e:#}");
+            return Ok(ExitCode::from(CONFIG_ERROR));
+        }
+    };
+    logging::init(format, &ctx.settings.gateway.log_level, Some(&log_file));
+    std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
+    drop(ctx);
+    let result = runtime()?.block_on(Gateway::run(Options { paths, flags }));
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            tracing::error!("{e}");
+            Ok(ExitCode::from(e.exit_code()))
+        }
+    }
+}
+
+fn start(args: &GatewayArgs) -> Result<ExitCode> {
+    let paths = Paths::from_env(&ProcessEnv)?;
+    if let Probe::Running(record) = picoclaw_lifecycle::probe(&paths)? {
+        println!("gateway already running (pid {}) at {}", record.pid, record.base_url());
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Validate before spawning, so a bad config is reported here and not only in the log.
+    let ctx = Context::load(&flags(args))?;
+    ctx.print_warnings();
+    let exe = std::env::current_exe().context("cannot find the picoclaw executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("gateway");
+    if let Some(host) = &args.host {
+        cmd.args(["--host", host]);
+    }
+    if let Some(port) = args.port {
+        cmd.args(["--port", &port.to_string()]);
+    }
+    // The child inherits this shell's environment (as a foreground start would); its log
+    // goes to logs/gateway.log, which the gateway writes itself.
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().context("cannot start the gateway process")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            eprintln!(
+                "gateway exited during start ({status}); last lines of {}:",
+                paths.gateway_log().display()
+            );
+            eprint!("{}", tail(&paths.gateway_log(), 10));
+            return Ok(ExitCode::from(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1)));
+        }
+        if let Probe::Running(record) = picoclaw_lifecycle::probe(&paths)?
+            && record.pid == child.id()
+        {
+            println!("gateway started (pid {}) at {}", record.pid, record.base_url());
+            println!("log: {}", paths.gateway_log().display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    bail!("the gateway did not come up within 15 s; see {}", paths.gateway_log().display())
+}
+
+fn tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let mut out = all[all.len().saturating_sub(lines)..].join("\n");
+    out.push('\n');
+    out
+}
+
+fn stop() -> Result<ExitCode> {
+    let paths = Paths::from_env(&ProcessEnv)?;
+    match picoclaw_lifecycle::probe(&paths)? {
+        Probe::Running(_) | Probe::Starting => {}
+        _ => {
+            println!("gateway is not running");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let grace = Context::load(&Flags::new())
+        .map(|c| c.settings.gateway.shutdown_timeout)
+        .unwrap_or(Duration::from_secs(10))
+        + Duration::from_secs(5);
+    let pid = picoclaw_lifecycle::stop(&paths, grace)?;
+    println!("gateway stopped (pid {pid})");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn get_json(url: &str, token: Option<&RuntimeRecord>) -> Result<(u16, Value)> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let mut req = client.get(url);
+    if let Some(record) = token {
+        req = req.bearer_auth(record.token.expose());
+    }
+    let resp = req.send().await.with_context(|| format!("cannot reach {url}"))?;
+    let code = resp.status().as_u16();
+    Ok((code, resp.json().await.unwrap_or(Value::Null)))
+}
+
+fn status() -> Result<ExitCode> {
+    let paths = Paths::from_env(&ProcessEnv)?;
+    let record = match picoclaw_lifecycle::probe(&paths)? {
+        Probe::Running(record) => record,
+        Probe::Starting => {
+            println!("gateway: starting");
+            return Ok(ExitCode::from(1));
+        }
+        Probe::Stale => {
+            println!(
+                "gateway: not running (stale {} left by a crash; the next start replaces it)",
+                paths.pid_file().display()
+            );
+            return Ok(ExitCode::from(NOT_RUNNING));
+        }
+        Probe::NotRunning => {
+            println!("gateway: not running");
+            return Ok(ExitCode::from(NOT_RUNNING));
+        }
+    };
+    let base = record.base_url();
+    let (ready, status) = runtime()?.block_on(async {
+        let ready = get_json(&format!("{base}/ready"), None).await.map(|(c, _)| c == 200).unwrap_or(false);
+        let status = get_json(&format!("{base}/status"), Some(&record)).await.ok();
+        (ready, status)
+    });
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "gateway:  running")?;
+    writeln!(out, "pid:      {}", record.pid)?;
+    writeln!(out, "address:  {base}")?;
+    writeln!(out, "version:  {}", record.version)?;
+    writeln!(out, "uptime:   {}", human_duration(now.saturating_sub(record.started_at)))?;
+    writeln!(out, "ready:    {}", if ready { "yes (/ready answered 200)" } else { "no" })?;
+    if let Some((200, s)) = &status {
+        writeln!(out, "agent:    {}", s["agent"].as_str().unwrap_or("-"))?;
+        let pico = &s["pico"];
+        if pico["enabled"].as_bool() == Some(true) {
+            writeln!(
+                out,
+                "pico:     {} connection(s), {} session(s), max {}",
+                pico["connections"], pico["sessions"], pico["max_connections"]
+            )?;
+        } else {
+            writeln!(out, "pico:     disabled")?;
+        }
+        match &s["pico_client"] {
+            Value::Null => writeln!(out, "pico_client: disabled")?,
+            other => writeln!(out, "pico_client: {}", other)?,
+        }
+    }
+    Ok(if ready { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{}s", s / 60, s % 60),
+        s => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn reload() -> Result<ExitCode> {
+    let paths = Paths::from_env(&ProcessEnv)?;
+    let record = picoclaw_lifecycle::running(&paths)?;
+    let url = format!("{}/reload", record.base_url());
+    let (code, body) = runtime()?.block_on(async {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let resp = client.post(&url).bearer_auth(record.token.expose()).send().await?;
+        let code = resp.status().as_u16();
+        anyhow::Ok((code, resp.json::<Value>().await.unwrap_or(Value::Null)))
+    })?;
+    if code == 200 {
+        println!("gateway reloaded (pid {}); sockets closed: {}", record.pid, body["closed_sockets"]);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("reload failed ({code}): {}", body["error"]["message"].as_str().unwrap_or("unknown error"));
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// The record of the running local gateway, if any (lock-checked, not PID-guessed).
 pub fn live_record(paths: &Paths) -> Option<RuntimeRecord> {
-    RuntimeRecord::read(&paths.pid_file()).ok().flatten()
+    match picoclaw_lifecycle::probe(paths) {
+        Ok(Probe::Running(record)) => Some(record),
+        _ => None,
+    }
 }
 
 /// (admin, chat) counts of valid named tokens.

@@ -187,3 +187,122 @@ impl Drop for Gateway {
         let _ = self.child.wait();
     }
 }
+
+/// A real WebSocket client for tests (tokio-tungstenite).
+pub mod ws {
+    use std::time::Duration;
+
+    use futures_util::{SinkExt, StreamExt};
+    use serde_json::Value;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::{Error, Message};
+
+    /// A connected socket.
+    pub type Socket =
+        tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+    /// Connects to `url` with extra request headers. On an HTTP rejection returns the
+    /// status and body instead of a socket.
+    pub async fn connect(
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(Socket, tokio_tungstenite::tungstenite::handshake::client::Response), (StatusCode, String)>
+    {
+        let mut request = url.into_client_request().expect("request");
+        for (k, v) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok(ok) => Ok(ok),
+            Err(Error::Http(resp)) => {
+                let status = resp.status();
+                let body =
+                    resp.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                Err((status, body))
+            }
+            Err(e) => panic!("websocket connect to {url} failed: {e}"),
+        }
+    }
+
+    /// Connects expecting an HTTP rejection; returns its status code and body.
+    pub async fn rejected(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        match connect(url, headers).await {
+            Ok(_) => panic!("expected {url} to be rejected, but the upgrade succeeded"),
+            Err((status, body)) => (status.as_u16(), body),
+        }
+    }
+
+    /// Connects with `Authorization: Bearer <token>`, panicking on rejection.
+    pub async fn bearer(url: &str, token: &str) -> Socket {
+        let auth = format!("Bearer {token}");
+        match connect(url, &[("authorization", &auth)]).await {
+            Ok((socket, _)) => socket,
+            Err((status, body)) => panic!("rejected with {status}: {body}"),
+        }
+    }
+
+    /// Sends a JSON frame.
+    pub async fn send(socket: &mut Socket, frame: Value) {
+        socket.send(Message::text(frame.to_string())).await.expect("send");
+    }
+
+    /// What the next read produced.
+    #[derive(Debug)]
+    pub enum Next {
+        /// A JSON text frame.
+        Frame(Value),
+        /// A close frame (code, reason).
+        Closed(Option<(u16, String)>),
+        /// Nothing within the time limit.
+        Timeout,
+        /// The connection ended without a close frame.
+        Ended,
+    }
+
+    /// Reads the next text frame or close (skipping pings/pongs).
+    pub async fn next(socket: &mut Socket, within: Duration) -> Next {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, socket.next()).await {
+                Err(_) => return Next::Timeout,
+                Ok(None) => return Next::Ended,
+                Ok(Some(Err(_))) => return Next::Ended,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    return Next::Frame(serde_json::from_str(t.as_str()).expect("server sent JSON"));
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Next::Closed(
+                        frame.map(|CloseFrame { code, reason }| (u16::from(code), reason.to_string())),
+                    );
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// Reads the next JSON frame, panicking on anything else.
+    pub async fn frame(socket: &mut Socket) -> Value {
+        match next(socket, Duration::from_secs(10)).await {
+            Next::Frame(v) => v,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// Reads frames until one of `kind` arrives; returns all frames read, that one last.
+    pub async fn until(socket: &mut Socket, kind: &str) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let f = frame(socket).await;
+            let done = f["type"] == kind;
+            seen.push(f);
+            if done {
+                return seen;
+            }
+        }
+    }
+}

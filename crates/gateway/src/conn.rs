@@ -1,0 +1,381 @@
+//! The Pico channel endpoint: the upgrade checks (credential → origin → capacity) and the
+//! life of one socket (reader loop, writer task with per-write deadline, pings, bounded
+//! send queue, close codes).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use picoclaw_auth::{Principal, Scope};
+use picoclaw_credentials::Secret;
+use picoclaw_pico::{ClientFrame, Frame, decode_client};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::error::ApiError;
+use crate::hub::{CloseReason, ConnHandle, close};
+use crate::state::Shared;
+use crate::turn::{Turn, run_turn};
+
+/// Turns one socket may have queued or running at once.
+const TURNS_PER_SOCKET: usize = 4;
+
+/// Query parameters of `/pico/ws`.
+#[derive(Debug, Default)]
+struct WsQuery {
+    session_id: Option<String>,
+    protocol: Option<String>,
+    last_seq: Option<u64>,
+}
+
+fn parse_query(query: Option<&str>) -> WsQuery {
+    let mut q = WsQuery::default();
+    for pair in query.unwrap_or("").split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "session_id" if !v.is_empty() => q.session_id = Some(v.to_owned()),
+            "protocol" => q.protocol = Some(v.to_owned()),
+            "last_seq" => q.last_seq = v.parse().ok(),
+            _ => {}
+        }
+    }
+    q
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    // The OS CSPRNG failing is fatal elsewhere; here a zero id would still be unique per
+    // process only by luck, so fall back to a counter-based id instead of panicking.
+    if getrandom::fill(&mut bytes).is_err() {
+        return format!("s{}", std::process::id());
+    }
+    hex::encode(bytes)
+}
+
+/// Releases a connection slot when dropped.
+struct Slot(Arc<Shared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// `GET /pico/ws`.
+pub(crate) async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let live = shared.live();
+    let pico = live.settings.pico.clone();
+    if !pico.enabled {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "channel_disabled",
+            "the Pico channel is disabled (set channels.pico.enabled to true)",
+        )
+        .into_response();
+    }
+    if shared.shutting_down.load(Ordering::Acquire) {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the gateway is shutting down",
+        )
+        .into_response();
+    }
+    let (principal, presented) =
+        match shared.authenticate(&headers, uri.query(), peer.ip(), Scope::Chat, pico.allow_token_query) {
+            Ok(ok) => ok,
+            Err(e) => return e.into_response(),
+        };
+    if let Err(e) = check_origin(&headers, &pico.allow_origins) {
+        return e.into_response();
+    }
+    let query = parse_query(uri.query());
+    let session_id = query.session_id.unwrap_or_else(random_id);
+    if let Err(e) = live.engine.claim(&session_id, &principal.id) {
+        let (status, code) = match e {
+            picoclaw_agent::SessionError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            _ => (StatusCode::BAD_REQUEST, "invalid_session_id"),
+        };
+        return ApiError::new(status, code, e.to_string()).into_response();
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "websocket_required",
+                "this endpoint needs a WebSocket upgrade (GET with Connection: Upgrade, Upgrade: websocket)",
+            )
+            .into_response();
+        }
+    };
+    // Reserve a connection slot before upgrading, so the 101 is only sent when it fits.
+    let before = shared.connections.fetch_add(1, Ordering::AcqRel);
+    let slot = Slot(shared.clone());
+    if before >= pico.max_connections {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            format!("the Pico channel is at its limit of {} connections", pico.max_connections),
+        )
+        .into_response();
+    }
+    let v2 = query.protocol.as_deref() == Some("2");
+    let ws = ws
+        .max_frame_size(pico.max_frame_bytes)
+        .max_message_size(pico.max_frame_bytes)
+        .write_buffer_size(0)
+        .max_write_buffer_size(pico.max_frame_bytes.saturating_mul(2).max(64 * 1024));
+    let ws = match &presented.echo_protocol {
+        Some(offer) => ws.protocols([offer.clone()]),
+        None => ws,
+    };
+    let params = Params {
+        session_id,
+        principal,
+        credential: Secret::new(presented.token),
+        v2,
+        last_seq: query.last_seq,
+        send_queue: pico.send_queue,
+        ping_interval: pico.ping_interval,
+        read_timeout: pico.read_timeout,
+        write_timeout: pico.write_timeout,
+    };
+    ws.on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
+        .on_upgrade(move |socket| serve_socket(shared, socket, params, slot))
+}
+
+fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+    if allowed.is_empty() || allowed.iter().any(|o| o == "*") {
+        return Ok(());
+    }
+    // Non-browser clients send no Origin; cross-site hijacking needs a browser, which always does.
+    let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
+    let origin = origin.to_str().unwrap_or("");
+    if allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin)) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this Origin is not in channels.pico.allow_origins",
+        ))
+    }
+}
+
+struct Params {
+    session_id: String,
+    principal: Principal,
+    credential: Secret,
+    v2: bool,
+    last_seq: Option<u64>,
+    send_queue: usize,
+    ping_interval: Duration,
+    read_timeout: Duration,
+    write_timeout: Duration,
+}
+
+async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: Slot) {
+    let _slot = slot;
+    let (tx, rx) = mpsc::channel::<Utf8Bytes>(p.send_queue);
+    let (closer, closer_rx) = mpsc::channel::<CloseReason>(1);
+    let id = shared.hub.next_id();
+    let handle = ConnHandle {
+        id,
+        tx: tx.clone(),
+        closer: closer.clone(),
+        v2: p.v2,
+        principal: p.principal.clone(),
+        credential: p.credential,
+    };
+    let joined = shared.hub.join(&p.session_id, handle.clone(), p.last_seq);
+    tracing::debug!(conn = id, session = %p.session_id, credential = %p.principal.id, v2 = p.v2, "pico socket open");
+    let (sink, mut stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, rx, closer_rx, p.ping_interval, p.write_timeout));
+
+    if joined.replay_gap {
+        let gap = Frame::error(
+            Some(&p.session_id),
+            "replay_gap",
+            "some frames after last_seq are no longer buffered",
+            None,
+        );
+        let _ = tx.try_send(Utf8Bytes::from(gap.encode()));
+    }
+    for frame in joined.replay {
+        if tx.try_send(frame).is_err() {
+            handle.close(close::POLICY, "send queue full during replay");
+            break;
+        }
+    }
+
+    let turns = Arc::new(Semaphore::new(TURNS_PER_SOCKET));
+    loop {
+        let next = tokio::time::timeout(p.read_timeout, stream.next()).await;
+        let message = match next {
+            Err(_) => {
+                handle.close(close::GOING_AWAY, "read timeout: no frame or pong within read_timeout");
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                let (code, reason) = classify(&e);
+                handle.close(code, reason);
+                break;
+            }
+            Ok(Some(Ok(message))) => message,
+        };
+        match message {
+            Message::Text(text) => {
+                let reply =
+                    on_text(&shared, &p.session_id, &handle, &joined.turn_lock, &turns, text.as_str());
+                if let Some(frame) = reply
+                    && tx.try_send(Utf8Bytes::from(frame.encode())).is_err()
+                {
+                    handle.close(close::POLICY, "send queue full: the client is not reading");
+                    break;
+                }
+            }
+            Message::Binary(_) => {
+                let frame = Frame::error(
+                    Some(&p.session_id),
+                    "invalid_message",
+                    "binary frames are not supported; send JSON text frames",
+                    None,
+                );
+                let _ = tx.try_send(Utf8Bytes::from(frame.encode()));
+            }
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+    }
+    shared.hub.leave(&p.session_id, id);
+    drop(tx);
+    drop(handle);
+    drop(closer);
+    // Give the writer a moment to flush the close frame.
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    tracing::debug!(conn = id, "pico socket closed");
+}
+
+/// Maps a read error to a close code.
+fn classify(e: &axum::Error) -> (u16, &'static str) {
+    let text = e.to_string().to_ascii_lowercase();
+    if text.contains("too long")
+        || text.contains("too big")
+        || text.contains("capacity")
+        || text.contains("size")
+    {
+        (close::TOO_BIG, "frame larger than channels.pico.max_frame_bytes")
+    } else if text.contains("utf") {
+        (1007, "text frame is not valid UTF-8")
+    } else {
+        (1002, "protocol error")
+    }
+}
+
+fn on_text(
+    shared: &Arc<Shared>,
+    session_id: &str,
+    handle: &ConnHandle,
+    turn_lock: &Arc<tokio::sync::Mutex<()>>,
+    turns: &Arc<Semaphore>,
+    text: &str,
+) -> Option<Frame> {
+    match decode_client(text) {
+        Err(e) => Some(Frame::error(Some(session_id), e.code(), &e.to_string(), e.request_id())),
+        Ok(ClientFrame::Ping { id }) => Some(Frame::pong(session_id, id)),
+        Ok(ClientFrame::Send { id, session_id: envelope, content, media }) => {
+            if envelope.as_deref().is_some_and(|s| s != session_id) {
+                return Some(Frame::error(
+                    Some(session_id),
+                    "session_mismatch",
+                    "frame session_id differs from this socket's session; open a socket with ?session_id= instead",
+                    id.as_deref(),
+                ));
+            }
+            if shared.shutting_down.load(Ordering::Acquire) {
+                return Some(Frame::error(
+                    Some(session_id),
+                    "shutting_down",
+                    "the gateway is shutting down",
+                    id.as_deref(),
+                ));
+            }
+            let Ok(permit) = turns.clone().try_acquire_owned() else {
+                return Some(Frame::error(
+                    Some(session_id),
+                    "busy",
+                    "too many messages in flight on this socket; wait for the previous answers",
+                    id.as_deref(),
+                ));
+            };
+            let turn = Turn {
+                session_id: session_id.to_owned(),
+                request_id: id,
+                text: content,
+                media,
+                principal: handle.principal.id.clone(),
+            };
+            tokio::spawn(run_turn(shared.clone(), turn, turn_lock.clone(), permit));
+            None
+        }
+    }
+}
+
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Utf8Bytes>,
+    mut closer: mpsc::Receiver<CloseReason>,
+    ping_interval: Duration,
+    write_timeout: Duration,
+) {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+    loop {
+        let message = tokio::select! {
+            biased;
+            reason = closer.recv() => {
+                let frame = reason.map(|r| CloseFrame { code: r.code, reason: Utf8Bytes::from(truncate(&r.reason)) });
+                let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(frame))).await;
+                break;
+            }
+            text = rx.recv() => match text {
+                Some(text) => Message::Text(text),
+                None => {
+                    let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(None))).await;
+                    break;
+                }
+            },
+            _ = ping.tick() => Message::Ping(Default::default()),
+        };
+        match tokio::time::timeout(write_timeout, sink.send(message)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
+                tracing::debug!("write timed out; closing socket");
+                break;
+            }
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// Close reasons are limited to 123 bytes by the protocol.
+fn truncate(reason: &str) -> String {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}

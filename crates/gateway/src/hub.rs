@@ -1,0 +1,206 @@
+//! Sessions and their sockets: fan-out of server frames to every socket of a session,
+//! per-session sequence numbers, and a bounded replay buffer for protocol-2 clients that
+//! reconnect with `last_seq`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use picoclaw_auth::Principal;
+use picoclaw_credentials::Secret;
+use picoclaw_pico::Frame;
+use tokio::sync::mpsc;
+
+/// Replay buffer bounds per session.
+const REPLAY_FRAMES: usize = 256;
+const REPLAY_BYTES: usize = 512 * 1024;
+/// Sessions kept when idle (no socket) before the oldest idle ones are dropped.
+const MAX_IDLE_SESSIONS: usize = 4096;
+
+/// Why a socket is being closed: a WebSocket close code and a reason.
+#[derive(Debug, Clone)]
+pub(crate) struct CloseReason {
+    pub code: u16,
+    pub reason: String,
+}
+
+/// Close codes used by the gateway (documented in docs/gateway.md).
+pub(crate) mod close {
+    /// Server shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Client stopped reading: its send queue filled.
+    pub const POLICY: u16 = 1008;
+    /// Frame larger than `max_frame_bytes`.
+    pub const TOO_BIG: u16 = 1009;
+    /// The credential this socket authenticated with is no longer valid.
+    pub const CREDENTIAL_REVOKED: u16 = 4001;
+}
+
+/// One socket as the hub sees it.
+#[derive(Clone)]
+pub(crate) struct ConnHandle {
+    pub id: u64,
+    pub tx: mpsc::Sender<Utf8Bytes>,
+    pub closer: mpsc::Sender<CloseReason>,
+    pub v2: bool,
+    pub principal: Principal,
+    /// The credential as presented, kept only in memory to re-verify it on reload.
+    pub credential: Secret,
+}
+
+impl ConnHandle {
+    /// Asks the socket to close (never blocks; a second request is ignored).
+    pub fn close(&self, code: u16, reason: impl Into<String>) {
+        let _ = self.closer.try_send(CloseReason { code, reason: reason.into() });
+    }
+}
+
+struct Session {
+    conns: Vec<ConnHandle>,
+    seq: u64,
+    buffer: VecDeque<(u64, Utf8Bytes)>,
+    buffer_bytes: usize,
+    idle_since: Option<Instant>,
+    turn_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Session {
+    fn new() -> Session {
+        Session {
+            conns: Vec::new(),
+            seq: 0,
+            buffer: VecDeque::new(),
+            buffer_bytes: 0,
+            idle_since: None,
+            turn_lock: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+}
+
+/// All sessions.
+#[derive(Default)]
+pub(crate) struct Hub {
+    sessions: Mutex<HashMap<String, Session>>,
+    next_id: AtomicU64,
+}
+
+/// What joining a session yields.
+pub(crate) struct Joined {
+    /// Serializes turns within the session, so history stays in order.
+    pub turn_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Frames a protocol-2 client missed (`seq > last_seq`), oldest first.
+    pub replay: Vec<Utf8Bytes>,
+    /// True when frames after `last_seq` were already dropped from the buffer.
+    pub replay_gap: bool,
+}
+
+impl Hub {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A fresh connection id.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Adds a socket to a session.
+    pub fn join(&self, session_id: &str, conn: ConnHandle, last_seq: Option<u64>) -> Joined {
+        let mut sessions = self.lock();
+        let session = sessions.entry(session_id.to_owned()).or_insert_with(Session::new);
+        session.idle_since = None;
+        let (replay, replay_gap) = match last_seq {
+            Some(last) if conn.v2 => {
+                let oldest = session.buffer.front().map(|(seq, _)| *seq);
+                let gap = oldest.is_some_and(|o| o > last.saturating_add(1)) && last < session.seq;
+                let frames =
+                    session.buffer.iter().filter(|(seq, _)| *seq > last).map(|(_, f)| f.clone()).collect();
+                (frames, gap)
+            }
+            _ => (Vec::new(), false),
+        };
+        session.conns.push(conn);
+        Joined { turn_lock: session.turn_lock.clone(), replay, replay_gap }
+    }
+
+    /// Removes a socket.
+    pub fn leave(&self, session_id: &str, conn_id: u64) {
+        let mut sessions = self.lock();
+        if let Some(session) = sessions.get_mut(session_id) {
+            session.conns.retain(|c| c.id != conn_id);
+            if session.conns.is_empty() {
+                session.idle_since = Some(Instant::now());
+            }
+        }
+        if sessions.len() > MAX_IDLE_SESSIONS {
+            evict_idle(&mut sessions);
+        }
+    }
+
+    /// Sends a frame to every socket of the session (protocol-2 only frames skip v1
+    /// sockets). Every frame gets the session's next `seq` and is kept for replay. A socket
+    /// whose queue is full is closed: it stopped reading, and nobody else waits for it.
+    pub fn broadcast(&self, session_id: &str, mut frame: Frame, v2_only: bool) {
+        let mut sessions = self.lock();
+        let session = sessions.entry(session_id.to_owned()).or_insert_with(Session::new);
+        session.seq += 1;
+        let seq = session.seq;
+        frame.payload.insert("seq".into(), seq.into());
+        let text = Utf8Bytes::from(frame.encode());
+        session.buffer_bytes += text.len();
+        session.buffer.push_back((seq, text.clone()));
+        while session.buffer.len() > REPLAY_FRAMES || session.buffer_bytes > REPLAY_BYTES {
+            match session.buffer.pop_front() {
+                Some((_, old)) => session.buffer_bytes -= old.len(),
+                None => break,
+            }
+        }
+        for conn in &session.conns {
+            if v2_only && !conn.v2 {
+                continue;
+            }
+            if conn.tx.try_send(text.clone()).is_err() {
+                conn.close(close::POLICY, "send queue full: the client is not reading");
+            }
+        }
+    }
+
+    /// Calls `check` for every socket; closes those for which it returns a reason.
+    pub fn sweep(&self, check: impl Fn(&ConnHandle) -> Option<CloseReason>) -> usize {
+        let sessions = self.lock();
+        let mut closed = 0;
+        for conn in sessions.values().flat_map(|s| s.conns.iter()) {
+            if let Some(reason) = check(conn) {
+                conn.close(reason.code, reason.reason);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// Closes every socket.
+    pub fn close_all(&self, code: u16, reason: &str) {
+        let sessions = self.lock();
+        for conn in sessions.values().flat_map(|s| s.conns.iter()) {
+            conn.close(code, reason);
+        }
+    }
+
+    /// (sessions, sockets).
+    pub fn counts(&self) -> (usize, usize) {
+        let sessions = self.lock();
+        (sessions.len(), sessions.values().map(|s| s.conns.len()).sum())
+    }
+}
+
+fn evict_idle(sessions: &mut HashMap<String, Session>) {
+    let mut idle: Vec<(Instant, String)> =
+        sessions.iter().filter_map(|(k, s)| Some((s.idle_since?, k.clone()))).collect();
+    idle.sort();
+    let excess = sessions.len().saturating_sub(MAX_IDLE_SESSIONS);
+    for (_, key) in idle.into_iter().take(excess) {
+        sessions.remove(&key);
+    }
+}

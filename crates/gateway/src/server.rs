@@ -1,0 +1,338 @@
+//! Starting, serving and stopping the gateway.
+//!
+//! Order: take the singleton lock (a second gateway fails fast), load and check the
+//! configuration (exit 78 on errors), bind, publish `.picoclaw.pid`, log which
+//! credentials are accepted where, serve. On SIGTERM/SIGINT: stop taking turns, let
+//! running turns finish within `gateway.shutdown_timeout`, close sockets with 1001, exit.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use picoclaw_auth::{FailureLimiter, LimiterConfig, Scope};
+use picoclaw_config::{Flags, Paths};
+use picoclaw_credentials::Secret;
+use picoclaw_credentials::runtime::RuntimeRecord;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
+
+use crate::api;
+use crate::error::GatewayError;
+use crate::hub::close;
+use crate::reload::{build_live, reload, revalidate};
+use crate::state::Shared;
+
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often sockets are re-checked against expiring credentials.
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// Start options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Paths of the home.
+    pub paths: Paths,
+    /// Command-line overrides (`--host`, `--port`).
+    pub flags: Flags,
+}
+
+/// The gateway.
+pub struct Gateway;
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+async fn bind(host: &str, port: u16) -> Result<Vec<TcpListener>, GatewayError> {
+    let err = |source| GatewayError::Bind { addr: format!("{host}:{port}"), source };
+    let primary: Vec<SocketAddr> = match host {
+        "localhost" => vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))],
+        "*" => vec![SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))],
+        _ => {
+            let bare = host.trim_matches(['[', ']']);
+            tokio::net::lookup_host((bare, port)).await.map_err(err)?.take(1).collect()
+        }
+    };
+    let first = *primary.first().ok_or_else(|| err(std::io::Error::other("host resolves to no address")))?;
+    let listener = TcpListener::bind(first).await.map_err(err)?;
+    let bound = listener.local_addr().map_err(err)?;
+    let mut listeners = vec![listener];
+    if host == "localhost" {
+        // Also serve IPv6 loopback on the same port when the system has it.
+        if let Ok(v6) =
+            TcpListener::bind(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, bound.port()))).await
+        {
+            listeners.push(v6);
+        }
+    }
+    Ok(listeners)
+}
+
+impl Gateway {
+    /// Runs the gateway until SIGTERM/SIGINT.
+    pub async fn run(options: Options) -> Result<(), GatewayError> {
+        let Options { paths, flags } = options;
+        let lock = picoclaw_lifecycle::acquire(&paths)?;
+        let runtime = Secret::generate().map_err(picoclaw_credentials::CredentialError::from)?;
+        let (live, warnings) = build_live(&paths, &flags, &runtime, None)?;
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        let settings = live.settings.clone();
+        let creds = &live.credentials;
+        if settings.pico.enabled && creds.pico().is_none() && creds.gateway().is_none() {
+            return Err(GatewayError::Refused(
+                "channels.pico.enabled is true but no token is configured: set channels.pico.token in .security.yml \
+                 (`picoclaw onboard` does this), or PICOCLAW_CHANNELS_PICO_TOKEN, or PICOCLAW_GATEWAY_TOKEN"
+                    .into(),
+            ));
+        }
+        if !is_loopback(&settings.gateway.host) && creds.gateway().is_none() && creds.pico().is_none() {
+            return Err(GatewayError::Refused(format!(
+                "refusing to bind {} (not loopback) with no gateway or pico token configured: anyone on the network \
+                 could connect; set PICOCLAW_GATEWAY_TOKEN or run `picoclaw onboard`",
+                settings.gateway.host
+            )));
+        }
+        let listeners = bind(&settings.gateway.host, settings.gateway.port).await?;
+        let bound = listeners[0]
+            .local_addr()
+            .map_err(|source| GatewayError::Bind { addr: settings.gateway.host.clone(), source })?;
+        let record_host = match bound.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            ip => ip.to_string(),
+        };
+        let record = RuntimeRecord {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            host: record_host,
+            port: bound.port(),
+            started_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            token: runtime.clone(),
+        };
+        lock.publish(&record)?;
+        log_credentials(&live, &settings);
+
+        let limiter = FailureLimiter::new(LimiterConfig {
+            per_key_max: 20,
+            global_max: 1000,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(60),
+            capacity: 8192,
+        });
+        let shared = Arc::new(Shared::new(runtime, paths.clone(), flags, live, limiter));
+        let router = api::router(shared.clone());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let tcp_slots = Arc::new(Semaphore::new(settings.pico.max_connections.saturating_add(512)));
+        let mut accept_tasks = Vec::new();
+        for listener in listeners {
+            accept_tasks.push(tokio::spawn(accept_loop(
+                listener,
+                router.clone(),
+                stop_rx.clone(),
+                tcp_slots.clone(),
+            )));
+        }
+        if settings.gateway.hot_reload {
+            spawn_watcher(shared.clone(), &paths);
+        }
+        tokio::spawn(sweep_loop(shared.clone(), stop_rx.clone()));
+        shared.ready.store(true, Ordering::Release);
+        tracing::info!(
+            pid = record.pid,
+            "gateway listening on http://{} (Pico channel {})",
+            bound,
+            if settings.pico.enabled { "at /pico/ws" } else { "disabled" }
+        );
+
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing running turns");
+        shared.shutting_down.store(true, Ordering::Release);
+        let drain_until = tokio::time::Instant::now() + settings.gateway.shutdown_timeout;
+        while shared.active_turns.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < drain_until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shared.hub.close_all(close::GOING_AWAY, "gateway shutting down");
+        let _ = stop_tx.send(true);
+        let close_until = tokio::time::Instant::now() + Duration::from_secs(2);
+        while shared.connections.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < close_until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for task in accept_tasks {
+            task.abort();
+        }
+        drop(lock);
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}
+
+fn log_credentials(live: &crate::state::Live, settings: &picoclaw_config::Settings) {
+    for p in live.verifier.principals() {
+        let endpoints = match p.scope {
+            Scope::Admin => "every endpoint (including /pico/ws)",
+            Scope::Chat => "/pico/ws and /pico/media only",
+        };
+        tracing::info!(
+            "accepting the {} token from {} (fingerprint {}) on {}",
+            p.id,
+            p.source,
+            p.fingerprint,
+            endpoints
+        );
+    }
+    if settings.pico.allow_token_query {
+        tracing::warn!(
+            "channels.pico.allow_token_query is on: tokens in URLs end up in logs and browser history"
+        );
+    }
+    for w in live.credentials.shadow_warnings() {
+        tracing::warn!("{w}");
+    }
+    for (key, r) in settings.entries() {
+        for shadowed in &r.shadowed {
+            // A flag is an explicit choice for this run; env and files shadowing each other
+            // is the confusing case worth a warning.
+            if matches!(r.source, picoclaw_config::Source::Flag(_)) {
+                tracing::info!("{key}: {} overrides {shadowed}", r.source);
+            } else {
+                tracing::warn!("{key}: {} overrides a different value in {shadowed}", r.source);
+            }
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+    slots: Arc<Semaphore>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(ok) => ok,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().map_request(move |req: hyper::Request<hyper::body::Incoming>| {
+            let mut req = req.map(axum::body::Body::new);
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        });
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), conn.as_mut()).await;
+                }
+            }
+        });
+    }
+}
+
+async fn sweep_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let live = shared.live();
+        let closed = revalidate(&shared, &live.verifier, live.settings.pico.enabled);
+        if closed > 0 {
+            tracing::info!(closed, "closed sockets whose credential expired");
+        }
+    }
+}
+
+fn spawn_watcher(shared: Arc<Shared>, paths: &Paths) {
+    use notify::Watcher;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(8);
+    let names = [
+        paths.config_file().file_name().map(ToOwned::to_owned),
+        paths.security_file().file_name().map(ToOwned::to_owned),
+    ];
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if event.kind.is_access() {
+            return;
+        }
+        let relevant =
+            event.paths.iter().any(|p| names.iter().flatten().any(|n| p.file_name() == Some(n.as_os_str())));
+        if relevant {
+            let _ = tx.try_send(());
+        }
+    });
+    let mut watcher = match watcher {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("file watching unavailable ({e}); use `picoclaw gateway reload` after edits");
+            return;
+        }
+    };
+    let dir = paths.config_dir().to_owned();
+    if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
+        tracing::warn!("cannot watch {} ({e}); use `picoclaw gateway reload` after edits", dir.display());
+        return;
+    }
+    tokio::spawn(async move {
+        let _keep = watcher;
+        while rx.recv().await.is_some() {
+            // Let a burst of events (temp file, rename) settle.
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            while rx.try_recv().is_ok() {}
+            let _ = reload(&shared, "file change").await;
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
