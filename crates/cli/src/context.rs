@@ -27,10 +27,21 @@ impl Context {
         Ok(Context { paths, layers, settings, credentials })
     }
 
-    /// Prints configuration warnings (unknown keys) to stderr.
+    /// Prints configuration warnings (unknown keys, secret files readable by others) to
+    /// stderr.
     pub fn print_warnings(&self) {
         for w in self.layers.warnings() {
             eprintln!("warning: {w}");
+        }
+        let secret_files = [self.paths.security_file(), self.paths.launcher_file(), self.paths.pid_file()];
+        for file in secret_files.iter().chain([&self.paths.config_file().to_path_buf()]) {
+            if let Some(mode) = picoclaw_config::files::too_open(file) {
+                eprintln!(
+                    "warning: {} has mode {mode:04o}; files holding secrets must be 0600 (run `chmod 600 {}` or `picoclaw doctor --fix`)",
+                    file.display(),
+                    file.display()
+                );
+            }
         }
     }
 }
