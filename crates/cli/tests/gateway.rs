@@ -399,3 +399,34 @@ fn public_bind_without_credentials_is_refused() {
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to bind"));
 }
+
+#[tokio::test]
+async fn no_token_reaches_the_log_even_at_trace_level() {
+    let home = home_with(json!({ "allow_token_query": true }))
+        .env("PICOCLAW_LOG_LEVEL", "trace")
+        .env("PICOCLAW_GATEWAY_TOKEN", GATEWAY);
+    let gw = home.spawn_gateway(&["--log-format", "json"]);
+    let offer = format!("token.{PICO}");
+    ws::connect(&gw.ws(), &[("sec-websocket-protocol", &offer)]).await.expect("subprotocol");
+    ws::connect(&format!("{}?token={PICO}", gw.ws()), &[]).await.expect("query");
+    let mut s = ws::bearer(&gw.ws(), GATEWAY).await;
+    ws::send(&mut s, json!({"type":"message.send","id":"r","payload":{"content":"hi"}})).await;
+    ws::until(&mut s, "typing.stop").await;
+    ws::rejected(&gw.ws(), &[("authorization", "Bearer wrong-CANARY-value")]).await;
+    ws::rejected(&gw.ws(), &[("cookie", "session=CANARYcookie")]).await;
+    http("POST", &format!("{}/reload", gw.http()), Some(GATEWAY)).await;
+    drop(s);
+    drop(gw);
+    let log = home.gateway_stderr();
+    let file_log = std::fs::read_to_string(home.file("logs/gateway.log")).unwrap_or_default();
+    for text in [&log, &file_log] {
+        assert!(!text.is_empty());
+        for secret in [PICO, GATEWAY, "CANARY"] {
+            assert!(!text.contains(secret), "log contains {secret}:\n{text}");
+        }
+    }
+    // --log-format json: every line is a JSON object.
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(serde_json::from_str::<Value>(line).is_ok_and(|v| v.is_object()), "not JSON: {line}");
+    }
+}
