@@ -5,8 +5,11 @@
 //!   the full text so far).
 //! - [`EchoAgent`]: the built-in default when `agents.defaults.model` is unset; replies
 //!   with exactly the user's text, needs no network.
+//! - [`OpenAiAgent`]: the OpenAI-compatible chat-completions provider, streaming over SSE.
 //! - [`Engine`]: what the gateway calls: it checks session ownership, feeds history to the
 //!   agent and records each turn.
+//! - [`SessionStore`]: bounded in-memory history, appended to `sessions/<id>.jsonl`.
+//! - [`pico_client`]: the outbound `channels.pico_client` channel.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,9 +18,16 @@ use futures_core::Stream;
 
 mod echo;
 mod engine;
+mod openai;
+pub mod pico_client;
+mod sessions;
+mod sse;
 
 pub use echo::EchoAgent;
-pub use engine::{Engine, SessionError};
+pub use engine::{ADMIN_PRINCIPALS, Engine, MAX_SESSION_ID, SessionError, validate_session_id};
+pub use openai::{MAX_ANSWER_BYTES, OpenAiAgent, ProviderConfig, Timeouts};
+pub use pico_client::{PicoClientSnapshot, PicoClientState, PicoClientStatus, spawn_pico_client};
+pub use sessions::{HistoryLimits, SessionStore, StoreError};
 
 /// Who said a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -61,6 +71,13 @@ pub struct AgentError {
     pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
+}
+
+impl AgentError {
+    /// An error with a stable `code` and a user-safe `message`.
+    pub fn new(code: &'static str, message: impl Into<String>) -> AgentError {
+        AgentError { code, message: message.into() }
+    }
 }
 
 /// The answer: text deltas in order. The stream ends when the answer is complete.

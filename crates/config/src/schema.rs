@@ -355,6 +355,22 @@ pub static KEYS: &[Key] = &[
         "API key for the default model (overrides .security.yml model_list.<name>.api_keys)",
     ),
     key(
+        "agents.defaults.history_messages",
+        Some("PICOCLAW_AGENTS_DEFAULTS_HISTORY_MESSAGES"),
+        None,
+        Kind::Count,
+        Default::Int(40),
+        "most recent chat messages per session kept in memory and sent to the model",
+    ),
+    key(
+        "agents.defaults.provider_timeout",
+        Some("PICOCLAW_AGENTS_DEFAULTS_PROVIDER_TIMEOUT"),
+        None,
+        Kind::Seconds,
+        Default::Int(60),
+        "seconds to wait for the model provider's first byte and between streamed chunks",
+    ),
+    key(
         "model_list",
         None,
         None,

@@ -92,6 +92,12 @@ pub struct PicoClientSettings {
 pub struct AgentSettings {
     /// `model_name` of the model answering chats; `None` = built-in echo agent.
     pub default_model: Option<String>,
+    /// Most recent messages per session kept in memory and sent to the model.
+    pub history_messages: usize,
+    /// Upper bound on the bytes of that history (fixed: 256 KiB).
+    pub history_bytes: usize,
+    /// First-byte and idle-gap limit for the model provider.
+    pub provider_timeout: Duration,
 }
 
 /// One `model_list` entry (its API key is resolved by the credentials crate).
@@ -175,7 +181,12 @@ impl Settings {
                 ping_interval: r.secs("channels.pico_client.ping_interval"),
                 read_timeout: r.secs("channels.pico_client.read_timeout"),
             },
-            agents: AgentSettings { default_model: r.string("agents.defaults.model") },
+            agents: AgentSettings {
+                default_model: r.string("agents.defaults.model"),
+                history_messages: r.count("agents.defaults.history_messages"),
+                history_bytes: 256 * 1024,
+                provider_timeout: r.secs("agents.defaults.provider_timeout"),
+            },
             models: r.models(),
             launcher: LauncherSettings {
                 host: r.string("launcher.host").unwrap_or_default(),

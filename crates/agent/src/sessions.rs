@@ -1,0 +1,423 @@
+//! Session history: bounded in memory, appended to `sessions/<id>.jsonl` on disk.
+//!
+//! File format (one JSON object per line, append-only):
+//! - an owner record, normally line 1: `{"v":1,"owner":"<principal id>","created_ms":N}` — written when
+//!   a principal first claims the session, so ownership survives a restart;
+//! - then one line per message: `{"role":"user"|"assistant","content":"...","ts_ms":N}`.
+//!   A finished turn (user line + assistant line) is written with one `write` and one
+//!   `fsync`, so a turn is either on disk or not.
+//!
+//! A crash can leave a torn last line; it is ignored on load and cut off before the next
+//! append, so it can never glue itself to a later record. The directory is 0700 and the
+//! files 0600 (chat history is private).
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Role, Turn};
+
+/// How much history is kept in memory per session and fed to the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// Most recent messages kept (a turn is two messages).
+    pub max_messages: usize,
+    /// Upper bound on the summed `content` bytes of those messages.
+    pub max_bytes: usize,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        HistoryLimits { max_messages: 40, max_bytes: 256 * 1024 }
+    }
+}
+
+/// Sessions kept in memory at once; others are reloaded from disk when used again.
+const MAX_CACHED_SESSIONS: usize = 512;
+
+/// Longest line read back from a session file (longer lines are skipped as corrupt).
+const MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
+
+/// A failure of the session store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Reading or writing a session file failed.
+    #[error("session store {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    v: u32,
+    owner: String,
+    created_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    role: Role,
+    content: String,
+    #[serde(default)]
+    ts_ms: u64,
+}
+
+struct Session {
+    owner: Option<String>,
+    turns: VecDeque<Turn>,
+    bytes: usize,
+    last_used: u64,
+}
+
+impl Session {
+    fn push(&mut self, turn: Turn, limits: HistoryLimits) {
+        self.bytes += turn.content.len();
+        self.turns.push_back(turn);
+        while self.turns.len() > limits.max_messages
+            || (self.bytes > limits.max_bytes && self.turns.len() > 1)
+        {
+            if let Some(old) = self.turns.pop_front() {
+                self.bytes -= old.content.len();
+            }
+        }
+    }
+}
+
+struct Inner {
+    sessions: HashMap<String, Session>,
+    tick: u64,
+}
+
+/// The history of every session under one `sessions/` directory.
+///
+/// One store exists per directory in a process ([`SessionStore::open`] hands out the same
+/// instance), so an engine rebuilt by a reload and the one finishing an in-flight turn
+/// never hold diverging copies of a session.
+pub struct SessionStore {
+    dir: PathBuf,
+    limits: Mutex<HistoryLimits>,
+    inner: Mutex<Inner>,
+    claim_lock: Mutex<()>,
+    write_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionStore").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<SessionStore>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Weak<SessionStore>>>> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl SessionStore {
+    /// The store for `dir` (created lazily, 0700, on the first write).
+    pub fn open(dir: &Path, limits: HistoryLimits) -> Arc<SessionStore> {
+        let mut reg = lock(registry());
+        reg.retain(|_, w| w.strong_count() > 0);
+        if let Some(store) = reg.get(dir).and_then(Weak::upgrade) {
+            *lock(&store.limits) = limits;
+            return store;
+        }
+        let store = Arc::new(SessionStore {
+            dir: dir.to_owned(),
+            limits: Mutex::new(limits),
+            inner: Mutex::new(Inner { sessions: HashMap::new(), tick: 0 }),
+            claim_lock: Mutex::new(()),
+            write_lock: Mutex::new(()),
+        });
+        reg.insert(dir.to_owned(), Arc::downgrade(&store));
+        store
+    }
+
+    /// The directory holding the session files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.jsonl"))
+    }
+
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+        move |source| StoreError::Io { path: path.to_owned(), source }
+    }
+
+    /// Runs `f` on the cached session `id`, loading it from disk first if needed.
+    fn with<R>(&self, id: &str, f: impl FnOnce(&mut Session) -> R) -> Result<R, StoreError> {
+        let limits = *lock(&self.limits);
+        let mut inner = lock(&self.inner);
+        inner.tick += 1;
+        let tick = inner.tick;
+        if !inner.sessions.contains_key(id) {
+            let loaded = self.load(id, limits)?;
+            if inner.sessions.len() >= MAX_CACHED_SESSIONS {
+                // Evict the least recently used; it is reloaded from disk when needed.
+                if let Some(oldest) =
+                    inner.sessions.iter().min_by_key(|(_, s)| s.last_used).map(|(k, _)| k.clone())
+                {
+                    inner.sessions.remove(&oldest);
+                }
+            }
+            inner.sessions.insert(id.to_owned(), loaded);
+        }
+        let session = inner.sessions.get_mut(id).ok_or_else(|| StoreError::Io {
+            path: self.file(id),
+            source: std::io::Error::other("session vanished from the cache"),
+        })?;
+        session.last_used = tick;
+        Ok(f(session))
+    }
+
+    fn load(&self, id: &str, limits: HistoryLimits) -> Result<Session, StoreError> {
+        let mut session = Session { owner: None, turns: VecDeque::new(), bytes: 0, last_used: 0 };
+        let path = self.file(id);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(session),
+            Err(e) => return Err(Self::io(&path)(e)),
+        };
+        let mut reader = BufReader::new(file);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            let n = (&mut reader)
+                .take(MAX_LINE_BYTES as u64 + 1)
+                .read_until(b'\n', &mut buf)
+                .map_err(Self::io(&path))?;
+            if n == 0 {
+                break;
+            }
+            if buf.last() != Some(&b'\n') {
+                if n > MAX_LINE_BYTES {
+                    // Skip the rest of an oversized line.
+                    reader.skip_until(b'\n').map_err(Self::io(&path))?;
+                    continue;
+                }
+                // A torn last line (crash during a write): ignored, cut before the next append.
+                break;
+            }
+            if let Ok(h) = serde_json::from_slice::<Header>(&buf) {
+                // The first owner record wins.
+                session.owner.get_or_insert(h.owner);
+                continue;
+            }
+            match serde_json::from_slice::<Line>(&buf) {
+                Ok(line) => session.push(Turn { role: line.role, content: line.content }, limits),
+                Err(_) => tracing::warn!(session = %id, "skipping an unreadable line in the session file"),
+            }
+        }
+        Ok(session)
+    }
+
+    /// The owner of `id` (`None` when the session is new).
+    pub fn owner(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.with(id, |s| s.owner.clone())
+    }
+
+    /// Records `principal` as the owner of `id` when it has none; returns the owner.
+    pub fn claim(&self, id: &str, principal: &str) -> Result<String, StoreError> {
+        let _one_claim_at_a_time = lock(&self.claim_lock);
+        let existing = self.owner(id)?;
+        if let Some(owner) = existing {
+            return Ok(owner);
+        }
+        let header = Header { v: 1, owner: principal.to_owned(), created_ms: now_ms() };
+        let mut line = serde_json::to_vec(&header).unwrap_or_default();
+        line.push(b'\n');
+        // Normally the first line; a file that got messages before anyone claimed it gets
+        // the owner record appended (the first owner record in a file wins on load).
+        self.append(id, &line)?;
+        self.with(id, |s| s.owner.get_or_insert_with(|| principal.to_owned()).clone())
+    }
+
+    /// Appends a finished turn and fsyncs it.
+    pub fn append_turn(&self, id: &str, user: &str, answer: &str) -> Result<(), StoreError> {
+        let limits = *lock(&self.limits);
+        let ts = now_ms();
+        let mut bytes = Vec::new();
+        let mut turns = vec![Turn { role: Role::User, content: user.to_owned() }];
+        if !answer.is_empty() {
+            turns.push(Turn { role: Role::Assistant, content: answer.to_owned() });
+        }
+        for t in &turns {
+            let line = Line { role: t.role, content: t.content.clone(), ts_ms: ts };
+            bytes.extend(serde_json::to_vec(&line).unwrap_or_default());
+            bytes.push(b'\n');
+        }
+        self.append(id, &bytes)?;
+        self.with(id, |s| {
+            for t in turns {
+                s.push(t, limits);
+            }
+        })
+    }
+
+    /// The bounded in-memory history of `id`, oldest first.
+    pub fn history(&self, id: &str) -> Result<Vec<Turn>, StoreError> {
+        self.with(id, |s| s.turns.iter().cloned().collect())
+    }
+
+    fn ensure_dir(&self) -> Result<(), StoreError> {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(&self.dir).map_err(Self::io(&self.dir))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(&self.dir).map_err(Self::io(&self.dir))?;
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(Self::io(&self.dir))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `bytes` (whole lines) to the file of `id`, cutting a torn tail first.
+    fn append(&self, id: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        // One writer at a time: a claim and a turn of the same session never interleave.
+        let _one_writer = lock(&self.write_lock);
+        self.ensure_dir()?;
+        let path = self.file(id);
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut file = opts.open(&path).map_err(Self::io(&path))?;
+        let len = file.metadata().map_err(Self::io(&path))?.len();
+        let created = len == 0;
+        let end = valid_end(&mut file, len).map_err(Self::io(&path))?;
+        if end != len {
+            file.set_len(end).map_err(Self::io(&path))?;
+        }
+        file.seek(SeekFrom::Start(end)).map_err(Self::io(&path))?;
+        file.write_all(bytes).map_err(Self::io(&path))?;
+        file.sync_data().map_err(Self::io(&path))?;
+        if created {
+            // Make the new directory entry durable too.
+            if let Ok(dir) = File::open(&self.dir) {
+                let _ = dir.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The length of the file up to and including its last newline (0 when it has none).
+fn valid_end(file: &mut File, len: u64) -> std::io::Result<u64> {
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut pos = len;
+    let mut chunk = [0u8; 4096];
+    while pos > 0 {
+        let start = pos.saturating_sub(chunk.len() as u64);
+        let n = (pos - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk[..n])?;
+        if let Some(i) = chunk[..n].iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        pos = start;
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path) -> Arc<SessionStore> {
+        SessionStore::open(dir, HistoryLimits { max_messages: 4, max_bytes: 1000 })
+    }
+
+    #[test]
+    fn history_survives_reopen_and_is_bounded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sessions");
+        {
+            let s = store(&dir);
+            assert_eq!(s.claim("a", "alice").unwrap(), "alice");
+            for i in 0..3 {
+                s.append_turn("a", &format!("q{i}"), &format!("a{i}")).unwrap();
+            }
+            assert_eq!(s.history("a").unwrap().len(), 4);
+        }
+        let s = store(&dir);
+        assert_eq!(s.owner("a").unwrap().as_deref(), Some("alice"));
+        assert_eq!(s.claim("a", "bob").unwrap(), "alice");
+        let h = s.history("a").unwrap();
+        assert_eq!(h.iter().map(|t| t.content.as_str()).collect::<Vec<_>>(), ["q1", "a1", "q2", "a2"]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir), 0o700);
+            assert_eq!(mode(&dir.join("a.jsonl")), 0o600);
+        }
+    }
+
+    #[test]
+    fn torn_last_line_is_ignored_and_cut() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sessions");
+        {
+            let s = store(&dir);
+            s.claim("t", "p").unwrap();
+            s.append_turn("t", "one", "uno").unwrap();
+        }
+        let file = dir.join("t.jsonl");
+        let mut f = OpenOptions::new().append(true).open(&file).unwrap();
+        f.write_all(b"{\"role\":\"user\",\"cont").unwrap();
+        drop(f);
+        let s = store(&dir);
+        assert_eq!(s.history("t").unwrap().len(), 2);
+        s.append_turn("t", "two", "dos").unwrap();
+        drop(s);
+        let s = store(&dir);
+        let h = s.history("t").unwrap();
+        assert_eq!(h.iter().map(|t| t.content.as_str()).collect::<Vec<_>>(), ["one", "uno", "two", "dos"]);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("\"cont{"), "torn line glued to a record: {text}");
+    }
+
+    #[test]
+    fn byte_bound_drops_oldest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = SessionStore::open(tmp.path(), HistoryLimits { max_messages: 100, max_bytes: 10 });
+        s.append_turn("b", "12345", "67890").unwrap();
+        s.append_turn("b", "abcde", "").unwrap();
+        let h = s.history("b").unwrap();
+        assert_eq!(h.iter().map(|t| t.content.as_str()).collect::<Vec<_>>(), ["67890", "abcde"]);
+    }
+}
