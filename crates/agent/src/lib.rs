@@ -18,6 +18,7 @@ use futures_core::Stream;
 
 mod echo;
 mod engine;
+pub mod net;
 mod openai;
 pub mod pico_client;
 mod sessions;

@@ -16,12 +16,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use picoclaw_credentials::Secret;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout, timeout_at};
 
+use crate::net::{HttpClient, http_client};
 use crate::sse::{SseDecoder, SseError};
 use crate::{Agent, AgentError, ReplyStream, Role, TurnRequest};
 
@@ -105,10 +108,12 @@ pub struct OpenAiAgent {
 
 struct Inner {
     config: ProviderConfig,
-    endpoint: String,
+    endpoint: hyper::Uri,
     host: String,
-    client: reqwest::Client,
+    client: HttpClient,
 }
+
+type Response = hyper::Response<Incoming>;
 
 impl std::fmt::Debug for OpenAiAgent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -120,32 +125,22 @@ impl OpenAiAgent {
     /// Builds the HTTP client for `config`.
     pub fn new(config: ProviderConfig) -> Result<OpenAiAgent, AgentError> {
         let base = config.api_base.trim_end_matches('/');
-        let url = reqwest::Url::parse(base).map_err(|e| {
+        let bad = |why: &str| {
             AgentError::new(
                 "provider_config",
                 format!(
-                    "model_list entry {:?}: api_base {base:?} is not a URL ({e}); expected e.g. https://api.openai.com/v1",
+                    "model_list entry {:?}: api_base {base:?} {why}; expected e.g. https://api.openai.com/v1",
                     config.model_name
                 ),
             )
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(AgentError::new(
-                "provider_config",
-                format!(
-                    "model_list entry {:?}: api_base must start with http:// or https://",
-                    config.model_name
-                ),
-            ));
+        };
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(bad("does not start with http:// or https://"));
         }
-        let host = url.host_str().unwrap_or("the provider").to_owned();
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.connect)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("picoclaw/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|_| AgentError::new("provider_config", "could not build the HTTP client"))?;
-        let endpoint = format!("{base}/chat/completions");
+        let endpoint: hyper::Uri =
+            format!("{base}/chat/completions").parse().map_err(|_| bad("is not a valid URL"))?;
+        let host = endpoint.host().unwrap_or("the provider").to_owned();
+        let client = http_client(config.timeouts.connect);
         Ok(OpenAiAgent { inner: Arc::new(Inner { config, endpoint, host, client }) })
     }
 }
@@ -228,21 +223,32 @@ impl Inner {
         AgentError::new(code, format!("model provider {} ({}): {what}", self.config.model_name, self.host))
     }
 
-    async fn send(&self, body: &Value, key: Option<&Secret>) -> Result<reqwest::Response, AgentError> {
-        let mut req = self.client.post(&self.endpoint).json(body).header("accept", "text/event-stream");
+    async fn send(&self, body: &Value, key: Option<&Secret>) -> Result<Response, AgentError> {
+        let mut req = hyper::Request::post(self.endpoint.clone())
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream")
+            .header("user-agent", concat!("picoclaw/", env!("CARGO_PKG_VERSION")));
         if let Some(key) = key {
-            req = req.bearer_auth(key.expose());
+            req = req.header("authorization", format!("Bearer {}", key.expose()));
         }
-        match timeout(self.config.timeouts.first_byte, req.send()).await {
+        let req = req.body(Full::new(Bytes::from(body.to_string()))).map_err(|_| {
+            self.err("provider_config", "the API key contains characters not allowed in a header")
+        })?;
+        match timeout(self.config.timeouts.first_byte, self.client.request(req)).await {
             Err(_) => Err(self.err(
                 "provider_timeout",
                 format!("no response within {} s", self.config.timeouts.first_byte.as_secs()),
             )),
-            Ok(Err(e)) if e.is_timeout() => Err(self.err(
+            Ok(Err(e)) if timed_out(&e) => Err(self.err(
                 "provider_timeout",
                 format!("could not connect within {} s", self.config.timeouts.connect.as_secs()),
             )),
-            Ok(Err(e)) => Err(self.err("provider_unreachable", format!("could not connect ({})", cause(&e)))),
+            Ok(Err(e)) if e.is_connect() => {
+                Err(self.err("provider_unreachable", format!("could not connect ({})", cause(&e))))
+            }
+            Ok(Err(e)) => {
+                Err(self.err("provider_unreachable", format!("the request failed ({})", cause(&e))))
+            }
             Ok(Ok(resp)) => Ok(resp),
         }
     }
@@ -305,7 +311,7 @@ impl Inner {
         self.sse(resp, tx).await
     }
 
-    async fn error_excerpt(&self, resp: reqwest::Response) -> String {
+    async fn error_excerpt(&self, resp: Response) -> String {
         let Ok(bytes) = read_bounded(resp, 64 * 1024, self.config.timeouts.idle).await else {
             return String::new();
         };
@@ -326,7 +332,7 @@ impl Inner {
         format!(": {short}")
     }
 
-    async fn whole_body(&self, resp: reqwest::Response, tx: &Tx) -> Result<(), AgentError> {
+    async fn whole_body(&self, resp: Response, tx: &Tx) -> Result<(), AgentError> {
         let bytes =
             read_bounded(resp, MAX_EVENT_BYTES, self.config.timeouts.idle).await.map_err(|e| match e {
                 ReadError::Timeout => self.err("provider_timeout", "the response body stalled"),
@@ -347,9 +353,9 @@ impl Inner {
         Ok(())
     }
 
-    async fn sse(&self, resp: reqwest::Response, tx: &Tx) -> Result<(), AgentError> {
+    async fn sse(&self, resp: Response, tx: &Tx) -> Result<(), AgentError> {
         let t = self.config.timeouts;
-        let mut bytes = resp.bytes_stream();
+        let mut body = resp.into_body();
         let mut decoder = SseDecoder::new(MAX_EVENT_BYTES);
         let mut events = Vec::new();
         let mut total = 0usize;
@@ -357,7 +363,7 @@ impl Inner {
         let mut finished = false;
         loop {
             let wait = if first { t.first_byte } else { t.idle };
-            let chunk = match timeout(wait, bytes.next()).await {
+            let chunk = match timeout(wait, next_data(&mut body)).await {
                 Err(_) => {
                     return Err(
                         self.err("provider_timeout", format!("the stream stalled for {} s", wait.as_secs()))
@@ -438,11 +444,25 @@ enum ReadError {
     Broken,
 }
 
-async fn read_bounded(resp: reqwest::Response, limit: usize, idle: Duration) -> Result<Vec<u8>, ReadError> {
-    let mut out = Vec::new();
-    let mut s = resp.bytes_stream();
+/// The next data chunk of a body (trailers are skipped).
+async fn next_data(body: &mut Incoming) -> Option<Result<Bytes, hyper::Error>> {
     loop {
-        match timeout(idle, s.next()).await {
+        match body.frame().await? {
+            Err(e) => return Some(Err(e)),
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    return Some(Ok(data));
+                }
+            }
+        }
+    }
+}
+
+async fn read_bounded(resp: Response, limit: usize, idle: Duration) -> Result<Vec<u8>, ReadError> {
+    let mut out = Vec::new();
+    let mut body = resp.into_body();
+    loop {
+        match timeout(idle, next_data(&mut body)).await {
             Err(_) => return Err(ReadError::Timeout),
             Ok(None) => return Ok(out),
             Ok(Some(Err(_))) => return Err(ReadError::Broken),
@@ -456,8 +476,21 @@ async fn read_bounded(resp: reqwest::Response, limit: usize, idle: Duration) -> 
     }
 }
 
-/// The innermost cause of a reqwest error, without the URL (it is in the message already).
-fn cause(e: &reqwest::Error) -> String {
+fn timed_out(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// The innermost cause of a client error (the URL is already in the message).
+fn cause(e: &hyper_util::client::legacy::Error) -> String {
     let mut source: &dyn std::error::Error = e;
     while let Some(inner) = source.source() {
         source = inner;
