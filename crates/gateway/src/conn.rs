@@ -102,7 +102,7 @@ pub(crate) async fn upgrade(
     }
     let query = parse_query(uri.query());
     let session_id = query.session_id.unwrap_or_else(random_id);
-    if let Err(e) = live.engine.claim(&session_id, &principal.id) {
+    if let Err(e) = live.engine.claim_as(&session_id, &principal.id, principal.scope == Scope::Admin) {
         let (status, code) = match e {
             picoclaw_agent::SessionError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             _ => (StatusCode::BAD_REQUEST, "invalid_session_id"),

@@ -37,8 +37,7 @@ fn same_agent(a: &Settings, b: &Settings) -> bool {
 }
 
 fn make_engine(settings: &Settings, creds: &Credentials, paths: &Paths) -> Result<Engine, GatewayError> {
-    let _ = (settings, creds, paths);
-    Ok(Engine::echo())
+    Engine::from_config(settings, creds, paths).map_err(|e| GatewayError::Agent(e.to_string()))
 }
 
 /// What a reload did.
