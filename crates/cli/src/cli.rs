@@ -38,6 +38,8 @@ pub enum Command {
     Auth(AuthCommand),
     /// Run the gateway in the foreground, or manage a background one.
     Gateway(GatewayArgs),
+    /// Run the web dashboard (login, gateway control, chat, tokens); starts a gateway if none runs.
+    Launcher(LauncherArgs),
     /// Print the version.
     Version,
     /// Print a shell completion script.
@@ -101,6 +103,26 @@ pub enum GatewayAction {
     Status,
     /// Ask the running gateway to re-read its configuration and secrets.
     Reload,
+}
+
+/// `picoclaw launcher [--host H] [--port P] [--public] [--console] [--no-browser]`
+#[derive(Debug, Args)]
+pub struct LauncherArgs {
+    /// Bind address (overrides PICOCLAW_LAUNCHER_HOST and launcher-config.json).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Port, default 18800 (overrides PICOCLAW_LAUNCHER_PORT and launcher-config.json).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Listen on all interfaces (set launcher.allowed_cidrs too).
+    #[arg(long)]
+    pub public: bool,
+    /// Print the dashboard token (or its source, when it comes from the environment) and a login URL.
+    #[arg(long)]
+    pub console: bool,
+    /// Do not open a web browser.
+    #[arg(long)]
+    pub no_browser: bool,
 }
 
 /// Accepts Go-style single-dash long flags from upstream PicoClaw docs (`-console`,

@@ -1,1 +1,173 @@
-//! (in progress)
+//! The web launcher: a small dashboard server in front of the gateway.
+//!
+//! It logs the user in with the launcher token (seed 001, "Web Launcher Dashboard Token"),
+//! keeps server-side sessions in HMAC-signed cookies, limits failed logins, controls the
+//! gateway process (adopting one found through `.picoclaw.pid`, or starting a child), and
+//! proxies the Pico chat socket so the browser never holds a gateway or pico token.
+//! Routes are listed in `routes`; decisions are written down in `docs/launcher.md`.
+
+mod assets;
+mod error;
+mod gateway;
+mod net;
+mod proxy;
+mod routes;
+mod session;
+mod state;
+mod tokens;
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use picoclaw_auth::{FailureLimiter, LimiterConfig};
+use picoclaw_config::{LauncherSettings, Paths};
+use picoclaw_credentials::launcher::LauncherToken;
+
+pub use error::LauncherError;
+pub use gateway::{ControlError, GatewayStatus, LOG_LINES};
+pub use net::Cidr;
+pub use routes::{CSP, MAX_TOKEN_LEN, MIN_TOKEN_LEN};
+pub use session::{COOKIE, MAX_AGE};
+
+/// Failed-login limits: 10 wrong tokens per address per minute, then a one-minute lockout;
+/// 100 per minute across all addresses; at most 4096 addresses remembered.
+pub const LOGIN_LIMITS: LimiterConfig = LimiterConfig {
+    per_key_max: 10,
+    global_max: 100,
+    window: std::time::Duration::from_secs(60),
+    lockout: std::time::Duration::from_secs(60),
+    capacity: 4096,
+};
+
+/// What the launcher needs to start.
+#[derive(Debug)]
+pub struct Options {
+    /// Absolute paths (they are handed to the gateway child).
+    pub paths: Paths,
+    /// `launcher.*` settings.
+    pub settings: LauncherSettings,
+    /// The dashboard token.
+    pub token: LauncherToken,
+    /// The `picoclaw` executable, to start the gateway with.
+    pub exe: PathBuf,
+}
+
+/// A bound, not yet serving launcher.
+#[derive(Debug)]
+pub struct Launcher {
+    listener: tokio::net::TcpListener,
+    state: Arc<state::AppState>,
+    public: bool,
+}
+
+fn bind_ip(settings: &LauncherSettings) -> Result<IpAddr, LauncherError> {
+    if settings.public {
+        return Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    }
+    let host = settings.host.trim();
+    match host {
+        "" | "localhost" => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        "*" => Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        _ => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| LauncherError::Host { host: host.to_owned() }),
+    }
+}
+
+impl Launcher {
+    /// Parses the network settings and binds the listening socket.
+    pub async fn bind(options: Options) -> Result<Launcher, LauncherError> {
+        let ip = bind_ip(&options.settings)?;
+        let net = net::NetPolicy {
+            allowed: Cidr::parse_all("launcher.allowed_cidrs", &options.settings.allowed_cidrs)?,
+            trusted_proxies: Cidr::parse_all("launcher.trusted_proxies", &options.settings.trusted_proxies)?,
+        };
+        let addr = SocketAddr::new(ip, options.settings.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| LauncherError::Bind { addr: addr.to_string(), source })?;
+        let public = !ip.is_loopback();
+        if public && net.allowed.is_empty() {
+            tracing::warn!(
+                "the dashboard listens on all interfaces with no launcher.allowed_cidrs: anyone who can reach \
+                 {addr} may try to log in; set allowed_cidrs or put it behind a TLS proxy"
+            );
+        }
+        let state = Arc::new(state::AppState {
+            sessions: session::Sessions::new().map_err(|_| LauncherError::Random)?,
+            token: RwLock::new(state::TokenState {
+                secret: options.token.secret,
+                origin: options.token.origin,
+                generation: 0,
+            }),
+            limiter: FailureLimiter::new(LOGIN_LIMITS),
+            gateway: gateway::GatewayControl::new(options.paths.clone(), options.exe),
+            paths: options.paths,
+            net,
+        });
+        Ok(Launcher { listener, state, public })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// The dashboard URL a local user opens (`http://127.0.0.1:PORT/`; loopback when
+    /// bound to all interfaces).
+    pub fn url(&self) -> String {
+        let addr = self.local_addr().unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let ip = if addr.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { addr.ip() };
+        format!("http://{}/", SocketAddr::new(ip, addr.port()))
+    }
+
+    /// Whether it listens beyond loopback.
+    pub fn is_public(&self) -> bool {
+        self.public
+    }
+
+    /// Adopts a running gateway or starts one. A failed start is logged and shown on the
+    /// dashboard; the launcher keeps serving.
+    pub async fn ensure_gateway(&self) -> Result<GatewayStatus, ControlError> {
+        match self.state.gateway.start().await {
+            Ok(record) => {
+                let status = self.state.gateway.status().await;
+                let how = if status.owned { "started" } else { "adopted" };
+                tracing::info!(pid = record.pid, url = %record.base_url(), "gateway {how}");
+                Ok(status)
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// Serves until `shutdown` completes, then stops the gateway if this launcher started it.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), LauncherError> {
+        let state = self.state.clone();
+        let app = routes::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            let _ = tx.send(true);
+        };
+        let serve = axum::serve(self.listener, app).with_graceful_shutdown(signal);
+        // Open chat sockets do not hold the exit: after the signal, give requests a short
+        // grace, then go on to stop the gateway.
+        let grace = async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        };
+        let served = tokio::select! {
+            r = serve => r,
+            () = grace => Ok(()),
+        };
+        state.gateway.shutdown().await;
+        served.map_err(LauncherError::Serve)
+    }
+}

@@ -10,6 +10,7 @@ use crate::cli::{AuthCommand, Cli, Command, ConfigCommand};
 mod auth;
 mod config;
 mod gateway;
+mod launcher;
 mod onboard;
 
 /// Runs the parsed command line.
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config(ConfigCommand::Env) => config::env(),
         Command::Auth(AuthCommand::Explain { json }) => auth::explain(json),
         Command::Gateway(args) => gateway::run(args, cli.log_format),
+        Command::Launcher(args) => launcher::run(args, cli.log_format),
         Command::Version => {
             println!("picoclaw {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

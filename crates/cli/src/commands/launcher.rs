@@ -1,0 +1,146 @@
+//! `picoclaw launcher`: resolves the dashboard token and settings, prepares a first-run
+//! home, then runs the dashboard server (crates/launcher) until Ctrl-C / SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use picoclaw_config::{Flags, MapEnv, Paths, ProcessEnv};
+use picoclaw_credentials::launcher::{Origin, resolve_or_create};
+use picoclaw_launcher::{Launcher, Options};
+
+use crate::cli::{LauncherArgs, LogFormat};
+use crate::context::Context;
+use crate::logging;
+
+fn flags(args: &LauncherArgs) -> Flags {
+    Flags::new()
+        .with("launcher.host", "--host", args.host.clone())
+        .with("launcher.port", "--port", args.port)
+        .with("launcher.public", "--public", args.public.then_some(true))
+}
+
+/// Makes a path absolute against the current directory (the gateway child gets these).
+fn absolute(path: &Path) -> Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_owned());
+    }
+    Ok(std::env::current_dir().context("cannot read the current directory")?.join(path))
+}
+
+pub fn run(args: LauncherArgs, format: LogFormat) -> Result<ExitCode> {
+    let paths = Paths::from_env(&ProcessEnv)?;
+    if !paths.config_file().exists() {
+        // First run, as upstream does: create config.json and a private pico token so the
+        // gateway the launcher starts can chat right away.
+        println!("No configuration yet: running `picoclaw onboard` first.");
+        super::onboard::run()?;
+        println!();
+    }
+    logging::init(format, "info", Some(&paths.launcher_log()));
+    let ctx = Context::load(&flags(&args))?;
+    ctx.print_warnings();
+    let token = resolve_or_create(&ctx.layers).context("cannot resolve the launcher token")?;
+    tracing::info!(
+        source = %token.origin,
+        fingerprint = %token.secret.fingerprint(),
+        "launcher token source: {} ({})",
+        token.origin,
+        token.source
+    );
+    let absolute_env = MapEnv::new()
+        .with("PICOCLAW_HOME", absolute(ctx.paths.home())?.to_string_lossy())
+        .with("PICOCLAW_CONFIG", absolute(ctx.paths.config_file())?.to_string_lossy());
+    let paths = Paths::from_env(&absolute_env)?;
+    let options = Options {
+        paths,
+        settings: ctx.settings.launcher.clone(),
+        token: token.clone(),
+        exe: std::env::current_exe().context("cannot find the picoclaw executable")?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let launcher = Launcher::bind(options).await?;
+        let url = launcher.url();
+        tracing::info!(url = %url, "dashboard listening");
+        if args.console {
+            println!("PicoClaw launcher");
+            println!("  dashboard:  {url}");
+            match token.origin {
+                Origin::Env => {
+                    println!("  token:      token from env PICOCLAW_LAUNCHER_TOKEN (not shown)");
+                    println!("  login URL:  {url}?token=<value of PICOCLAW_LAUNCHER_TOKEN>");
+                }
+                // The user asked for the token on this console (seed 001: console mode).
+                Origin::Config | Origin::Random => {
+                    println!("  token:      {} (source: {})", token.secret.expose(), token.origin);
+                    println!("  login URL:  {url}?token={}", token.secret.expose());
+                }
+            }
+            println!("Press Ctrl-C to stop.");
+        } else {
+            println!(
+                "PicoClaw dashboard: {url} (token source: {}; use --console to print a login URL)",
+                token.origin
+            );
+        }
+        if let Err(e) = launcher.ensure_gateway().await {
+            eprintln!("warning: {e}; the dashboard can start it once the problem is fixed");
+        }
+        if !args.no_browser {
+            open_browser(&url);
+        }
+        launcher.run(shutdown_signal()).await
+    })?;
+    tracing::info!("launcher stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the dashboard (never with the token in the URL: argv is visible to other users)
+/// when there is a desktop to open it on.
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        Some("open")
+    } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
+        Some("xdg-open")
+    } else {
+        None
+    };
+    if let Some(opener) = opener {
+        let spawned = std::process::Command::new(opener)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if spawned.is_err() {
+            tracing::debug!("could not run {opener}");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let ctrl_c = tokio::signal::ctrl_c();
+        match term {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = ctrl_c => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,350 @@
+//! Gateway process control: find a running gateway through `.picoclaw.pid` (adopted, left
+//! running at exit), or start `picoclaw gateway` as a child (owned, stopped at exit) with
+//! only `PICOCLAW_HOME` and `PICOCLAW_CONFIG` in its environment, its output kept in a
+//! bounded ring buffer.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use picoclaw_config::Paths;
+use picoclaw_credentials::runtime::RuntimeRecord;
+use picoclaw_lifecycle::Probe;
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+
+/// Lines of gateway output kept.
+pub const LOG_LINES: usize = 500;
+/// Longest kept line, in bytes (longer lines are cut).
+pub const LOG_LINE_MAX: usize = 2048;
+/// How long a start may take before it is reported as failed.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// SIGTERM grace before SIGKILL on stop.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// A bounded buffer of the child's stdout/stderr lines.
+#[derive(Debug, Default)]
+pub struct LogRing {
+    lines: Mutex<VecDeque<String>>,
+}
+
+impl LogRing {
+    fn push(&self, mut line: String) {
+        if line.len() > LOG_LINE_MAX {
+            let mut cut = LOG_LINE_MAX;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push('…');
+        }
+        let mut lines = self.lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if lines.len() >= LOG_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+
+    /// The kept lines, oldest first.
+    pub fn snapshot(&self) -> Vec<String> {
+        self.lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect()
+    }
+
+    fn tail(&self, n: usize) -> Vec<String> {
+        let all = self.snapshot();
+        all[all.len().saturating_sub(n)..].to_vec()
+    }
+}
+
+/// The gateway as the dashboard shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayStatus {
+    /// `running`, `starting`, `stopped` or `error`.
+    pub state: &'static str,
+    /// Whether this launcher started it (and will stop it on exit).
+    pub owned: bool,
+    /// Its pid, when running.
+    pub pid: Option<u32>,
+    /// Its version, when running.
+    pub version: Option<String>,
+    /// `http://host:port`, when running.
+    pub url: Option<String>,
+    /// Seconds since it started, when running.
+    pub uptime_s: Option<u64>,
+    /// The last start/stop error, for the user.
+    pub error: Option<String>,
+}
+
+/// Why a gateway operation failed (shown to the user; never holds a secret).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The child could not be spawned.
+    #[error("cannot start the gateway process: {0}")]
+    Spawn(String),
+    /// The child exited before publishing its record.
+    #[error("the gateway exited during start ({status}){}", last_lines(.log))]
+    Exited {
+        /// Exit status.
+        status: String,
+        /// Its last output lines.
+        log: Vec<String>,
+    },
+    /// No record within the start timeout.
+    #[error("the gateway did not come up within {} s", START_TIMEOUT.as_secs())]
+    Timeout,
+    /// Stopping failed.
+    #[error("cannot stop the gateway: {0}")]
+    Stop(String),
+}
+
+fn last_lines(log: &[String]) -> String {
+    if log.is_empty() { String::new() } else { format!(": {}", log.join(" | ")) }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    child: Option<tokio::process::Child>,
+    error: Option<String>,
+}
+
+/// Starts, stops and finds the gateway.
+#[derive(Debug)]
+pub struct GatewayControl {
+    paths: Paths,
+    exe: PathBuf,
+    inner: tokio::sync::Mutex<Inner>,
+    logs: Arc<LogRing>,
+}
+
+impl GatewayControl {
+    /// Control for the gateway of `paths` (absolute), started from executable `exe`.
+    pub fn new(paths: Paths, exe: PathBuf) -> GatewayControl {
+        GatewayControl { paths, exe, inner: tokio::sync::Mutex::new(Inner::default()), logs: Arc::default() }
+    }
+
+    /// The child's recent output.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.snapshot()
+    }
+
+    /// The running gateway's record (the launcher's upstream credential lives in it).
+    pub async fn record(&self) -> Option<RuntimeRecord> {
+        match self.probe().await {
+            Probe::Running(record) => Some(record),
+            _ => None,
+        }
+    }
+
+    async fn probe(&self) -> Probe {
+        let paths = self.paths.clone();
+        tokio::task::spawn_blocking(move || picoclaw_lifecycle::probe(&paths).unwrap_or(Probe::NotRunning))
+            .await
+            .unwrap_or(Probe::NotRunning)
+    }
+
+    /// Reaps an exited child, remembering why it ended.
+    fn reap(&self, inner: &mut Inner) {
+        if let Some(child) = inner.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            inner.child = None;
+            if !status.success() {
+                inner.error = Some(format!("the gateway exited ({status})"));
+            }
+        }
+    }
+
+    /// What is running now.
+    pub async fn status(&self) -> GatewayStatus {
+        let probe = self.probe().await;
+        let mut inner = self.inner.lock().await;
+        self.reap(&mut inner);
+        let child_pid = inner.child.as_ref().and_then(tokio::process::Child::id);
+        let mut status = GatewayStatus {
+            state: "stopped",
+            owned: false,
+            pid: None,
+            version: None,
+            url: None,
+            uptime_s: None,
+            error: inner.error.clone(),
+        };
+        match probe {
+            Probe::Running(record) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                status.state = "running";
+                status.owned = child_pid == Some(record.pid);
+                status.pid = Some(record.pid);
+                status.url = Some(record.base_url());
+                status.uptime_s = Some(now.saturating_sub(record.started_at));
+                status.version = Some(record.version);
+                status.error = None;
+            }
+            Probe::Starting => status.state = "starting",
+            Probe::Stale | Probe::NotRunning => {
+                if child_pid.is_some() {
+                    status.state = "starting";
+                    status.owned = true;
+                } else if status.error.is_some() {
+                    status.state = "error";
+                }
+            }
+        }
+        status
+    }
+
+    /// Starts a gateway unless one is running; returns its record.
+    pub async fn start(&self) -> Result<RuntimeRecord, ControlError> {
+        let mut inner = self.inner.lock().await;
+        self.reap(&mut inner);
+        match self.probe().await {
+            Probe::Running(record) => return Ok(record),
+            Probe::Starting => return self.wait_for(None, &mut inner).await,
+            Probe::Stale | Probe::NotRunning => {}
+        }
+        if inner.child.is_some() {
+            return self.wait_for(None, &mut inner).await;
+        }
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.arg("gateway")
+            .env_clear()
+            .env("PICOCLAW_HOME", self.paths.home())
+            .env("PICOCLAW_CONFIG", self.paths.config_file())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(false);
+        // Its own process group: a Ctrl-C in the launcher's terminal reaches the launcher,
+        // which then stops the child gracefully itself.
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let mut child = cmd.spawn().map_err(|e| ControlError::Spawn(e.to_string()))?;
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(pump_lines(out, self.logs.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(pump_lines(err, self.logs.clone()));
+        }
+        let pid = child.id();
+        tracing::info!(pid, "started the gateway as a child");
+        inner.child = Some(child);
+        inner.error = None;
+        let result = self.wait_for(pid, &mut inner).await;
+        if let Err(e) = &result {
+            inner.error = Some(e.to_string());
+            tracing::warn!("gateway start failed: {e}");
+        }
+        result
+    }
+
+    async fn wait_for(&self, pid: Option<u32>, inner: &mut Inner) -> Result<RuntimeRecord, ControlError> {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(child) = inner.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                inner.child = None;
+                // Let the output pumps catch up so the error shows the cause.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Err(ControlError::Exited { status: status.to_string(), log: self.logs.tail(5) });
+            }
+            if let Probe::Running(record) = self.probe().await
+                && pid.is_none_or(|p| p == record.pid)
+            {
+                return Ok(record);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ControlError::Timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the running gateway (owned or adopted): SIGTERM, then SIGKILL after a grace.
+    pub async fn stop(&self) -> Result<Option<u32>, ControlError> {
+        let mut inner = self.inner.lock().await;
+        let stopped = match self.probe().await {
+            Probe::Running(_) | Probe::Starting => {
+                let paths = self.paths.clone();
+                let pid = tokio::task::spawn_blocking(move || picoclaw_lifecycle::stop(&paths, STOP_GRACE))
+                    .await
+                    .map_err(|e| ControlError::Stop(e.to_string()))?
+                    .map_err(|e| ControlError::Stop(e.to_string()))?;
+                Some(pid)
+            }
+            Probe::Stale | Probe::NotRunning => None,
+        };
+        if let Some(mut child) = inner.child.take() {
+            if stopped.is_none() {
+                // Started but never published a record: end it directly.
+                let _ = child.start_kill();
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        }
+        inner.error = None;
+        if let Some(pid) = stopped {
+            tracing::info!(pid, "stopped the gateway");
+        }
+        Ok(stopped)
+    }
+
+    /// Stop, then start.
+    pub async fn restart(&self) -> Result<RuntimeRecord, ControlError> {
+        self.stop().await?;
+        self.start().await
+    }
+
+    /// At launcher exit: stop the gateway only if this launcher started it.
+    pub async fn shutdown(&self) {
+        let owned = {
+            let mut inner = self.inner.lock().await;
+            self.reap(&mut inner);
+            inner.child.is_some()
+        };
+        if owned {
+            tracing::info!("stopping the gateway this launcher started");
+            if let Err(e) = self.stop().await {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+}
+
+async fn pump_lines(stream: impl AsyncRead + Unpin, ring: Arc<LogRing>) {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        // Bounded read: take at most LOG_LINE_MAX * 2 bytes per line from the pipe.
+        match (&mut reader).take((LOG_LINE_MAX * 2) as u64).read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
+                ring.push(line);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_is_bounded() {
+        let ring = LogRing::default();
+        for i in 0..(LOG_LINES + 50) {
+            ring.push(format!("line {i}"));
+        }
+        let lines = ring.snapshot();
+        assert_eq!(lines.len(), LOG_LINES);
+        assert_eq!(lines[0], "line 50");
+        ring.push("x".repeat(LOG_LINE_MAX * 3));
+        assert!(ring.snapshot().last().unwrap().len() <= LOG_LINE_MAX + 4);
+    }
+}

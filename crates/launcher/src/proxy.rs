@@ -1,0 +1,182 @@
+//! `/pico/ws` on the launcher: the browser is authenticated by its session cookie (checked
+//! by the gate) and a same-origin check; the launcher then dials the gateway's `/pico/ws`
+//! itself with the runtime token from `.picoclaw.pid`, and relays text/binary frames both
+//! ways. The browser never sees a gateway or pico token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::extract::ws::{self, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, protocol::WebSocketConfig};
+
+use crate::net::{self, Client};
+use crate::routes::ApiError;
+use crate::session::SessionId;
+use crate::state::AppState;
+
+/// Largest message relayed either way (the gateway's own default limit).
+pub const MAX_MESSAGE: usize = 1024 * 1024;
+/// How often a relayed socket re-checks that its dashboard session is still live.
+const SESSION_CHECK: Duration = Duration::from_secs(2);
+
+type Upstream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The upgrade handler.
+pub(crate) async fn pico_ws(
+    State(st): State<Arc<AppState>>,
+    Extension(client): Extension<Client>,
+    Extension(session): Extension<SessionId>,
+    headers: HeaderMap,
+    uri: Uri,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if !net::same_origin(&headers, &client) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_origin",
+            "the Origin header must match the dashboard's address",
+        )
+        .into_response();
+    }
+    let Some(record) = st.gateway.record().await else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gateway_unavailable",
+            "the gateway is not running; start it from the dashboard",
+        )
+        .into_response();
+    };
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let mut url = format!("{}/pico/ws", record.base_url().replacen("http://", "ws://", 1));
+    let passed: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| matches!(pair.split('=').next(), Some("session_id" | "protocol")))
+        .collect();
+    if !passed.is_empty() {
+        url.push('?');
+        url.push_str(&passed.join("&"));
+    }
+    let Ok(mut request) = url.into_client_request() else {
+        return ApiError::new(StatusCode::BAD_REQUEST, "bad_query", "session_id must be URL-encoded")
+            .into_response();
+    };
+    // Presenting the runtime token to the gateway it belongs to.
+    let Ok(mut auth) = HeaderValue::from_str(&format!("Bearer {}", record.token.expose())) else {
+        return ApiError::internal().into_response();
+    };
+    auth.set_sensitive(true);
+    request.headers_mut().insert(http::header::AUTHORIZATION, auth);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
+        .max_write_buffer_size(4 * MAX_MESSAGE);
+    let upstream = match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
+        Ok((socket, _)) => socket,
+        Err(tungstenite::Error::Http(resp)) => {
+            tracing::warn!(status = resp.status().as_u16(), "the gateway refused the proxied socket");
+            let status = if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            return ApiError::new(status, "gateway_refused", "the gateway refused the chat connection")
+                .into_response();
+        }
+        Err(e) => {
+            tracing::warn!("cannot reach the gateway's /pico/ws: {e}");
+            return ApiError::new(StatusCode::BAD_GATEWAY, "gateway_unreachable", "cannot reach the gateway")
+                .into_response();
+        }
+    };
+    upgrade
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .max_write_buffer_size(4 * MAX_MESSAGE)
+        .on_upgrade(move |socket| relay(socket, upstream, st, session))
+}
+
+async fn relay(browser: WebSocket, upstream: Upstream, st: Arc<AppState>, session: SessionId) {
+    let (mut to_browser, mut from_browser) = browser.split();
+    let (mut to_gateway, mut from_gateway) = upstream.split();
+    let mut check = tokio::time::interval(SESSION_CHECK);
+    loop {
+        tokio::select! {
+            msg = from_browser.next() => {
+                let Some(Ok(msg)) = msg else { break };
+                let close = matches!(msg, ws::Message::Close(_));
+                if let Some(m) = to_tungstenite(msg)
+                    && to_gateway.send(m).await.is_err()
+                {
+                    break;
+                }
+                if close { break }
+            }
+            msg = from_gateway.next() => {
+                let Some(Ok(msg)) = msg else {
+                    let _ = to_browser.send(close_frame(1012, "gateway went away")).await;
+                    break;
+                };
+                let close = matches!(msg, tungstenite::Message::Close(_));
+                if let Some(m) = to_axum(msg)
+                    && to_browser.send(m).await.is_err()
+                {
+                    break;
+                }
+                if close { break }
+            }
+            _ = check.tick() => {
+                if !st.sessions.is_live(session, st.generation()) {
+                    let _ = to_browser.send(close_frame(1008, "dashboard session ended")).await;
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to_gateway.close().await;
+    let _ = to_browser.close().await;
+}
+
+fn close_frame(code: u16, reason: &'static str) -> ws::Message {
+    ws::Message::Close(Some(ws::CloseFrame { code, reason: reason.into() }))
+}
+
+fn sendable(code: u16) -> bool {
+    (1000..5000).contains(&code) && !matches!(code, 1005 | 1006 | 1015)
+}
+
+fn to_tungstenite(msg: ws::Message) -> Option<tungstenite::Message> {
+    Some(match msg {
+        ws::Message::Text(t) => tungstenite::Message::text(t.as_str()),
+        ws::Message::Binary(b) => tungstenite::Message::Binary(b),
+        ws::Message::Close(frame) => {
+            tungstenite::Message::Close(frame.filter(|f| sendable(f.code)).map(|f| {
+                tungstenite::protocol::CloseFrame { code: f.code.into(), reason: f.reason.as_str().into() }
+            }))
+        }
+        ws::Message::Ping(_) | ws::Message::Pong(_) => return None,
+    })
+}
+
+fn to_axum(msg: tungstenite::Message) -> Option<ws::Message> {
+    Some(match msg {
+        tungstenite::Message::Text(t) => ws::Message::Text(t.as_str().into()),
+        tungstenite::Message::Binary(b) => ws::Message::Binary(b),
+        tungstenite::Message::Close(frame) => ws::Message::Close(
+            frame
+                .map(|f| (u16::from(f.code), f.reason))
+                .filter(|(code, _)| sendable(*code))
+                .map(|(code, reason)| ws::CloseFrame { code, reason: reason.as_str().into() }),
+        ),
+        _ => return None,
+    })
+}

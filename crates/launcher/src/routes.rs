@@ -1,0 +1,500 @@
+//! The launcher's HTTP surface and its gate.
+//!
+//! | route | who | what |
+//! |---|---|---|
+//! | `GET /login` | anyone | the login page |
+//! | `POST /login` | anyone (rate limited) | JSON `{"token"}` or form `token` → session cookie |
+//! | `POST /logout` | anyone | ends the caller's session server-side |
+//! | `POST /setup` | session | JSON `{"token","confirm"}`: a custom token, persisted; 409 when set by env |
+//! | `GET /`, `/index.html` | session | the dashboard |
+//! | `GET /assets/{file}` | anyone | the page's script and style |
+//! | `GET /api/session` | session | token source, whether setup is allowed |
+//! | `GET /api/gateway/status`, `/api/gateway/logs` | session | gateway state, child output |
+//! | `POST /api/gateway/start|stop|restart` | session | process control |
+//! | `GET /api/tokens` | session | credentials: sources and fingerprints (never values) |
+//! | `POST /api/tokens…`, `DELETE /api/tokens/…` | session | forwarded to the gateway's named-token API |
+//! | `/pico/ws` | session + same origin | the chat socket, proxied to the gateway |
+//!
+//! `GET <page>?token=T` logs in and answers 303 to the same URL without `token`.
+//! Unauthenticated `/api/*` → 401 JSON, pages → 303 `/login`. Every response carries
+//! `Referrer-Policy: no-referrer`, a strict CSP, `X-Frame-Options: DENY` and
+//! `X-Content-Type-Options: nosniff`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Extension, Form, Json, Router};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use picoclaw_auth::RetryAfter;
+use picoclaw_credentials::Secret;
+use picoclaw_credentials::launcher::Origin;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::net::{self, Client};
+use crate::session::{self, SessionId};
+use crate::state::AppState;
+use crate::{assets, proxy};
+
+/// Request bodies larger than this are refused.
+const MAX_BODY: usize = 16 * 1024;
+/// Shortest custom token accepted by `/setup`.
+pub const MIN_TOKEN_LEN: usize = 16;
+/// Longest custom token accepted by `/setup`.
+pub const MAX_TOKEN_LEN: usize = 512;
+
+/// The Content-Security-Policy: only this origin, no inline script or style, no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+
+/// A JSON error: `{"error":{"code","message"}}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), retry_after: None }
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see logs/launcher.log")
+    }
+
+    fn limited(RetryAfter(secs): RetryAfter) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many failed logins; try again in {secs} s"),
+        );
+        e.retry_after = Some(secs);
+        e
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp =
+            (self.status, Json(json!({ "error": { "code": self.code, "message": self.message } })))
+                .into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+/// Builds the router over shared state.
+pub(crate) fn router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(dashboard_page))
+        .route("/index.html", get(dashboard_page))
+        .route("/login", get(login_page).post(login))
+        .route("/setup", post(setup))
+        .route("/logout", post(logout))
+        .route("/assets/{file}", get(asset))
+        .route("/api/session", get(session_info))
+        .route("/api/gateway/status", get(gateway_status))
+        .route("/api/gateway/start", post(gateway_start))
+        .route("/api/gateway/stop", post(gateway_stop))
+        .route("/api/gateway/restart", post(gateway_restart))
+        .route("/api/gateway/logs", get(gateway_logs))
+        .route("/api/tokens", get(crate::tokens::list).post(crate::tokens::forward))
+        .route("/api/tokens/{*rest}", post(crate::tokens::forward).delete(crate::tokens::forward))
+        .route("/pico/ws", any(proxy::pico_ws))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(st.clone(), gate))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(st)
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let is_asset = req.uri().path().starts_with("/assets/");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        let cache = if is_asset { "no-cache" } else { "no-store" };
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    }
+    resp
+}
+
+fn public(path: &str) -> bool {
+    matches!(path, "/login" | "/logout" | "/favicon.ico") || path.starts_with("/assets/")
+}
+
+fn api_like(path: &str) -> bool {
+    path.starts_with("/api/") || matches!(path, "/pico/ws" | "/setup")
+}
+
+/// The caller's live session.
+pub(crate) fn session_of(st: &AppState, headers: &HeaderMap) -> Option<SessionId> {
+    let cookie = session::from_headers(headers)?;
+    st.sessions.validate(cookie, st.generation())
+}
+
+async fn gate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |c| c.0);
+    let client = st.net.client(peer, req.headers());
+    if !st.net.allows(&client) {
+        tracing::warn!(client = %client.ip, "request refused by launcher.allowed_cidrs");
+        return ApiError::new(StatusCode::FORBIDDEN, "access_denied", "access denied by network policy")
+            .into_response();
+    }
+    req.extensions_mut().insert(client);
+    let path = req.uri().path().to_owned();
+    if req.method() == Method::GET
+        && !api_like(&path)
+        && let Some(token) = query_token(req.uri())
+    {
+        return token_login(&st, &client, req.uri(), &token);
+    }
+    if public(&path) {
+        return next.run(req).await;
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && req.headers().contains_key(header::ORIGIN)
+        && !net::same_origin(req.headers(), &client)
+    {
+        return ApiError::new(StatusCode::FORBIDDEN, "bad_origin", "cross-origin request refused")
+            .into_response();
+    }
+    match session_of(&st, req.headers()) {
+        Some(id) => {
+            req.extensions_mut().insert(id);
+            next.run(req).await
+        }
+        None if api_like(&path) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "not_logged_in", "log in to the dashboard first")
+                .into_response()
+        }
+        None => redirect("/login"),
+    }
+}
+
+fn redirect(to: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, to)
+        .body(Body::empty())
+        .unwrap_or_else(|_| StatusCode::SEE_OTHER.into_response())
+}
+
+fn with_cookie(mut resp: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// The decoded `token` query parameter, if present.
+fn query_token(uri: &Uri) -> Option<String> {
+    let query = uri.query()?;
+    let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query);
+    pairs.into_iter().find(|(k, _)| k == "token").map(|(_, v)| v)
+}
+
+fn serde_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
+        &format!("/?{query}").parse::<Uri>().unwrap_or_default(),
+    )
+    .map(|q| q.0)
+    .unwrap_or_default()
+}
+
+/// The same path and query without any `token` parameter.
+fn strip_token(uri: &Uri) -> String {
+    let kept: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some("token"))
+        .collect();
+    let path = uri.path();
+    if kept.is_empty() { path.to_owned() } else { format!("{path}?{}", kept.join("&")) }
+}
+
+fn token_login(st: &AppState, client: &Client, uri: &Uri, presented: &str) -> Response {
+    if let Err(retry) = st.limiter.check(client.ip) {
+        let mut resp = redirect("/login?error=rate_limited");
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry.0));
+        return resp;
+    }
+    let (ok, generation) = {
+        let token = st.token();
+        (token.secret.matches(presented), token.generation)
+    };
+    if !ok {
+        st.limiter.record_failure(client.ip);
+        tracing::warn!(client = %client.ip, "dashboard login with ?token= failed: wrong token");
+        return redirect("/login?error=invalid");
+    }
+    st.limiter.record_success(client.ip);
+    let Ok((_, cookie)) = st.sessions.create(generation) else { return ApiError::internal().into_response() };
+    tracing::info!(client = %client.ip, "dashboard login (?token=)");
+    with_cookie(redirect(&strip_token(uri)), &session::set_cookie(&cookie, client.secure))
+}
+
+async fn dashboard_page() -> Html<&'static str> {
+    Html(assets::INDEX_HTML)
+}
+
+async fn login_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if session_of(&st, &headers).is_some() {
+        return redirect("/");
+    }
+    Html(assets::LOGIN_HTML).into_response()
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    match assets::lookup(&file) {
+        Some((body, content_type)) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        None => not_found().await.into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such page")
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    token: Option<String>,
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+async fn login(
+    State(st): State<Arc<AppState>>,
+    Extension(client): Extension<Client>,
+    req: Request,
+) -> Response {
+    let form = is_form(req.headers());
+    let presented = if form {
+        Form::<TokenBody>::from_request(req, &()).await.ok().and_then(|f| f.0.token)
+    } else {
+        match Json::<TokenBody>::from_request(req, &()).await {
+            Ok(body) => body.0.token,
+            Err(_) => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "expected JSON {\"token\": \"...\"} or a form field `token`",
+                )
+                .into_response();
+            }
+        }
+    };
+    let Some(presented) = presented.filter(|t| !t.is_empty()) else {
+        return ApiError::new(StatusCode::BAD_REQUEST, "missing_token", "the token field is empty")
+            .into_response();
+    };
+    if let Err(retry) = st.limiter.check(client.ip) {
+        tracing::warn!(client = %client.ip, "dashboard login refused: rate limited");
+        return ApiError::limited(retry).into_response();
+    }
+    let (ok, generation) = {
+        let token = st.token();
+        (token.secret.matches(&presented), token.generation)
+    };
+    if !ok {
+        st.limiter.record_failure(client.ip);
+        tracing::warn!(client = %client.ip, "dashboard login failed: wrong token");
+        if form {
+            let page = "<!doctype html><meta charset=utf-8><title>Wrong token</title>\
+                        <p>Wrong token. <a href=\"/login\">Try again</a>.</p>";
+            return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
+        }
+        return ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "wrong launcher token")
+            .into_response();
+    }
+    st.limiter.record_success(client.ip);
+    let Ok((_, cookie)) = st.sessions.create(generation) else { return ApiError::internal().into_response() };
+    tracing::info!(client = %client.ip, "dashboard login");
+    let resp = if form { redirect("/") } else { Json(json!({ "status": "ok" })).into_response() };
+    with_cookie(resp, &session::set_cookie(&cookie, client.secure))
+}
+
+async fn logout(
+    State(st): State<Arc<AppState>>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(id) = session_of(&st, &headers) {
+        st.sessions.revoke(id);
+        tracing::info!(client = %client.ip, "dashboard logout");
+    }
+    let resp =
+        if is_form(&headers) { redirect("/login") } else { Json(json!({ "status": "ok" })).into_response() };
+    with_cookie(resp, &session::clear_cookie(client.secure))
+}
+
+#[derive(Deserialize)]
+struct SetupBody {
+    token: String,
+    confirm: Option<String>,
+}
+
+fn validate_new_token(body: &SetupBody) -> Result<(), ApiError> {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", m);
+    let t = &body.token;
+    if body.confirm.as_deref().is_some_and(|c| c != t) {
+        return Err(bad("the confirmation does not match the token".into()));
+    }
+    if t.chars().count() < MIN_TOKEN_LEN {
+        return Err(bad(format!("the token must be at least {MIN_TOKEN_LEN} characters long")));
+    }
+    if t.len() > MAX_TOKEN_LEN {
+        return Err(bad(format!("the token must be at most {MAX_TOKEN_LEN} bytes long")));
+    }
+    if t.trim() != t || t.chars().any(char::is_control) {
+        return Err(bad("the token must not contain control characters or leading/trailing spaces".into()));
+    }
+    Ok(())
+}
+
+async fn setup(
+    State(st): State<Arc<AppState>>,
+    Extension(session): Extension<SessionId>,
+    body: Result<Json<SetupBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if st.token().origin == Origin::Env {
+        return ApiError::new(
+            StatusCode::CONFLICT,
+            "token_from_env",
+            "the launcher token is set by the PICOCLAW_LAUNCHER_TOKEN environment variable; \
+             change or unset it there and restart the launcher",
+        )
+        .into_response();
+    }
+    let Ok(Json(body)) = body else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected JSON {\"token\": \"<new token>\", \"confirm\": \"<new token>\"}",
+        )
+        .into_response();
+    };
+    if let Err(e) = validate_new_token(&body) {
+        return e.into_response();
+    }
+    let secret = Secret::new(body.token);
+    let path = st.paths.launcher_file();
+    let to_store = secret.clone();
+    let stored =
+        tokio::task::spawn_blocking(move || picoclaw_credentials::launcher::store(&path, &to_store)).await;
+    match stored {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!("cannot save the launcher token: {e}");
+            return ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "save_failed",
+                format!("cannot save the token: {e}"),
+            )
+            .into_response();
+        }
+        Err(_) => return ApiError::internal().into_response(),
+    }
+    let fingerprint = secret.fingerprint().to_string();
+    let generation = {
+        let mut token = st.token.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        token.secret = secret;
+        token.origin = Origin::Config;
+        token.generation += 1;
+        token.generation
+    };
+    st.sessions.rotate(Some(session), generation);
+    tracing::info!(fingerprint = %fingerprint, "launcher token changed from the dashboard; other sessions ended");
+    Json(json!({ "status": "ok", "source": "config", "fingerprint": fingerprint })).into_response()
+}
+
+async fn session_info(State(st): State<Arc<AppState>>) -> Json<Value> {
+    let token = st.token();
+    Json(json!({
+        "authenticated": true,
+        "token_source": token.origin.to_string(),
+        "token_fingerprint": token.secret.fingerprint().to_string(),
+        "setup_allowed": token.origin != Origin::Env,
+        "min_token_length": MIN_TOKEN_LEN,
+    }))
+}
+
+async fn gateway_status(State(st): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!(st.gateway.status().await))
+}
+
+async fn gateway_start(State(st): State<Arc<AppState>>) -> Response {
+    match st.gateway.start().await {
+        Ok(_) => Json(json!({ "status": "ok", "gateway": st.gateway.status().await })).into_response(),
+        Err(e) => ApiError::new(StatusCode::BAD_GATEWAY, "start_failed", e.to_string()).into_response(),
+    }
+}
+
+async fn gateway_stop(State(st): State<Arc<AppState>>) -> Response {
+    match st.gateway.stop().await {
+        Ok(pid) => Json(json!({ "status": if pid.is_some() { "ok" } else { "not_running" }, "stopped_pid": pid, "gateway": st.gateway.status().await }))
+            .into_response(),
+        Err(e) => ApiError::new(StatusCode::BAD_GATEWAY, "stop_failed", e.to_string()).into_response(),
+    }
+}
+
+async fn gateway_restart(State(st): State<Arc<AppState>>) -> Response {
+    match st.gateway.restart().await {
+        Ok(_) => Json(json!({ "status": "ok", "gateway": st.gateway.status().await })).into_response(),
+        Err(e) => ApiError::new(StatusCode::BAD_GATEWAY, "restart_failed", e.to_string()).into_response(),
+    }
+}
+
+async fn gateway_logs(State(st): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({ "lines": st.gateway.logs() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_token_keeps_other_parameters() {
+        let u: Uri = "/index.html?a=1&token=abc&b=2".parse().unwrap();
+        assert_eq!(strip_token(&u), "/index.html?a=1&b=2");
+        let u: Uri = "/?token=abc".parse().unwrap();
+        assert_eq!(strip_token(&u), "/");
+        let u: Uri = "/?tok=1&token=%2Fx".parse().unwrap();
+        assert_eq!(query_token(&u).as_deref(), Some("/x"));
+        assert_eq!(strip_token(&u), "/?tok=1");
+    }
+
+    #[test]
+    fn setup_validation() {
+        let body = |t: &str, c: Option<&str>| SetupBody { token: t.into(), confirm: c.map(Into::into) };
+        assert!(validate_new_token(&body("0123456789abcdef", Some("0123456789abcdef"))).is_ok());
+        assert!(validate_new_token(&body("0123456789abcdef", Some("0123456789abcdeX"))).is_err());
+        assert!(validate_new_token(&body("short", None)).is_err());
+        assert!(validate_new_token(&body(" 0123456789abcdef", None)).is_err());
+    }
+}

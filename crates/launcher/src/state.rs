@@ -1,0 +1,44 @@
+//! What every request handler shares: the token, the session table, the failure limiter,
+//! the network policy and gateway control.
+
+use std::sync::RwLock;
+
+use picoclaw_auth::FailureLimiter;
+use picoclaw_config::Paths;
+use picoclaw_credentials::Secret;
+use picoclaw_credentials::launcher::Origin;
+
+use crate::gateway::GatewayControl;
+use crate::net::NetPolicy;
+use crate::session::Sessions;
+
+/// The active dashboard token.
+#[derive(Debug)]
+pub(crate) struct TokenState {
+    pub secret: Secret,
+    pub origin: Origin,
+    /// Bumped on every change; sessions of an older generation are void.
+    pub generation: u64,
+}
+
+/// Shared state.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub paths: Paths,
+    pub sessions: Sessions,
+    pub token: RwLock<TokenState>,
+    pub limiter: FailureLimiter,
+    pub gateway: GatewayControl,
+    pub net: NetPolicy,
+}
+
+impl AppState {
+    pub fn token(&self) -> std::sync::RwLockReadGuard<'_, TokenState> {
+        // A panic cannot leave the token half-written (it is replaced whole).
+        self.token.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.token().generation
+    }
+}
