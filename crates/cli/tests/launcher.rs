@@ -1,0 +1,451 @@
+//! Black-box tests of `picoclaw launcher`: the real binary on a temp home, real HTTP and
+//! WebSocket clients. Covers seed 001's "Web Launcher Dashboard Token" section statement by
+//! statement (resolution order, persistence, source reporting, /login /setup /logout,
+//! `?token=`, sessions ending on restart, rate limiting, Referrer-Policy) and DESIGN §7.
+
+mod launcher_support;
+mod support;
+
+use std::time::Duration;
+
+use launcher_support::{Body, alive, eventually, get, home, login, mode, post_json, send, session, start};
+use serde_json::{Value, json};
+use support::ws::{self, Next};
+
+const ENV_TOKEN: &str = "env-launcher-token-canary-7f3a9c1e";
+
+fn launcher_config(home: &support::TestHome) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(home.file("launcher-config.json")).unwrap()).unwrap()
+}
+
+fn launcher_log(home: &support::TestHome) -> String {
+    std::fs::read_to_string(home.file("logs/launcher.log")).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_resolution_persistence_source_reporting_and_restart() {
+    let home = home();
+    // 1. Nothing configured: a random 256-bit token, persisted 0600, reported as `random`.
+    let mut first = start(&home, &[]);
+    let token = first.token();
+    assert_eq!(token.len(), 64, "256 bits as hex");
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(first.stdout().contains("(source: random)"), "{}", first.stdout());
+    let login_url = format!("{}?token={token}", first.url);
+    assert!(first.stdout().contains(&format!("login URL:  {login_url}")), "{}", first.stdout());
+    assert_eq!(launcher_config(&home)["launcher_token"], token.as_str());
+    assert_eq!(mode(&home.file("launcher-config.json")), 0o600);
+    let old_cookie = session(&first, &token).await;
+    assert_eq!(get(&first.at("/api/gateway/status"), Some(&old_cookie)).await.status, 200);
+    first.stop();
+    let log = launcher_log(&home);
+    assert!(log.contains("launcher token source: random"), "{log}");
+    assert!(!log.contains(&token), "the log never holds the token");
+    assert_eq!(mode(&home.file("logs/launcher.log")), 0o600);
+
+    // 2. Restart: the persisted token is reused and reported as `config`; sessions from
+    //    the previous process are gone (new per-process HMAC key).
+    let mut second = start(&home, &[]);
+    assert_eq!(second.token(), token, "persisted across restarts");
+    assert!(second.stdout().contains("(source: config)"), "{}", second.stdout());
+    let stale = get(&second.at("/api/gateway/status"), Some(&old_cookie)).await;
+    assert_eq!(stale.status, 401, "a restart ends every session");
+    assert_eq!(get(&second.at("/"), Some(&old_cookie)).await.status, 303);
+    assert_eq!(login(&second, &token).await.status, 200);
+    second.stop();
+    assert!(launcher_log(&home).contains("launcher token source: config"));
+
+    // 3. PICOCLAW_LAUNCHER_TOKEN wins, is not echoed anywhere and not persisted.
+    let env_home_cmd = home.env("PICOCLAW_LAUNCHER_TOKEN", ENV_TOKEN);
+    let mut third = start(&env_home_cmd, &[]);
+    assert_eq!(third.token, None);
+    let out = third.stdout();
+    assert!(out.contains("token from env PICOCLAW_LAUNCHER_TOKEN"), "{out}");
+    assert!(!out.contains(ENV_TOKEN) && !third.stderr().contains(ENV_TOKEN));
+    assert_eq!(login(&third, &token).await.status, 401, "the file token is shadowed by env");
+    assert_eq!(login(&third, ENV_TOKEN).await.status, 200);
+    third.stop();
+    let log = launcher_log(&env_home_cmd);
+    assert!(log.contains("launcher token source: env"), "{log}");
+    assert!(!log.contains(ENV_TOKEN), "an env token is never logged");
+    assert_eq!(launcher_config(&env_home_cmd)["launcher_token"], token.as_str(), "env is not persisted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_logout_cookie_and_security_headers() {
+    let home = home();
+    let l = start(&home, &[]);
+    let token = l.token();
+
+    // Unauthenticated: /api/* → 401 JSON, pages → 303 to the login page.
+    let a = get(&l.at("/api/gateway/status"), None).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(a.json()["error"]["code"], "not_logged_in");
+    let a = get(&l.at("/"), None).await;
+    assert_eq!((a.status, a.header("location").as_str()), (303, "/login"));
+    let page = get(&l.at("/login"), None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<form id=\"login-form\""));
+    assert!(!page.body.contains("<script>"), "no inline script");
+
+    // Wrong token → 401, no cookie.
+    let a = login(&l, "not-the-token").await;
+    assert_eq!(a.status, 401);
+    assert!(a.cookie().is_none());
+    assert!(!a.body.contains("not-the-token"));
+
+    // JSON login → 200 + cookie with the seed's attributes.
+    let a = login(&l, &token).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let set = a.set_cookie();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=604800"] {
+        assert!(set.contains(attr), "{attr} missing from {set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP from an untrusted peer: no Secure");
+    assert!(!set.contains(&token), "the cookie is not the token");
+    let cookie = a.cookie().unwrap();
+    assert_eq!(get(&l.at("/api/gateway/status"), Some(&cookie)).await.status, 200);
+    let dash = get(&l.at("/"), Some(&cookie)).await;
+    assert_eq!(dash.status, 200);
+    assert!(dash.body.contains("id=\"gateway-card\""));
+
+    // Form login → 303 to the dashboard + cookie.
+    let origin = format!("http://{}", l.authority());
+    let form = format!("token={token}");
+    let a = send("POST", &l.at("/login"), None, &[("origin", &origin)], Some(Body::Form(&form))).await;
+    assert_eq!((a.status, a.header("location").as_str()), (303, "/"));
+    let form_cookie = a.cookie().expect("cookie from form login");
+
+    // X-Forwarded-Proto from an untrusted peer does not make the cookie Secure.
+    let a = send(
+        "POST",
+        &l.at("/login"),
+        None,
+        &[("x-forwarded-proto", "https")],
+        Some(Body::Json(json!({ "token": token }))),
+    )
+    .await;
+    assert!(!a.set_cookie().contains("Secure"));
+
+    // Logout revokes server-side: a copy of the cookie stops working.
+    let a = post_json(&l, "/logout", Some(&cookie), json!({})).await;
+    assert_eq!(a.status, 200);
+    assert!(a.set_cookie().contains("Max-Age=0"));
+    assert_eq!(get(&l.at("/api/gateway/status"), Some(&cookie)).await.status, 401, "revoked");
+    assert_eq!(get(&l.at("/api/gateway/status"), Some(&form_cookie)).await.status, 200, "others unaffected");
+
+    // A forged or tampered cookie is refused.
+    let forged = format!("picoclaw_launcher_session={}.{}", "ab".repeat(32), "cd".repeat(32));
+    assert_eq!(get(&l.at("/api/session"), Some(&forged)).await.status, 401);
+
+    // Cross-origin state changes are refused even with a valid cookie.
+    let a = send(
+        "POST",
+        &l.at("/api/gateway/restart"),
+        Some(&form_cookie),
+        &[("origin", "http://evil.example")],
+        None,
+    )
+    .await;
+    assert_eq!(a.status, 403);
+
+    // Every response carries the security headers: pages, redirects, errors, assets.
+    for (path, cookie) in [
+        ("/login", None),
+        ("/", None),
+        ("/api/tokens", None),
+        ("/assets/app.js", None),
+        ("/nope", Some(form_cookie.as_str())),
+        ("/?token=wrong", None),
+    ] {
+        let a = get(&l.at(path), cookie).await;
+        assert_eq!(a.header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(a.header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(a.header("x-content-type-options"), "nosniff", "{path}");
+        let csp = a.header("content-security-policy");
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{path}: {csp}");
+    }
+    let login_post = login(&l, "still-wrong").await;
+    assert_eq!(login_post.header("referrer-policy"), "no-referrer");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn query_token_login_redirects_without_the_token() {
+    let home = home();
+    let l = start(&home, &[]);
+    let token = l.token();
+    let a = get(&l.at(&format!("/?lang=en&token={token}&tab=chat")), None).await;
+    assert_eq!(a.status, 303);
+    assert_eq!(a.header("location"), "/?lang=en&tab=chat", "same URL, other parameters kept");
+    let cookie = a.cookie().expect("session cookie");
+    assert_eq!(get(&l.at("/api/session"), Some(&cookie)).await.json()["token_source"], "random");
+
+    let a = get(&l.at(&format!("/index.html?token={token}")), None).await;
+    assert_eq!((a.status, a.header("location").as_str()), (303, "/index.html"));
+
+    let a = get(&l.at("/?token=wrong-token-value"), None).await;
+    assert_eq!(a.status, 303);
+    let location = a.header("location");
+    assert!(location.starts_with("/login"), "{location}");
+    assert!(!location.contains("wrong-token-value"), "the token is never echoed");
+    assert!(a.cookie().is_none());
+    // ?token= is not an API credential.
+    assert_eq!(get(&l.at(&format!("/api/session?token={token}")), None).await.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_replaces_the_token_and_ends_other_sessions() {
+    let home = home();
+    let l = start(&home, &[]);
+    let token = l.token();
+    let a_cookie = session(&l, &token).await;
+    let b_cookie = session(&l, &token).await;
+    let new = "my-own-dashboard-token-2026";
+
+    assert_eq!(post_json(&l, "/setup", None, json!({ "token": new, "confirm": new })).await.status, 401);
+    let a = post_json(&l, "/setup", Some(&a_cookie), json!({ "token": "short", "confirm": "short" })).await;
+    assert_eq!(a.status, 400);
+    assert!(a.json()["error"]["message"].as_str().unwrap().contains("at least 16"), "{}", a.body);
+    let a = post_json(
+        &l,
+        "/setup",
+        Some(&a_cookie),
+        json!({ "token": new, "confirm": "something-else-entirely" }),
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    let a = post_json(&l, "/setup", Some(&a_cookie), json!({ "token": new, "confirm": new })).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(!a.body.contains(new));
+
+    assert_eq!(get(&l.at("/api/session"), Some(&a_cookie)).await.status, 200, "the caller stays logged in");
+    assert_eq!(get(&l.at("/api/session"), Some(&b_cookie)).await.status, 401, "every other session ends");
+    assert_eq!(login(&l, &token).await.status, 401, "the old token no longer works");
+    assert_eq!(login(&l, new).await.status, 200);
+    assert_eq!(launcher_config(&home)["launcher_token"], new, "persisted");
+    assert_eq!(mode(&home.file("launcher-config.json")), 0o600);
+    assert_eq!(get(&l.at("/api/session"), Some(&a_cookie)).await.json()["token_source"], "config");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_is_refused_when_the_token_comes_from_env() {
+    let home = home().env("PICOCLAW_LAUNCHER_TOKEN", ENV_TOKEN);
+    let l = start(&home, &[]);
+    let cookie = session(&l, ENV_TOKEN).await;
+    let new = "another-token-that-is-long";
+    let a = post_json(&l, "/setup", Some(&cookie), json!({ "token": new, "confirm": new })).await;
+    assert_eq!(a.status, 409);
+    assert!(a.json()["error"]["message"].as_str().unwrap().contains("PICOCLAW_LAUNCHER_TOKEN"), "{}", a.body);
+    assert_eq!(login(&l, ENV_TOKEN).await.status, 200, "unchanged");
+    assert_eq!(get(&l.at("/api/session"), Some(&cookie)).await.json()["setup_allowed"], false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_logins_are_rate_limited_successes_are_not() {
+    let home = home();
+    let l = start(&home, &[]);
+    let token = l.token();
+    for _ in 0..15 {
+        assert_eq!(login(&l, &token).await.status, 200, "successes are not counted");
+    }
+    for i in 0..10 {
+        assert_eq!(login(&l, &format!("wrong-{i}")).await.status, 401);
+    }
+    let a = login(&l, "wrong-again").await;
+    assert_eq!(a.status, 429);
+    let retry: u64 = a.header("retry-after").parse().expect("Retry-After seconds");
+    assert!((1..=300).contains(&retry), "{retry}");
+    assert_eq!(a.json()["error"]["code"], "rate_limited");
+    assert_eq!(login(&l, &token).await.status, 429, "the address is locked out, even with the right token");
+    let a = get(&l.at(&format!("/?token={token}")), None).await;
+    assert_eq!((a.status, a.header("location").as_str()), (303, "/login?error=rate_limited"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_control_child_environment_and_logs() {
+    let home = home();
+    let mut l = start(&home, &[]);
+    let record = l.gateway_record();
+    let pid = record["pid"].as_u64().unwrap();
+    let cookie = session(&l, &l.token()).await;
+
+    let status = get(&l.at("/api/gateway/status"), Some(&cookie)).await.json();
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["owned"], true, "started by the launcher");
+    assert_eq!(status["pid"].as_u64(), Some(pid));
+
+    // The child got only PICOCLAW_HOME and PICOCLAW_CONFIG, and no secret in argv.
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let mut names: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).split('=').next().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["PICOCLAW_CONFIG", "PICOCLAW_HOME"]);
+    let cmdline =
+        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap()).replace('\0', " ");
+    assert!(cmdline.trim_end().ends_with(" gateway"), "{cmdline}");
+    assert!(!cmdline.contains(&l.token()) && !cmdline.contains(launcher_support::PICO));
+
+    // Logs: the child's output, bounded, without secrets.
+    let logs = get(&l.at("/api/gateway/logs"), Some(&cookie)).await;
+    assert_eq!(logs.status, 200);
+    let lines = logs.json()["lines"].as_array().cloned().unwrap_or_default();
+    assert!(lines.iter().any(|l| l.as_str().unwrap_or("").contains("gateway listening")), "{lines:?}");
+    let runtime = record["token"].as_str().unwrap();
+    for body in [
+        &logs.body,
+        &get(&l.at("/api/gateway/status"), Some(&cookie)).await.body,
+        &get(&l.at("/api/tokens"), Some(&cookie)).await.body,
+    ] {
+        assert!(
+            !body.contains(runtime) && !body.contains(launcher_support::PICO) && !body.contains(&l.token())
+        );
+    }
+
+    // Stop, start, restart.
+    let a = post_json(&l, "/api/gateway/stop", Some(&cookie), json!({})).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["gateway"]["state"], "stopped");
+    assert!(eventually(Duration::from_secs(5), || !alive(pid)));
+    assert!(!home.file(".picoclaw.pid").exists());
+    let a = post_json(&l, "/api/gateway/start", Some(&cookie), json!({})).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["gateway"]["state"], "running");
+    let pid2 = a.json()["gateway"]["pid"].as_u64().unwrap();
+    assert_ne!(pid2, pid);
+    let a = post_json(&l, "/api/gateway/restart", Some(&cookie), json!({})).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let pid3 = a.json()["gateway"]["pid"].as_u64().unwrap();
+    assert_ne!(pid3, pid2);
+    assert!(!alive(pid2));
+
+    // An owned gateway stops with the launcher.
+    assert!(l.stop().success());
+    assert!(eventually(Duration::from_secs(5), || !alive(pid3)), "owned gateway stopped at exit");
+    assert!(!home.file(".picoclaw.pid").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adopts_a_running_gateway_and_leaves_it_running() {
+    let home = home();
+    let gw = home.spawn_gateway(&[]);
+    let pid = u64::from(gw.child.id());
+    let mut l = start(&home, &[]);
+    let cookie = session(&l, &l.token()).await;
+    let status = get(&l.at("/api/gateway/status"), Some(&cookie)).await.json();
+    assert_eq!((status["state"].as_str(), status["owned"].as_bool()), (Some("running"), Some(false)));
+    assert_eq!(status["pid"].as_u64(), Some(pid));
+    assert!(l.stop().success());
+    assert!(alive(pid), "an adopted gateway is left running");
+    let health = get(&format!("{}/health", gw.http()), None).await;
+    assert_eq!(health.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_proxy_auth_origin_and_gateway_down() {
+    let home = home();
+    let l = start(&home, &[]);
+    let record = l.gateway_record();
+    let cookie = session(&l, &l.token()).await;
+    let url = format!("ws://{}/pico/ws?session_id=proxy-test", l.authority());
+    let origin = format!("http://{}", l.authority());
+
+    // Not logged in → 401; bad or missing Origin → 403.
+    let (code, _) = ws::rejected(&url, &[("origin", &origin)]).await;
+    assert_eq!(code, 401);
+    let (code, _) = ws::rejected(&url, &[("cookie", &cookie), ("origin", "http://evil.example")]).await;
+    assert_eq!(code, 403);
+    let (code, _) = ws::rejected(&url, &[("cookie", &cookie)]).await;
+    assert_eq!(code, 403, "a missing Origin is not same-origin");
+    // The runtime or pico token is not a dashboard credential.
+    let bearer = format!("Bearer {}", record["token"].as_str().unwrap());
+    let (code, _) = ws::rejected(&url, &[("authorization", &bearer), ("origin", &origin)]).await;
+    assert_eq!(code, 401);
+
+    // Logged in, same origin: chat works through the proxy, and no token reaches the browser.
+    let (mut socket, resp) =
+        ws::connect(&url, &[("cookie", &cookie), ("origin", &origin)]).await.expect("upgrade");
+    let handshake = format!("{:?}", resp.headers());
+    assert!(
+        !handshake.contains(record["token"].as_str().unwrap()) && !handshake.contains(launcher_support::PICO)
+    );
+    ws::send(
+        &mut socket,
+        json!({"type":"message.send","id":"r1","payload":{"content":"hello through the proxy"}}),
+    )
+    .await;
+    let frames = ws::until(&mut socket, "typing.stop").await;
+    let create = frames.iter().find(|f| f["type"] == "message.create").expect("message.create");
+    assert_eq!(create["payload"]["content"], "hello through the proxy");
+    assert_eq!(create["session_id"], "proxy-test");
+    for f in &frames {
+        assert!(!f.to_string().contains(record["token"].as_str().unwrap()));
+    }
+
+    // Logout closes the proxied socket.
+    assert_eq!(post_json(&l, "/logout", Some(&cookie), json!({})).await.status, 200);
+    match ws::next(&mut socket, Duration::from_secs(10)).await {
+        Next::Closed(Some((code, _))) => assert_eq!(code, 1008),
+        Next::Closed(None) | Next::Ended => {}
+        other => panic!("expected the socket to close after logout, got {other:?}"),
+    }
+
+    // Gateway down → 503.
+    let cookie = session(&l, &l.token()).await;
+    let a = post_json(&l, "/api/gateway/stop", Some(&cookie), json!({})).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let (code, body) = ws::rejected(&url, &[("cookie", &cookie), ("origin", &origin)]).await;
+    assert_eq!(code, 503, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secure_cookie_only_behind_a_trusted_proxy() {
+    let home = home();
+    support::write_private(
+        &home.file("launcher-config.json"),
+        &json!({ "port": 18800, "trusted_proxies": ["127.0.0.1/32"] }).to_string(),
+    );
+    let l = start(&home, &[]);
+    let token = l.token();
+    let a = send(
+        "POST",
+        &l.at("/login"),
+        None,
+        &[("x-forwarded-proto", "https"), ("x-forwarded-for", "203.0.113.7")],
+        Some(Body::Json(json!({ "token": token }))),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.set_cookie().contains("; Secure"), "{}", a.set_cookie());
+    let plain = login(&l, &token).await;
+    assert!(!plain.set_cookie().contains("Secure"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_run_onboards_and_prints_a_login_url() {
+    // A new user's home: nothing but a gateway already running from it (so this test
+    // needs no fixed port); the launcher creates config.json and a pico token, adopts the
+    // gateway and prints a working login URL.
+    let home = support::TestHome::new();
+    let gw = home.spawn_gateway(&[]);
+    assert!(!home.file("config.json").exists());
+    let l = start(&home, &[]);
+    assert!(l.stdout().contains("running `picoclaw onboard` first"), "{}", l.stdout());
+    assert!(home.file("config.json").exists() && home.file(".security.yml").exists());
+    let login_url = format!("{}?token={}", l.url, l.token());
+    assert!(l.stdout().contains(&login_url));
+    let a = get(&login_url, None).await;
+    assert_eq!((a.status, a.header("location").as_str()), (303, "/"));
+    let cookie = a.cookie().unwrap();
+    let dash = get(&l.at("/"), Some(&cookie)).await;
+    assert_eq!(dash.status, 200);
+    let status = get(&l.at("/api/gateway/status"), Some(&cookie)).await.json();
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["pid"].as_u64(), Some(u64::from(gw.child.id())));
+}
