@@ -38,6 +38,9 @@ pub enum Command {
     Auth(AuthCommand),
     /// Run the gateway in the foreground, or manage a background one.
     Gateway(GatewayArgs),
+    /// Named tokens (create, list, revoke, rotate) and rotation of the pico/gateway tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Run the web dashboard (login, gateway control, chat, tokens); starts a gateway if none runs.
     Launcher(LauncherArgs),
     /// Print the version.
@@ -74,6 +77,58 @@ pub enum AuthCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `picoclaw token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a named token; it is printed once on stdout and only its SHA-256 is stored.
+    Create {
+        /// A unique name (letters, digits, `.`, `_`, `-`), e.g. `phone` or `ci`.
+        #[arg(long)]
+        name: String,
+        /// What it may do: `chat` (the Pico channel) or `admin` (everything).
+        #[arg(long, value_enum)]
+        scope: TokenScope,
+        /// Lifetime (`30d`, `12h`, `90m`) or an RFC 3339 time; default: never expires.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Print JSON (including the token) on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List named tokens and the pico/gateway tokens (never a secret).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a named token at once (by id or name).
+    Revoke {
+        /// Token id or name.
+        target: String,
+    },
+    /// Give a credential a new secret: a named token (id or name; same id, name and scope),
+    /// `pico` or `gateway`. The new value is printed once on stdout.
+    Rotate {
+        /// Token id or name, `pico` or `gateway`.
+        target: String,
+        /// How long the old secret keeps working (`10m`, `1h`); default: it stops at once.
+        #[arg(long)]
+        grace: Option<String>,
+        /// Print JSON (including the new token) on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Scope of a named token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenScope {
+    /// The Pico channel only.
+    Chat,
+    /// Everything, including /reload and the token API.
+    Admin,
 }
 
 /// `picoclaw gateway [--host H] [--port P] [start|stop|restart|status|reload]`

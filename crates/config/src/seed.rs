@@ -74,7 +74,7 @@ impl Ctx {
             if path == "model_list" {
                 return Node::SecurityModels;
             }
-            if path == "tokens" {
+            if path == "tokens" || path == "rotated" {
                 return Node::Any;
             }
         }

@@ -12,6 +12,7 @@ mod config;
 mod gateway;
 mod launcher;
 mod onboard;
+mod token;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config(ConfigCommand::Env) => config::env(),
         Command::Auth(AuthCommand::Explain { json }) => auth::explain(json),
         Command::Gateway(args) => gateway::run(args, cli.log_format),
+        Command::Token(command) => token::run(command),
         Command::Launcher(args) => launcher::run(args, cli.log_format),
         Command::Version => {
             println!("picoclaw {}", env!("CARGO_PKG_VERSION"));

@@ -1,0 +1,375 @@
+//! Named tokens and rotation grace: verification in O(1) of the number of tokens.
+//!
+//! - [`format`]: the `pcl_<id>_<secret>_<check>` format, checked offline;
+//! - [`record`]: the hash-only records in `.security.yml` (`tokens:` and `rotated:`);
+//! - [`time`]: timestamps, the injectable clock and the `30d` duration syntax;
+//! - [`NamedTokenStore`]: id → record map; a presented token is parsed, looked up by its
+//!   id, and its SHA-256 compared in constant time with the current digest and any old
+//!   digest still in its rotation grace;
+//! - [`GraceDigests`]: old values of rotated `gateway.token` / `channels.pico.token`,
+//!   accepted until their grace ends;
+//! - [`StoredCredentials`]: both together, as the [`NamedTokens`] the gateway's
+//!   [`crate::Verifier`] consults.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use picoclaw_credentials::Credentials;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
+pub mod format;
+pub mod record;
+pub mod time;
+
+pub use format::{FormatError, PREFIX, TOKEN_LEN, TokenId};
+pub use record::{
+    Digest, FixedCredential, PreviousSecret, RotatedDigest, TokenName, TokenRecord, TokenSet, TokenState,
+    TokenStoreError, TokenSummary, persist_last_used,
+};
+pub use time::{Clock, DurationError, ManualClock, SystemClock, Timestamp, format_duration, parse_duration};
+
+use crate::verify::{AuthError, CredentialKind, NamedTokens, Principal};
+
+/// Where named-token principals say they come from.
+pub const NAMED_SOURCE: &str = ".security.yml:tokens";
+/// Where principals of a rotated fixed credential (within grace) say they come from.
+pub const ROTATED_SOURCE: &str = ".security.yml:rotated";
+/// The most distinct tokens whose last use is remembered between two
+/// [`NamedTokenStore::take_last_used`] calls (bounded like every other table).
+const MAX_PENDING_LAST_USED: usize = 10_000;
+
+struct Entry {
+    record: TokenRecord,
+    principal: Principal,
+}
+
+/// The named tokens a gateway accepts, indexed by public id.
+pub struct NamedTokenStore {
+    by_id: HashMap<TokenId, Entry>,
+    last_used: Mutex<HashMap<TokenId, Timestamp>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for NamedTokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NamedTokenStore").field("tokens", &self.by_id.len()).finish_non_exhaustive()
+    }
+}
+
+impl NamedTokenStore {
+    /// A store of `set`, using the system clock.
+    pub fn new(set: &TokenSet) -> NamedTokenStore {
+        NamedTokenStore::with_clock(set, Arc::new(SystemClock))
+    }
+
+    /// A store of `set` with an injected clock.
+    pub fn with_clock(set: &TokenSet, clock: Arc<dyn Clock>) -> NamedTokenStore {
+        let by_id = set
+            .records()
+            .iter()
+            .map(|r| {
+                let principal = Principal {
+                    kind: CredentialKind::Named,
+                    id: r.id.to_string(),
+                    name: r.name.to_string(),
+                    scope: r.scope,
+                    source: NAMED_SOURCE.to_owned(),
+                    fingerprint: r.fingerprint(),
+                };
+                (r.id.clone(), Entry { record: r.clone(), principal })
+            })
+            .collect();
+        NamedTokenStore { by_id, last_used: Mutex::new(HashMap::new()), clock }
+    }
+
+    /// Number of records (any state).
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// True when no token is stored.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// The verdict for a presented token of the `pcl_` format.
+    fn check(&self, presented: &str) -> Result<Principal, AuthError> {
+        let id = format::parse(presented).map_err(|e| AuthError::Malformed(e.reason()))?;
+        let Some(entry) = self.by_id.get(&id) else {
+            // Same work as a found token, so timing does not tell whether the id exists.
+            let _ = Sha256::digest(presented.as_bytes());
+            return Err(AuthError::Invalid);
+        };
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let now = self.clock.now();
+        let record = &entry.record;
+        let current: Choice = record.sha256.0.ct_eq(&digest);
+        let mut live = Choice::from(0);
+        let mut ended = Choice::from(0);
+        for p in &record.previous {
+            let hit = p.sha256.0.ct_eq(&digest);
+            if p.valid_until > now {
+                live |= hit;
+            } else {
+                ended |= hit;
+            }
+        }
+        let (current, live, ended) = (bool::from(current), bool::from(live), bool::from(ended));
+        if !(current || live || ended) {
+            return Err(AuthError::Invalid);
+        }
+        // The secret matched: from here on it is safe to say what is wrong with it.
+        let expired = |state| AuthError::Expired { id: record.id.to_string(), state };
+        match record.state(now) {
+            TokenState::Revoked => return Err(expired("revoked")),
+            TokenState::Expired => return Err(expired("expired")),
+            TokenState::Active => {}
+        }
+        if !current && !live {
+            return Err(expired("rotated"));
+        }
+        self.note_use(&record.id, now);
+        let mut principal = entry.principal.clone();
+        if !current {
+            principal.fingerprint = Digest(digest).fingerprint();
+        }
+        Ok(principal)
+    }
+
+    fn note_use(&self, id: &TokenId, now: Timestamp) {
+        let mut pending = self.last_used.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.len() < MAX_PENDING_LAST_USED || pending.contains_key(id) {
+            pending.insert(id.clone(), now);
+        }
+    }
+
+    /// Last-use times recorded since the previous call (drained). The gateway persists
+    /// them with [`persist_last_used`] at most once a minute.
+    pub fn take_last_used(&self) -> Vec<(TokenId, Timestamp)> {
+        let mut pending = self.last_used.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.drain().collect()
+    }
+
+    /// Whether a connection authenticated as `principal` (a named-token principal) may stay
+    /// open now: its record exists, is active, and the secret it used (by fingerprint) is
+    /// the current one or still in grace. Used after a reload and when a deadline passes.
+    pub fn still_valid(&self, principal: &Principal) -> Result<(), AuthError> {
+        let Some(entry) = TokenId::parse(&principal.id).ok().and_then(|id| self.by_id.get(&id)) else {
+            return Err(AuthError::Expired { id: principal.id.clone(), state: "revoked" });
+        };
+        let now = self.clock.now();
+        let r = &entry.record;
+        let expired = |state| AuthError::Expired { id: principal.id.clone(), state };
+        match r.state(now) {
+            TokenState::Revoked => return Err(expired("revoked")),
+            TokenState::Expired => return Err(expired("expired")),
+            TokenState::Active => {}
+        }
+        let current = r.fingerprint() == principal.fingerprint;
+        let in_grace =
+            r.previous.iter().any(|p| p.valid_until > now && p.sha256.fingerprint() == principal.fingerprint);
+        if current || in_grace { Ok(()) } else { Err(expired("rotated")) }
+    }
+
+    /// The next instant at which some accepted secret stops working (an expiry or the end
+    /// of a grace), so the gateway can re-check open connections then.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let now = self.clock.now();
+        self.by_id
+            .values()
+            .filter(|e| e.record.revoked.is_none())
+            .flat_map(|e| e.record.expires.into_iter().chain(e.record.previous.iter().map(|p| p.valid_until)))
+            .filter(|t| *t > now)
+            .min()
+    }
+}
+
+impl NamedTokens for NamedTokenStore {
+    fn verify(&self, presented: &str) -> Option<Result<Principal, AuthError>> {
+        presented.starts_with(PREFIX).then(|| self.check(presented))
+    }
+}
+
+/// Old values of rotated fixed credentials (`gateway.token`, `channels.pico.token`), each
+/// accepted until the end of its grace.
+pub struct GraceDigests {
+    entries: Vec<RotatedDigest>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for GraceDigests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraceDigests").field("entries", &self.entries.len()).finish_non_exhaustive()
+    }
+}
+
+impl GraceDigests {
+    /// From the `.security.yml` tree (`rotated:`), with the system clock.
+    pub fn from_tree(tree: &Value) -> Result<GraceDigests, TokenStoreError> {
+        Ok(GraceDigests { entries: record::rotated_from_tree(tree)?, clock: Arc::new(SystemClock) })
+    }
+
+    /// Replaces the clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> GraceDigests {
+        self.clock = clock;
+        self
+    }
+
+    /// Drops the pico entries when the Pico channel is disabled (its token is then not
+    /// accepted at all, old or new).
+    pub fn retain_enabled(mut self, pico_enabled: bool) -> GraceDigests {
+        self.entries.retain(|e| pico_enabled || e.credential != FixedCredential::Pico);
+        self
+    }
+
+    /// The entries (all, including ended ones not yet pruned from the file).
+    pub fn entries(&self) -> &[RotatedDigest] {
+        &self.entries
+    }
+
+    /// Adds the old value of `credential`, accepted until `valid_until`.
+    pub fn push(
+        &mut self,
+        credential: FixedCredential,
+        old: &picoclaw_credentials::Secret,
+        valid_until: Timestamp,
+    ) {
+        self.entries.push(RotatedDigest { credential, sha256: Digest::of(old), valid_until });
+        let excess = self.entries.len().saturating_sub(record::MAX_ROTATED);
+        self.entries.drain(..excess);
+    }
+
+    /// Removes every old value of `credential` (its grace ends now).
+    pub fn clear(&mut self, credential: FixedCredential) {
+        self.entries.retain(|e| e.credential != credential);
+    }
+
+    /// Writes `rotated:` into the tree, dropping ended entries.
+    pub fn write_into(&self, tree: &mut Value) {
+        record::rotated_into(tree, &self.entries, self.clock.now());
+    }
+
+    /// Forgets old values equal to a credential in effect now (someone put an old value
+    /// back by hand): the current value must not inherit the old one's deadline.
+    pub fn forget_current(&mut self, current: &Credentials) {
+        let now: Vec<[u8; 32]> =
+            [current.gateway(), current.pico()].into_iter().flatten().map(|r| r.secret.digest()).collect();
+        self.entries.retain(|e| !now.iter().any(|d| bool::from(d.ct_eq(&e.sha256.0))));
+    }
+
+    /// `Some(principal)` (kind Gateway or Pico) when `presented` is an old value whose
+    /// grace lasts; `None` otherwise. After its grace an old value is simply not
+    /// accepted (the verifier answers "invalid credential"): it is never reported as
+    /// "rotated", in case the same value is in use again elsewhere.
+    pub fn verify(&self, presented: &str) -> Option<Principal> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let now = self.clock.now();
+        let mut live: Option<&RotatedDigest> = None;
+        // No early exit: every entry is compared.
+        for e in &self.entries {
+            let hit = bool::from(e.sha256.0.ct_eq(&digest));
+            if hit && e.valid_until > now && live.is_none() {
+                live = Some(e);
+            }
+        }
+        live.map(|e| Principal {
+            kind: e.credential.kind(),
+            id: e.credential.id().to_owned(),
+            name: e.credential.id().to_owned(),
+            scope: e.credential.scope(),
+            source: ROTATED_SOURCE.to_owned(),
+            fingerprint: e.sha256.fingerprint(),
+        })
+    }
+
+    /// True while the old value of `credential` with this fingerprint is in grace.
+    pub fn accepts(&self, credential: FixedCredential, fingerprint: &str) -> bool {
+        let now = self.clock.now();
+        self.entries.iter().any(|e| {
+            e.credential == credential && e.valid_until > now && e.sha256.fingerprint() == fingerprint
+        })
+    }
+
+    /// The next end of a grace, if any is in the future.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let now = self.clock.now();
+        self.entries.iter().map(|e| e.valid_until).filter(|t| *t > now).min()
+    }
+}
+
+impl NamedTokens for GraceDigests {
+    fn verify(&self, presented: &str) -> Option<Result<Principal, AuthError>> {
+        GraceDigests::verify(self, presented).map(Ok)
+    }
+}
+
+/// Named tokens and rotation grace digests from one `.security.yml`, as one
+/// [`NamedTokens`] for [`crate::Verifier::with_named`]: `pcl_` tokens go to the named
+/// store; anything else is checked against old rotated values (and, when none matches,
+/// left to the verifier's fixed credentials).
+#[derive(Debug)]
+pub struct StoredCredentials {
+    /// The named tokens.
+    pub named: NamedTokenStore,
+    /// Old values of rotated fixed credentials.
+    pub grace: GraceDigests,
+}
+
+impl StoredCredentials {
+    /// Loads both from the `.security.yml` tree (e.g. `Layers::security_tree()`, or an
+    /// empty object when the file is missing). `current` are the credentials in effect
+    /// (old values equal to one of them are dropped). Errors name the key; nothing is
+    /// half-loaded.
+    pub fn from_tree(
+        tree: &Value,
+        current: &Credentials,
+        pico_enabled: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Result<StoredCredentials, TokenStoreError> {
+        let mut grace = GraceDigests::from_tree(tree)?.with_clock(clock.clone()).retain_enabled(pico_enabled);
+        grace.forget_current(current);
+        Ok(StoredCredentials {
+            named: NamedTokenStore::with_clock(&TokenSet::from_tree(tree)?, clock),
+            grace,
+        })
+    }
+
+    /// Whether a connection authenticated as `principal` may stay open, for the kinds this
+    /// type knows: `None` for principals it does not own (runtime, tickets, and fixed
+    /// credentials authenticated with their *current* value — the verifier's fixed set
+    /// decides those); `Some(verdict)` for named tokens and old rotated values.
+    pub fn still_valid(&self, principal: &Principal) -> Option<Result<(), AuthError>> {
+        match principal.kind {
+            CredentialKind::Named => Some(self.named.still_valid(principal)),
+            CredentialKind::Gateway | CredentialKind::Pico if principal.source == ROTATED_SOURCE => {
+                let cred = FixedCredential::from_name(&principal.id)?;
+                Some(if self.grace.accepts(cred, &principal.fingerprint) {
+                    Ok(())
+                } else {
+                    Err(AuthError::Expired { id: principal.id.clone(), state: "rotated" })
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The earliest future deadline of either part.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        [self.named.next_deadline(), self.grace.next_deadline()].into_iter().flatten().min()
+    }
+}
+
+impl NamedTokens for StoredCredentials {
+    fn verify(&self, presented: &str) -> Option<Result<Principal, AuthError>> {
+        if presented.starts_with(PREFIX) {
+            return Some(self.named.check(presented));
+        }
+        self.grace.verify(presented).map(Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests;

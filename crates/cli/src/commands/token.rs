@@ -1,0 +1,409 @@
+//! `picoclaw token create|list|revoke|rotate`: named tokens and rotation of the pico and
+//! gateway tokens. Changes go to `.security.yml` (read, validate, atomic 0600 write), are
+//! recorded in `logs/audit.jsonl`, and a running gateway is asked to reload at once (it
+//! also watches the file). A credential that comes from an environment variable is never
+//! changed here: that variable is where it has to be changed.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use picoclaw_auth::audit::{self, AuditEvent, AuditKind, Outcome};
+use picoclaw_auth::named::{
+    FixedCredential, GraceDigests, Timestamp, TokenName, TokenRecord, TokenSet, format_duration,
+    parse_duration,
+};
+use picoclaw_auth::{CredentialKind, Scope};
+use picoclaw_config::{Flags, Source};
+use picoclaw_credentials::Secret;
+use picoclaw_credentials::store::{read_security_tree, set_path, write_security_tree};
+use serde_json::{Value, json};
+
+use crate::cli::{TokenCommand, TokenScope};
+use crate::context::Context;
+use crate::output::table;
+
+pub fn run(command: TokenCommand) -> Result<ExitCode> {
+    let ctx = Context::load(&Flags::new())?;
+    ctx.print_warnings();
+    match command {
+        TokenCommand::Create { name, scope, expires, json } => {
+            create(&ctx, &name, scope, expires.as_deref(), json)
+        }
+        TokenCommand::List { json } => list(&ctx, json),
+        TokenCommand::Revoke { target } => revoke(&ctx, &target),
+        TokenCommand::Rotate { target, grace, json } => rotate(&ctx, &target, grace.as_deref(), json),
+    }
+}
+
+fn scope_of(s: TokenScope) -> Scope {
+    match s {
+        TokenScope::Chat => Scope::Chat,
+        TokenScope::Admin => Scope::Admin,
+    }
+}
+
+/// `--expires`: a duration from now, or an absolute RFC 3339 time in the future.
+fn expiry(text: &str, now: Timestamp) -> Result<Timestamp> {
+    match parse_duration(text) {
+        Ok(d) if d.is_zero() => {
+            bail!("--expires {text}: a token that expires at once is useless; give e.g. 30d")
+        }
+        Ok(d) => Ok(now.after(d)),
+        Err(e) => match Timestamp::parse(text) {
+            Some(t) if t > now => Ok(t),
+            Some(_) => bail!("--expires {text}: that time is in the past"),
+            None => Err(e).context("--expires"),
+        },
+    }
+}
+
+fn grace_of(text: Option<&str>) -> Result<Duration> {
+    text.map_or(Ok(Duration::ZERO), |g| parse_duration(g).context("--grace"))
+}
+
+fn audit_log(ctx: &Context, event: AuditEvent) {
+    let event = event.actor("cli");
+    if let Err(e) = audit::append(&ctx.paths.audit_log(), &event) {
+        eprintln!("warning: cannot write {}: {e}", ctx.paths.audit_log().display());
+    }
+}
+
+fn load_set(ctx: &Context) -> Result<(Value, TokenSet)> {
+    let path = ctx.paths.security_file();
+    let tree = read_security_tree(&path)?;
+    let set = TokenSet::from_tree(&tree)?;
+    Ok((tree, set))
+}
+
+fn save(ctx: &Context, tree: &Value) -> Result<()> {
+    write_security_tree(&ctx.paths.security_file(), tree)?;
+    Ok(())
+}
+
+fn print_secret(token: &Secret, what: &str) {
+    eprintln!("{what} — shown once, it cannot be displayed again (only its SHA-256 is kept):");
+    // The one place a token is printed: stdout, for the user to copy or a script to capture.
+    println!("{}", token.expose());
+}
+
+fn create(
+    ctx: &Context,
+    name: &str,
+    scope: TokenScope,
+    expires: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    let now = Timestamp::now();
+    let name = TokenName::parse(name)?;
+    let expires = expires.map(|e| expiry(e, now)).transpose()?;
+    let (mut tree, mut set) = load_set(ctx)?;
+    let (record, token) = set.create(name, scope_of(scope), expires, now)?;
+    set.write_into(&mut tree, now);
+    save(ctx, &tree)?;
+    audit_log(
+        ctx,
+        AuditEvent::new(AuditKind::Create, Outcome::Ok)
+            .endpoint("cli:token create")
+            .credential(CredentialKind::Named, record.id.as_str()),
+    );
+    if json {
+        let mut out = serde_json::to_value(record.summary(now))?;
+        out["token"] = Value::from(token.expose());
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_secret(&token, &format!("token `{}` ({} scope)", record.name, record.scope));
+        describe(&record);
+    }
+    notify_gateway(ctx);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(record: &TokenRecord) {
+    let expires = record.expires.map_or_else(|| "never".to_owned(), |t| t.to_string());
+    eprintln!("id {}  fingerprint {}  expires {expires}", record.id, record.fingerprint());
+}
+
+fn fixed_rows(ctx: &Context) -> Vec<Value> {
+    let grace = ctx.layers.security_tree().and_then(|t| GraceDigests::from_tree(t).ok());
+    let now = Timestamp::now();
+    [(FixedCredential::Pico, ctx.credentials.pico()), (FixedCredential::Gateway, ctx.credentials.gateway())]
+        .into_iter()
+        .map(|(cred, resolved)| {
+            let grace_until = grace.as_ref().and_then(|g| {
+                g.entries()
+                    .iter()
+                    .filter(|e| e.credential == cred && e.valid_until > now)
+                    .map(|e| e.valid_until)
+                    .max()
+                    .map(|t| t.to_string())
+            });
+            json!({
+                "id": cred.id(),
+                "key": cred.key(),
+                "scope": cred.scope(),
+                "set": resolved.is_some(),
+                "source": resolved.map(|r| r.source.to_string()),
+                "fingerprint": resolved.map(|r| r.secret.fingerprint().to_string()),
+                "old_value_accepted_until": grace_until,
+            })
+        })
+        .collect()
+}
+
+fn list(ctx: &Context, json: bool) -> Result<ExitCode> {
+    let now = Timestamp::now();
+    let set = TokenSet::from_tokens(ctx.layers.security_tokens())?;
+    let summaries: Vec<_> = set.records().iter().map(|r| r.summary(now)).collect();
+    let fixed = fixed_rows(ctx);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&json!({"tokens": summaries, "credentials": fixed}))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if summaries.is_empty() {
+        println!(
+            "No named tokens. Create one with `picoclaw token create --name NAME --scope chat|admin`.\n"
+        );
+    } else {
+        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+        let rows: Vec<Vec<String>> = summaries
+            .iter()
+            .map(|s| {
+                let state = match &s.grace_until {
+                    Some(g) => format!("{} (old secret until {g})", s.state),
+                    None => s.state.to_string(),
+                };
+                vec![
+                    s.id.clone(),
+                    s.name.clone(),
+                    s.scope.to_string(),
+                    state,
+                    s.created.clone(),
+                    dash(&s.expires),
+                    dash(&s.last_used),
+                    s.fingerprint.clone(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(&["ID", "NAME", "SCOPE", "STATE", "CREATED", "EXPIRES", "LAST USED", "FINGERPRINT"], &rows)
+        );
+        println!();
+    }
+    let rows: Vec<Vec<String>> = fixed
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap_or("-").to_owned();
+            let mut source = if f["set"] == true { s("source") } else { "not set".to_owned() };
+            if let Some(g) = f["old_value_accepted_until"].as_str() {
+                source.push_str(&format!(" (old value accepted until {g})"));
+            }
+            vec![s("id"), s("scope"), s("fingerprint"), source]
+        })
+        .collect();
+    print!("{}", table(&["CREDENTIAL", "SCOPE", "FINGERPRINT", "SOURCE"], &rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses to touch a credential whose value comes from an environment variable.
+fn refuse_env(ctx: &Context, cred: FixedCredential, action: &str) -> Result<()> {
+    let resolved = match cred {
+        FixedCredential::Pico => ctx.credentials.pico(),
+        FixedCredential::Gateway => ctx.credentials.gateway(),
+    };
+    if let Some(r) = resolved
+        && let Source::Env(var) = &r.source
+    {
+        audit_log(
+            ctx,
+            AuditEvent::new(
+                if action == "rotate" { AuditKind::Rotate } else { AuditKind::Revoke },
+                Outcome::Denied,
+            )
+            .endpoint(&format!("cli:token {action}"))
+            .credential(cred.kind(), cred.id())
+            .code("env_managed"),
+        );
+        bail!(
+            "cannot {action} {key}: its value comes from the environment variable {var}, which overrides \
+             .security.yml. Change {var} where it is set — the service unit (Environment=), the container \
+             or pod spec / Kubernetes Secret, or your shell profile — then restart the gateway so it sees the \
+             new value. picoclaw never edits environment variables.",
+            key = cred.key()
+        );
+    }
+    Ok(())
+}
+
+fn revoke(ctx: &Context, target: &str) -> Result<ExitCode> {
+    if let Some(cred) = FixedCredential::from_name(target) {
+        refuse_env(ctx, cred, "revoke")?;
+        bail!(
+            "{key} cannot be revoked without a replacement; run `picoclaw token rotate {id}` (without --grace the \
+             old value stops working at once)",
+            key = cred.key(),
+            id = cred.id()
+        );
+    }
+    let now = Timestamp::now();
+    let (mut tree, mut set) = load_set(ctx)?;
+    let record = set.revoke(target, now)?;
+    set.write_into(&mut tree, now);
+    save(ctx, &tree)?;
+    audit_log(
+        ctx,
+        AuditEvent::new(AuditKind::Revoke, Outcome::Ok)
+            .endpoint("cli:token revoke")
+            .credential(CredentialKind::Named, record.id.as_str()),
+    );
+    println!(
+        "revoked token {} (`{}`); it stops working as soon as the gateway reloads",
+        record.id, record.name
+    );
+    notify_gateway(ctx);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rotate(ctx: &Context, target: &str, grace: Option<&str>, json: bool) -> Result<ExitCode> {
+    let grace = grace_of(grace)?;
+    if let Some(cred) = FixedCredential::from_name(target) {
+        return rotate_fixed(ctx, cred, grace, json);
+    }
+    let now = Timestamp::now();
+    let (mut tree, mut set) = load_set(ctx)?;
+    let (record, token) = set.rotate(target, grace, now)?;
+    set.write_into(&mut tree, now);
+    save(ctx, &tree)?;
+    audit_log(
+        ctx,
+        AuditEvent::new(AuditKind::Rotate, Outcome::Ok)
+            .endpoint("cli:token rotate")
+            .credential(CredentialKind::Named, record.id.as_str()),
+    );
+    if json {
+        let mut out = serde_json::to_value(record.summary(now))?;
+        out["token"] = Value::from(token.expose());
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_secret(&token, &format!("new secret of token `{}` ({} scope)", record.name, record.scope));
+        describe(&record);
+        grace_note(grace, now);
+    }
+    notify_gateway(ctx);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn grace_note(grace: Duration, now: Timestamp) {
+    if grace.is_zero() {
+        eprintln!("the old secret stopped working (no --grace)");
+    } else {
+        eprintln!("the old secret keeps working for {} (until {})", format_duration(grace), now.after(grace));
+    }
+}
+
+fn rotate_fixed(ctx: &Context, cred: FixedCredential, grace: Duration, json: bool) -> Result<ExitCode> {
+    refuse_env(ctx, cred, "rotate")?;
+    let current = match cred {
+        FixedCredential::Pico => ctx.credentials.pico(),
+        FixedCredential::Gateway => ctx.credentials.gateway(),
+    };
+    let Some(current) = current else {
+        bail!(
+            "{} is not set, so there is nothing to rotate{}",
+            cred.key(),
+            match cred {
+                FixedCredential::Pico => "; `picoclaw onboard` creates one",
+                FixedCredential::Gateway =>
+                    " (local tools use the runtime token; set gateway.token in .security.yml \
+                                             for remote admin clients)",
+            }
+        );
+    };
+    let now = Timestamp::now();
+    let path = ctx.paths.security_file();
+    let mut tree = read_security_tree(&path)?;
+    // Validate the whole file before changing it, so a bad record is reported, not kept.
+    TokenSet::from_tree(&tree)?;
+    let mut old_values = GraceDigests::from_tree(&tree)?;
+    old_values.clear(cred);
+    if !grace.is_zero() {
+        old_values.push(cred, &current.secret, now.after(grace));
+    }
+    let new = Secret::generate().context("cannot generate a random token")?;
+    set_path(&mut tree, cred.key(), Value::from(new.expose()));
+    old_values.write_into(&mut tree);
+    write_security_tree(&path, &tree)?;
+    audit_log(
+        ctx,
+        AuditEvent::new(AuditKind::Rotate, Outcome::Ok)
+            .endpoint("cli:token rotate")
+            .credential(cred.kind(), cred.id()),
+    );
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "id": cred.id(),
+                "key": cred.key(),
+                "fingerprint": new.fingerprint().to_string(),
+                "old_value_accepted_until": (!grace.is_zero()).then(|| now.after(grace).to_string()),
+                "token": new.expose(),
+            }))?
+        );
+    } else {
+        eprintln!("new {} written to {} (fingerprint {}):", cred.key(), path.display(), new.fingerprint());
+        println!("{}", new.expose());
+        grace_note(grace, now);
+    }
+    if let Source::ConfigFile(_) = current.source {
+        eprintln!(
+            "note: the old value is still in config.json, where it is now shadowed by .security.yml; remove it \
+             from config.json (or run `picoclaw doctor --fix`)"
+        );
+    }
+    notify_gateway(ctx);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks the running gateway (if any) to reload now, with its runtime token, and says
+/// whether it confirmed. Never fails the command: the file is already written.
+fn notify_gateway(ctx: &Context) {
+    let record = match picoclaw_lifecycle::running(&ctx.paths) {
+        Ok(record) => record,
+        Err(_) => {
+            eprintln!("no gateway is running; the change applies when one starts");
+            return;
+        }
+    };
+    let url = format!("{}/reload", record.base_url());
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+                let resp = client.post(&url).bearer_auth(record.token.expose()).send().await?;
+                let code = resp.status().as_u16();
+                let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+                anyhow::Ok((code, body))
+            })
+        });
+    match outcome {
+        Ok((200, _)) => {
+            eprintln!("the running gateway (pid {}) reloaded: the change is in effect", record.pid)
+        }
+        Ok((code, body)) => eprintln!(
+            "warning: the running gateway (pid {}) did not confirm the reload ({code}: {}); it also watches \
+             .security.yml, or run `picoclaw gateway reload`",
+            record.pid,
+            body["error"]["message"].as_str().unwrap_or("no details")
+        ),
+        Err(e) => eprintln!(
+            "warning: could not reach the running gateway (pid {}) to reload it: {e:#}; it also watches \
+             .security.yml, or run `picoclaw gateway reload`",
+            record.pid
+        ),
+    }
+}
