@@ -43,6 +43,11 @@ pub enum Command {
     Token(TokenCommand),
     /// Run the web dashboard (login, gateway control, chat, tokens); starts a gateway if none runs.
     Launcher(LauncherArgs),
+    /// Install, remove, show or audit the gateway's systemd user unit or launchd agent.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Check for credential drift, leaks, weak tokens and an unhealthy gateway; --fix repairs.
+    Doctor(DoctorArgs),
     /// Print the version.
     Version,
     /// Print a shell completion script.
@@ -192,4 +197,66 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
             _ => arg,
         })
         .collect()
+}
+
+/// Which service manager a `picoclaw service` command targets (default: this OS's).
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct ManagerArgs {
+    /// A systemd user unit (~/.config/systemd/user/picoclaw-gateway.service).
+    #[arg(long, conflicts_with = "launchd")]
+    pub systemd: bool,
+    /// A launchd agent (~/Library/LaunchAgents/io.picoclaw.gateway.plist); renders on any OS.
+    #[arg(long)]
+    pub launchd: bool,
+}
+
+/// `picoclaw service ...`
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Write the unit (no secret in it, ever) and reload the user's service manager.
+    Install {
+        /// The service manager.
+        #[command(flatten)]
+        manager: ManagerArgs,
+        /// Replace a unit at the same path that picoclaw did not write.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop and disable the service, and remove the unit.
+    Uninstall {
+        /// The service manager.
+        #[command(flatten)]
+        manager: ManagerArgs,
+        /// Remove a unit at the same path that picoclaw did not write.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The unit's path, whether it embeds secrets, and the gateway's state.
+    Status {
+        /// The service manager.
+        #[command(flatten)]
+        manager: ManagerArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find units (ours or hand-written) that embed a picoclaw token.
+    Audit {
+        /// Unit or plist files to audit besides the ones found in the user's directories.
+        paths: Vec<std::path::PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `picoclaw doctor [--fix] [--json]`
+#[derive(Debug, Clone, Copy, Args)]
+pub struct DoctorArgs {
+    /// Apply the safe fixes (idempotent), then check again.
+    #[arg(long)]
+    pub fix: bool,
+    /// Print JSON: {findings: [{code, severity, message, fix, fixed}], problems_remaining}.
+    #[arg(long)]
+    pub json: bool,
 }

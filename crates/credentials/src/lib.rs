@@ -20,10 +20,13 @@ pub mod client;
 mod error;
 pub mod explain;
 pub mod launcher;
+pub mod migrate;
 mod resolve;
 pub mod runtime;
 mod secret;
 pub mod store;
+pub mod strength;
+pub mod units;
 
 pub use error::CredentialError;
 pub use picoclaw_config::Source;

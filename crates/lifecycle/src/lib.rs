@@ -13,6 +13,8 @@
 //! - readers ([`probe`]) test the lock with a brief *shared* lock: if they can take it,
 //!   nobody holds the exclusive one and any record is stale.
 
+pub mod service;
+
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -9,9 +9,11 @@ use crate::cli::{AuthCommand, Cli, Command, ConfigCommand};
 
 mod auth;
 mod config;
+mod doctor;
 mod gateway;
 mod launcher;
 mod onboard;
+mod service;
 mod token;
 
 /// Runs the parsed command line.
@@ -24,6 +26,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gateway(args) => gateway::run(args, cli.log_format),
         Command::Token(command) => token::run(command),
         Command::Launcher(args) => launcher::run(args, cli.log_format),
+        Command::Service(command) => service::run(command),
+        Command::Doctor(args) => doctor::run(args),
         Command::Version => {
             println!("picoclaw {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

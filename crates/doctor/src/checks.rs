@@ -1,0 +1,393 @@
+//! The checks: each reads the setup and pushes findings; none changes anything.
+
+use std::path::Path;
+
+use picoclaw_config::{EnvSource, Flags, Layers, Paths, Settings, Source};
+use picoclaw_credentials::migrate::config_secrets;
+use picoclaw_credentials::runtime::RuntimeRecord;
+use picoclaw_credentials::strength::weakness;
+use picoclaw_credentials::{Credentials, Resolved, launcher};
+use picoclaw_lifecycle::Probe;
+use picoclaw_lifecycle::service::{self, Manager, UserDirs};
+
+use crate::http;
+use crate::{Action, Finding, Severity};
+
+/// Runs every check.
+pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let paths = match Paths::from_env(env) {
+        Ok(p) => p,
+        Err(e) => {
+            out.push(
+                Finding::new("config-invalid", Severity::Error, "PICOCLAW_HOME")
+                    .message(e.to_string())
+                    .fix("set PICOCLAW_HOME (or HOME)"),
+            );
+            return out;
+        }
+    };
+    let loaded = Layers::load(&paths, env, &Flags::new()).map_err(|e| e.to_string()).and_then(|layers| {
+        let settings = Settings::resolve(&layers).map_err(|e| e.to_string())?;
+        let creds = Credentials::resolve(&layers, &settings).map_err(|e| e.to_string())?;
+        Ok((layers, settings, creds))
+    });
+    permissions(&paths, loaded.as_ref().ok().map(|l| &l.0), &mut out);
+    let record = lock_state(&paths, &mut out);
+    if let Ok(dirs) = UserDirs::from_env(env) {
+        units(&paths, &dirs, &mut out);
+    }
+    match &loaded {
+        Err(message) => out.push(
+            Finding::new("config-invalid", Severity::Error, "config")
+                .message(format!("the configuration does not load: {message}"))
+                .fix("correct the file, key or variable named above; picoclaw never rewrites a file it cannot parse"),
+        ),
+        Ok((layers, settings, creds)) => {
+            for w in layers.warnings() {
+                out.push(
+                    Finding::new("config-warning", Severity::Warning, format!("{}:{}", w.file, w.key))
+                        .message(w.to_string())
+                        .fix("correct or remove the key"),
+                );
+            }
+            secrets_in_config(layers, &mut out);
+            shadows(creds, &mut out);
+            exposure(settings, &mut out);
+            weak(layers, creds, &mut out);
+            if let Some(record) = &record {
+                gateway(record, settings, creds, &mut out);
+            }
+        }
+    }
+    out
+}
+
+fn permissions(paths: &Paths, layers: Option<&Layers>, out: &mut Vec<Finding>) {
+    let mut files = vec![paths.security_file(), paths.launcher_file(), paths.pid_file()];
+    // config.json is private only when it holds secrets (it may be a read-only ConfigMap).
+    let config_has_secrets =
+        layers.and_then(Layers::config_tree).is_some_and(|tree| !config_secrets(tree).is_empty());
+    if config_has_secrets {
+        files.push(paths.config_file().to_owned());
+    }
+    for file in files {
+        if let Some(mode) = picoclaw_config::files::too_open(&file) {
+            out.push(
+                Finding::new("insecure-permissions", Severity::Error, file.display().to_string())
+                    .message(format!(
+                        "{} holds secrets and has mode {mode:04o}: other users can read it",
+                        file.display()
+                    ))
+                    .fix(format!("chmod 600 {}", file.display()))
+                    .action(Action::Chmod(file.clone(), 0o600)),
+            );
+        }
+    }
+}
+
+fn lock_state(paths: &Paths, out: &mut Vec<Finding>) -> Option<RuntimeRecord> {
+    match picoclaw_lifecycle::probe(paths) {
+        Ok(Probe::Running(record)) => Some(record),
+        Ok(Probe::Starting) => {
+            out.push(
+                Finding::new("gateway-starting", Severity::Info, "gateway")
+                    .message("a gateway holds the lock but has not published .picoclaw.pid yet")
+                    .fix("wait a moment and run doctor again"),
+            );
+            None
+        }
+        Ok(Probe::Stale) => {
+            let pid = RuntimeRecord::read(&paths.pid_file()).ok().flatten().map(|r| r.pid);
+            out.push(
+                Finding::new("stale-pid-file", Severity::Warning, paths.pid_file().display().to_string())
+                    .message(format!(
+                        "{} names pid {} but no gateway holds the lock: it was left by a crash or SIGKILL",
+                        paths.pid_file().display(),
+                        pid.map_or_else(|| "?".to_owned(), |p| p.to_string())
+                    ))
+                    .fix("remove it (the next gateway start would also replace it)")
+                    .action(Action::RemoveStalePid),
+            );
+            None
+        }
+        Ok(Probe::NotRunning) => {
+            out.push(
+                Finding::new("gateway-not-running", Severity::Info, "gateway")
+                    .message(format!("no gateway is running for {}", paths.home().display()))
+                    .fix("picoclaw gateway start (or systemctl --user start picoclaw-gateway.service)"),
+            );
+            None
+        }
+        Err(e) => {
+            out.push(
+                Finding::new("gateway-unreachable", Severity::Error, "lock")
+                    .message(format!("cannot check the gateway lock: {e}"))
+                    .fix("check the permissions of the home directory"),
+            );
+            None
+        }
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    canon(a) == canon(b)
+}
+
+fn units(paths: &Paths, dirs: &UserDirs, out: &mut Vec<Finding>) {
+    for path in service::discover(dirs) {
+        let Ok(audit) = service::audit_file(&path, dirs) else { continue };
+        let home = audit.effective_home(dirs);
+        let for_us = same_dir(&home, paths.home());
+        if !audit.embedded.is_empty() {
+            let what: Vec<String> = audit
+                .embedded
+                .iter()
+                .map(|e| {
+                    format!("{} via {} in {} (fingerprint {})", e.key.path, e.name, e.place, e.fingerprint())
+                })
+                .collect();
+            let reload = match audit.manager {
+                Manager::Systemd => "systemctl --user daemon-reload && systemctl --user restart <unit>",
+                Manager::Launchd => "launchctl kickstart -k gui/$UID/<label>",
+            };
+            let mut finding = Finding::new("token-embedded-in-unit", Severity::Error, path.display().to_string())
+                .message(format!(
+                    "{} embeds {} secret(s): {}. A copy in a service definition shadows .security.yml and goes stale when the token is rotated",
+                    path.display(),
+                    audit.embedded.len(),
+                    what.join("; ")
+                ));
+            if for_us {
+                finding = finding
+                    .fix(format!(
+                        "move each value into .security.yml at the same key (so clients holding it keep working), then rewrite the unit without it; then {reload}"
+                    ))
+                    .action(Action::MigrateUnit(path.clone()));
+            } else {
+                finding = finding.fix(format!(
+                    "this unit runs with PICOCLAW_HOME={}; run `PICOCLAW_HOME={} picoclaw doctor --fix`",
+                    home.display(),
+                    home.display()
+                ));
+            }
+            out.push(finding);
+        }
+        if audit.ours && for_us {
+            let binary_missing = audit.binary.as_deref().is_none_or(|b| !b.exists());
+            let current = audit.spec(dirs).and_then(|spec| service::render(audit.manager, &spec).ok());
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if binary_missing || current.is_some_and(|c| c != text) && audit.embedded.is_empty() {
+                let why = if binary_missing {
+                    format!(
+                        "the binary it starts ({}) does not exist",
+                        audit.binary.as_deref().map_or_else(|| "none".into(), |b| b.display().to_string())
+                    )
+                } else {
+                    "it differs from what this picoclaw renders (edited by hand, or written by another version)"
+                        .to_owned()
+                };
+                out.push(
+                    Finding::new("unit-outdated", Severity::Warning, path.display().to_string())
+                        .message(format!("{}: {why}", path.display()))
+                        .fix("re-render it (`picoclaw service install --force`), then reload the service manager")
+                        .action(Action::RerenderUnit(path.clone())),
+                );
+            }
+        }
+    }
+}
+
+fn secrets_in_config(layers: &Layers, out: &mut Vec<Finding>) {
+    let Some(tree) = layers.config_tree() else { return };
+    for s in config_secrets(tree) {
+        out.push(
+            Finding::new("secret-in-config-json", Severity::Error, s.key.clone())
+                .message(format!(
+                    "{} holds {} (fingerprint {}); config.json is for settings and is often shared or committed",
+                    layers.paths().config_file().display(),
+                    s.key,
+                    s.fingerprint
+                ))
+                .fix(format!("move it to .security.yml key {} (mode 0600) and remove it from config.json", s.target))
+                .action(Action::MoveConfigSecrets),
+        );
+    }
+}
+
+fn shadows(creds: &Credentials, out: &mut Vec<Finding>) {
+    for w in creds.shadow_warnings() {
+        let Source::Env(name) = &w.winner else { continue };
+        out.push(
+            Finding::new("env-shadows-file", Severity::Warning, w.key.clone())
+                .message(format!(
+                    "{w}. Processes started without {name} (a service unit, cron, another shell) resolve the file's value instead"
+                ))
+                .fix(format!(
+                    "keep one source: unset {name}, or put the same value in {}",
+                    w.shadowed
+                )),
+        );
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host.trim_matches(['[', ']']);
+    h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn exposure(settings: &Settings, out: &mut Vec<Finding>) {
+    let origin = |key: &str| settings.origin(key).map_or_else(|| "default".to_owned(), ToString::to_string);
+    if settings.pico.enabled && settings.pico.allow_token_query {
+        out.push(
+            Finding::new("query-token-enabled", Severity::Warning, "channels.pico.allow_token_query")
+                .message(format!(
+                    "channels.pico.allow_token_query is true (from {}): tokens in URLs end up in logs, proxies and browser history",
+                    origin("channels.pico.allow_token_query")
+                ))
+                .fix("set channels.pico.allow_token_query to false; browsers can send the token as the `token.<t>` WebSocket subprotocol"),
+        );
+    }
+    if settings.pico.enabled && !is_loopback(&settings.gateway.host) && settings.pico.allow_origins.is_empty()
+    {
+        out.push(
+            Finding::new("public-bind-without-origins", Severity::Warning, "channels.pico.allow_origins")
+                .message(format!(
+                    "the gateway binds {} (from {}) and channels.pico.allow_origins is empty, so a web page on any origin can open /pico/ws with a token it holds",
+                    settings.gateway.host,
+                    origin("gateway.host")
+                ))
+                .fix("list the origins of your web clients in channels.pico.allow_origins, or bind localhost behind a reverse proxy"),
+        );
+    }
+}
+
+fn weak(layers: &Layers, creds: &Credentials, out: &mut Vec<Finding>) {
+    let launcher = launcher::peek(layers);
+    let all: [(&str, Option<(&picoclaw_credentials::Secret, &Source)>); 4] = [
+        ("gateway.token", creds.gateway().map(|r| (&r.secret, &r.source))),
+        ("channels.pico.token", creds.pico().map(|r| (&r.secret, &r.source))),
+        ("channels.pico_client.token", creds.pico_client().map(|r| (&r.secret, &r.source))),
+        ("launcher.token", launcher.as_ref().map(|l| (&l.secret, &l.source))),
+    ];
+    for (key, found) in all {
+        let Some((secret, source)) = found else { continue };
+        if let Some(w) = weakness(secret) {
+            out.push(
+                Finding::new("weak-token", Severity::Error, key)
+                    .message(format!("{key} from {source} (fingerprint {}) is weak: {w}", secret.fingerprint()))
+                    .fix(format!(
+                        "replace it with a random token (`openssl rand -hex 32`) in {source}, then update the clients that use it"
+                    )),
+            );
+        }
+    }
+}
+
+fn gateway(record: &RuntimeRecord, settings: &Settings, creds: &Credentials, out: &mut Vec<Finding>) {
+    let addr = match http::loopback_addr(&record.host, record.port) {
+        Ok(addr) => addr,
+        Err(e) => {
+            out.push(
+                Finding::new("gateway-check-skipped", Severity::Info, "gateway")
+                    .message(format!(
+                        "the running gateway (pid {}) is recorded at {}: {e}",
+                        record.pid,
+                        record.base_url()
+                    ))
+                    .fix("run doctor against a gateway bound to loopback or 0.0.0.0"),
+            );
+            return;
+        }
+    };
+    match http::request(addr, "GET", "/health", None) {
+        Ok(r) if r.status == 200 => {}
+        Ok(r) => {
+            out.push(unreachable(record, &format!("/health answered {}", r.status)));
+            return;
+        }
+        Err(e) => {
+            out.push(unreachable(record, &e.to_string()));
+            return;
+        }
+    }
+    match http::request(addr, "GET", "/ready", None) {
+        Ok(r) if r.status == 200 => {}
+        Ok(r) => out.push(
+            Finding::new("gateway-not-ready", Severity::Warning, "gateway")
+                .message(format!(
+                    "the gateway (pid {}) answers /ready with {} ({})",
+                    record.pid,
+                    r.status,
+                    r.body.get("checks").map_or_else(String::new, ToString::to_string)
+                ))
+                .fix("wait for start-up to finish; if it stays not ready, see logs/gateway.log"),
+        ),
+        Err(e) => out.push(unreachable(record, &e.to_string())),
+    }
+    let mut candidates: Vec<(&str, &Resolved, &str)> = Vec::new();
+    if let Some(r) = creds.gateway() {
+        candidates.push(("gateway.token", r, "gateway"));
+    }
+    if let Some(r) = creds.pico()
+        && settings.pico.enabled
+    {
+        candidates.push(("channels.pico.token", r, "pico"));
+    }
+    for (key, resolved, kind) in candidates {
+        // Presented only to the local gateway, over loopback (checked above).
+        let answer = http::request(addr, "GET", "/auth/whoami", Some(resolved.secret.expose()));
+        let ours = resolved.secret.fingerprint().to_string();
+        let mismatch = |detail: String| {
+            Finding::new("client-gateway-token-mismatch", Severity::Error, key)
+                .message(format!(
+                    "{key} as this environment resolves it ({}, fingerprint {ours}) {detail} by the running gateway (pid {}, {}). Clients configured like this shell fail with 401",
+                    resolved.source,
+                    record.pid,
+                    record.base_url()
+                ))
+                .fix(format!(
+                    "reload the gateway so it re-reads its files (doctor --fix does this with the runtime token); if the gateway's own environment sets the variable for {key}, restart it from an environment that matches (systemctl --user restart picoclaw-gateway.service, or picoclaw gateway restart)"
+                ))
+                .action(Action::ReloadGateway)
+        };
+        match answer {
+            Ok(r) if r.status == 200 => {
+                let theirs = r.body.get("fingerprint").and_then(|v| v.as_str()).unwrap_or_default();
+                let their_kind = r.body.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
+                if theirs != ours {
+                    out.push(mismatch(format!(
+                        "was accepted as a different credential (fingerprint {theirs})"
+                    )));
+                } else if their_kind != kind && their_kind != "gateway" {
+                    out.push(
+                        Finding::new("client-gateway-token-mismatch", Severity::Warning, key)
+                            .message(format!("{key} (fingerprint {ours}) is accepted by the gateway as a {their_kind} credential, not as the {kind} token"))
+                            .fix("use distinct values for distinct credentials"),
+                    );
+                }
+            }
+            Ok(r) if r.status == 401 => {
+                let code = r.body.pointer("/error/code").and_then(|v| v.as_str()).unwrap_or("unauthorized");
+                out.push(mismatch(format!("is rejected ({code})")));
+            }
+            Ok(r) => out.push(
+                Finding::new("gateway-check-skipped", Severity::Info, key)
+                    .message(format!("could not verify {key}: /auth/whoami answered {}", r.status))
+                    .fix("run doctor again in a minute"),
+            ),
+            Err(e) => out.push(unreachable(record, &e.to_string())),
+        }
+    }
+}
+
+fn unreachable(record: &RuntimeRecord, why: &str) -> Finding {
+    Finding::new("gateway-unreachable", Severity::Error, "gateway")
+        .message(format!(
+            "the gateway (pid {}) holds the lock but {} does not answer: {why}",
+            record.pid,
+            record.base_url()
+        ))
+        .fix("see logs/gateway.log; restart it with `picoclaw gateway restart` or `systemctl --user restart picoclaw-gateway.service`")
+}

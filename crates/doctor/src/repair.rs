@@ -1,0 +1,222 @@
+//! Applying the safe fixes, in an order that never loses a credential: permissions first,
+//! then secrets into `.security.yml`, then units rewritten without them, then a reload of
+//! the running gateway so it reads the result.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use picoclaw_config::Paths;
+use picoclaw_credentials::migrate::{MoveOutcome, move_config_secrets};
+use picoclaw_credentials::units::{Adoption, adopt};
+use picoclaw_lifecycle::Probe;
+use picoclaw_lifecycle::service::{self, Manager, ManagerCall, UserDirs};
+
+use crate::{Action, Finding, Options, http};
+
+type Notes = HashMap<(&'static str, String), String>;
+
+fn priority(action: &Action) -> u8 {
+    match action {
+        Action::Chmod(..) => 0,
+        Action::RemoveStalePid => 1,
+        Action::MoveConfigSecrets => 2,
+        Action::MigrateUnit(_) => 3,
+        Action::RerenderUnit(_) => 4,
+        Action::ReloadGateway => 5,
+    }
+}
+
+/// Applies every finding's action once (duplicates collapse); returns notes per finding.
+pub fn apply(findings: &[Finding], options: &Options<'_>) -> Notes {
+    let mut notes = Notes::new();
+    let Ok(paths) = Paths::from_env(options.env) else { return notes };
+    let dirs = UserDirs::from_env(options.env).ok();
+    let mut work: Vec<(&Action, &Finding)> =
+        findings.iter().filter_map(|f| f.action.as_ref().map(|a| (a, f))).collect();
+    work.sort_by_key(|(a, _)| priority(a));
+    let mut done: Vec<&Action> = Vec::new();
+    for (action, finding) in work {
+        if done.contains(&action) {
+            continue;
+        }
+        done.push(action);
+        let key = (finding.code, finding.subject.clone());
+        match action {
+            Action::Chmod(path, mode) => {
+                if let Err(e) = chmod(path, *mode) {
+                    notes.insert(key, format!("chmod failed: {e}"));
+                }
+            }
+            Action::RemoveStalePid => {
+                // Re-check: a gateway may have started since the diagnosis.
+                if matches!(picoclaw_lifecycle::probe(&paths), Ok(Probe::Stale))
+                    && let Err(e) = std::fs::remove_file(paths.pid_file())
+                {
+                    notes.insert(key, format!("cannot remove it: {e}"));
+                }
+            }
+            Action::MoveConfigSecrets => match move_config_secrets(&paths) {
+                Ok(results) => {
+                    for (secret, outcome) in results {
+                        if let MoveOutcome::Conflict { file_fingerprint } = outcome {
+                            notes.insert(
+                                ("secret-in-config-json", secret.key.clone()),
+                                format!(
+                                    "left in config.json: .security.yml:{} already holds a different value (fingerprint {file_fingerprint}), which wins; delete the one that is wrong by hand",
+                                    secret.target
+                                ),
+                            );
+                        }
+                    }
+                }
+                Err(e) => {
+                    for f in findings.iter().filter(|f| f.code == "secret-in-config-json") {
+                        notes.insert((f.code, f.subject.clone()), format!("nothing was changed: {e}"));
+                    }
+                }
+            },
+            Action::MigrateUnit(path) => {
+                if let Some(dirs) = &dirs {
+                    let note = migrate_unit(&paths, dirs, path);
+                    notes.insert(key, note);
+                }
+            }
+            Action::RerenderUnit(path) => {
+                if let Some(dirs) = &dirs {
+                    notes.insert(key, rerender(dirs, path, options));
+                }
+            }
+            Action::ReloadGateway => {
+                if let Some(note) = reload(&paths) {
+                    for f in findings.iter().filter(|f| f.code == "client-gateway-token-mismatch") {
+                        notes.insert((f.code, f.subject.clone()), note.clone());
+                    }
+                }
+            }
+        }
+    }
+    notes
+}
+
+fn chmod(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
+}
+
+fn after_rewrite(manager: Manager, label: &str) -> String {
+    match manager {
+        Manager::Systemd => match service::systemctl_user(&["daemon-reload"]) {
+            ManagerCall::Done => format!(
+                "ran `systemctl --user daemon-reload`; the running service keeps its old environment until `systemctl --user restart {label}`"
+            ),
+            ManagerCall::Failed(e) => format!(
+                "`systemctl --user daemon-reload` failed ({e}); run it, then `systemctl --user restart {label}`"
+            ),
+            ManagerCall::Unavailable => format!(
+                "no systemd user manager answers here; run `systemctl --user daemon-reload && systemctl --user restart {label}`"
+            ),
+        },
+        Manager::Launchd => format!(
+            "run `launchctl bootout gui/$UID/{label}; launchctl bootstrap gui/$UID <plist>` to load the new definition"
+        ),
+    }
+}
+
+fn migrate_unit(paths: &Paths, dirs: &UserDirs, path: &Path) -> String {
+    let audit = match service::audit_file(path, dirs) {
+        Ok(a) => a,
+        Err(e) => return format!("cannot read it: {e}"),
+    };
+    let outcomes = match adopt(paths, &audit.embedded) {
+        Ok(o) => o,
+        Err(e) => return format!("nothing was changed: {e}"),
+    };
+    if outcomes.contains(&Adoption::Ambiguous) {
+        return "nothing was changed: the unit sets the same key to different values; remove the wrong one by hand"
+            .to_owned();
+    }
+    let mut parts = Vec::new();
+    for (e, outcome) in audit.embedded.iter().zip(&outcomes) {
+        match outcome {
+            Adoption::Stored { destination } => {
+                parts.push(format!("{} (fingerprint {}) moved to {destination}", e.key.path, e.fingerprint()));
+            }
+            Adoption::AlreadyThere { destination } => {
+                parts.push(format!("{} already in {destination}", e.key.path));
+            }
+            Adoption::Conflict { destination, file_fingerprint } => parts.push(format!(
+                "{destination} holds a different value (fingerprint {file_fingerprint}) and was kept: after a restart the service uses it, so clients still holding fingerprint {} must be updated",
+                e.fingerprint()
+            )),
+            Adoption::Ambiguous => {}
+        }
+    }
+    let label = match audit.manager {
+        Manager::Systemd => path
+            .file_name()
+            .map_or_else(|| service::SYSTEMD_UNIT.into(), |n| n.to_string_lossy().into_owned()),
+        Manager::Launchd => service::LAUNCHD_LABEL.to_owned(),
+    };
+    match service::rewrite_without_secrets(&audit, dirs) {
+        Ok(r) if r.remaining > 0 => parts.push(format!(
+            "{} secret(s) remain in a command line, which cannot be edited safely: remove them from {} by hand",
+            r.remaining,
+            path.display()
+        )),
+        Ok(_) => parts.push(format!("unit rewritten without secrets; {}", after_rewrite(audit.manager, &label))),
+        Err(e) => parts.push(format!("the unit was not rewritten: {e}")),
+    }
+    parts.join("; ")
+}
+
+fn rerender(dirs: &UserDirs, path: &Path, options: &Options<'_>) -> String {
+    let audit = match service::audit_file(path, dirs) {
+        Ok(a) => a,
+        Err(e) => return format!("cannot read it: {e}"),
+    };
+    let Some(mut spec) = audit.spec(dirs).or_else(|| {
+        options.current_exe.clone().map(|binary| service::UnitSpec {
+            binary,
+            home: audit.effective_home(dirs),
+            config: audit.config.clone(),
+        })
+    }) else {
+        return "cannot tell which binary to start".to_owned();
+    };
+    if !spec.binary.exists()
+        && let Some(exe) = &options.current_exe
+    {
+        spec.binary = exe.clone();
+    }
+    let text = match service::render(audit.manager, &spec) {
+        Ok(t) => t,
+        Err(e) => return e.to_string(),
+    };
+    if let Err(e) = picoclaw_config::files::write_atomic(path, text.as_bytes(), 0o644) {
+        return e.to_string();
+    }
+    let label = match audit.manager {
+        Manager::Systemd => service::SYSTEMD_UNIT,
+        Manager::Launchd => service::LAUNCHD_LABEL,
+    };
+    format!("re-rendered; {}", after_rewrite(audit.manager, label))
+}
+
+fn reload(paths: &Paths) -> Option<String> {
+    let Ok(Probe::Running(record)) = picoclaw_lifecycle::probe(paths) else { return None };
+    let addr = http::loopback_addr(&record.host, record.port).ok()?;
+    // The runtime token is the local gateway's own credential, read from its 0600 record.
+    Some(match http::request(addr, "POST", "/reload", Some(record.token.expose())) {
+        Ok(r) if r.status == 200 => "asked the gateway to reload its files".to_owned(),
+        Ok(r) => format!("the gateway refused to reload ({})", r.status),
+        Err(e) => format!("cannot reach the gateway to reload it: {e}"),
+    })
+}
