@@ -1,6 +1,6 @@
 //! "10,000 named tokens verify as fast as 1": the time to verify a presented named token
 //! (parse, id lookup, SHA-256, constant-time compare) with 1, 100 and 10,000 tokens in the
-//! store. Run with `cargo bench -p picoclaw-auth --bench verify`.
+//! store, plus the unknown-id and typo paths. Run with `cargo bench -p picoclaw-auth --bench verify`.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
@@ -31,13 +31,16 @@ fn verify(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("valid", n), &presented, |b, t| {
             b.iter(|| black_box(store.verify(black_box(t))))
         });
-        let wrong = {
-            let mut w = presented.clone();
-            // Same id, other secret: passes the format check only if the checksum is
-            // recomputed, so use an unknown id instead (still a full parse + lookup).
-            w.replace_range(4..16, "aaaaaaaaaaaa");
-            w
-        };
+        // A well-formed token (valid checksum) whose id is not in the store: full parse,
+        // lookup miss, digest.
+        let (_, unknown) = picoclaw_auth::named::format::generate().expect("random");
+        let wrong = unknown.expose().to_owned();
+        // A typo: rejected by the checksum before any lookup.
+        let mut typo = presented.clone();
+        typo.replace_range(20..21, if &typo[20..21] == "A" { "B" } else { "A" });
+        group.bench_with_input(BenchmarkId::new("typo", n), &typo, |b, t| {
+            b.iter(|| black_box(store.verify(black_box(t))))
+        });
         group.bench_with_input(BenchmarkId::new("unknown_id", n), &wrong, |b, t| {
             b.iter(|| black_box(store.verify(black_box(t))))
         });

@@ -122,8 +122,8 @@ impl AuditEvent {
             .credential(principal.kind, &principal.id)
     }
 
-    /// A refused authentication at `endpoint` from `client`. `claimed` is the principal
-    /// when the credential was real but not allowed (scope, expired), if known.
+    /// A refused authentication at `endpoint` from `client`. For a real credential that
+    /// is not allowed (scope, expired, revoked, rotated) the error's id is recorded too.
     pub fn auth_failure(endpoint: &str, client: Option<&str>, error: &AuthError) -> AuditEvent {
         let mut e =
             AuditEvent::new(AuditKind::AuthFailure, Outcome::Denied).endpoint(endpoint).client(client);

@@ -265,6 +265,10 @@ mod tests {
             "2026-11-22",
             "yesterday",
             "2026-11-22T03:40:24",
+            "2026-11-22T03:40:2€Z",
+            "2026-11-22T03:40:24.€Z",
+            "2026-11-22T03:40:24+0€:0",
+            "€€€€€€€€€€€€€€€€€€€€",
         ] {
             assert_eq!(Timestamp::parse(bad), None, "{bad}");
         }
@@ -297,6 +301,12 @@ mod tests {
         fn display_parse_round_trip(secs in 0u64..253_402_300_799) {
             let t = Timestamp::from_unix(secs);
             prop_assert_eq!(Timestamp::parse(&t.to_string()), Some(t));
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(s in "\\PC{0,40}") {
+            let _ = Timestamp::parse(&s);
+            let _ = parse_duration(&s);
         }
 
         #[test]
