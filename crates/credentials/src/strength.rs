@@ -61,10 +61,19 @@ impl std::fmt::Display for Weakness {
 pub fn weakness(secret: &Secret) -> Option<Weakness> {
     let value = secret.expose().trim().to_ascii_lowercase();
     let normalized = value.replace('_', "-");
-    if PLACEHOLDERS
-        .iter()
-        .any(|p| normalized == *p || normalized.contains("your-") && normalized.contains("token"))
-    {
+    let templated = [
+        "your-",
+        "replace-with",
+        "replace-me",
+        "change-me",
+        "changeme",
+        "placeholder",
+        "openssl-rand",
+        "example",
+    ]
+    .iter()
+    .any(|p| normalized.contains(p));
+    if templated || PLACEHOLDERS.contains(&normalized.as_str()) {
         return Some(Weakness::Placeholder);
     }
     let len = value.chars().count();
@@ -89,6 +98,7 @@ mod tests {
         assert_eq!(w("CHANGE_ME"), Some(Weakness::Placeholder));
         assert_eq!(w("abc123"), Some(Weakness::Short(6)));
         assert_eq!(w(&"ab".repeat(20)), Some(Weakness::LowVariety));
+        assert_eq!(w("REPLACE_WITH_THE_OUTPUT_OF_openssl_rand_hex_32"), Some(Weakness::Placeholder));
         assert_eq!(w(Secret::generate().unwrap().expose()), None);
     }
 }

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Render deploy/kubernetes and validate it.
+
+1. Render with `kubectl kustomize` when kubectl is installed, else with a small pure
+   renderer that supports exactly what kustomization.yaml uses (resources, labels,
+   configMapGenerator with a content-hash suffix).
+2. Validate every object against the Kubernetes OpenAPI schemas (`kubernetes-validate`,
+   strict: unknown fields are errors).
+3. Check picoclaw's deployment rules: tokens only in the Secret, delivered as the
+   environment variables picoclaw reads (checked against `picoclaw config env`); the
+   ConfigMap's config.json holds no secret and loads in picoclaw; no init container;
+   readiness on /ready and liveness on /health; non-root.
+
+Usage: validate.py [--picoclaw PATH] [--pure]   (exit 0 = valid)
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import yaml  # PyYAML, a dependency of kubernetes-validate
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+K8S_VERSION = "1.30.0"
+
+
+def load_all(path):
+    with open(path, encoding="utf-8") as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def pure_render(root):
+    kust = load_all(os.path.join(root, "kustomization.yaml"))[0]
+    docs = []
+    for res in kust.get("resources", []):
+        docs.extend(load_all(os.path.join(root, res)))
+    renames = {}
+    for gen in kust.get("configMapGenerator", []):
+        data = {}
+        for f in gen.get("files", []):
+            key, _, src = f.partition("=")
+            src = src or key
+            with open(os.path.join(root, src), encoding="utf-8") as fh:
+                data[os.path.basename(key)] = fh.read()
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+        name = f"{gen['name']}-{digest}"
+        renames[gen["name"]] = name
+        docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data})
+    for block in kust.get("labels", []):
+        for doc in docs:
+            doc.setdefault("metadata", {}).setdefault("labels", {}).update(block.get("pairs", {}))
+    for doc in docs:
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for vol in spec.get("volumes", []):
+            cm = vol.get("configMap")
+            if cm and cm.get("name") in renames:
+                cm["name"] = renames[cm["name"]]
+    return docs
+
+
+def kubectl_render(root):
+    out = subprocess.run(["kubectl", "kustomize", root], capture_output=True, text=True, check=True)
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def secret_env_names(picoclaw):
+    out = subprocess.run([picoclaw, "config", "env"], capture_output=True, text=True, check=True).stdout
+    names, secrets = set(), set()
+    for line in out.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) >= 3:
+            names.add(cols[0])
+            if cols[2] == "secret":
+                secrets.add(cols[0])
+    return names, secrets
+
+
+def fail(errors, msg):
+    errors.append(msg)
+
+
+def check(docs, picoclaw, errors):
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    for kind in ["Deployment", "Service", "Secret", "ConfigMap", "PersistentVolumeClaim"]:
+        if kind not in by_kind:
+            fail(errors, f"no {kind} rendered")
+    if errors:
+        return
+    names, secret_names = secret_env_names(picoclaw) if picoclaw else (None, None)
+
+    secret = by_kind["Secret"][0]
+    secret_keys = set((secret.get("stringData") or {}).keys()) | set((secret.get("data") or {}).keys())
+    if secret_names is not None and not secret_keys <= secret_names:
+        fail(errors, f"Secret keys {sorted(secret_keys - secret_names)} are not picoclaw secret variables")
+
+    cm = by_kind["ConfigMap"][0]
+    config_text = cm["data"]["config.json"]
+    config = json.loads(config_text)
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("token", "api_key", "api_keys", "launcher_token") and v not in (None, "", []):
+                    fail(errors, f"config.json in the ConfigMap holds a secret at {path + k}")
+                walk(v, path + k + ".")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}[{i}].")
+
+    walk(config, "")
+    if picoclaw:
+        # The ConfigMap's config.json must load in picoclaw as it is.
+        with tempfile.TemporaryDirectory() as home:
+            path = os.path.join(home, "config.json")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(config_text)
+            env = {"PATH": os.environ.get("PATH", ""), "HOME": home, "PICOCLAW_HOME": home}
+            res = subprocess.run([picoclaw, "config", "show"], env=env, capture_output=True, text=True)
+            if res.returncode != 0:
+                fail(errors, f"picoclaw rejects the ConfigMap's config.json: {res.stderr.strip()}")
+
+    dep = by_kind["Deployment"][0]
+    pod = dep["spec"]["template"]["spec"]
+    if pod.get("initContainers"):
+        fail(errors, "Deployment has init containers; nothing may be copied or patched at start")
+    if not pod.get("securityContext", {}).get("runAsNonRoot"):
+        fail(errors, "pod does not set runAsNonRoot")
+    cm_names = {c["metadata"]["name"] for c in by_kind["ConfigMap"]}
+    for vol in pod.get("volumes", []):
+        if "configMap" in vol and vol["configMap"]["name"] not in cm_names:
+            fail(errors, f"volume {vol['name']} names a ConfigMap that is not rendered")
+    for c in pod["containers"]:
+        env = {e["name"]: e for e in c.get("env", [])}
+        for name, e in env.items():
+            if names is not None and name.startswith("PICOCLAW_") and name not in names:
+                fail(errors, f"container {c['name']} sets {name}, which picoclaw does not read")
+            is_secret = (secret_names is not None and name in secret_names) or name.endswith(("_TOKEN", "_API_KEY"))
+            if is_secret:
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                if "value" in e or not ref or ref.get("name") != secret["metadata"]["name"]:
+                    fail(errors, f"{name} must come from the Secret {secret['metadata']['name']}")
+        for key in secret_keys:
+            if key not in env:
+                fail(errors, f"Secret key {key} is not delivered to container {c['name']}")
+        if c.get("envFrom"):
+            fail(errors, "use explicit env entries, so every variable is named")
+        ready = c.get("readinessProbe", {}).get("httpGet", {}).get("path")
+        live = c.get("livenessProbe", {}).get("httpGet", {}).get("path")
+        if ready != "/ready" or live != "/health":
+            fail(errors, f"probes: readiness {ready!r} (want /ready), liveness {live!r} (want /health)")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--picoclaw", help="picoclaw binary for cross-checks")
+    ap.add_argument("--pure", action="store_true", help="use the pure renderer even if kubectl exists")
+    args = ap.parse_args()
+    import kubernetes_validate  # noqa: E402  (imported late so --help works without it)
+
+    renders = [("pure", pure_render(HERE))]
+    if not args.pure and shutil.which("kubectl"):
+        renders.append(("kubectl kustomize", kubectl_render(HERE)))
+    errors = []
+    for how, docs in renders:
+        for d in docs:
+            try:
+                kubernetes_validate.validate(d, K8S_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                fail(errors, f"[{how}] {d['kind']}/{d['metadata']['name']}: {e.message} at {list(e.path)}")
+            except Exception as e:  # noqa: BLE001  (schema lookup failures are failures too)
+                fail(errors, f"[{how}] {d['kind']}/{d['metadata'].get('name')}: {e}")
+        check(docs, args.picoclaw, errors)
+        print(f"{how}: {len(docs)} objects: " + ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in docs))
+    if errors:
+        for e in errors:
+            print("error:", e, file=sys.stderr)
+        return 1
+    print("valid")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
