@@ -43,6 +43,8 @@ pub enum Command {
     Token(TokenCommand),
     /// Run the web dashboard (login, gateway control, chat, tokens); starts a gateway if none runs.
     Launcher(LauncherArgs),
+    /// Chat with the gateway: one message when MESSAGE is given, else line by line from stdin.
+    Chat(ChatArgs),
     /// Install, remove, show or audit the gateway's systemd user unit or launchd agent.
     #[command(subcommand)]
     Service(ServiceCommand),
@@ -183,6 +185,23 @@ pub struct LauncherArgs {
     /// Do not open a web browser.
     #[arg(long)]
     pub no_browser: bool,
+}
+
+/// `picoclaw chat [--session S] [--url U] [MESSAGE]`
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Session id (letters, digits, `.`, `_`, `:`, `-`); default: a new random session.
+    #[arg(long, short = 's')]
+    pub session: Option<String>,
+    /// A remote gateway (`ws://`, `wss://`, `http://` or `https://`); default: the local
+    /// gateway recorded in .picoclaw.pid, with its runtime token.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Seconds to wait for a complete answer.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// The message; several words are joined with spaces. Omit it to chat interactively.
+    pub message: Vec<String>,
 }
 
 /// Accepts Go-style single-dash long flags from upstream PicoClaw docs (`-console`,

@@ -25,7 +25,12 @@ pub struct Resolution {
 /// different value are reported as shadowed. Used for every key, secret or not (the
 /// credentials crate wraps secret values before anyone sees them).
 pub fn resolve(layers: &Layers, key: &Key) -> Option<Resolution> {
-    let mut candidates = layers.candidates(key).into_iter();
+    let mut candidates = layers
+        .candidates(key)
+        .into_iter()
+        // `.security.yml` `model_list` is the map of model keys (model_name → api_keys),
+        // not the model list: it must not shadow config.json's array.
+        .filter(|c| key.kind != schema::Kind::ModelList || c.value.is_array());
     let winner = candidates.next()?;
     let shadowed = candidates
         .filter(|c| c.source != Source::Default && c.value != winner.value)

@@ -8,6 +8,7 @@ use clap::CommandFactory;
 use crate::cli::{AuthCommand, Cli, Command, ConfigCommand};
 
 mod auth;
+mod chat;
 mod config;
 mod doctor;
 mod gateway;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gateway(args) => gateway::run(args, cli.log_format),
         Command::Token(command) => token::run(command),
         Command::Launcher(args) => launcher::run(args, cli.log_format),
+        Command::Chat(args) => chat::run(args),
         Command::Service(command) => service::run(command),
         Command::Doctor(args) => doctor::run(args),
         Command::Version => {

@@ -1,0 +1,353 @@
+//! `picoclaw chat [--session S] [--url U] [MESSAGE]`: a terminal client of the Pico channel.
+//!
+//! Target and credential:
+//! - without `--url`, the local gateway recorded in `.picoclaw.pid` (checked live through
+//!   its lock) with that record's runtime token — configuration and environment cannot
+//!   make the client disagree with the running process;
+//! - with `--url`, that gateway with the configured credentials (pico token, else gateway
+//!   token), resolved by the same resolver the server uses.
+//!
+//! With MESSAGE it sends one message, prints the answer and exits 0 after the turn ends
+//! (`typing.stop`, or `message.done`); any `error` frame for the turn or a connection
+//! failure exits 1 with the reason on stderr. Without MESSAGE it reads lines from stdin,
+//! one message per line, until EOF or `/quit`.
+//!
+//! On a terminal the answer is rendered in place as it streams; otherwise only the final
+//! text of each message is printed, so scripts get clean output.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use futures_util::{SinkExt, StreamExt};
+use picoclaw_agent::net::{WsConnectError, WsStream, connect_ws, ws_request};
+use picoclaw_config::{Flags, Layers, Paths, ProcessEnv, Settings};
+use picoclaw_credentials::client::{Endpoint, Target, choose};
+use picoclaw_credentials::{Credentials, Secret};
+use picoclaw_pico::{Frame, kind};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::cli::ChatArgs;
+
+/// Largest frame accepted from the gateway.
+const MAX_FRAME: usize = 4 * 1024 * 1024;
+
+/// Runs `picoclaw chat`.
+pub fn run(args: ChatArgs) -> Result<ExitCode> {
+    let session = match &args.session {
+        Some(s) => {
+            picoclaw_agent::validate_session_id(s).map_err(|e| anyhow!("--session {s:?}: {e}"))?;
+            s.clone()
+        }
+        None => random_id("chat-"),
+    };
+    let paths = Paths::from_env(&ProcessEnv)?;
+    let (url, credential, target) = match &args.url {
+        Some(url) => {
+            let layers = Layers::load(&paths, &ProcessEnv, &Flags::default())?;
+            let settings = Settings::resolve(&layers)?;
+            let creds = Credentials::resolve(&layers, &settings)?;
+            let presented = choose(Endpoint::Chat, Target::Remote, &creds)?;
+            (
+                pico_url(url)?,
+                presented.secret,
+                format!("{url} ({} token from {})", presented.kind, presented.source),
+            )
+        }
+        None => {
+            let record = picoclaw_lifecycle::running(&paths).map_err(|_| {
+                anyhow!(
+                    "no gateway is running for {} — start one with `picoclaw gateway start`, or pass --url to chat with a remote one",
+                    paths.home().display()
+                )
+            })?;
+            let presented = choose(Endpoint::Chat, Target::Local(&record), &Credentials::default())?;
+            let ws = record.base_url().replacen("http://", "ws://", 1) + "/pico/ws";
+            (ws, presented.secret, format!("local gateway pid {}", record.pid))
+        }
+    };
+    let message = (!args.message.is_empty()).then(|| args.message.join(" "));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let limit = Duration::from_secs(args.timeout.max(1));
+    runtime.block_on(async move {
+        let ws = connect(&url, &credential, &session, args.url.is_none())
+            .await
+            .with_context(|| format!("cannot chat with {target}"))?;
+        let mut chat = Chat { ws, session, tty: std::io::stdout().is_terminal(), limit };
+        match message {
+            Some(text) => chat.one_shot(&text).await,
+            None => chat.interactive().await,
+        }
+    })
+}
+
+/// Turns `http(s)://host:port[/path]` or `ws(s)://...` into the Pico socket URL.
+fn pico_url(url: &str) -> Result<String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| anyhow!("--url {url:?}: expected ws://, wss://, http:// or https://"))?;
+    let scheme = match scheme {
+        "ws" | "http" => "ws",
+        "wss" | "https" => "wss",
+        _ => bail!("--url {url:?}: expected ws://, wss://, http:// or https://"),
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() {
+        bail!("--url {url:?}: the URL has no host");
+    }
+    let has_path = rest.contains('/');
+    Ok(if has_path { format!("{scheme}://{rest}") } else { format!("{scheme}://{rest}/pico/ws") })
+}
+
+async fn connect(url: &str, credential: &Secret, session: &str, local: bool) -> Result<WsStream> {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let full = format!("{url}{sep}session_id={session}&protocol=2");
+    let mut request = ws_request(&full)?;
+    let value = HeaderValue::from_str(&format!("Bearer {}", credential.expose()))
+        .map_err(|_| anyhow!("the credential contains characters not allowed in an HTTP header"))?;
+    request.headers_mut().insert("authorization", value);
+    match connect_ws(request, Duration::from_secs(15), MAX_FRAME).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(WsConnectError::Refused { status: 401, body }) if local => Err(anyhow!(
+            "the gateway rejected the runtime token from .picoclaw.pid (HTTP 401{body}); restart it with `picoclaw gateway restart`"
+        )),
+        Err(WsConnectError::Refused { status: 401, body }) => Err(anyhow!(
+            "the gateway rejected the credential (HTTP 401{body}); check `picoclaw auth explain`"
+        )),
+        Err(WsConnectError::Refused { status: 403, body }) => {
+            Err(anyhow!("forbidden (HTTP 403{body}): this credential may not use session {session:?}"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Lines of stdin, read on a plain thread (stdin reads cannot be cancelled).
+fn stdin_lines() -> tokio::sync::mpsc::Receiver<std::io::Result<String>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines() {
+            let stop = line.is_err();
+            if tx.blocking_send(line).is_err() || stop {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn random_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    format!("{prefix}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+struct Chat {
+    ws: WsStream,
+    session: String,
+    tty: bool,
+    limit: Duration,
+}
+
+/// How a turn ended.
+enum Outcome {
+    Done,
+    Failed,
+}
+
+impl Chat {
+    async fn one_shot(&mut self, text: &str) -> Result<ExitCode> {
+        let outcome = self.turn(text).await?;
+        let _ = self.ws.close(None).await;
+        Ok(match outcome {
+            Outcome::Done => ExitCode::SUCCESS,
+            Outcome::Failed => ExitCode::from(1),
+        })
+    }
+
+    async fn interactive(&mut self) -> Result<ExitCode> {
+        let interactive = std::io::stdin().is_terminal();
+        if interactive {
+            eprintln!("session {} — type a message, /quit or Ctrl-D to leave", self.session);
+        }
+        let mut lines = stdin_lines();
+        let mut failed = false;
+        loop {
+            if interactive {
+                eprint!("> ");
+                let _ = std::io::stderr().flush();
+            }
+            // Keep reading the socket while waiting for input, so keepalive pings are
+            // answered and a closed connection is noticed.
+            let line = loop {
+                tokio::select! {
+                    line = lines.recv() => break line.transpose().context("cannot read stdin")?,
+                    frame = self.ws.next() => match frame {
+                        None | Some(Err(_)) => bail!("the gateway closed the connection"),
+                        Some(Ok(Message::Close(_))) => bail!("the gateway closed the connection"),
+                        Some(Ok(_)) => continue,
+                    },
+                }
+            };
+            let Some(line) = line else { break };
+            let text = line.trim();
+            if text.is_empty() {
+                continue;
+            }
+            if text == "/quit" || text == "/exit" {
+                break;
+            }
+            if let Outcome::Failed = self.turn(text).await? {
+                failed = true;
+            }
+        }
+        let _ = self.ws.close(None).await;
+        Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    }
+
+    /// Sends `text` and renders the answer until the turn ends.
+    async fn turn(&mut self, text: &str) -> Result<Outcome> {
+        let id = random_id("c");
+        let frame = Frame {
+            kind: kind::MESSAGE_SEND.to_owned(),
+            id: Some(id.clone()),
+            session_id: Some(self.session.clone()),
+            timestamp: Some(picoclaw_pico::now_ms()),
+            payload: Default::default(),
+        }
+        .with("content", text);
+        self.ws.send(Message::text(frame.encode())).await.context("cannot send the message")?;
+        let mut render = Render::new(self.tty);
+        let mut failed = false;
+        let deadline = tokio::time::Instant::now() + self.limit;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next()).await.map_err(|_| {
+                anyhow!("no complete answer within {} s (raise --timeout)", self.limit.as_secs())
+            })?;
+            let text = match msg {
+                None => bail!("the gateway closed the connection before the answer was complete"),
+                Some(Err(e)) => bail!("connection lost: {e}"),
+                Some(Ok(Message::Text(t))) => t,
+                Some(Ok(Message::Close(c))) => {
+                    let why = c.map(|c| format!(": {}", c.reason)).unwrap_or_default();
+                    bail!("the gateway closed the connection{why}");
+                }
+                Some(Ok(_)) => continue,
+            };
+            let Ok(frame) = Frame::parse(&text) else { continue };
+            // Protocol 2 tags every reply; skip frames answering other sockets' messages.
+            if frame.text("reply_to").is_some_and(|r| r != id) {
+                continue;
+            }
+            match frame.kind.as_str() {
+                kind::MESSAGE_CREATE | kind::MESSAGE_UPDATE => {
+                    if let (Some(mid), Some(content)) = (frame.text("message_id"), frame.text("content")) {
+                        render.show(mid, content);
+                    }
+                }
+                kind::ERROR => {
+                    let request = frame.text("request_id");
+                    if request.is_some_and(|r| r != id) {
+                        continue;
+                    }
+                    render.finish();
+                    failed = true;
+                    eprintln!(
+                        "error: {} ({})",
+                        frame.text("message").unwrap_or("the gateway reported an error"),
+                        frame.text("code").unwrap_or("error")
+                    );
+                    if request.is_none() && frame.text("reply_to").is_none() {
+                        // Not tied to a turn (e.g. invalid frame): no typing.stop follows.
+                        return Ok(Outcome::Failed);
+                    }
+                }
+                kind::TYPING_STOP | kind::MESSAGE_DONE => {
+                    render.finish();
+                    return Ok(if failed { Outcome::Failed } else { Outcome::Done });
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Prints message bubbles: in place on a terminal, final text only otherwise.
+struct Render {
+    tty: bool,
+    order: Vec<String>,
+    texts: HashMap<String, String>,
+    printed: HashMap<String, usize>,
+    current: Option<String>,
+}
+
+impl Render {
+    fn new(tty: bool) -> Render {
+        Render { tty, order: Vec::new(), texts: HashMap::new(), printed: HashMap::new(), current: None }
+    }
+
+    fn show(&mut self, id: &str, content: &str) {
+        if !self.texts.contains_key(id) {
+            self.order.push(id.to_owned());
+        }
+        self.texts.insert(id.to_owned(), content.to_owned());
+        if !self.tty {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        if self.current.as_deref() != Some(id) {
+            if self.current.is_some() {
+                let _ = writeln!(out);
+            }
+            self.current = Some(id.to_owned());
+        }
+        let shown = self.printed.get(id).copied().unwrap_or(0);
+        if content.len() >= shown && content.is_char_boundary(shown) {
+            // The usual case: the text grew; print only the new part.
+            let _ = write!(out, "{}", &content[shown..]);
+        } else {
+            // The text was rewritten: start the bubble over on a fresh line.
+            let _ = write!(out, "\n{content}");
+        }
+        self.printed.insert(id.to_owned(), content.len());
+        let _ = out.flush();
+    }
+
+    fn finish(&mut self) {
+        let mut out = std::io::stdout().lock();
+        if self.tty {
+            if self.current.take().is_some() {
+                let _ = writeln!(out);
+            }
+        } else {
+            for id in self.order.drain(..) {
+                if let Some(text) = self.texts.get(&id) {
+                    let _ = writeln!(out, "{text}");
+                }
+            }
+        }
+        self.texts.clear();
+        self.printed.clear();
+        let _ = out.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_become_pico_socket_urls() {
+        assert_eq!(pico_url("http://h:1").unwrap(), "ws://h:1/pico/ws");
+        assert_eq!(pico_url("https://h/").unwrap(), "wss://h/pico/ws");
+        assert_eq!(pico_url("ws://h:2/pico/ws").unwrap(), "ws://h:2/pico/ws");
+        assert!(pico_url("ftp://h").is_err());
+        assert!(pico_url("h:1").is_err());
+    }
+}
