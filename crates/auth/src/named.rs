@@ -3,6 +3,7 @@
 //! - [`format`]: the `pcl_<id>_<secret>_<check>` format, checked offline;
 //! - [`record`]: the hash-only records in `.security.yml` (`tokens:` and `rotated:`);
 //! - [`time`]: timestamps, the injectable clock and the `30d` duration syntax;
+//! - [`TokenFile`]: locked read-change-write of those records (CLI and admin API);
 //! - [`NamedTokenStore`]: id → record map; a presented token is parsed, looked up by its
 //!   id, and its SHA-256 compared in constant time with the current digest and any old
 //!   digest still in its rotation grace;
@@ -20,9 +21,12 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
+mod file;
 pub mod format;
 pub mod record;
 pub mod time;
+
+pub use file::{FixedRotation, TokenFile};
 
 pub use format::{FormatError, PREFIX, TOKEN_LEN, TokenId};
 pub use record::{

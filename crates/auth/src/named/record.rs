@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use picoclaw_credentials::store::{read_security_tree, write_security_tree};
+use picoclaw_credentials::store::read_security_tree;
 use picoclaw_credentials::{CredentialError, Secret};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -62,6 +62,69 @@ pub enum TokenStoreError {
     /// Reading or writing `.security.yml` failed.
     #[error(transparent)]
     File(#[from] CredentialError),
+    /// The credential's value comes from an environment variable, which overrides the
+    /// file: it can only be changed where that variable is set.
+    #[error(
+        "{key} comes from the environment variable {var}, which overrides .security.yml, so picoclaw \
+         cannot change it. Change {var} where it is set (the service unit's Environment=, the container \
+         or pod spec / Kubernetes Secret, or your shell profile), then restart the gateway so it sees the \
+         new value"
+    )]
+    EnvManaged {
+        /// The key, e.g. `channels.pico.token`.
+        key: &'static str,
+        /// The variable.
+        var: &'static str,
+    },
+    /// The fixed credential is not configured at all.
+    #[error("{0} is not set, so there is nothing to rotate")]
+    NotSet(&'static str),
+    /// An expiry that is not in the future.
+    #[error("the expiry must be in the future")]
+    InvalidExpiry,
+    /// The advisory lock beside `.security.yml` could not be taken.
+    #[error("{path}: {message}")]
+    Lock {
+        /// The lock file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl TokenStoreError {
+    /// The HTTP status an API should answer with.
+    pub fn status(&self) -> u16 {
+        match self {
+            TokenStoreError::NotFound(_) => 404,
+            TokenStoreError::NameTaken(_)
+            | TokenStoreError::Revoked { .. }
+            | TokenStoreError::EnvManaged { .. }
+            | TokenStoreError::NotSet(_)
+            | TokenStoreError::TooMany => 409,
+            TokenStoreError::InvalidName(_) | TokenStoreError::InvalidExpiry => 400,
+            TokenStoreError::Lock { .. } => 503,
+            TokenStoreError::Invalid { .. } | TokenStoreError::Random(_) | TokenStoreError::File(_) => 500,
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenStoreError::Invalid { .. } => "invalid_security_file",
+            TokenStoreError::NotFound(_) => "token_not_found",
+            TokenStoreError::NameTaken(_) => "name_taken",
+            TokenStoreError::InvalidName(_) => "invalid_name",
+            TokenStoreError::Revoked { .. } => "token_revoked",
+            TokenStoreError::TooMany => "too_many_tokens",
+            TokenStoreError::Random(_) => "random_failed",
+            TokenStoreError::File(_) => "security_file_error",
+            TokenStoreError::EnvManaged { .. } => "env_managed",
+            TokenStoreError::NotSet(_) => "not_set",
+            TokenStoreError::InvalidExpiry => "invalid_expiry",
+            TokenStoreError::Lock { .. } => "busy",
+        }
+    }
 }
 
 /// A token name: 1–64 characters of `A-Z a-z 0-9 . _ -`, not `pico`, `gateway` or
@@ -470,6 +533,7 @@ impl TokenSet {
     }
 
     /// Creates a token; returns its record and the token (shown once, never stored).
+    /// Prefer [`super::TokenFile::create`], which also locks, reads and writes the file.
     pub fn create(
         &mut self,
         name: TokenName,
@@ -576,19 +640,11 @@ impl TokenSet {
     }
 }
 
-/// Persists last-use times into `.security.yml` at `path` (read, merge, validate, atomic
-/// 0600 write). The gateway calls this at most once a minute with
+/// Persists last-use times into `.security.yml` at `path` (locked read, merge, validate,
+/// atomic 0600 write). The gateway calls this at most once a minute with
 /// [`super::NamedTokenStore::take_last_used`].
 pub fn persist_last_used(path: &Path, updates: &[(TokenId, Timestamp)]) -> Result<(), TokenStoreError> {
-    if updates.is_empty() {
-        return Ok(());
-    }
-    let mut tree = read_security_tree(path)?;
-    let mut set = TokenSet::from_tree(&tree)?;
-    set.apply_last_used(updates);
-    set.write_into(&mut tree, Timestamp::now());
-    write_security_tree(path, &tree)?;
-    Ok(())
+    super::TokenFile::new(path).persist_last_used(updates)
 }
 
 /// One of the fixed credentials `token rotate` can rotate.

@@ -8,14 +8,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A UTC instant with one-second resolution (Unix seconds). Displayed as RFC 3339
-/// (`2026-11-22T03:40:24Z`).
+/// (`2026-11-22T03:40:24Z`). At most 9999-12-31T23:59:59Z, the last instant RFC 3339 can
+/// write: later values are clamped to it, so whatever is written parses again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(u64);
 
+/// Unix seconds of 9999-12-31T23:59:59Z.
+const MAX_UNIX: u64 = 253_402_300_799;
+
 impl Timestamp {
-    /// From Unix seconds.
+    /// From Unix seconds (clamped to 9999-12-31T23:59:59Z).
     pub fn from_unix(secs: u64) -> Timestamp {
-        Timestamp(secs)
+        Timestamp(secs.min(MAX_UNIX))
     }
 
     /// Unix seconds.
@@ -25,12 +29,12 @@ impl Timestamp {
 
     /// The system time now.
     pub fn now() -> Timestamp {
-        Timestamp(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+        Timestamp::from_unix(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
     }
 
-    /// `self + d`, saturating.
+    /// `self + d`, saturating at the largest timestamp.
     pub fn after(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(d.as_secs()))
+        Timestamp::from_unix(self.0.saturating_add(d.as_secs()))
     }
 
     /// Parses RFC 3339 (`2026-11-22T03:40:24Z`, `...+02:00`, fractional seconds ignored)
@@ -38,7 +42,7 @@ impl Timestamp {
     pub fn parse(s: &str) -> Option<Timestamp> {
         let s = s.trim();
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-            return s.parse().ok().map(Timestamp);
+            return s.parse().ok().map(Timestamp::from_unix);
         }
         let b = s.as_bytes();
         if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
@@ -85,7 +89,7 @@ impl Timestamp {
         };
         let days = days_from_civil(i64::try_from(year).ok()?, month, day);
         let secs = days * 86_400 + i64::try_from(hour * 3600 + minute * 60 + second.min(59)).ok()? - offset;
-        u64::try_from(secs).ok().map(Timestamp)
+        u64::try_from(secs).ok().map(Timestamp::from_unix)
     }
 }
 
@@ -171,7 +175,7 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
+        Timestamp::from_unix(self.0.load(Ordering::SeqCst))
     }
 }
 

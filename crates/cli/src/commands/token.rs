@@ -10,13 +10,12 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use picoclaw_auth::audit::{self, AuditEvent, AuditKind, Outcome};
 use picoclaw_auth::named::{
-    FixedCredential, GraceDigests, Timestamp, TokenName, TokenRecord, TokenSet, format_duration,
-    parse_duration,
+    FixedCredential, GraceDigests, Timestamp, TokenFile, TokenRecord, TokenSet, TokenStoreError,
+    format_duration, parse_duration,
 };
 use picoclaw_auth::{CredentialKind, Scope};
 use picoclaw_config::{Flags, Source};
 use picoclaw_credentials::Secret;
-use picoclaw_credentials::store::{read_security_tree, set_path, write_security_tree};
 use serde_json::{Value, json};
 
 use crate::cli::{TokenCommand, TokenScope};
@@ -69,16 +68,8 @@ fn audit_log(ctx: &Context, event: AuditEvent) {
     }
 }
 
-fn load_set(ctx: &Context) -> Result<(Value, TokenSet)> {
-    let path = ctx.paths.security_file();
-    let tree = read_security_tree(&path)?;
-    let set = TokenSet::from_tree(&tree)?;
-    Ok((tree, set))
-}
-
-fn save(ctx: &Context, tree: &Value) -> Result<()> {
-    write_security_tree(&ctx.paths.security_file(), tree)?;
-    Ok(())
+fn token_file(ctx: &Context) -> TokenFile {
+    TokenFile::new(ctx.paths.security_file())
 }
 
 fn print_secret(token: &Secret, what: &str) {
@@ -95,12 +86,8 @@ fn create(
     json: bool,
 ) -> Result<ExitCode> {
     let now = Timestamp::now();
-    let name = TokenName::parse(name)?;
     let expires = expires.map(|e| expiry(e, now)).transpose()?;
-    let (mut tree, mut set) = load_set(ctx)?;
-    let (record, token) = set.create(name, scope_of(scope), expires, now)?;
-    set.write_into(&mut tree, now);
-    save(ctx, &tree)?;
+    let (record, token) = token_file(ctx).create(name, scope_of(scope), expires, now)?;
     audit_log(
         ctx,
         AuditEvent::new(AuditKind::Create, Outcome::Ok)
@@ -206,34 +193,27 @@ fn list(ctx: &Context, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Refuses to touch a credential whose value comes from an environment variable.
+/// Refuses to touch a credential whose value comes from an environment variable, and
+/// records the refusal.
 fn refuse_env(ctx: &Context, cred: FixedCredential, action: &str) -> Result<()> {
-    let resolved = match cred {
-        FixedCredential::Pico => ctx.credentials.pico(),
-        FixedCredential::Gateway => ctx.credentials.gateway(),
-    };
-    if let Some(r) = resolved
-        && let Source::Env(var) = &r.source
-    {
-        audit_log(
-            ctx,
-            AuditEvent::new(
-                if action == "rotate" { AuditKind::Rotate } else { AuditKind::Revoke },
-                Outcome::Denied,
-            )
-            .endpoint(&format!("cli:token {action}"))
-            .credential(cred.kind(), cred.id())
-            .code("env_managed"),
-        );
-        bail!(
-            "cannot {action} {key}: its value comes from the environment variable {var}, which overrides \
-             .security.yml. Change {var} where it is set — the service unit (Environment=), the container \
-             or pod spec / Kubernetes Secret, or your shell profile — then restart the gateway so it sees the \
-             new value. picoclaw never edits environment variables.",
-            key = cred.key()
-        );
+    if let Err(e) = TokenFile::check_not_env(cred, &ctx.credentials) {
+        audit_denied(ctx, cred, action, &e);
+        return Err(e).context(format!("cannot {action} {}", cred.id()));
     }
     Ok(())
+}
+
+fn audit_denied(ctx: &Context, cred: FixedCredential, action: &str, e: &TokenStoreError) {
+    audit_log(
+        ctx,
+        AuditEvent::new(
+            if action == "rotate" { AuditKind::Rotate } else { AuditKind::Revoke },
+            Outcome::Denied,
+        )
+        .endpoint(&format!("cli:token {action}"))
+        .credential(cred.kind(), cred.id())
+        .code(e.code()),
+    );
 }
 
 fn revoke(ctx: &Context, target: &str) -> Result<ExitCode> {
@@ -246,11 +226,7 @@ fn revoke(ctx: &Context, target: &str) -> Result<ExitCode> {
             id = cred.id()
         );
     }
-    let now = Timestamp::now();
-    let (mut tree, mut set) = load_set(ctx)?;
-    let record = set.revoke(target, now)?;
-    set.write_into(&mut tree, now);
-    save(ctx, &tree)?;
+    let record = token_file(ctx).revoke(target, Timestamp::now())?;
     audit_log(
         ctx,
         AuditEvent::new(AuditKind::Revoke, Outcome::Ok)
@@ -271,10 +247,7 @@ fn rotate(ctx: &Context, target: &str, grace: Option<&str>, json: bool) -> Resul
         return rotate_fixed(ctx, cred, grace, json);
     }
     let now = Timestamp::now();
-    let (mut tree, mut set) = load_set(ctx)?;
-    let (record, token) = set.rotate(target, grace, now)?;
-    set.write_into(&mut tree, now);
-    save(ctx, &tree)?;
+    let (record, token) = token_file(ctx).rotate(target, grace, now)?;
     audit_log(
         ctx,
         AuditEvent::new(AuditKind::Rotate, Outcome::Ok)
@@ -304,42 +277,28 @@ fn grace_note(grace: Duration, now: Timestamp) {
 
 fn rotate_fixed(ctx: &Context, cred: FixedCredential, grace: Duration, json: bool) -> Result<ExitCode> {
     refuse_env(ctx, cred, "rotate")?;
-    let current = match cred {
-        FixedCredential::Pico => ctx.credentials.pico(),
-        FixedCredential::Gateway => ctx.credentials.gateway(),
-    };
-    let Some(current) = current else {
-        bail!(
-            "{} is not set, so there is nothing to rotate{}",
-            cred.key(),
-            match cred {
-                FixedCredential::Pico => "; `picoclaw onboard` creates one",
-                FixedCredential::Gateway =>
-                    " (local tools use the runtime token; set gateway.token in .security.yml \
-                                             for remote admin clients)",
-            }
-        );
-    };
     let now = Timestamp::now();
-    let path = ctx.paths.security_file();
-    let mut tree = read_security_tree(&path)?;
-    // Validate the whole file before changing it, so a bad record is reported, not kept.
-    TokenSet::from_tree(&tree)?;
-    let mut old_values = GraceDigests::from_tree(&tree)?;
-    old_values.clear(cred);
-    if !grace.is_zero() {
-        old_values.push(cred, &current.secret, now.after(grace));
-    }
-    let new = Secret::generate().context("cannot generate a random token")?;
-    set_path(&mut tree, cred.key(), Value::from(new.expose()));
-    old_values.write_into(&mut tree);
-    write_security_tree(&path, &tree)?;
+    let file = token_file(ctx);
+    let rotation = match file.rotate_fixed(cred, &ctx.credentials, grace, now) {
+        Ok(r) => r,
+        Err(e @ TokenStoreError::NotSet(_)) => {
+            let hint = match cred {
+                FixedCredential::Pico => "`picoclaw onboard` creates one",
+                FixedCredential::Gateway => {
+                    "local tools use the runtime token; set gateway.token in .security.yml for remote admin clients"
+                }
+            };
+            bail!("{e}; {hint}");
+        }
+        Err(e) => return Err(e.into()),
+    };
     audit_log(
         ctx,
         AuditEvent::new(AuditKind::Rotate, Outcome::Ok)
             .endpoint("cli:token rotate")
             .credential(cred.kind(), cred.id()),
     );
+    let new: &Secret = &rotation.secret;
     if json {
         println!(
             "{}",
@@ -347,16 +306,21 @@ fn rotate_fixed(ctx: &Context, cred: FixedCredential, grace: Duration, json: boo
                 "id": cred.id(),
                 "key": cred.key(),
                 "fingerprint": new.fingerprint().to_string(),
-                "old_value_accepted_until": (!grace.is_zero()).then(|| now.after(grace).to_string()),
+                "old_value_accepted_until": rotation.old_valid_until.map(|t| t.to_string()),
                 "token": new.expose(),
             }))?
         );
     } else {
-        eprintln!("new {} written to {} (fingerprint {}):", cred.key(), path.display(), new.fingerprint());
+        eprintln!(
+            "new {} written to {} (fingerprint {}) — shown once here:",
+            cred.key(),
+            file.path().display(),
+            new.fingerprint()
+        );
         println!("{}", new.expose());
         grace_note(grace, now);
     }
-    if let Source::ConfigFile(_) = current.source {
+    if let Source::ConfigFile(_) = rotation.old_source {
         eprintln!(
             "note: the old value is still in config.json, where it is now shadowed by .security.yml; remove it \
              from config.json (or run `picoclaw doctor --fix`)"

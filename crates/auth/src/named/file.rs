@@ -1,0 +1,288 @@
+//! Changes to the token records in `.security.yml`, shared by `picoclaw token` and the
+//! gateway's admin API: each one takes an advisory lock beside the file
+//! (`.security.yml.lock`), reads and validates the whole file, changes it, and writes it
+//! back atomically with mode 0600 — so two writers cannot lose each other's change, and
+//! a file that does not parse, or holds a bad record, is never rewritten.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use picoclaw_config::Source;
+use picoclaw_credentials::store::{read_security_tree, set_path, write_security_tree};
+use picoclaw_credentials::{Credentials, Secret};
+use serde_json::Value;
+
+use super::GraceDigests;
+use super::format::TokenId;
+use super::record::{FixedCredential, TokenName, TokenRecord, TokenSet, TokenStoreError, TokenSummary};
+use super::time::Timestamp;
+use crate::verify::Scope;
+
+/// How long a writer waits for another one to finish.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// The result of rotating `pico` or `gateway`.
+pub struct FixedRotation {
+    /// The new value (shown once to the caller).
+    pub secret: Secret,
+    /// Until when the old value is still accepted (`None`: it stopped at once).
+    pub old_valid_until: Option<Timestamp>,
+    /// Where the old value came from (e.g. `config.json:channels.pico.token`, which is
+    /// now shadowed and should be removed there).
+    pub old_source: Source,
+}
+
+/// `.security.yml`, for token changes.
+#[derive(Debug, Clone)]
+pub struct TokenFile {
+    path: PathBuf,
+}
+
+struct Locked {
+    _file: File,
+}
+
+impl TokenFile {
+    /// The file at `path` (normally `Paths::security_file()`).
+    pub fn new(path: impl Into<PathBuf>) -> TokenFile {
+        TokenFile { path: path.into() }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> Result<Locked, TokenStoreError> {
+        let mut lock_path = self.path.clone().into_os_string();
+        lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        let io = |e: std::io::Error| TokenStoreError::Lock {
+            path: lock_path.display().to_string(),
+            message: e.to_string(),
+        };
+        if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            picoclaw_config::files::ensure_dir(dir, 0o700).map_err(io)?;
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&lock_path).map_err(io)?;
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Locked { _file: file }),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(TokenStoreError::Lock {
+                        path: lock_path.display().to_string(),
+                        message: "another picoclaw process has been changing .security.yml for 5 s"
+                            .to_owned(),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(io(e)),
+            }
+        }
+    }
+
+    /// Reads the tree and its validated records (no lock: for listing).
+    pub fn read(&self) -> Result<(Value, TokenSet), TokenStoreError> {
+        let tree = read_security_tree(&self.path)?;
+        let set = TokenSet::from_tree(&tree)?;
+        // `rotated:` is validated too, so a bad entry is reported before any write.
+        GraceDigests::from_tree(&tree)?;
+        Ok((tree, set))
+    }
+
+    /// Under the lock: read, let `change` modify the records, write back.
+    fn update<T>(
+        &self,
+        now: Timestamp,
+        change: impl FnOnce(&mut TokenSet) -> Result<T, TokenStoreError>,
+    ) -> Result<T, TokenStoreError> {
+        let _lock = self.lock()?;
+        let (mut tree, mut set) = self.read()?;
+        let out = change(&mut set)?;
+        set.write_into(&mut tree, now);
+        write_security_tree(&self.path, &tree)?;
+        Ok(out)
+    }
+
+    /// Every record's public summary.
+    pub fn list(&self, now: Timestamp) -> Result<Vec<TokenSummary>, TokenStoreError> {
+        let (_, set) = self.read()?;
+        Ok(set.records().iter().map(|r| r.summary(now)).collect())
+    }
+
+    /// Creates a named token; returns its record and the token (shown once).
+    pub fn create(
+        &self,
+        name: &str,
+        scope: Scope,
+        expires: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(TokenRecord, Secret), TokenStoreError> {
+        let name = TokenName::parse(name)?;
+        if expires.is_some_and(|e| e <= now) {
+            return Err(TokenStoreError::InvalidExpiry);
+        }
+        self.update(now, |set| set.create(name, scope, expires, now))
+    }
+
+    /// Revokes a named token by id or name.
+    pub fn revoke(&self, id_or_name: &str, now: Timestamp) -> Result<TokenRecord, TokenStoreError> {
+        self.update(now, |set| set.revoke(id_or_name, now))
+    }
+
+    /// Gives a named token a new secret (same id, name, scope); the old one works for
+    /// `grace`.
+    pub fn rotate(
+        &self,
+        id_or_name: &str,
+        grace: Duration,
+        now: Timestamp,
+    ) -> Result<(TokenRecord, Secret), TokenStoreError> {
+        self.update(now, |set| set.rotate(id_or_name, grace, now))
+    }
+
+    /// Records last-use times (the gateway calls this at most once a minute).
+    pub fn persist_last_used(&self, updates: &[(TokenId, Timestamp)]) -> Result<(), TokenStoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        self.update(Timestamp::now(), |set| {
+            set.apply_last_used(updates);
+            Ok(())
+        })
+    }
+
+    /// Refuses when `cred` comes from an environment variable (rewriting the file would
+    /// change nothing: the variable wins).
+    pub fn check_not_env(cred: FixedCredential, current: &Credentials) -> Result<(), TokenStoreError> {
+        let resolved = match cred {
+            FixedCredential::Pico => current.pico(),
+            FixedCredential::Gateway => current.gateway(),
+        };
+        match resolved.map(|r| &r.source) {
+            Some(Source::Env(var)) => Err(TokenStoreError::EnvManaged { key: cred.key(), var }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Rotates `pico` or `gateway`: a new 256-bit value at its key in `.security.yml`;
+    /// the old value's SHA-256 under `rotated:` until `now + grace` (not kept when
+    /// `grace` is zero). `current` are the credentials in effect (to find the old value
+    /// and refuse env-managed ones).
+    pub fn rotate_fixed(
+        &self,
+        cred: FixedCredential,
+        current: &Credentials,
+        grace: Duration,
+        now: Timestamp,
+    ) -> Result<FixedRotation, TokenStoreError> {
+        TokenFile::check_not_env(cred, current)?;
+        let old = match cred {
+            FixedCredential::Pico => current.pico(),
+            FixedCredential::Gateway => current.gateway(),
+        }
+        .ok_or(TokenStoreError::NotSet(cred.key()))?;
+        let _lock = self.lock()?;
+        let (mut tree, _) = self.read()?;
+        let mut old_values = GraceDigests::from_tree(&tree)?.with_clock(std::sync::Arc::new(FixedNow(now)));
+        old_values.clear(cred);
+        let old_valid_until = (!grace.is_zero()).then(|| now.after(grace));
+        if let Some(until) = old_valid_until {
+            old_values.push(cred, &old.secret, until);
+        }
+        let secret = Secret::generate()?;
+        set_path(&mut tree, cred.key(), Value::from(secret.expose()));
+        old_values.write_into(&mut tree);
+        write_security_tree(&self.path, &tree)?;
+        Ok(FixedRotation { secret, old_valid_until, old_source: old.source.clone() })
+    }
+}
+
+struct FixedNow(Timestamp);
+
+impl super::Clock for FixedNow {
+    fn now(&self) -> Timestamp {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use picoclaw_config::{Flags, Layers, MapEnv, Paths, Settings};
+
+    fn creds(dir: &Path, env: MapEnv) -> Credentials {
+        let layers = Layers::load(&Paths::at(dir), &env, &Flags::new()).unwrap();
+        Credentials::resolve(&layers, &Settings::resolve(&layers).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn concurrent_writers_do_not_lose_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = TokenFile::new(dir.path().join(".security.yml"));
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let file = file.clone();
+                s.spawn(move || {
+                    for i in 0..5 {
+                        file.create(&format!("t{t}-{i}"), Scope::Chat, None, Timestamp::now()).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(file.list(Timestamp::now()).unwrap().len(), 20);
+    }
+
+    #[test]
+    fn rotate_fixed_refuses_env_and_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = TokenFile::new(dir.path().join(".security.yml"));
+        let env = creds(dir.path(), MapEnv::new().with("PICOCLAW_GATEWAY_TOKEN", "canary-gw"));
+        let err = file.rotate_fixed(FixedCredential::Gateway, &env, Duration::ZERO, Timestamp::now());
+        let msg = err.err().unwrap().to_string();
+        assert!(msg.contains("PICOCLAW_GATEWAY_TOKEN") && !msg.contains("canary"), "{msg}");
+        let none = creds(dir.path(), MapEnv::new());
+        let err = file.rotate_fixed(FixedCredential::Pico, &none, Duration::ZERO, Timestamp::now());
+        assert!(matches!(err, Err(TokenStoreError::NotSet("channels.pico.token"))));
+        assert!(!file.path().exists(), "nothing written");
+    }
+
+    #[test]
+    fn rotate_fixed_writes_new_value_and_old_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".security.yml");
+        std::fs::write(&path, "channels:\n  pico:\n    token: old-value\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let file = TokenFile::new(&path);
+        let now = Timestamp::now();
+        let r = file
+            .rotate_fixed(
+                FixedCredential::Pico,
+                &creds(dir.path(), MapEnv::new()),
+                Duration::from_secs(60),
+                now,
+            )
+            .unwrap();
+        assert_eq!(r.old_valid_until, Some(now.after(Duration::from_secs(60))));
+        assert_eq!(r.old_source.to_string(), ".security.yml:channels.pico.token");
+        let after = creds(dir.path(), MapEnv::new());
+        assert_eq!(after.pico().unwrap().secret, r.secret);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("old-value") && text.contains("rotated"));
+        let tree = read_security_tree(&path).unwrap();
+        let grace = GraceDigests::from_tree(&tree).unwrap();
+        assert_eq!(grace.verify("old-value").map(|p| p.id), Some("pico".to_owned()));
+    }
+}
