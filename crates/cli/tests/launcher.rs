@@ -308,6 +308,16 @@ async fn gateway_control_child_environment_and_logs() {
         );
     }
 
+    // Named-token management is forwarded to the gateway; this gateway has no such API yet.
+    let a = post_json(&l, "/api/tokens", Some(&cookie), json!({ "name": "phone", "scope": "chat" })).await;
+    assert_eq!(a.status, 501, "{}", a.body);
+    assert_eq!(a.json()["error"]["code"], "tokens_api_unavailable");
+    let tokens = get(&l.at("/api/tokens"), Some(&cookie)).await.json();
+    assert_eq!(tokens["management"], false);
+    let launcher_row =
+        tokens["credentials"].as_array().unwrap().iter().find(|c| c["name"] == "launcher token").cloned();
+    assert!(launcher_row.is_some_and(|r| r["fingerprint"].as_str().map(str::len) == Some(8)));
+
     // Stop, start, restart.
     let a = post_json(&l, "/api/gateway/stop", Some(&cookie), json!({})).await;
     assert_eq!(a.status, 200, "{}", a.body);

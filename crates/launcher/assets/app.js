@@ -260,8 +260,9 @@
     box.className = "";
     box.replaceChildren(table);
     const named = $("named");
+    named.replaceChildren();
     if (r.data.management) {
-      named.textContent = "Named tokens are managed by the gateway's token API.";
+      renderNamed(named, r.data.named);
     } else {
       named.textContent = "Creating, rotating and revoking named tokens from the dashboard needs a gateway with the token API; until then this list is read-only.";
       named.className = "muted";
@@ -272,6 +273,93 @@
       p.textContent = w;
       named.appendChild(p);
     }
+  }
+
+  // Named tokens (through the launcher's forward to the gateway's /api/tokens).
+  function showOnce(box, value) {
+    const p = document.createElement("p");
+    p.className = "msg ok";
+    p.append("New token (shown only now; copy it): ");
+    const code = document.createElement("code");
+    code.textContent = value;
+    p.appendChild(code);
+    box.prepend(p);
+  }
+
+  async function tokenAction(method, path, body, box) {
+    const r = await api(method, path, body);
+    if (!r.ok) {
+      const p = document.createElement("p");
+      p.className = "msg error";
+      p.textContent = r.error;
+      box.prepend(p);
+      return;
+    }
+    await refreshTokens();
+    if (r.data && typeof r.data.token === "string") showOnce($("named"), r.data.token);
+  }
+
+  function renderNamed(box, named) {
+    box.className = "";
+    const list = Array.isArray(named) ? named : (named && Array.isArray(named.tokens) ? named.tokens : []);
+    const h = document.createElement("h3");
+    h.textContent = "Named tokens";
+    box.appendChild(h);
+    if (!list.length) {
+      const p = document.createElement("p");
+      p.className = "muted";
+      p.textContent = "No named tokens yet.";
+      box.appendChild(p);
+    } else {
+      const table = document.createElement("table");
+      table.className = "tokens";
+      const body = table.createTBody();
+      for (const t of list) {
+        const row = body.insertRow();
+        cell(row, t.name || t.id || "?");
+        cell(row, t.scope || "–");
+        cell(row, t.fingerprint || "–", "mono");
+        cell(row, t.expires_at ? "expires " + t.expires_at : "no expiry");
+        const td = document.createElement("td");
+        const id = encodeURIComponent(t.id || t.name);
+        const rotate = document.createElement("button");
+        rotate.type = "button";
+        rotate.className = "ghost";
+        rotate.textContent = "Rotate";
+        rotate.addEventListener("click", () => tokenAction("POST", "/api/tokens/" + id + "/rotate", {}, box));
+        const revoke = document.createElement("button");
+        revoke.type = "button";
+        revoke.className = "danger";
+        revoke.textContent = "Revoke";
+        revoke.addEventListener("click", () => {
+          if (confirm("Revoke " + (t.name || t.id) + "? Clients using it stop working at once.")) tokenAction("DELETE", "/api/tokens/" + id, undefined, box);
+        });
+        td.append(rotate, " ", revoke);
+        row.appendChild(td);
+      }
+      box.appendChild(table);
+    }
+    const form = document.createElement("form");
+    form.className = "chat-form";
+    const name = document.createElement("input");
+    name.placeholder = "New token name, e.g. phone";
+    name.required = true;
+    const scope = document.createElement("select");
+    for (const s of ["chat", "admin"]) {
+      const o = document.createElement("option");
+      o.value = s;
+      o.textContent = s;
+      scope.appendChild(o);
+    }
+    const create = document.createElement("button");
+    create.type = "submit";
+    create.textContent = "Create";
+    form.append(name, scope, create);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      tokenAction("POST", "/api/tokens", { name: name.value.trim(), scope: scope.value }, box);
+    });
+    box.appendChild(form);
   }
 
   // ---------- session, setup, logout ----------

@@ -44,9 +44,13 @@ pub fn run(args: LauncherArgs, format: LogFormat) -> Result<ExitCode> {
     tracing::info!(
         source = %token.origin,
         fingerprint = %token.secret.fingerprint(),
-        "launcher token source: {} ({})",
+        "launcher token source: {} ({}); {}",
         token.origin,
-        token.source
+        token.source,
+        match token.origin {
+            Origin::Env => "the value is in PICOCLAW_LAUNCHER_TOKEN and is never logged",
+            _ => "the value is never logged: run with --console or read launcher_token in launcher-config.json",
+        }
     );
     let absolute_env = MapEnv::new()
         .with("PICOCLAW_HOME", absolute(ctx.paths.home())?.to_string_lossy())
