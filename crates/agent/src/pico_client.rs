@@ -495,11 +495,12 @@ async fn worker(
     mut turns: mpsc::Receiver<String>,
     answers: mpsc::Sender<String>,
 ) {
-    if let Err(e) = engine.claim(&session, PRINCIPAL) {
-        status.error(format!("local session {session}: {e}"));
-        return;
-    }
     while let Some(text) = turns.recv().await {
+        // The gateway's own channel: admin, so it can always use its session.
+        if let Err(e) = engine.claim_as(&session, PRINCIPAL, true) {
+            status.error(format!("local session {session}: {e}; the remote message was not answered"));
+            continue;
+        }
         let mut stream = engine.run_turn(&session, text.clone(), Vec::new());
         let mut answer = String::new();
         let mut failed = None;

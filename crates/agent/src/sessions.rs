@@ -38,7 +38,7 @@ impl Default for HistoryLimits {
 }
 
 /// Sessions kept in memory at once; others are reloaded from disk when used again.
-const MAX_CACHED_SESSIONS: usize = 512;
+const MAX_CACHED_SESSIONS: usize = 128;
 
 /// Longest line read back from a session file (longer lines are skipped as corrupt).
 const MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
