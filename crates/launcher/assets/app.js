@@ -40,7 +40,7 @@
   }
 
   // ---------- gateway ----------
-  const stateLabels = { running: "Running", starting: "Starting…", stopped: "Stopped", error: "Failed" };
+  const stateLabels = { running: "Running", starting: "Starting…", stopping: "Stopping…", restarting: "Restarting…", stopped: "Stopped", error: "Failed" };
   let gatewayState = "unknown";
   let busy = false;
 

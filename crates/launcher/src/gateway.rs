@@ -61,7 +61,7 @@ impl LogRing {
 /// The gateway as the dashboard shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct GatewayStatus {
-    /// `running`, `starting`, `stopped` or `error`.
+    /// `running`, `starting`, `stopping`, `restarting`, `stopped` or `error`.
     pub state: &'static str,
     /// Whether this launcher started it (and will stop it on exit).
     pub owned: bool,
@@ -117,12 +117,47 @@ pub struct GatewayControl {
     exe: PathBuf,
     inner: tokio::sync::Mutex<Inner>,
     logs: Arc<LogRing>,
+    /// The operation in progress (`starting`, `stopping`, `restarting`), so status answers
+    /// at once instead of waiting for it.
+    busy: Mutex<Option<&'static str>>,
+}
+
+/// Marks an operation in progress until dropped (the outermost one wins: a restart stays
+/// "restarting" through its stop and start).
+struct Busy<'a> {
+    slot: &'a Mutex<Option<&'static str>>,
+    set: bool,
+}
+
+impl<'a> Busy<'a> {
+    fn new(slot: &'a Mutex<Option<&'static str>>, what: &'static str) -> Busy<'a> {
+        let mut current = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let set = current.is_none();
+        if set {
+            *current = Some(what);
+        }
+        Busy { slot, set }
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if self.set {
+            *self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
+    }
 }
 
 impl GatewayControl {
     /// Control for the gateway of `paths` (absolute), started from executable `exe`.
     pub fn new(paths: Paths, exe: PathBuf) -> GatewayControl {
-        GatewayControl { paths, exe, inner: tokio::sync::Mutex::new(Inner::default()), logs: Arc::default() }
+        GatewayControl {
+            paths,
+            exe,
+            inner: tokio::sync::Mutex::new(Inner::default()),
+            logs: Arc::default(),
+            busy: Mutex::new(None),
+        }
     }
 
     /// The child's recent output.
@@ -160,7 +195,27 @@ impl GatewayControl {
     /// What is running now.
     pub async fn status(&self) -> GatewayStatus {
         let probe = self.probe().await;
-        let mut inner = self.inner.lock().await;
+        let busy = *self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Ok(mut inner) = self.inner.try_lock() else {
+            // An operation holds the lock: report it rather than wait for it.
+            let running = matches!(probe, Probe::Running(_));
+            let state = match busy {
+                Some("starting") if running => "running",
+                Some(op) => op,
+                None if running => "running",
+                None => "starting",
+            };
+            let record = if let Probe::Running(record) = probe { Some(record) } else { None };
+            return GatewayStatus {
+                state,
+                owned: false,
+                pid: record.as_ref().map(|r| r.pid),
+                version: record.as_ref().map(|r| r.version.clone()),
+                url: record.as_ref().map(RuntimeRecord::base_url),
+                uptime_s: None,
+                error: None,
+            };
+        };
         self.reap(&mut inner);
         let child_pid = inner.child.as_ref().and_then(tokio::process::Child::id);
         let mut status = GatewayStatus {
@@ -200,6 +255,7 @@ impl GatewayControl {
 
     /// Starts a gateway unless one is running; returns its record.
     pub async fn start(&self) -> Result<RuntimeRecord, ControlError> {
+        let _busy = Busy::new(&self.busy, "starting");
         let mut inner = self.inner.lock().await;
         self.reap(&mut inner);
         match self.probe().await {
@@ -267,6 +323,7 @@ impl GatewayControl {
 
     /// Stops the running gateway (owned or adopted): SIGTERM, then SIGKILL after a grace.
     pub async fn stop(&self) -> Result<Option<u32>, ControlError> {
+        let _busy = Busy::new(&self.busy, "stopping");
         let mut inner = self.inner.lock().await;
         let stopped = match self.probe().await {
             Probe::Running(_) | Probe::Starting => {
@@ -295,6 +352,7 @@ impl GatewayControl {
 
     /// Stop, then start.
     pub async fn restart(&self) -> Result<RuntimeRecord, ControlError> {
+        let _busy = Busy::new(&self.busy, "restarting");
         self.stop().await?;
         self.start().await
     }
