@@ -244,7 +244,7 @@ fn render_launchd(binary: &str, home: &str, config: Option<&str>) -> String {
     let log = xml_escape(&format!("{home}/logs/launchd.log"));
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-<!-- {MARKER}; `picoclaw doctor --fix` may rewrite it. It holds no secret: the\n     gateway reads its tokens from PICOCLAW_HOME at every start and reload. -->\n\
+<!-- {MARKER}; picoclaw doctor may rewrite it. It holds no secret: the gateway\n     reads its tokens from PICOCLAW_HOME at every start and reload. -->\n\
 <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
 <plist version=\"1.0\">\n\
 <dict>\n\

@@ -1,0 +1,175 @@
+//! `picoclaw service`: units hold no secret, validate with systemd-analyze, and the audit
+//! finds tokens in hand-written units.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use support::TestHome;
+
+const CANARY: &str = "c4nary-5e7v1ce-0123456789abcdef0123456789abcdef";
+
+fn unit_path(home: &TestHome) -> PathBuf {
+    home.path().join(".config/systemd/user/picoclaw-gateway.service")
+}
+
+/// True when a tool is missing and the run does not require it (scripts/test sets
+/// PICOCLAW_REQUIRE_TOOLS=1, so there a missing tool fails the test).
+fn skip_without(tool: &str) -> bool {
+    let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if found {
+        return false;
+    }
+    assert!(std::env::var_os("PICOCLAW_REQUIRE_TOOLS").is_none(), "{tool} is required but not installed");
+    eprintln!("skipping: {tool} is not installed");
+    true
+}
+
+fn systemd_verify(home: &TestHome, unit: &Path) -> String {
+    let runtime = home.path().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--user"])
+        .arg(unit)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "systemd-analyze failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn install_writes_a_secret_free_unit_that_systemd_accepts_and_doctor_is_clean() {
+    let home = TestHome::new().env("PICOCLAW_GATEWAY_TOKEN", CANARY);
+    let out = home.run(&["service", "install", "--systemd"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("daemon-reload"), "tells what to run without a user manager: {stdout}");
+    assert!(stdout.contains("this shell sets PICOCLAW_GATEWAY_TOKEN"), "{stdout}");
+    assert!(!stdout.contains(CANARY));
+
+    let unit = std::fs::read_to_string(unit_path(&home)).unwrap();
+    assert!(!unit.contains(CANARY), "the unit must never hold a secret");
+    assert!(!unit.contains("TOKEN"), "{unit}");
+    let exe = std::fs::canonicalize(support::bin()).unwrap();
+    assert!(unit.contains(&format!("ExecStart={} gateway\n", exe.display())), "{unit}");
+    let home_dir = std::fs::canonicalize(home.path()).unwrap();
+    assert!(unit.contains(&format!("Environment=PICOCLAW_HOME={}\n", home_dir.display())), "{unit}");
+    for line in
+        ["Restart=on-failure", "RestartPreventExitStatus=78", "NoNewPrivileges=yes", "ProtectSystem=strict"]
+    {
+        assert!(unit.lines().any(|l| l == line), "missing {line}: {unit}");
+    }
+    assert!(unit.contains(&format!("ReadWritePaths={}", home_dir.display())), "{unit}");
+
+    if !skip_without("systemd-analyze") {
+        let warnings = systemd_verify(&home, &unit_path(&home));
+        assert!(warnings.trim().is_empty(), "systemd-analyze verify warned: {warnings}");
+    }
+
+    // Installing again changes nothing.
+    let again = home.run(&["service", "install", "--systemd"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
+
+    // A new user's next step: doctor reports no problem.
+    let run = |args: &[&str]| home.cmd(args).env_remove("PICOCLAW_GATEWAY_TOKEN").output().unwrap();
+    let doctor = run(&["doctor", "--json"]);
+    let report: Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert_eq!(report["problems_remaining"], 0, "{report:#}");
+    assert!(doctor.status.success());
+
+    let status = run(&["service", "status", "--systemd", "--json"]);
+    assert!(status.status.success());
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["installed"], true);
+    assert_eq!(status["embeds_secrets"], false);
+    assert_eq!(status["gateway"]["state"], "not-running");
+
+    let gone = run(&["service", "uninstall", "--systemd"]);
+    assert!(gone.status.success());
+    assert!(!unit_path(&home).exists());
+    assert_eq!(run(&["service", "status", "--systemd"]).status.code(), Some(3));
+}
+
+#[test]
+fn a_unit_that_failed_on_a_config_error_does_not_restart() {
+    // The unit relies on the gateway's exit code 78 for configuration errors.
+    let home = TestHome::new();
+    std::fs::write(home.file("config.json"), "{ not json").unwrap();
+    let out = home.run(&["gateway", "--port", "0"]);
+    assert_eq!(out.status.code(), Some(78));
+    let install = home.run(&["service", "install", "--systemd"]);
+    assert!(!install.status.success(), "refuses to install a unit for a config that cannot load");
+    assert!(String::from_utf8_lossy(&install.stderr).contains("config.json"));
+}
+
+#[test]
+fn launchd_plist_is_secret_free_and_well_formed() {
+    let home = TestHome::new().env("PICOCLAW_CHANNELS_PICO_TOKEN", CANARY);
+    let out = home.run(&["service", "install", "--launchd"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let path = home.path().join("Library/LaunchAgents/io.picoclaw.gateway.plist");
+    let plist = std::fs::read_to_string(&path).unwrap();
+    assert!(!plist.contains(CANARY) && !plist.contains("TOKEN"), "{plist}");
+    if !skip_without("python3") {
+        let check = Command::new("python3")
+            .args([
+                "-c",
+                "import plistlib,sys; d=plistlib.load(open(sys.argv[1],'rb')); \
+                 assert d['Label']=='io.picoclaw.gateway'; assert d['ProgramArguments'][1]=='gateway'; \
+                 assert set(d['EnvironmentVariables'])=={'PICOCLAW_HOME'}, d; print('ok')",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    }
+}
+
+#[test]
+fn audit_flags_hand_written_units_by_fingerprint_only() {
+    let home = TestHome::new();
+    let dir = home.path().join(".config/systemd/user");
+    std::fs::create_dir_all(&dir).unwrap();
+    let env_file = home.path().join("gw.env");
+    std::fs::write(&env_file, format!("PICOCLAW_CHANNELS_PICO_TOKEN={CANARY}-pico\n")).unwrap();
+    std::fs::write(
+        dir.join("my-picoclaw.service"),
+        format!(
+            "[Service]\nExecStart=/usr/local/bin/picoclaw gateway\nEnvironment=PICOCLAW_GATEWAY_TOKEN={CANARY}\nEnvironmentFile=-%h/gw.env\n"
+        ),
+    )
+    .unwrap();
+    let out = home.run(&["service", "audit"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(!stdout.contains(CANARY), "{stdout}");
+    assert!(stdout.contains("my-picoclaw.service") && stdout.contains("hand-written"), "{stdout}");
+    assert!(
+        stdout.contains("PICOCLAW_GATEWAY_TOKEN") && stdout.contains("PICOCLAW_CHANNELS_PICO_TOKEN"),
+        "{stdout}"
+    );
+
+    let json = home.run(&["service", "audit", "--json"]);
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["embedding_secrets"], 1);
+    assert_eq!(v["units"][0]["embedded"].as_array().unwrap().len(), 2);
+
+    // Our own unit at the standard path is not replaced by install without --force if
+    // someone else wrote it.
+    std::fs::write(dir.join("picoclaw-gateway.service"), "[Service]\nExecStart=/bin/true\n").unwrap();
+    let install = home.run(&["service", "install", "--systemd"]);
+    assert!(!install.status.success());
+    assert!(String::from_utf8_lossy(&install.stderr).contains("--force"));
+    assert!(home.run(&["service", "install", "--systemd", "--force"]).status.success());
+}
