@@ -59,7 +59,8 @@ fuzz_target!(|data: &[u8]| {
     // Change one character (never the prefix) to another one.
     let at = PREFIX.len() + usize::from(rest.first().copied().unwrap_or(0)) % (TOKEN_LEN - PREFIX.len());
     let old = token.as_bytes()[at];
-    let pool: &[u8] = if old == b'_' { B64URL } else { b"abcdefghijklmnopqrstuvwxyz234567ABCDEFGHIJKLMNOPQRSTUVWXYZ01-_" };
+    let pool: &[u8] =
+        if old == b'_' { B64URL } else { b"abcdefghijklmnopqrstuvwxyz234567ABCDEFGHIJKLMNOPQRSTUVWXYZ01-_" };
     let mut new = pool[usize::from(rest.get(1).copied().unwrap_or(0)) % pool.len()];
     if new == old {
         new = if old == b'a' { b'b' } else { b'a' };
