@@ -284,58 +284,96 @@ struct Render {
     order: Vec<String>,
     texts: HashMap<String, String>,
     printed: HashMap<String, usize>,
+    last: HashMap<String, String>,
     current: Option<String>,
 }
 
 impl Render {
     fn new(tty: bool) -> Render {
-        Render { tty, order: Vec::new(), texts: HashMap::new(), printed: HashMap::new(), current: None }
+        Render {
+            tty,
+            order: Vec::new(),
+            texts: HashMap::new(),
+            printed: HashMap::new(),
+            last: HashMap::new(),
+            current: None,
+        }
     }
 
     fn show(&mut self, id: &str, content: &str) {
+        let text = self.show_text(id, content);
+        print_now(&text);
+    }
+
+    fn finish(&mut self) {
+        let text = self.finish_text();
+        print_now(&text);
+    }
+
+    /// What to print when bubble `id` now reads `content`.
+    fn show_text(&mut self, id: &str, content: &str) -> String {
         if !self.texts.contains_key(id) {
             self.order.push(id.to_owned());
         }
         self.texts.insert(id.to_owned(), content.to_owned());
         if !self.tty {
-            return;
+            return String::new();
         }
-        let mut out = std::io::stdout().lock();
+        let mut out = String::new();
         if self.current.as_deref() != Some(id) {
             if self.current.is_some() {
-                let _ = writeln!(out);
+                out.push('\n');
             }
             self.current = Some(id.to_owned());
         }
         let shown = self.printed.get(id).copied().unwrap_or(0);
-        if content.len() >= shown && content.is_char_boundary(shown) {
+        if content.len() >= shown && content.is_char_boundary(shown) && self.was_prefix(id, content, shown) {
             // The usual case: the text grew; print only the new part.
-            let _ = write!(out, "{}", &content[shown..]);
+            out.push_str(&content[shown..]);
         } else {
             // The text was rewritten: start the bubble over on a fresh line.
-            let _ = write!(out, "\n{content}");
+            out.push('\n');
+            out.push_str(content);
         }
         self.printed.insert(id.to_owned(), content.len());
-        let _ = out.flush();
+        self.last.insert(id.to_owned(), content.to_owned());
+        out
     }
 
-    fn finish(&mut self) {
-        let mut out = std::io::stdout().lock();
+    fn was_prefix(&self, id: &str, content: &str, shown: usize) -> bool {
+        self.last.get(id).is_none_or(|last| last.len() == shown && content.starts_with(last.as_str()))
+    }
+
+    /// What to print when the turn ends.
+    fn finish_text(&mut self) -> String {
+        let mut out = String::new();
         if self.tty {
             if self.current.take().is_some() {
-                let _ = writeln!(out);
+                out.push('\n');
             }
         } else {
             for id in self.order.drain(..) {
                 if let Some(text) = self.texts.get(&id) {
-                    let _ = writeln!(out, "{text}");
+                    out.push_str(text);
+                    out.push('\n');
                 }
             }
         }
+        self.order.clear();
         self.texts.clear();
         self.printed.clear();
-        let _ = out.flush();
+        self.last.clear();
+        out
     }
+}
+
+fn print_now(text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
 
 #[cfg(test)]
@@ -349,5 +387,28 @@ mod tests {
         assert_eq!(pico_url("ws://h:2/pico/ws").unwrap(), "ws://h:2/pico/ws");
         assert!(pico_url("ftp://h").is_err());
         assert!(pico_url("h:1").is_err());
+    }
+
+    #[test]
+    fn terminal_rendering_appends_and_restarts_rewritten_bubbles() {
+        let mut r = Render::new(true);
+        let mut out = String::new();
+        for (id, text) in [("a", "Hel"), ("a", "Hello"), ("a", "Hello!"), ("b", "x"), ("b", "y")] {
+            out.push_str(&r.show_text(id, text));
+        }
+        out.push_str(&r.finish_text());
+        assert_eq!(out, "Hello!\nx\ny\n");
+    }
+
+    #[test]
+    fn pipe_rendering_prints_only_final_texts_in_order() {
+        let mut r = Render::new(false);
+        let mut out = String::new();
+        for (id, text) in [("a", "Hel"), ("b", "other"), ("a", "Hello")] {
+            out.push_str(&r.show_text(id, text));
+        }
+        out.push_str(&r.finish_text());
+        assert_eq!(out, "Hello\nother\n");
+        assert_eq!(r.finish_text(), "");
     }
 }
