@@ -8,7 +8,9 @@ mod support;
 
 use std::time::Duration;
 
-use launcher_support::{Body, alive, eventually, get, home, login, mode, post_json, send, session, start};
+use launcher_support::{
+    Body, alive, eventually, get, home, login, mode, post_json, send, session, start, start_args,
+};
 use serde_json::{Value, json};
 use support::ws::{self, Next};
 
@@ -221,6 +223,9 @@ async fn setup_replaces_the_token_and_ends_other_sessions() {
     let a = post_json(&l, "/setup", Some(&a_cookie), json!({ "token": new, "confirm": new })).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert!(!a.body.contains(new));
+    // Cookies are signed over the token too: the caller gets a fresh one for its session.
+    assert_eq!(get(&l.at("/api/session"), Some(&a_cookie)).await.status, 401, "old signature is void");
+    let a_cookie = a.cookie().expect("a cookie under the new token");
 
     assert_eq!(get(&l.at("/api/session"), Some(&a_cookie)).await.status, 200, "the caller stays logged in");
     assert_eq!(get(&l.at("/api/session"), Some(&b_cookie)).await.status, 401, "every other session ends");
@@ -458,4 +463,22 @@ async fn first_run_onboards_and_prints_a_login_url() {
     let status = get(&l.at("/api/gateway/status"), Some(&cookie)).await.json();
     assert_eq!(status["state"], "running");
     assert_eq!(status["pid"].as_u64(), Some(u64::from(gw.child.id())));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_set_by_editing_launcher_config_json_is_used() {
+    // Seed 001, "Setting a Fixed Token": launcher-config.json {port, launcher_token}. Also the
+    // upstream single-dash spelling `-console`, and a flag beating the file's port.
+    let home = home();
+    let fixed = "your-fixed-launcher-token-for-tests";
+    support::write_private(
+        &home.file("launcher-config.json"),
+        &json!({ "port": 18800, "launcher_token": fixed }).to_string(),
+    );
+    let l = start_args(&home, &["launcher", "-console", "-no-browser", "-port", "0"]);
+    assert_eq!(l.token.as_deref(), Some(fixed));
+    assert!(l.stdout().contains("(source: config)"), "{}", l.stdout());
+    assert!(!l.url.ends_with(":18800/"), "--port beats launcher-config.json");
+    assert_eq!(login(&l, fixed).await.status, 200);
+    assert_eq!(launcher_config(&home)["port"], 18800, "the file is left as written");
 }

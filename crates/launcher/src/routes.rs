@@ -146,7 +146,8 @@ fn api_like(path: &str) -> bool {
 /// The caller's live session.
 pub(crate) fn session_of(st: &AppState, headers: &HeaderMap) -> Option<SessionId> {
     let cookie = session::from_headers(headers)?;
-    st.sessions.validate(cookie, st.generation())
+    let (generation, digest) = st.binding();
+    st.sessions.validate(cookie, generation, &digest)
 }
 
 async fn gate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
@@ -239,9 +240,9 @@ fn token_login(st: &AppState, client: &Client, uri: &Uri, presented: &str) -> Re
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry.0));
         return resp;
     }
-    let (ok, generation) = {
+    let (ok, generation, digest) = {
         let token = st.token();
-        (token.secret.matches(presented), token.generation)
+        (token.secret.matches(presented), token.generation, token.secret.digest())
     };
     if !ok {
         st.limiter.record_failure(client.ip);
@@ -249,7 +250,9 @@ fn token_login(st: &AppState, client: &Client, uri: &Uri, presented: &str) -> Re
         return redirect("/login?error=invalid");
     }
     st.limiter.record_success(client.ip);
-    let Ok((_, cookie)) = st.sessions.create(generation) else { return ApiError::internal().into_response() };
+    let Ok((_, cookie)) = st.sessions.create(generation, &digest) else {
+        return ApiError::internal().into_response();
+    };
     tracing::info!(client = %client.ip, "dashboard login (?token=)");
     with_cookie(redirect(&strip_token(uri)), &session::set_cookie(&cookie, client.secure))
 }
@@ -317,9 +320,9 @@ async fn login(
         tracing::warn!(client = %client.ip, "dashboard login refused: rate limited");
         return ApiError::limited(retry).into_response();
     }
-    let (ok, generation) = {
+    let (ok, generation, digest) = {
         let token = st.token();
-        (token.secret.matches(&presented), token.generation)
+        (token.secret.matches(&presented), token.generation, token.secret.digest())
     };
     if !ok {
         st.limiter.record_failure(client.ip);
@@ -333,7 +336,9 @@ async fn login(
             .into_response();
     }
     st.limiter.record_success(client.ip);
-    let Ok((_, cookie)) = st.sessions.create(generation) else { return ApiError::internal().into_response() };
+    let Ok((_, cookie)) = st.sessions.create(generation, &digest) else {
+        return ApiError::internal().into_response();
+    };
     tracing::info!(client = %client.ip, "dashboard login");
     let resp = if form { redirect("/") } else { Json(json!({ "status": "ok" })).into_response() };
     with_cookie(resp, &session::set_cookie(&cookie, client.secure))
@@ -380,6 +385,7 @@ fn validate_new_token(body: &SetupBody) -> Result<(), ApiError> {
 async fn setup(
     State(st): State<Arc<AppState>>,
     Extension(session): Extension<SessionId>,
+    Extension(client): Extension<Client>,
     body: Result<Json<SetupBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     if st.token().origin == Origin::Env {
@@ -421,6 +427,7 @@ async fn setup(
         Err(_) => return ApiError::internal().into_response(),
     }
     let fingerprint = secret.fingerprint().to_string();
+    let new_digest = secret.digest();
     let generation = {
         let mut token = st.token.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         token.secret = secret;
@@ -429,8 +436,14 @@ async fn setup(
         token.generation
     };
     st.sessions.rotate(Some(session), generation);
+    // The caller's cookie was signed under the old token: hand it one under the new token
+    // for the same session (its open chat socket stays up).
+    let cookie = st.sessions.cookie_value(session, &new_digest);
     tracing::info!(fingerprint = %fingerprint, "launcher token changed from the dashboard; other sessions ended");
-    Json(json!({ "status": "ok", "source": "config", "fingerprint": fingerprint })).into_response()
+    with_cookie(
+        Json(json!({ "status": "ok", "source": "config", "fingerprint": fingerprint })).into_response(),
+        &session::set_cookie(&cookie, client.secure),
+    )
 }
 
 async fn session_info(State(st): State<Arc<AppState>>) -> Json<Value> {

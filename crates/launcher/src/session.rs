@@ -1,10 +1,12 @@
 //! Dashboard sessions: a bounded server-side table of random session ids, handed to the
-//! browser as `id.HMAC(key, id)` in an `HttpOnly; SameSite=Strict` cookie.
+//! browser as `id.HMAC(key, SHA-256(token) ‖ id)` in an `HttpOnly; SameSite=Strict` cookie.
 //!
-//! The HMAC key is 256 bits made at process start, so a restart ends every session. Each
-//! session remembers the token generation it was created under: changing the launcher
-//! token bumps the generation and drops every other session at once. Logout removes the
-//! entry, so a copied cookie stops working immediately.
+//! The HMAC key is 256 bits made at process start, so a restart ends every session; the
+//! launcher token is part of what is signed (seed 001: "the same token also signs the
+//! dashboard session cookies"), so a cookie made under another token never verifies. Each
+//! session also remembers the token generation it was created under: changing the token
+//! bumps the generation and drops every other session at once. Logout removes the entry,
+//! so a copied cookie stops working immediately.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -80,16 +82,27 @@ impl Sessions {
         self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn tag(&self, id: &SessionId) -> [u8; 32] {
+    fn tag(&self, id: &SessionId, token_digest: &[u8; 32]) -> [u8; 32] {
         // HMAC accepts keys of any length; 32 bytes cannot fail.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
         mac.update(b"picoclaw-launcher-session-v1\0");
+        mac.update(token_digest);
         mac.update(&id.0);
         mac.finalize().into_bytes().into()
     }
 
-    /// Opens a session under token `generation`; returns its id and cookie value.
-    pub fn create(&self, generation: u64) -> Result<(SessionId, String), RandomError> {
+    /// The cookie value for session `id` under the token with SHA-256 `token_digest`.
+    pub fn cookie_value(&self, id: SessionId, token_digest: &[u8; 32]) -> String {
+        format!("{}.{}", hex::encode(id.0), hex::encode(self.tag(&id, token_digest)))
+    }
+
+    /// Opens a session under token `generation` (whose SHA-256 is `token_digest`); returns
+    /// its id and cookie value.
+    pub fn create(
+        &self,
+        generation: u64,
+        token_digest: &[u8; 32],
+    ) -> Result<(SessionId, String), RandomError> {
         let id = SessionId(random()?);
         let now = Instant::now();
         let mut table = self.lock();
@@ -100,19 +113,19 @@ impl Sessions {
         }
         table.insert(id, Session { created: now, last_seen: now, generation });
         drop(table);
-        Ok((id, format!("{}.{}", hex::encode(id.0), hex::encode(self.tag(&id)))))
+        Ok((id, self.cookie_value(id, token_digest)))
     }
 
-    /// The live session a cookie value names, if its signature is valid, it has not
-    /// expired or been revoked, and it belongs to token `generation`.
-    pub fn validate(&self, cookie: &str, generation: u64) -> Option<SessionId> {
+    /// The live session a cookie value names, if its signature (under the current token)
+    /// is valid, it has not expired or been revoked, and it belongs to token `generation`.
+    pub fn validate(&self, cookie: &str, generation: u64, token_digest: &[u8; 32]) -> Option<SessionId> {
         let (id_hex, tag_hex) = cookie.split_once('.')?;
         let mut id = [0u8; 32];
         hex::decode_to_slice(id_hex, &mut id).ok()?;
         let mut tag = [0u8; 32];
         hex::decode_to_slice(tag_hex, &mut tag).ok()?;
         let id = SessionId(id);
-        if !bool::from(self.tag(&id).ct_eq(&tag)) {
+        if !bool::from(self.tag(&id, token_digest).ct_eq(&tag)) {
             return None;
         }
         let now = Instant::now();
@@ -184,42 +197,45 @@ pub fn from_headers(headers: &http::HeaderMap) -> Option<&str> {
 mod tests {
     use super::*;
 
+    const T: [u8; 32] = [7; 32];
+
     #[test]
     fn cookie_round_trip_and_tamper() {
         let s = Sessions::new().unwrap();
-        let (id, cookie) = s.create(0).unwrap();
-        assert_eq!(s.validate(&cookie, 0), Some(id));
+        let (id, cookie) = s.create(0, &T).unwrap();
+        assert_eq!(s.validate(&cookie, 0, &T), Some(id));
+        assert_eq!(s.validate(&cookie, 0, &[9; 32]), None, "signed under another token");
         let mut forged = cookie.clone();
         forged.replace_range(0..1, if forged.starts_with('0') { "1" } else { "0" });
-        assert_eq!(s.validate(&forged, 0), None);
-        assert_eq!(s.validate("garbage", 0), None);
+        assert_eq!(s.validate(&forged, 0, &T), None);
+        assert_eq!(s.validate("garbage", 0, &T), None);
         let other = Sessions::new().unwrap();
-        assert_eq!(other.validate(&cookie, 0), None, "another process's key does not verify");
+        assert_eq!(other.validate(&cookie, 0, &T), None, "another process's key does not verify");
     }
 
     #[test]
     fn revoke_rotate_and_generation() {
         let s = Sessions::new().unwrap();
-        let (a, ca) = s.create(0).unwrap();
-        let (_b, cb) = s.create(0).unwrap();
+        let (a, ca) = s.create(0, &T).unwrap();
+        let (_b, cb) = s.create(0, &T).unwrap();
         s.rotate(Some(a), 1);
-        assert_eq!(s.validate(&ca, 1), Some(a));
-        assert_eq!(s.validate(&cb, 1), None);
-        assert_eq!(s.validate(&cb, 0), None);
+        assert_eq!(s.validate(&ca, 1, &T), Some(a));
+        assert_eq!(s.validate(&cb, 1, &T), None);
+        assert_eq!(s.validate(&cb, 0, &T), None);
         s.revoke(a);
-        assert_eq!(s.validate(&ca, 1), None);
+        assert_eq!(s.validate(&ca, 1, &T), None);
     }
 
     #[test]
     fn bounded_and_expiring() {
         let s = Sessions::with_limits(MAX_AGE, 3).unwrap();
-        let cookies: Vec<String> = (0..10).map(|_| s.create(0).unwrap().1).collect();
+        let cookies: Vec<String> = (0..10).map(|_| s.create(0, &T).unwrap().1).collect();
         assert_eq!(s.live(), 3);
-        assert!(s.validate(&cookies[9], 0).is_some());
-        assert!(s.validate(&cookies[0], 0).is_none());
+        assert!(s.validate(&cookies[9], 0, &T).is_some());
+        assert!(s.validate(&cookies[0], 0, &T).is_none());
         let short = Sessions::with_limits(Duration::from_millis(0), 3).unwrap();
-        let (_, c) = short.create(0).unwrap();
-        assert!(short.validate(&c, 0).is_none());
+        let (_, c) = short.create(0, &T).unwrap();
+        assert!(short.validate(&c, 0, &T).is_none());
     }
 
     #[test]

@@ -41,4 +41,10 @@ impl AppState {
     pub fn generation(&self) -> u64 {
         self.token().generation
     }
+
+    /// Generation and SHA-256 of the current token (what session cookies are bound to).
+    pub fn binding(&self) -> (u64, [u8; 32]) {
+        let token = self.token();
+        (token.generation, token.secret.digest())
+    }
 }

@@ -44,10 +44,15 @@ pub struct Launcher {
 pub fn start(home: &TestHome, extra: &[&str]) -> Launcher {
     let mut args = vec!["launcher", "--console", "--no-browser", "--port", "0"];
     args.extend_from_slice(extra);
+    start_args(home, &args)
+}
+
+/// Starts `picoclaw <args>` (which must print the `--console` block).
+pub fn start_args(home: &TestHome, args: &[&str]) -> Launcher {
     let stderr_file = home.file(&format!("test-launcher-{}.stderr", std::process::id()));
     let log = std::fs::File::create(&stderr_file).unwrap();
     let mut child = home
-        .cmd(&args)
+        .cmd(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)
