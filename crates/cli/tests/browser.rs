@@ -335,5 +335,25 @@ async fn dashboard_in_headless_chromium() {
     assert!(!url.contains(&token));
     b.wait_text(&l, "#gw-state", "Running", |t| t == "Running").await;
     b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+
+    // First-run setup: replace the random token from the page; this session stays.
+    let custom = "chosen-in-the-browser-0123456";
+    b.wait_text(&l, "#setup-card h2", "the setup card", |t| t.contains("Set your own")).await;
+    b.type_into("#setup-token", custom).await;
+    b.type_into("#setup-confirm", custom).await;
+    b.click("#setup-save").await;
+    b.wait_text(&l, "#setup-msg", "saved", |t| t.starts_with("Saved")).await;
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.file("launcher-config.json")).unwrap()).unwrap();
+    assert_eq!(config["launcher_token"], custom);
+    b.type_into("#chat-input", "still here").await;
+    b.click("#chat-send").await;
+    b.wait_text(&l, ".msg-bot", "the echo after setup", |t| t == "still here").await;
+    b.click("#logout").await;
+    b.wait_url("the login page", |u| u.ends_with("/login")).await;
+    b.type_into("#token", custom).await;
+    b.click("#login-btn").await;
+    b.wait_url("the dashboard", |u| u == format!("{base}/")).await;
+    b.wait_text(&l, "#gw-state", "Running", |t| t == "Running").await;
     b.close().await;
 }

@@ -356,6 +356,9 @@ async fn adopts_a_running_gateway_and_leaves_it_running() {
     let status = get(&l.at("/api/gateway/status"), Some(&cookie)).await.json();
     assert_eq!((status["state"].as_str(), status["owned"].as_bool()), (Some("running"), Some(false)));
     assert_eq!(status["pid"].as_u64(), Some(pid));
+    let logs = get(&l.at("/api/gateway/logs"), Some(&cookie)).await.json();
+    assert_eq!(logs["source"], "logs/gateway.log", "an adopted gateway's own log file");
+    assert!(logs["lines"].as_array().is_some_and(|l| !l.is_empty()), "{logs}");
     assert!(l.stop().success());
     assert!(alive(pid), "an adopted gateway is left running");
     let health = get(&format!("{}/health", gw.http()), None).await;

@@ -87,7 +87,7 @@
     const r = await api("GET", "/api/gateway/logs");
     if (r.ok) {
       const lines = r.data.lines || [];
-      $("gw-logs").textContent = lines.length ? lines.join("\n") : "No output yet (an adopted gateway writes to logs/gateway.log).";
+      $("gw-logs").textContent = lines.length ? lines.join("\n") : "No output yet.";
     }
   }
 

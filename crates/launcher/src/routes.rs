@@ -484,7 +484,36 @@ async fn gateway_restart(State(st): State<Arc<AppState>>) -> Response {
 }
 
 async fn gateway_logs(State(st): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!({ "lines": st.gateway.logs() }))
+    let lines = st.gateway.logs();
+    if !lines.is_empty() {
+        return Json(json!({ "source": "child", "lines": lines }));
+    }
+    // An adopted gateway's output is not ours: show the tail of the log it writes itself.
+    let path = st.paths.gateway_log();
+    let tail = tokio::task::spawn_blocking(move || file_tail(&path, crate::gateway::LOG_LINES)).await;
+    Json(json!({ "source": "logs/gateway.log", "lines": tail.unwrap_or_default() }))
+}
+
+/// The last `n` lines of a file, reading at most its last 256 KiB.
+fn file_tail(path: &std::path::Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const WINDOW: u64 = 256 * 1024;
+    let Ok(mut file) = std::fs::File::open(path) else { return Vec::new() };
+    let len = file.metadata().map_or(0, |m| m.len());
+    if file.seek(SeekFrom::Start(len.saturating_sub(WINDOW))).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    if file.take(WINDOW).read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if len > WINDOW && !lines.is_empty() {
+        lines.remove(0); // probably cut in the middle
+    }
+    let start = lines.len().saturating_sub(n);
+    lines[start..].iter().map(|l| l.chars().take(crate::gateway::LOG_LINE_MAX).collect()).collect()
 }
 
 #[cfg(test)]
