@@ -173,3 +173,24 @@ fn audit_flags_hand_written_units_by_fingerprint_only() {
     assert!(String::from_utf8_lossy(&install.stderr).contains("--force"));
     assert!(home.run(&["service", "install", "--systemd", "--force"]).status.success());
 }
+
+#[test]
+fn reinstall_over_a_unit_that_embeds_a_token_keeps_the_token_in_security_yml() {
+    let home = TestHome::new();
+    assert!(home.run(&["service", "install", "--systemd"]).status.success());
+    let path = unit_path(&home);
+    let clean = std::fs::read_to_string(&path).unwrap();
+    let dirty = clean.replacen(
+        "Restart=on-failure",
+        &format!("Environment=PICOCLAW_GATEWAY_TOKEN={CANARY}\nRestart=on-failure"),
+        1,
+    );
+    std::fs::write(&path, dirty).unwrap();
+    let out = home.run(&["service", "install", "--systemd"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("moved gateway.token") && !stdout.contains(CANARY), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), clean);
+    let security = std::fs::read_to_string(home.file(".security.yml")).unwrap();
+    assert!(security.contains(CANARY), "the embedded token is preserved for its clients");
+}

@@ -373,9 +373,17 @@ fn gateway(record: &RuntimeRecord, settings: &Settings, creds: &Credentials, out
                 out.push(mismatch(format!("is rejected ({code})")));
             }
             Ok(r) => out.push(
-                Finding::new("gateway-check-skipped", Severity::Info, key)
-                    .message(format!("could not verify {key}: /auth/whoami answered {}", r.status))
-                    .fix("run doctor again in a minute"),
+                // Not verified is not "fine": e.g. 429 after many failed attempts.
+                Finding::new("client-gateway-token-unverified", Severity::Warning, key)
+                    .message(format!(
+                        "could not verify {key} against the running gateway: /auth/whoami answered {}{}",
+                        r.status,
+                        r.body
+                            .pointer("/error/code")
+                            .and_then(|v| v.as_str())
+                            .map_or_else(String::new, |c| format!(" ({c})"))
+                    ))
+                    .fix("run doctor again in a minute (failed attempts are rate limited)"),
             ),
             Err(e) => out.push(unreachable(record, &e.to_string())),
         }

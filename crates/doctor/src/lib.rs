@@ -132,6 +132,9 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Errors and warnings still present (after fixes, when `--fix` ran).
     pub problems_remaining: usize,
+    /// Whether `--fix` ran (then the text output does not suggest it again).
+    #[serde(skip)]
+    pub fix_ran: bool,
 }
 
 /// What to run.
@@ -149,26 +152,29 @@ pub fn run(options: &Options<'_>) -> Report {
     let mut findings = checks::diagnose(options.env);
     if options.fix && findings.iter().any(Finding::fixable) {
         let notes = repair::apply(&findings, options);
-        for finding in &mut findings {
-            if let Some(note) = notes.get(&(finding.code, finding.subject.clone())) {
-                finding.note = Some(note.clone());
+        let after = checks::diagnose(options.env);
+        let same = |a: &Finding, b: &Finding| a.code == b.code && a.subject == b.subject;
+        // Fixed: found before, fixable, and gone now. Everything else is reported as the
+        // second pass sees it (a fix may have changed a source or surfaced something new).
+        let mut report: Vec<Finding> = findings
+            .into_iter()
+            .filter(|f| f.fixable() && !after.iter().any(|a| same(a, f)))
+            .map(|mut f| {
+                f.fixed = true;
+                f
+            })
+            .collect();
+        report.extend(after);
+        for f in &mut report {
+            if let Some(note) = notes.get(&(f.code, f.subject.clone())) {
+                f.note = Some(note.clone());
             }
         }
-        let after = checks::diagnose(options.env);
-        for finding in &mut findings {
-            finding.fixed = finding.fixable()
-                && !after.iter().any(|a| a.code == finding.code && a.subject == finding.subject);
-        }
-        // A fix can surface something new (e.g. a reload reveals a mismatch): report it.
-        let new: Vec<Finding> = after
-            .into_iter()
-            .filter(|a| !findings.iter().any(|f| f.code == a.code && f.subject == a.subject))
-            .collect();
-        findings.extend(new);
+        findings = report;
     }
     findings.sort_by_key(|f| (f.fixed, f.severity));
     let problems_remaining = findings.iter().filter(|f| f.severity.is_problem() && !f.fixed).count();
-    Report { findings, problems_remaining }
+    Report { findings, problems_remaining, fix_ran: options.fix }
 }
 
 impl Report {
@@ -191,7 +197,7 @@ impl Report {
             0 => out.push_str("no problems found\n"),
             n => {
                 out.push_str(&format!("{n} problem(s) remain"));
-                if fixable > 0 {
+                if fixable > 0 && !self.fix_ran {
                     out.push_str(&format!("; `picoclaw doctor --fix` can fix {fixable}"));
                 }
                 out.push('\n');

@@ -61,6 +61,7 @@ fn install(dirs: &UserDirs, manager: Manager, force: bool) -> Result<ExitCode> {
     let binary = std::env::current_exe().context("cannot find the picoclaw executable")?;
     let binary = std::fs::canonicalize(&binary).unwrap_or(binary);
     let spec = UnitSpec { binary, home, config };
+    adopt_existing(dirs, manager, &paths, force)?;
     let done = service::install(dirs, manager, &spec, force)?;
     let mut out = std::io::stdout().lock();
     if done.unchanged {
@@ -112,6 +113,56 @@ fn install(dirs: &UserDirs, manager: Manager, force: bool) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Replacing a unit that embeds tokens would drop them: move them into the picoclaw files
+/// first (same keys), exactly as `doctor --fix` does, so clients holding them keep working.
+fn adopt_existing(dirs: &UserDirs, manager: Manager, paths: &Paths, force: bool) -> Result<()> {
+    let path = dirs.unit_path(manager);
+    if !path.exists() {
+        return Ok(());
+    }
+    let audit = service::audit_file(&path, dirs)?;
+    if audit.embedded.is_empty() || (!audit.ours && !force) {
+        return Ok(());
+    }
+    let unit_home = audit.effective_home(dirs);
+    let canon = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    if canon(&unit_home) != canon(paths.home()) {
+        anyhow::bail!(
+            "{} embeds secrets for PICOCLAW_HOME={}; run `PICOCLAW_HOME={} picoclaw doctor --fix` first, so they are not lost",
+            path.display(),
+            unit_home.display(),
+            unit_home.display()
+        );
+    }
+    let outcomes = picoclaw_credentials::units::adopt(paths, &audit.embedded).with_context(|| {
+        format!("{} embeds secrets that could not be preserved; nothing was changed", path.display())
+    })?;
+    for (e, outcome) in audit.embedded.iter().zip(&outcomes) {
+        use picoclaw_credentials::units::Adoption;
+        match outcome {
+            Adoption::Stored { destination } => {
+                println!(
+                    "moved {} (fingerprint {}) from the old unit to {destination}",
+                    e.key.path,
+                    e.fingerprint()
+                )
+            }
+            Adoption::AlreadyThere { .. } => {}
+            Adoption::Conflict { destination, file_fingerprint } => println!(
+                "note: the old unit set {} (fingerprint {}); {destination} holds fingerprint {file_fingerprint} and is kept: the service uses it after a restart",
+                e.key.path,
+                e.fingerprint()
+            ),
+            Adoption::Ambiguous => anyhow::bail!(
+                "{} sets {} to two different values; remove the wrong one by hand, then install again",
+                path.display(),
+                e.key.path
+            ),
+        }
+    }
+    Ok(())
 }
 
 fn uninstall(dirs: &UserDirs, manager: Manager, force: bool) -> Result<ExitCode> {
