@@ -22,6 +22,9 @@ use crate::hub::{CloseReason, ConnHandle, close};
 use crate::state::Shared;
 use crate::turn::{Turn, run_turn};
 
+/// Initial read buffer of one socket (see `upgrade`).
+const READ_BUFFER: usize = 4 * 1024;
+
 /// Turns one socket may have queued or running at once.
 const TURNS_PER_SOCKET: usize = 4;
 
@@ -102,7 +105,16 @@ pub(crate) async fn upgrade(
     }
     let query = parse_query(uri.query());
     let session_id = query.session_id.unwrap_or_else(random_id);
-    if let Err(e) = live.engine.claim_as(&session_id, &principal.id, principal.scope == Scope::Admin) {
+    // Claiming may create and fsync the session file: keep it off the async workers.
+    let claimed = {
+        let (engine, session_id, id) = (live.engine.clone(), session_id.clone(), principal.id.clone());
+        let admin = principal.scope == Scope::Admin;
+        tokio::task::spawn_blocking(move || engine.claim_as(&session_id, &id, admin)).await
+    };
+    let claimed = claimed.unwrap_or_else(|_| {
+        Err(picoclaw_agent::SessionError::Storage("the session claim did not complete".into()))
+    });
+    if let Err(e) = claimed {
         let (status, code) = match e {
             picoclaw_agent::SessionError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             _ => (StatusCode::BAD_REQUEST, "invalid_session_id"),
@@ -135,6 +147,9 @@ pub(crate) async fn upgrade(
     let ws = ws
         .max_frame_size(pico.max_frame_bytes)
         .max_message_size(pico.max_frame_bytes)
+        // tungstenite allocates (and zeroes) its read buffer up front: the 128 KiB default
+        // was ~134 KiB of RSS per idle socket. Frames larger than this still grow it.
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_write_buffer_size(pico.max_frame_bytes.saturating_mul(2).max(64 * 1024));
     let ws = match &presented.echo_protocol {

@@ -107,8 +107,12 @@ pub(crate) async fn run_turn(
     }
     send(Frame::typing_stop(session));
     shared.hub.broadcast(session, tag(Frame::message_done(session, &message_id)), true);
-    engine.finish_turn(session, &turn.text, &full);
-    tracing::debug!(session = %session, principal = %turn.principal, chars = full.len(), "turn done");
+    // Recording the turn appends to and fsyncs the session file: do it on the blocking
+    // pool (still under the session's turn lock, so history stays in order).
+    let (engine, session_id, text) = (engine.clone(), turn.session_id.clone(), turn.text);
+    let chars = full.len();
+    let _ = tokio::task::spawn_blocking(move || engine.finish_turn(&session_id, &text, &full)).await;
+    tracing::debug!(session = %turn.session_id, principal = %turn.principal, chars, "turn done");
 }
 
 fn new_message_id() -> String {

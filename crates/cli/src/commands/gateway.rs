@@ -46,6 +46,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_stack_size(256 * 1024)
+        // Session-file fsyncs run on the blocking pool and serialize on the store's lock;
+        // more threads than this would only add stacks, not throughput.
+        .max_blocking_threads(16)
         .enable_all()
         .build()
         .context("cannot start the async runtime")
