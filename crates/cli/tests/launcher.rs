@@ -485,3 +485,26 @@ async fn a_token_set_by_editing_launcher_config_json_is_used() {
     assert_eq!(login(&l, fixed).await.status, 200);
     assert_eq!(launcher_config(&home)["port"], 18800, "the file is left as written");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_console_the_token_is_never_printed_or_logged() {
+    let home = home();
+    let canary = "CANARY-launcher-file-token-5d1e";
+    support::write_private(
+        &home.file("launcher-config.json"),
+        &json!({ "launcher_token": canary }).to_string(),
+    );
+    let mut l = start_args(&home, &["launcher", "--no-browser", "--port", "0"]);
+    assert_eq!(l.token, None);
+    assert!(l.stdout().contains("token source: config"), "{}", l.stdout());
+    let cookie = session(&l, canary).await;
+    for path in
+        ["/", "/api/session", "/api/tokens", "/api/gateway/status", "/api/gateway/logs", "/assets/app.js"]
+    {
+        assert!(!get(&l.at(path), Some(&cookie)).await.body.contains(canary), "{path} leaks the token");
+    }
+    assert!(l.stop().success());
+    for text in [l.stdout(), l.stderr(), launcher_log(&home)] {
+        assert!(!text.contains(canary), "token printed or logged:\n{text}");
+    }
+}

@@ -72,8 +72,10 @@ pub fn start_args(home: &TestHome, args: &[&str]) -> Launcher {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = stdout.lock().unwrap().clone();
-        if text.contains("Press Ctrl-C to stop.") {
-            let url = field(&text, "dashboard:").expect("dashboard line");
+        if text.contains("Press Ctrl-C to stop.") || text.contains("PicoClaw dashboard: ") {
+            let url = field(&text, "dashboard:")
+                .or_else(|| field(&text, "PicoClaw dashboard:"))
+                .expect("dashboard line");
             let token = field(&text, "token:").filter(|t| t != "token").map(|t| t.to_owned());
             return Launcher { child, url, token, stdout, stderr_file, home: home.path().to_owned() };
         }
