@@ -407,3 +407,68 @@ fn permissions_stale_record_weak_tokens_and_exposure() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("error    weak-token") && text.contains("problem(s) remain"), "{text}");
 }
+
+#[test]
+fn environment_files_and_launchd_plists_are_migrated_too() {
+    let home = TestHome::new();
+    let units = home.path().join(".config/systemd/user");
+    let agents = home.path().join("Library/LaunchAgents");
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::create_dir_all(&agents).unwrap();
+    let env_file = home.path().join("picoclaw.env");
+    support::write_private(&env_file, &format!("# mine\nPICOCLAW_CHANNELS_PICO_TOKEN={PICO}\nOTHER=1\n"));
+    std::fs::write(
+        units.join("pc.service"),
+        format!(
+            "[Service]\nExecStart={} gateway\nEnvironment=PICOCLAW_HOME={}\nEnvironmentFile=-%h/picoclaw.env\n",
+            support::bin(),
+            home.path().display()
+        ),
+    )
+    .unwrap();
+    let plist = agents.join("com.me.picoclaw.plist");
+    std::fs::write(
+        &plist,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">\n<dict>\n  <key>Label</key>\n  <string>com.me.picoclaw</string>\n  <key>ProgramArguments</key>\n  <array><string>{}</string><string>gateway</string></array>\n  <key>EnvironmentVariables</key>\n  <dict>\n    <key>PICOCLAW_HOME</key>\n    <string>{}</string>\n    <key>PICOCLAW_GATEWAY_TOKEN</key>\n    <string>{NEW}</string>\n  </dict>\n</dict>\n</plist>\n",
+            support::bin(),
+            home.path().display()
+        ),
+    )
+    .unwrap();
+    let (report, code) = doctor(&home, &[], false);
+    assert_eq!(code, 1);
+    assert_eq!(findings(&report, "token-embedded-in-unit").len(), 2, "{report:#}");
+    let (fixed, code) = doctor(&home, &[], true);
+    assert_eq!(code, 0, "{fixed:#}");
+    let security = std::fs::read_to_string(home.file(".security.yml")).unwrap();
+    assert!(security.contains(PICO) && security.contains(NEW), "both values preserved");
+    assert_eq!(std::fs::read_to_string(&env_file).unwrap(), "# mine\nOTHER=1\n");
+    assert_eq!(picoclaw_mode(&env_file), 0o600, "the env file keeps its mode");
+    let plist_after = std::fs::read_to_string(&plist).unwrap();
+    assert!(!plist_after.contains(NEW) && plist_after.contains("<key>PICOCLAW_HOME</key>"), "{plist_after}");
+}
+
+#[test]
+fn a_token_in_a_hand_written_command_line_is_reported_not_mangled() {
+    let home = TestHome::new();
+    let units = home.path().join(".config/systemd/user");
+    std::fs::create_dir_all(&units).unwrap();
+    let unit = units.join("pc.service");
+    let text = format!(
+        "[Service]\nEnvironment=PICOCLAW_HOME={}\nExecStart=/bin/sh -c \"PICOCLAW_GATEWAY_TOKEN={OLD} exec {} gateway\"\n",
+        home.path().display(),
+        support::bin()
+    );
+    std::fs::write(&unit, &text).unwrap();
+    let (fixed, code) = doctor(&home, &[], true);
+    assert_eq!(code, 1);
+    let f = &findings(&fixed, "token-embedded-in-unit")[0];
+    assert_eq!(f["fixed"], false);
+    assert!(f["note"].as_str().unwrap().contains("by hand"), "{fixed:#}");
+    assert_eq!(std::fs::read_to_string(&unit).unwrap(), text, "a command line is never edited");
+    assert!(
+        std::fs::read_to_string(home.file(".security.yml")).unwrap().contains(OLD),
+        "the value is preserved so removing it by hand loses nothing"
+    );
+}
