@@ -532,6 +532,19 @@ mod tests {
     }
 
     #[test]
+    fn file_tail_is_bounded() {
+        let dir = std::env::temp_dir().join(format!("picoclaw-launcher-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("gateway.log");
+        let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        let tail = file_tail(&path, 3);
+        assert_eq!(tail, ["line 997", "line 998", "line 999"]);
+        assert!(file_tail(&dir.join("missing"), 3).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn setup_validation() {
         let body = |t: &str, c: Option<&str>| SetupBody { token: t.into(), confirm: c.map(Into::into) };
         assert!(validate_new_token(&body("0123456789abcdef", Some("0123456789abcdef"))).is_ok());
