@@ -302,7 +302,20 @@ fn gateway(record: &RuntimeRecord, settings: &Settings, creds: &Credentials, out
         }
     };
     match http::request(addr, "GET", "/health", None) {
-        Ok(r) if r.status == 200 => {}
+        Ok(r) if r.status == 200 => {
+            let theirs = r.body.get("version").and_then(|v| v.as_str()).unwrap_or(&record.version);
+            if theirs != env!("CARGO_PKG_VERSION") {
+                out.push(
+                    Finding::new("gateway-version-mismatch", Severity::Warning, "gateway")
+                        .message(format!(
+                            "the running gateway (pid {}) is version {theirs}, this picoclaw is {}: an upgrade is not in effect until the gateway restarts",
+                            record.pid,
+                            env!("CARGO_PKG_VERSION")
+                        ))
+                        .fix("restart the gateway (picoclaw gateway restart, or systemctl --user restart picoclaw-gateway.service)"),
+                );
+            }
+        }
         Ok(r) => {
             out.push(unreachable(record, &format!("/health answered {}", r.status)));
             return;
