@@ -154,11 +154,19 @@ const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 impl Settings {
     /// Resolves every non-secret key and checks the combinations that cannot work.
     pub fn resolve(layers: &Layers) -> Result<Settings, ConfigError> {
-        let resolved: BTreeMap<_, _> = schema::KEYS
+        let mut resolved: BTreeMap<_, _> = schema::KEYS
             .iter()
             .filter(|k| !k.is_secret())
             .filter_map(|k| Some((k.path, resolve(layers, k)?)))
             .collect();
+        // model_list entries may carry api_key(s) in config.json; those are secrets and are
+        // resolved by the credentials crate only, so they never enter the settings.
+        if let Some(Value::Array(models)) = resolved.get_mut("model_list").map(|r| &mut r.value) {
+            for entry in models.iter_mut().filter_map(Value::as_object_mut) {
+                entry.remove("api_key");
+                entry.remove("api_keys");
+            }
+        }
         let r = Reader { resolved: &resolved };
         let settings = Settings {
             gateway: GatewaySettings {

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use std::fmt::Write as _;
+
 use anyhow::Result;
 use picoclaw_config::Flags;
 use picoclaw_credentials::explain::{Extra, explain as build};
@@ -10,6 +12,7 @@ use crate::context::Context;
 use crate::output::table;
 
 pub fn explain(json: bool) -> Result<ExitCode> {
+    let mut out = String::new();
     let ctx = Context::load(&Flags::new())?;
     ctx.print_warnings();
     let launcher = picoclaw_credentials::launcher::peek(&ctx.layers);
@@ -23,10 +26,11 @@ pub fn explain(json: bool) -> Result<ExitCode> {
     };
     let explanation = build(&ctx.settings, &ctx.credentials, &extra);
     if json {
-        println!("{}", serde_json::to_string_pretty(&explanation)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&explanation)?)?;
+        crate::output::emit(&out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("Endpoints and the credentials they accept now:\n");
+    writeln!(out, "Endpoints and the credentials they accept now:\n")?;
     let rows: Vec<Vec<String>> = explanation
         .endpoints
         .iter()
@@ -39,8 +43,8 @@ pub fn explain(json: bool) -> Result<ExitCode> {
             ]
         })
         .collect();
-    print!("{}", table(&["SERVER", "ENDPOINT", "ACCEPTS", "NOTE"], &rows));
-    println!("\nCredentials (values are never shown; fingerprint = first 8 hex of SHA-256):\n");
+    write!(out, "{}", table(&["SERVER", "ENDPOINT", "ACCEPTS", "NOTE"], &rows))?;
+    writeln!(out, "\nCredentials (values are never shown; fingerprint = first 8 hex of SHA-256):\n")?;
     let rows: Vec<Vec<String>> = explanation
         .credentials
         .iter()
@@ -55,13 +59,17 @@ pub fn explain(json: bool) -> Result<ExitCode> {
             ]
         })
         .collect();
-    print!("{}", table(&["CREDENTIAL", "STATE", "SOURCE", "FINGERPRINT", "ENV", "NOTE"], &rows));
-    println!("\nPrecedence: environment > .security.yml > config.json. Local tools use the runtime token.");
+    write!(out, "{}", table(&["CREDENTIAL", "STATE", "SOURCE", "FINGERPRINT", "ENV", "NOTE"], &rows))?;
+    writeln!(
+        out,
+        "\nPrecedence: environment > .security.yml > config.json. Local tools use the runtime token."
+    )?;
     if !explanation.warnings.is_empty() {
-        println!();
+        writeln!(out)?;
         for w in &explanation.warnings {
-            println!("warning: {w}");
+            writeln!(out, "warning: {w}")?;
         }
     }
+    crate::output::emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }

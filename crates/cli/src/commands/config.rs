@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use std::fmt::Write as _;
+
 use anyhow::Result;
 use picoclaw_config::schema::{self, Home, KEYS, PATH_VARS};
 use picoclaw_config::{Flags, Source};
@@ -34,6 +36,7 @@ fn insert(tree: &mut Map<String, Value>, dotted: &str, value: Value) {
 }
 
 pub fn show(origin: bool, json: bool) -> Result<ExitCode> {
+    let mut out = String::new();
     let ctx = Context::load(&Flags::new())?;
     ctx.print_warnings();
     let creds = &ctx.credentials;
@@ -82,7 +85,7 @@ pub fn show(origin: bool, json: bool) -> Result<ExitCode> {
             };
             insert(&mut tree, path, v);
         }
-        println!("{}", serde_json::to_string_pretty(&Value::Object(tree))?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&Value::Object(tree))?)?;
     } else {
         let header: &[&str] = if origin { &["KEY", "VALUE", "SOURCE"] } else { &["KEY", "VALUE"] };
         let body: Vec<Vec<String>> = rows
@@ -100,15 +103,17 @@ pub fn show(origin: bool, json: bool) -> Result<ExitCode> {
                 row
             })
             .collect();
-        print!("{}", table(header, &body));
-        println!();
-        println!("config.json:   {}", ctx.paths.config_file().display());
-        println!(".security.yml: {}", ctx.paths.security_file().display());
+        write!(out, "{}", table(header, &body))?;
+        writeln!(out)?;
+        writeln!(out, "config.json:   {}", ctx.paths.config_file().display())?;
+        writeln!(out, ".security.yml: {}", ctx.paths.security_file().display())?;
     }
+    crate::output::emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn env() -> Result<ExitCode> {
+    let mut out = String::new();
     let mut rows: Vec<Vec<String>> = PATH_VARS
         .iter()
         .map(|(name, default, doc)| {
@@ -129,10 +134,11 @@ pub fn env() -> Result<ExitCode> {
             key.doc.to_owned(),
         ]);
     }
-    print!("{}", table(&["VARIABLE", "KEY", "TYPE", "DEFAULT", "MEANING"], &rows));
-    println!();
-    println!("Precedence for every key: flag > environment > .security.yml > config.json > default.");
-    println!("Lists are comma-separated. An empty variable counts as unset. Secrets have no flags.");
+    write!(out, "{}", table(&["VARIABLE", "KEY", "TYPE", "DEFAULT", "MEANING"], &rows))?;
+    writeln!(out)?;
+    writeln!(out, "Precedence for every key: flag > environment > .security.yml > config.json > default.")?;
+    writeln!(out, "Lists are comma-separated. An empty variable counts as unset. Secrets have no flags.")?;
     let _ = schema::lookup;
+    crate::output::emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -45,7 +45,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
-        .thread_stack_size(256 * 1024)
+        .thread_stack_size(2 * 1024 * 1024)
         // Session-file fsyncs run on the blocking pool and serialize on the store's lock;
         // more threads than this would only add stacks, not throughput.
         .max_blocking_threads(16)
