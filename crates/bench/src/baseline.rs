@@ -1,7 +1,9 @@
 //! The baseline server: a bare WebSocket echo on the same stack as the gateway (tokio,
 //! hyper via axum, tokio-tungstenite) with no auth and no protocol — the practical limit
 //! every gateway figure is divided by. Runs as a child process of the bench
-//! (`picoclaw-bench baseline-server`), so it is measured exactly like the gateway.
+//! (`picoclaw-bench baseline-server`), so it is measured exactly like the gateway. Like the
+//! gateway it sets TCP_NODELAY and a 4 KiB WebSocket read buffer; every other setting is
+//! the default.
 
 use std::path::Path;
 
@@ -31,6 +33,11 @@ pub fn serve(port_file: &Path) -> Result<()> {
                 Err(_) => std::future::pending::<()>().await,
             }
         };
+        // TCP_NODELAY as the gateway sets it: without it Nagle's algorithm and delayed ACKs
+        // add tens of milliseconds to small-frame round trips.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown(async {
             tokio::select! {
                 _ = term => {}
@@ -42,7 +49,9 @@ pub fn serve(port_file: &Path) -> Result<()> {
 }
 
 async fn upgrade(ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(echo)
+    // The gateway's read buffer size: tungstenite zero-fills up to this much before every
+    // read, so its 128 KiB default would make the baseline slower, not a limit.
+    ws.read_buffer_size(4 * 1024).on_upgrade(echo)
 }
 
 async fn echo(socket: WebSocket) {

@@ -18,7 +18,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
 use crate::load::Op;
-use crate::servers::{Kind, Launch};
+use crate::servers::{Kind, Launch, Server};
 
 /// Load generator and baseline server for picoclaw's performance budget (BENCHMARKS.md).
 #[derive(Debug, Parser)]
@@ -34,6 +34,10 @@ struct Args {
     /// target/release/picoclaw].
     #[arg(long, global = true, value_name = "PATH")]
     picoclaw: Option<PathBuf>,
+    /// Directory for the temporary PICOCLAW_HOMEs [default: the system temp dir]. The
+    /// gateway fsyncs session files there, so its filesystem shows in the figures.
+    #[arg(long, global = true, value_name = "DIR")]
+    home_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -119,6 +123,8 @@ struct Plan {
     window: Duration,
     handshake_workers: usize,
     logins: usize,
+    /// Alternating baseline/gateway rounds per throughput or latency figure (median kept).
+    rounds: usize,
 }
 
 impl Plan {
@@ -132,6 +138,7 @@ impl Plan {
                 window: Duration::from_secs(3),
                 handshake_workers: 32,
                 logins: 2000,
+                rounds: 1,
             }
         } else {
             Plan {
@@ -142,6 +149,7 @@ impl Plan {
                 window: Duration::from_secs(10),
                 handshake_workers: 32,
                 logins: 10_000,
+                rounds: 3,
             }
         }
     }
@@ -166,12 +174,14 @@ fn main() -> Result<()> {
         );
     }
     let nofile = raise_nofile();
-    let launch = Launch { picoclaw, bench };
+    let home_dir = args.home_dir.unwrap_or_else(std::env::temp_dir);
+    let launch = Launch { picoclaw, bench, home_dir };
     let plan = Plan::new(args.quick);
     eprintln!(
-        "picoclaw-bench ({} mode) measuring {}; open-file limit {nofile}",
+        "picoclaw-bench ({} mode) measuring {}; homes in {}; open-file limit {nofile}",
         if plan.quick { "quick" } else { "full" },
-        launch.picoclaw.display()
+        launch.picoclaw.display(),
+        launch.home_dir.display()
     );
     let rows = runtime()?.block_on(run(&launch, &plan, &mode))?;
     print_table(&rows);
@@ -336,15 +346,41 @@ async fn idle(launch: &Launch, n: usize, hold: Duration) -> Result<Row> {
     })
 }
 
+/// Runs `work` against a fresh baseline, then a fresh gateway, `rounds` times
+/// (alternating, so drift in the machine's load hits both alike).
+async fn alternate<T>(
+    launch: &Launch,
+    rounds: usize,
+    work: impl AsyncFn(&Server) -> Result<T>,
+) -> Result<(Vec<T>, Vec<T>)> {
+    let (mut b, mut g) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        for kind in [Kind::Baseline, Kind::Gateway] {
+            let server = launch.start(kind).await?;
+            let result = work(&server).await?;
+            drop(server);
+            match kind {
+                Kind::Baseline => b.push(result),
+                Kind::Gateway => g.push(result),
+            }
+        }
+    }
+    Ok((b, g))
+}
+
+/// The median element by `key`.
+fn median_by<T>(mut v: Vec<T>, key: impl Fn(&T) -> f64) -> T {
+    v.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let mid = v.len() / 2;
+    v.swap_remove(mid)
+}
+
 async fn handshake(launch: &Launch, plan: &Plan) -> Result<Row> {
-    let rb = {
-        let base = launch.start(Kind::Baseline).await?;
-        load::handshakes(&base, plan.handshake_workers, plan.window).await?
-    };
-    let rg = {
-        let gw = launch.start(Kind::Gateway).await?;
-        load::handshakes(&gw, plan.handshake_workers, plan.window).await?
-    };
+    let (b, g) = alternate(launch, plan.rounds, async |s: &Server| {
+        load::handshakes(s, plan.handshake_workers, plan.window).await
+    })
+    .await?;
+    let (rb, rg) = (median_by(b, load::Rate::per_sec), median_by(g, load::Rate::per_sec));
     eprintln!(
         "handshakes/s: gateway {:.0} ({} failed) baseline {:.0} ({} failed)",
         rg.per_sec(),
@@ -354,7 +390,11 @@ async fn handshake(launch: &Launch, plan: &Plan) -> Result<Row> {
     );
     let ratio = rg.per_sec() / rb.per_sec().max(1e-9);
     Ok(Row {
-        figure: "authenticated handshakes/s".into(),
+        figure: format!(
+            "authenticated handshakes/s, {} parallel clients{}",
+            plan.handshake_workers,
+            rounds_note(plan)
+        ),
         gateway: format!("{:.0}/s ({} failed)", rg.per_sec(), rg.failed),
         baseline: format!("{:.0}/s ({} failed)", rb.per_sec(), rb.failed),
         ratio: format!("{ratio:.2}×"),
@@ -366,14 +406,11 @@ async fn handshake(launch: &Launch, plan: &Plan) -> Result<Row> {
 async fn echo(launch: &Launch, plan: &Plan) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for op in [Op::Message, Op::Ping] {
-        let rb = {
-            let base = launch.start(Kind::Baseline).await?;
-            load::closed_loop(&base, op, 100, plan.window).await?
-        };
-        let rg = {
-            let gw = launch.start(Kind::Gateway).await?;
-            load::closed_loop(&gw, op, 100, plan.window).await?
-        };
+        let (b, g) = alternate(launch, plan.rounds, async |s: &Server| {
+            load::closed_loop(s, op, 100, plan.window).await
+        })
+        .await?;
+        let (rb, rg) = (median_by(b, load::Rate::per_sec), median_by(g, load::Rate::per_sec));
         let ratio = rg.per_sec() / rb.per_sec().max(1e-9);
         eprintln!("round trips/s ({op:?}): gateway {:.0} baseline {:.0}", rg.per_sec(), rb.per_sec());
         let (figure, target, ok) = match op {
@@ -387,7 +424,7 @@ async fn echo(launch: &Launch, plan: &Plan) -> Result<Vec<Row>> {
             }
         };
         rows.push(Row {
-            figure: figure.into(),
+            figure: format!("{figure}{}", rounds_note(plan)),
             gateway: format!("{:.0}/s ({} failed)", rg.per_sec(), rg.failed),
             baseline: format!("{:.0}/s ({} failed)", rb.per_sec(), rb.failed),
             ratio: format!("{ratio:.2}×"),
@@ -399,14 +436,12 @@ async fn echo(launch: &Launch, plan: &Plan) -> Result<Vec<Row>> {
 }
 
 async fn latency(launch: &Launch, plan: &Plan, rate: u32) -> Result<Row> {
-    let lb = {
-        let base = launch.start(Kind::Baseline).await?;
-        load::fixed_rate(&base, Op::Message, 100, rate, plan.window).await?
-    };
-    let lg = {
-        let gw = launch.start(Kind::Gateway).await?;
-        load::fixed_rate(&gw, Op::Message, 100, rate, plan.window).await?
-    };
+    let (b, g) = alternate(launch, plan.rounds, async |s: &Server| {
+        load::fixed_rate(s, Op::Message, 100, rate, plan.window).await
+    })
+    .await?;
+    let p99 = |l: &load::Latencies| l.quantile_ms(0.99);
+    let (lb, lg) = (median_by(b, p99), median_by(g, p99));
     let cell = |l: &load::Latencies| {
         format!(
             "p50 {:.3} / p99 {:.3} / p999 {:.3} ms ({:.0} msg/s offered, {}/{} answered)",
@@ -422,7 +457,7 @@ async fn latency(launch: &Launch, plan: &Plan, rate: u32) -> Result<Row> {
     let (g99, b99) = (lg.quantile_ms(0.99), lb.quantile_ms(0.99));
     let ratio = g99 / b99;
     Ok(Row {
-        figure: format!("round trip at a fixed {rate} msg/s, 100 connections"),
+        figure: format!("round trip at a fixed {rate} msg/s, 100 connections{}", rounds_note(plan)),
         gateway: cell(&lg),
         baseline: cell(&lb),
         ratio: format!("p99 {ratio:.2}×"),
@@ -460,6 +495,10 @@ fn is_stripped(path: &std::path::Path) -> Result<bool> {
         }
     }
     Ok(true)
+}
+
+fn rounds_note(plan: &Plan) -> String {
+    if plan.rounds > 1 { format!(", median of {} alternating rounds", plan.rounds) } else { String::new() }
 }
 
 fn print_table(rows: &[Row]) {

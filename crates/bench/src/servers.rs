@@ -46,6 +46,8 @@ pub struct Launch {
     pub picoclaw: PathBuf,
     /// This bench binary (for `baseline-server`).
     pub bench: PathBuf,
+    /// Where temporary homes are made.
+    pub home_dir: PathBuf,
 }
 
 /// A running server; stopped (SIGTERM, then SIGKILL) on drop.
@@ -75,7 +77,10 @@ fn random_hex(bytes: usize) -> Result<String> {
 impl Launch {
     /// Starts a server and waits until `/ready` answers 200.
     pub async fn start(&self, kind: Kind) -> Result<Server> {
-        let home = tempfile::Builder::new().prefix("picoclaw-bench-").tempdir().context("temp home")?;
+        let home = tempfile::Builder::new()
+            .prefix("picoclaw-bench-")
+            .tempdir_in(&self.home_dir)
+            .with_context(|| format!("cannot make a temp home in {}", self.home_dir.display()))?;
         let (mut cmd, token) = match kind {
             Kind::Gateway => {
                 let token = random_hex(24)?;

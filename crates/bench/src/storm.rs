@@ -53,7 +53,7 @@ pub async fn run(launch: &Launch, logins: usize) -> Result<Row> {
             verdict: "-",
         });
     }
-    let home = tempfile::Builder::new().prefix("picoclaw-bench-").tempdir()?;
+    let home = tempfile::Builder::new().prefix("picoclaw-bench-").tempdir_in(&launch.home_dir)?;
     let port = free_port()?;
     let mut cmd = Command::new(&launch.picoclaw);
     cmd.args(["launcher", "--port", &port.to_string()]).env_clear();
