@@ -13,8 +13,10 @@ fuzz_target!(|data: &[u8]| {
         // A blank file means "no settings" by design.
         Ok(_) if text.trim().is_empty() => {}
         Ok(_) => {
-            let value: serde_json::Value = serde_json::from_str(text).expect("accepted text is JSON");
-            assert!(value.is_object(), "accepted config.json is not an object");
+            // Syntax only: a number too large for f64 under an unknown (ignored) key is
+            // accepted like the rest of that key, so `Value` is too strict a check.
+            serde_json::from_str::<serde::de::IgnoredAny>(text).expect("accepted text is JSON");
+            assert!(text.trim_start().starts_with('{'), "accepted config.json is not an object");
         }
         Err(e) => {
             let _ = e.to_string();
