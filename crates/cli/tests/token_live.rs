@@ -1,11 +1,7 @@
 //! End-to-end token lifecycle against a live gateway (real process, real sockets):
 //! create → use → revoke → rejected and the open socket closed; rotate with grace; a bad
 //! `.security.yml` edit keeps the old credentials; the issue's "rotate pico then chat"
-//! user story; tickets.
-//!
-//! These need the gateway to use `picoclaw_auth::StoredCredentials` in its verifier and to
-//! serve `POST /auth/ticket` (issue 6 wiring). Until then they are ignored; run them with
-//! `cargo test -p picoclaw --test token_live -- --include-ignored`.
+//! user story; tickets; the admin HTTP API.
 
 mod support;
 
@@ -34,7 +30,7 @@ async fn whoami(base: &str, token: &str) -> (u16, Value) {
 }
 
 #[tokio::test]
-#[ignore = "needs the issue-6 gateway wiring (StoredCredentials, /auth/ticket)"]
+
 async fn create_use_revoke_rejected_and_socket_closed() {
     let home = TestHome::onboarded();
     let gw = home.spawn_gateway(&[]);
@@ -66,7 +62,7 @@ async fn create_use_revoke_rejected_and_socket_closed() {
 }
 
 #[tokio::test]
-#[ignore = "needs the issue-6 gateway wiring (StoredCredentials, /auth/ticket)"]
+
 async fn rotate_named_with_grace_then_old_rejected_and_closed() {
     let home = TestHome::onboarded();
     let gw = home.spawn_gateway(&[]);
@@ -92,7 +88,7 @@ async fn rotate_named_with_grace_then_old_rejected_and_closed() {
 }
 
 #[tokio::test]
-#[ignore = "needs the issue-6 gateway wiring (StoredCredentials, /auth/ticket)"]
+
 async fn rotate_pico_with_grace_then_chat_works_without_restart() {
     let home = TestHome::onboarded();
     let gw = home.spawn_gateway(&[]);
@@ -109,7 +105,7 @@ async fn rotate_pico_with_grace_then_chat_works_without_restart() {
 }
 
 #[tokio::test]
-#[ignore = "needs the issue-6 gateway wiring (StoredCredentials, /auth/ticket)"]
+
 async fn bad_security_edit_is_rejected_and_old_credentials_keep_working() {
     let home = TestHome::onboarded();
     let gw = home.spawn_gateway(&[]);
@@ -123,7 +119,7 @@ async fn bad_security_edit_is_rejected_and_old_credentials_keep_working() {
 }
 
 #[tokio::test]
-#[ignore = "needs the issue-6 gateway wiring (StoredCredentials, /auth/ticket)"]
+
 async fn ticket_works_once_only_from_its_origin() {
     let home = TestHome::onboarded();
     let gw = home.spawn_gateway(&[]);
@@ -157,4 +153,75 @@ async fn ticket_works_once_only_from_its_origin() {
         ws::rejected(&gw.ws(), &[("sec-websocket-protocol", &proto), ("origin", "http://evil.example")])
             .await;
     assert!(code == 401 || code == 403, "other origin: {code}");
+}
+
+/// The admin API over HTTP: what the dashboard and scripts use.
+#[tokio::test]
+async fn admin_api_create_list_rotate_revoke_and_env_refusal() {
+    let home = TestHome::onboarded().env("PICOCLAW_GATEWAY_TOKEN", "gateway-env-token-0123456789abcdef");
+    let gw = home.spawn_gateway(&[]);
+    let base = gw.http();
+    let admin = gw.runtime_token();
+    let client = reqwest::Client::new();
+
+    let created: Value = client
+        .post(format!("{base}/api/tokens"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "phone", "scope": "chat", "expires": "30d"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = created["token"].as_str().expect("token shown once").to_owned();
+    assert!(token.starts_with("pcl_"));
+    let listed: Value = client
+        .get(format!("{base}/api/tokens"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!listed.to_string().contains(&token), "list never shows secrets");
+    assert_eq!(listed["tokens"][0]["name"], "phone");
+    // A chat token cannot use the admin API.
+    let denied = client.get(format!("{base}/api/tokens")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(denied.status().as_u16(), 403);
+    // The new chat token works on the channel right away.
+    support::ws::bearer(&gw.ws(), &token).await;
+
+    let rotated: Value = client
+        .post(format!("{base}/api/tokens/phone/rotate"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_token = rotated["token"].as_str().unwrap().to_owned();
+    assert_ne!(new_token, token);
+    assert_eq!(
+        support::ws::rejected(&gw.ws(), &[("authorization", &format!("Bearer {token}"))]).await.0,
+        401
+    );
+    support::ws::bearer(&gw.ws(), &new_token).await;
+
+    let revoked = client.delete(format!("{base}/api/tokens/phone")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(revoked.status().as_u16(), 200);
+    assert_eq!(
+        support::ws::rejected(&gw.ws(), &[("authorization", &format!("Bearer {new_token}"))]).await.0,
+        401
+    );
+
+    // The gateway token comes from the environment: rotating it here would change nothing.
+    let refused =
+        client.post(format!("{base}/api/tokens/gateway/rotate")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 409);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("PICOCLAW_GATEWAY_TOKEN"), "{body}");
 }

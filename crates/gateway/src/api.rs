@@ -16,6 +16,7 @@ use crate::conn;
 use crate::error::ApiError;
 use crate::reload;
 use crate::state::Shared;
+use crate::tokens_api;
 
 /// Longest accepted request body (none of these endpoints needs a body).
 const MAX_BODY: usize = 64 * 1024;
@@ -27,6 +28,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/reload", post(reload_handler).fallback(method_not_allowed))
         .route("/auth/whoami", get(whoami))
         .route("/status", get(status))
+        .route("/auth/ticket", post(tokens_api::ticket).fallback(method_not_allowed))
+        .route("/api/tokens", get(tokens_api::list).post(tokens_api::create))
+        .route("/api/tokens/{key}", axum::routing::delete(tokens_api::revoke))
+        .route("/api/tokens/{key}/rotate", post(tokens_api::rotate))
         .route("/pico/ws", any(conn::upgrade))
         .route("/pico/ws/", any(conn::upgrade))
         .route("/pico/media/{id}", get(media))
@@ -70,7 +75,7 @@ async fn reload_handler(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (principal, _) = shared.authenticate(&headers, None, peer.ip(), Scope::Admin, false)?;
+    let (principal, _) = shared.authenticate("/reload", &headers, None, peer.ip(), Scope::Admin, false)?;
     match reload::reload(&shared, &format!("POST /reload by {}", principal.id)).await {
         Ok(summary) => Ok(Json(
             json!({ "status": "reloaded", "closed_sockets": summary.closed_sockets, "warnings": summary.warnings }),
@@ -88,7 +93,8 @@ async fn whoami(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (principal, presented) = shared.authenticate(&headers, None, peer.ip(), Scope::Chat, false)?;
+    let (principal, presented) =
+        shared.authenticate("/auth/whoami", &headers, None, peer.ip(), Scope::Chat, false)?;
     Ok(Json(json!({
         "kind": principal.kind,
         "id": principal.id,
@@ -105,7 +111,7 @@ async fn status(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    shared.authenticate(&headers, None, peer.ip(), Scope::Admin, false)?;
+    shared.authenticate("/status", &headers, None, peer.ip(), Scope::Admin, false)?;
     let live = shared.live();
     let (sessions, sockets) = shared.hub.counts();
     Ok(Json(json!({
@@ -135,6 +141,13 @@ async fn media(
     if !pico.enabled {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "channel_disabled", "the Pico channel is disabled"));
     }
-    shared.authenticate(&headers, uri.query(), peer.ip(), Scope::Chat, pico.allow_token_query)?;
+    shared.authenticate(
+        "/pico/media",
+        &headers,
+        uri.query(),
+        peer.ip(),
+        Scope::Chat,
+        pico.allow_token_query,
+    )?;
     Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such media"))
 }

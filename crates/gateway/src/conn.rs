@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use picoclaw_auth::{Principal, Scope};
-use picoclaw_credentials::Secret;
 use picoclaw_pico::{ClientFrame, Frame, decode_client};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -101,11 +100,17 @@ pub(crate) async fn upgrade(
         )
         .into_response();
     }
-    let (principal, presented) =
-        match shared.authenticate(&headers, uri.query(), peer.ip(), Scope::Chat, pico.allow_token_query) {
-            Ok(ok) => ok,
-            Err(e) => return e.into_response(),
-        };
+    let (principal, presented) = match shared.authenticate(
+        "/pico/ws",
+        &headers,
+        uri.query(),
+        peer.ip(),
+        Scope::Chat,
+        pico.allow_token_query,
+    ) {
+        Ok(ok) => ok,
+        Err(e) => return e.into_response(),
+    };
     if let Err(e) = check_origin(&headers, &pico.allow_origins) {
         return e.into_response();
     }
@@ -165,7 +170,6 @@ pub(crate) async fn upgrade(
     let params = Params {
         session_id,
         principal,
-        credential: Secret::new(presented.token),
         v2,
         last_seq: query.last_seq,
         send_queue: pico.send_queue,
@@ -198,7 +202,6 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
 struct Params {
     session_id: String,
     principal: Principal,
-    credential: Secret,
     v2: bool,
     last_seq: Option<u64>,
     send_queue: usize,
@@ -212,14 +215,8 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
     let (tx, rx) = mpsc::channel::<Utf8Bytes>(p.send_queue);
     let (closer, closer_rx) = mpsc::channel::<CloseReason>(1);
     let id = shared.hub.next_id();
-    let handle = ConnHandle {
-        id,
-        tx: tx.clone(),
-        closer: closer.clone(),
-        v2: p.v2,
-        principal: p.principal.clone(),
-        credential: p.credential,
-    };
+    let handle =
+        ConnHandle { id, tx: tx.clone(), closer: closer.clone(), v2: p.v2, principal: p.principal.clone() };
     let joined = shared.hub.join(&p.session_id, handle.clone(), p.last_seq);
     tracing::debug!(conn = id, session = %p.session_id, credential = %p.principal.id, v2 = p.v2, "pico socket open");
     let (sink, mut stream) = socket.split();

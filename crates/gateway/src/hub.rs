@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use picoclaw_auth::Principal;
-use picoclaw_credentials::Secret;
 use picoclaw_pico::Frame;
 use tokio::sync::mpsc;
 
@@ -45,9 +44,8 @@ pub(crate) struct ConnHandle {
     pub tx: mpsc::Sender<Utf8Bytes>,
     pub closer: mpsc::Sender<CloseReason>,
     pub v2: bool,
+    /// Who authenticated the socket (re-checked on reload and as credentials expire).
     pub principal: Principal,
-    /// The credential as presented, kept only in memory to re-verify it on reload.
-    pub credential: Secret,
 }
 
 impl ConnHandle {

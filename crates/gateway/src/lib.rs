@@ -10,6 +10,8 @@
 //! | `POST /reload` | admin | re-read config and secrets; 405 for other methods |
 //! | `GET /auth/whoami` | any | the caller's principal: kind, id, scope, source, fingerprint |
 //! | `GET /status` | admin | pid, uptime, connections, pico_client state |
+//! | `POST /auth/ticket` | chat | a single-use WebSocket ticket |
+//! | `/api/tokens…` | admin | named tokens: list, create, revoke, rotate (see `tokens_api`) |
 //! | `/pico/ws`, `/pico/ws/` | chat | the Pico channel |
 //!
 //! Credentials accepted: the gateway token and the runtime token everywhere, the pico
@@ -22,6 +24,7 @@ mod hub;
 mod reload;
 mod server;
 mod state;
+mod tokens_api;
 mod turn;
 
 pub use error::GatewayError;

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use picoclaw_agent::Engine;
-use picoclaw_auth::{Scope, Verifier};
+use picoclaw_auth::named::{FixedCredential, SystemClock};
+use picoclaw_auth::{CredentialKind, StoredCredentials, Verifier};
 use picoclaw_config::{Flags, Layers, Paths, ProcessEnv, Settings};
 use picoclaw_credentials::{Credentials, Secret};
 
@@ -23,13 +24,19 @@ pub(crate) fn build_live(
     let layers = Layers::load(paths, &ProcessEnv, flags)?;
     let settings = Settings::resolve(&layers)?;
     let credentials = Credentials::resolve(&layers, &settings)?;
-    let verifier = Verifier::new(&credentials, runtime, settings.pico.enabled);
+    let empty = serde_json::Value::Object(serde_json::Map::new());
+    let tree = layers.security_tree().unwrap_or(&empty);
+    let stored =
+        StoredCredentials::from_tree(tree, &credentials, settings.pico.enabled, Arc::new(SystemClock))
+            .map_err(|e| GatewayError::Refused(format!("{}: {e}", paths.security_file().display())))?;
+    let stored = Arc::new(stored);
+    let verifier = Verifier::new(&credentials, runtime, settings.pico.enabled).with_named(stored.clone());
     let engine = match previous {
         Some(old) if same_agent(&old.settings, &settings) => old.engine.clone(),
         _ => make_engine(&settings, &credentials, paths)?,
     };
     let warnings = layers.warnings().iter().map(ToString::to_string).collect();
-    Ok((Live { settings, credentials, verifier, engine }, warnings))
+    Ok((Live { settings, credentials, verifier, stored, engine }, warnings))
 }
 
 fn same_agent(a: &Settings, b: &Settings) -> bool {
@@ -65,16 +72,25 @@ pub(crate) async fn reload(shared: &Arc<Shared>, trigger: &str) -> Result<Summar
     {
         tracing::warn!("gateway.host/gateway.port changed; restart the gateway to apply them");
     }
-    let pico_enabled = live.settings.pico.enabled;
-    let verifier = live.verifier.clone();
     shared.replace_live(live);
-    let closed = revalidate(shared, &verifier, pico_enabled);
+    let closed = revalidate(shared);
+    shared.audit(
+        picoclaw_auth::audit::AuditEvent::new(
+            picoclaw_auth::audit::AuditKind::Reload,
+            picoclaw_auth::audit::Outcome::Ok,
+        )
+        .actor(trigger),
+    );
     tracing::info!(trigger, closed_sockets = closed, "configuration reloaded");
     Ok(Summary { closed_sockets: closed, warnings })
 }
 
-/// Closes sockets whose credential the current verifier no longer accepts.
-pub(crate) fn revalidate(shared: &Shared, verifier: &Verifier, pico_enabled: bool) -> usize {
+/// Closes sockets whose credential is no longer accepted: revoked, expired, rotated past
+/// its grace, or removed from the configuration. Checked by principal and fingerprint, so
+/// the gateway keeps no presented secret in memory (and ticket sockets are covered too).
+pub(crate) fn revalidate(shared: &Shared) -> usize {
+    let live = shared.live();
+    let pico_enabled = live.settings.pico.enabled;
     shared.hub.sweep(|conn| {
         if !pico_enabled {
             return Some(CloseReason {
@@ -82,12 +98,21 @@ pub(crate) fn revalidate(shared: &Shared, verifier: &Verifier, pico_enabled: boo
                 reason: "the Pico channel was disabled".into(),
             });
         }
-        match verifier.verify(conn.credential.expose(), Scope::Chat) {
-            Ok(_) => None,
-            Err(e) => Some(CloseReason {
-                code: close::CREDENTIAL_REVOKED,
-                reason: format!("credential {} is no longer valid ({})", conn.principal.id, e.code()),
-            }),
-        }
+        let p = &conn.principal;
+        let verdict = match live.stored.still_valid(p) {
+            Some(verdict) => verdict.map_err(|e| e.code()),
+            None if p.kind == CredentialKind::Runtime => Ok(()),
+            None => {
+                let current =
+                    live.verifier.principals().any(|f| f.kind == p.kind && f.fingerprint == p.fingerprint);
+                let in_grace = FixedCredential::from_name(&p.id)
+                    .is_some_and(|c| live.stored.grace.accepts(c, &p.fingerprint));
+                if current || in_grace { Ok(()) } else { Err("invalid_credential") }
+            }
+        };
+        verdict.err().map(|code| CloseReason {
+            code: close::CREDENTIAL_REVOKED,
+            reason: format!("credential {} is no longer valid ({code})", p.id),
+        })
     })
 }

@@ -31,6 +31,8 @@ use crate::state::Shared;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often sockets are re-checked against expiring credentials.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
+/// How often named tokens' last-use times are written (throttled writes).
+const LAST_USED_EVERY: Duration = Duration::from_secs(60);
 
 /// Start options.
 #[derive(Debug, Clone)]
@@ -144,6 +146,7 @@ impl Gateway {
             spawn_watcher(shared.clone(), &paths);
         }
         tokio::spawn(sweep_loop(shared.clone(), stop_rx.clone()));
+        tokio::spawn(last_used_loop(shared.clone(), stop_rx.clone()));
         shared.ready.store(true, Ordering::Release);
         tracing::info!(
             pid = record.pid,
@@ -266,10 +269,33 @@ async fn sweep_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let live = shared.live();
-        let closed = revalidate(&shared, &live.verifier, live.settings.pico.enabled);
+        let closed = revalidate(&shared);
+        shared.tickets.sweep();
         if closed > 0 {
             tracing::info!(closed, "closed sockets whose credential expired");
+        }
+    }
+}
+
+/// Writes named tokens' last-use times to `.security.yml`, at most once a minute.
+async fn last_used_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(LAST_USED_EVERY);
+    tick.tick().await;
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.changed() => true,
+        };
+        let updates = shared.live().stored.named.take_last_used();
+        if !updates.is_empty() {
+            let file = picoclaw_auth::named::TokenFile::new(shared.paths.security_file());
+            let written = tokio::task::spawn_blocking(move || file.persist_last_used(&updates)).await;
+            if let Ok(Err(e)) = written {
+                tracing::warn!("cannot record token last-use times: {e}");
+            }
+        }
+        if stopping {
+            return;
         }
     }
 }

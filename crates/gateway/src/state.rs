@@ -8,7 +8,11 @@ use std::time::Instant;
 
 use axum::http::HeaderMap;
 use picoclaw_agent::Engine;
-use picoclaw_auth::{AuthError, Extracted, FailureLimiter, Principal, Scope, Verifier, extract};
+use picoclaw_auth::audit::{AuditEvent, AuditLog};
+use picoclaw_auth::{
+    AuthError, Extracted, FailureLimiter, Presentation, Principal, Scope, StoredCredentials, TicketStore,
+    Verifier, extract,
+};
 use picoclaw_config::{Flags, Paths, Settings};
 use picoclaw_credentials::{Credentials, Secret};
 
@@ -20,6 +24,7 @@ pub(crate) struct Live {
     pub settings: Settings,
     pub credentials: Credentials,
     pub verifier: Verifier,
+    pub stored: Arc<StoredCredentials>,
     pub engine: Engine,
 }
 
@@ -37,6 +42,8 @@ pub(crate) struct Shared {
     pub connections: AtomicUsize,
     pub active_turns: AtomicUsize,
     pub reload_lock: tokio::sync::Mutex<()>,
+    pub tickets: TicketStore,
+    pub audit: Option<AuditLog>,
 }
 
 impl Shared {
@@ -47,6 +54,7 @@ impl Shared {
         live: Live,
         limiter: FailureLimiter,
     ) -> Shared {
+        let paths_audit = paths.audit_log();
         Shared {
             started: Instant::now(),
             ready: AtomicBool::new(false),
@@ -60,6 +68,14 @@ impl Shared {
             connections: AtomicUsize::new(0),
             active_turns: AtomicUsize::new(0),
             reload_lock: tokio::sync::Mutex::new(()),
+            tickets: TicketStore::new(),
+            audit: match AuditLog::open(paths_audit) {
+                Ok(log) => Some(log),
+                Err(e) => {
+                    tracing::warn!("audit log unavailable: {e}");
+                    None
+                }
+            },
         }
     }
 
@@ -82,32 +98,59 @@ impl Shared {
         self.ready.load(Ordering::Acquire) && !self.shutting_down.load(Ordering::Acquire)
     }
 
-    /// Authenticates a request: rate limit, extract, verify, scope. Wrong credentials
-    /// count towards the client's failure limit; missing ones do not.
+    /// Records an audit event (never blocks the request).
+    pub fn audit(&self, event: AuditEvent) {
+        if let Some(log) = &self.audit {
+            log.record(&event);
+        }
+    }
+
+    /// Authenticates a request: rate limit, extract, verify (or redeem a ticket), scope.
+    /// Wrong credentials count towards the client's failure limit; missing ones do not.
+    /// Every outcome is written to the audit log.
+    #[allow(clippy::too_many_arguments)]
     pub fn authenticate(
         &self,
+        endpoint: &str,
         headers: &HeaderMap,
         query: Option<&str>,
         client: IpAddr,
         needed: Scope,
         allow_query: bool,
     ) -> Result<(Principal, Extracted), ApiError> {
+        let client_text = client.to_string();
         if let Err(retry) = self.limiter.check(client) {
-            return Err(AuthError::RateLimited { retry_after_secs: retry.0 }.into());
+            let e = AuthError::RateLimited { retry_after_secs: retry.0 };
+            self.audit(AuditEvent::auth_failure(endpoint, Some(&client_text), &e));
+            return Err(e.into());
         }
+        let origin = headers.get(axum::http::header::ORIGIN).and_then(|o| o.to_str().ok());
         let outcome = extract(headers, query, allow_query)
             .and_then(|found| found.ok_or(AuthError::Missing))
-            .and_then(|found| self.live().verifier.verify(&found.token, needed).map(|p| (p, found)));
+            .and_then(|found| {
+                let principal = match found.how {
+                    Presentation::Ticket => {
+                        self.tickets.redeem(&found.token, origin).map_err(AuthError::from)?
+                    }
+                    _ => self.live().verifier.identify(&found.token)?,
+                };
+                if !principal.scope.allows(needed) {
+                    return Err(AuthError::Scope { id: principal.id, has: principal.scope, needed });
+                }
+                Ok((principal, found))
+            });
         match outcome {
             Ok(ok) => {
                 self.limiter.record_success(client);
+                self.audit(AuditEvent::auth_success(endpoint, Some(&client_text), &ok.0));
                 Ok(ok)
             }
             Err(e) => {
                 if e.counts_as_failure() {
                     self.limiter.record_failure(client);
                 }
-                tracing::info!(client = %client, code = e.code(), "authentication failed");
+                tracing::info!(client = %client, endpoint, code = e.code(), "authentication failed");
+                self.audit(AuditEvent::auth_failure(endpoint, Some(&client_text), &e));
                 Err(e.into())
             }
         }

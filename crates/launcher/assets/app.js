@@ -319,7 +319,7 @@
         cell(row, t.name || t.id || "?");
         cell(row, t.scope || "–");
         cell(row, t.fingerprint || "–", "mono");
-        cell(row, t.expires_at ? "expires " + t.expires_at : "no expiry");
+        cell(row, t.expires ? "expires " + t.expires : "no expiry");
         const td = document.createElement("td");
         const id = encodeURIComponent(t.id || t.name);
         const rotate = document.createElement("button");
