@@ -30,7 +30,6 @@ async fn whoami(base: &str, token: &str) -> (u16, Value) {
 }
 
 #[tokio::test]
-
 async fn create_use_revoke_rejected_and_socket_closed() {
     let home = TestHome::onboarded();
     let gw = home.spawn_gateway(&[]);
@@ -56,13 +55,22 @@ async fn create_use_revoke_rejected_and_socket_closed() {
     assert_eq!(code, 401, "{body}");
     assert!(body.contains("expired_credential") || body.contains("revoked"), "{body}");
 
-    let audit = std::fs::read_to_string(home.file("logs/audit.jsonl")).unwrap_or_default();
+    // The audit log is written by a background thread: give it a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let audit = loop {
+        let audit = std::fs::read_to_string(home.file("logs/audit.jsonl")).unwrap_or_default();
+        if (audit.contains("\"auth_success\"") && audit.contains("\"auth_failure\""))
+            || std::time::Instant::now() > deadline
+        {
+            break audit;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(audit.contains("\"auth_success\"") && audit.contains("\"auth_failure\""), "{audit}");
     assert!(!audit.contains(&token[17..60]));
 }
 
 #[tokio::test]
-
 async fn rotate_named_with_grace_then_old_rejected_and_closed() {
     let home = TestHome::onboarded();
     let gw = home.spawn_gateway(&[]);
@@ -88,7 +96,6 @@ async fn rotate_named_with_grace_then_old_rejected_and_closed() {
 }
 
 #[tokio::test]
-
 async fn rotate_pico_with_grace_then_chat_works_without_restart() {
     let home = TestHome::onboarded();
     let gw = home.spawn_gateway(&[]);
@@ -105,7 +112,6 @@ async fn rotate_pico_with_grace_then_chat_works_without_restart() {
 }
 
 #[tokio::test]
-
 async fn bad_security_edit_is_rejected_and_old_credentials_keep_working() {
     let home = TestHome::onboarded();
     let gw = home.spawn_gateway(&[]);
@@ -119,7 +125,6 @@ async fn bad_security_edit_is_rejected_and_old_credentials_keep_working() {
 }
 
 #[tokio::test]
-
 async fn ticket_works_once_only_from_its_origin() {
     let home = TestHome::onboarded();
     let gw = home.spawn_gateway(&[]);
