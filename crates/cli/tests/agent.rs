@@ -233,7 +233,6 @@ async fn assert_forbidden(url: &str, token: &str, secret_text: &str) {
 }
 
 #[tokio::test]
-#[ignore = "needs the gateway verifier to accept named tokens (being wired by the gateway owner)"]
 async fn sessions_belong_to_the_principal_that_created_them() {
     let fake = FakeProvider::start(Reply::stream(&["alice's secret answer"]));
     let home = home_with_model(&fake);
