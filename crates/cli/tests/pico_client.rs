@@ -124,7 +124,11 @@ async fn gateway_answers_a_remote_pico_server_and_reconnects() {
 
     let out = home.run(&["gateway", "status"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(text.contains("pico_client"), "gateway status shows the pico_client: {text}");
+    let line = text.lines().find(|l| l.starts_with("pico_client")).unwrap_or_default();
+    assert!(
+        line.contains("connected") && line.contains("remote-1"),
+        "gateway status shows the pico_client: {text}"
+    );
     assert!(!text.contains(REMOTE_TOKEN));
 
     for a in auth.lock().unwrap().iter() {
