@@ -333,13 +333,15 @@ impl Latencies {
 }
 
 /// Open loop: `rate` requests/s spread evenly over `conns` sockets for `dur`; the
-/// latency of each is measured from just before its send to its completing frame.
+/// latency of each is measured from just before its send to its completing frame. Replies
+/// later than `grace` after the send window count as unanswered.
 pub async fn fixed_rate(
     server: &Server,
     op: Op,
     conns: usize,
     rate: u32,
     dur: Duration,
+    grace: Duration,
 ) -> Result<Latencies> {
     let target = Target::of(server)?;
     let (sockets, failed, first_error) = open_many(&target, conns, 50).await;
@@ -373,7 +375,7 @@ pub async fn fixed_rate(
             sink
         }));
         let target_r = target.clone();
-        let end = base + dur + OP_LIMIT;
+        let end = base + dur + grace;
         readers.push(tokio::spawn(async move {
             let mut got = Vec::with_capacity(per_conn as usize);
             let mut left = per_conn;

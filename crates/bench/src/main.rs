@@ -125,6 +125,8 @@ struct Plan {
     logins: usize,
     /// Alternating baseline/gateway rounds per throughput or latency figure (median kept).
     rounds: usize,
+    /// How long after the send window a fixed-rate reply may still arrive.
+    grace: Duration,
 }
 
 impl Plan {
@@ -139,6 +141,7 @@ impl Plan {
                 handshake_workers: 32,
                 logins: 2000,
                 rounds: 1,
+                grace: Duration::from_secs(2),
             }
         } else {
             Plan {
@@ -150,6 +153,7 @@ impl Plan {
                 handshake_workers: 32,
                 logins: 10_000,
                 rounds: 3,
+                grace: Duration::from_secs(10),
             }
         }
     }
@@ -437,7 +441,7 @@ async fn echo(launch: &Launch, plan: &Plan) -> Result<Vec<Row>> {
 
 async fn latency(launch: &Launch, plan: &Plan, rate: u32) -> Result<Row> {
     let (b, g) = alternate(launch, plan.rounds, async |s: &Server| {
-        load::fixed_rate(s, Op::Message, 100, rate, plan.window).await
+        load::fixed_rate(s, Op::Message, 100, rate, plan.window, plan.grace).await
     })
     .await?;
     let p99 = |l: &load::Latencies| l.quantile_ms(0.99);
