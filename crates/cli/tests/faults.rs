@@ -320,3 +320,120 @@ fn sixteen_concurrent_starts_exactly_one_serves() {
         let _ = winner.wait();
     }
 }
+
+/// Checks a session file: complete lines are JSON records, each user message is followed
+/// by its echo in the same write. Returns (user messages on disk, torn tail present,
+/// unpaired last user line).
+fn check_session_file(path: &Path, context: &str) -> (Vec<String>, bool, bool) {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let torn = complete < bytes.len();
+    let text = std::str::from_utf8(&bytes[..complete]).expect("complete lines are UTF-8");
+    let mut pending_user: Option<String> = None;
+    let mut turns = Vec::new();
+    for line in text.lines() {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{context}: bad line {line:?}: {e}"));
+        if v.get("owner").is_some() {
+            continue;
+        }
+        let content = v["content"].as_str().expect("content").to_owned();
+        match v["role"].as_str() {
+            Some("user") => {
+                assert!(
+                    pending_user.is_none(),
+                    "{context}: a user line without its answer before another turn"
+                );
+                pending_user = Some(content);
+            }
+            Some("assistant") => {
+                let user =
+                    pending_user.take().unwrap_or_else(|| panic!("{context}: an answer without its message"));
+                assert_eq!(user, content, "{context}: the echo differs from the message");
+                turns.push(user);
+            }
+            other => panic!("{context}: unknown role {other:?}"),
+        }
+    }
+    (turns, torn, pending_user.is_some())
+}
+
+#[test]
+fn sigkill_while_the_gateway_appends_session_history() {
+    let home = TestHome::onboarded();
+    let token = pico_token(&home);
+    let mut rng = XorShift::from_env();
+    let file = home.file("sessions/crash.jsonl");
+    let n = iterations().div_ceil(5).max(1);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let (mut torn_seen, mut unpaired_seen, mut sent_total, mut acked_total, mut answered_lost) =
+        (0, 0, 0, 0, 0);
+    let filler = "x".repeat(16 * 1024);
+    for i in 0..n {
+        let gw = home.spawn_gateway(&[]);
+        let pid = gw.child.id();
+        let delay = rng.delay(Duration::from_millis(400));
+        let url = format!("{}?session_id=crash", gw.ws());
+        let mut s = rt.block_on(support::ws::bearer(&url, &token));
+        // Killed at a random point while messages stream in and turns are appended.
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            support::unsafe_free_kill(pid, "KILL");
+        });
+        let (sent, acked) = rt.block_on(async {
+            let mut sent = 0;
+            let mut acked = Vec::new();
+            loop {
+                let msg = json!({"type": "message.send", "id": format!("i{i}m{sent}"),
+                                 "payload": {"content": format!("i{i}m{sent}:{filler}")}});
+                use futures_util::SinkExt;
+                if s.send(tokio_tungstenite::tungstenite::Message::text(msg.to_string())).await.is_err() {
+                    return (sent, acked);
+                }
+                sent += 1;
+                loop {
+                    match support::ws::next(&mut s, Duration::from_secs(5)).await {
+                        support::ws::Next::Frame(f) if f["type"] == "typing.stop" => {
+                            acked.push(format!("i{i}m{}:", sent - 1));
+                            break;
+                        }
+                        support::ws::Next::Frame(_) => {}
+                        _ => return (sent, acked),
+                    }
+                }
+            }
+        });
+        sent_total += sent;
+        acked_total += acked.len();
+        killer.join().expect("killer");
+        drop(gw);
+        let context = format!("iteration {i} (kill after {delay:?})");
+        let (on_disk, torn, unpaired) = check_session_file(&file, &context);
+        // Answered turns missing from disk: the gateway sends `typing.stop` before it
+        // appends the turn (RELIABILITY.md, open finding 6), so at most the last one.
+        let missing = acked.iter().filter(|p| !on_disk.iter().any(|m| m.starts_with(p.as_str()))).count();
+        assert!(missing <= 1, "{context}: {missing} answered messages are not on disk");
+        answered_lost += missing;
+        torn_seen += usize::from(torn);
+        unpaired_seen += usize::from(unpaired);
+    }
+    // The next start serves the session's owner and cuts any torn tail before appending.
+    let gw = home.spawn_gateway(&[]);
+    rt.block_on(async {
+        let mut s = support::ws::bearer(&format!("{}?session_id=crash", gw.ws()), &token).await;
+        support::ws::send(
+            &mut s,
+            json!({"type": "message.send", "payload": {"content": "after the crashes"}}),
+        )
+        .await;
+        support::ws::until(&mut s, "typing.stop").await;
+    });
+    let (turns, torn, unpaired) = check_session_file(&file, "after restart");
+    let turns = turns.len();
+    assert!(!torn && !unpaired, "the file ends with a complete turn after the next append");
+    eprintln!(
+        "session history: {n} kills, {sent_total} messages sent, {acked_total} answered, {turns} turns on disk; \
+         torn tails seen {torn_seen}, unpaired last message {unpaired_seen}, answered but not on disk \
+         {answered_lost}; all cut on the next append"
+    );
+}
