@@ -24,12 +24,6 @@ use crate::turn::{Turn, run_turn};
 /// Initial read buffer of one socket (see `upgrade`).
 const READ_BUFFER: usize = 4 * 1024;
 
-/// Bytes of queued frames coalesced into one socket write (the writer flushes after each
-/// batch, so nothing waits in this buffer).
-const WRITE_BUFFER: usize = 8 * 1024;
-/// Most queued frames written in one batch.
-const WRITE_BATCH: usize = 32;
-
 /// Turns one socket may have queued or running at once.
 const TURNS_PER_SOCKET: usize = 4;
 
@@ -161,7 +155,7 @@ pub(crate) async fn upgrade(
         // tungstenite allocates (and zeroes) its read buffer up front: the 128 KiB default
         // was ~134 KiB of RSS per idle socket. Frames larger than this still grow it.
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
+        .write_buffer_size(0)
         .max_write_buffer_size(pico.max_frame_bytes.saturating_mul(2).max(64 * 1024));
     let ws = match &presented.echo_protocol {
         Some(offer) => ws.protocols([offer.clone()]),
@@ -377,22 +371,7 @@ async fn write_loop(
             },
             _ = ping.tick() => Message::Ping(Default::default()),
         };
-        // Frames already queued (a turn's typing.start, message.create, typing.stop) go out
-        // in one write instead of one syscall each; a pending close request ends the batch.
-        let batch = async {
-            sink.feed(message).await?;
-            for _ in 1..WRITE_BATCH {
-                if !closer.is_empty() {
-                    break;
-                }
-                match rx.try_recv() {
-                    Ok(text) => sink.feed(Message::Text(text)).await?,
-                    Err(_) => break,
-                }
-            }
-            sink.flush().await
-        };
-        match tokio::time::timeout(write_timeout, batch).await {
+        match tokio::time::timeout(write_timeout, sink.send(message)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => break,
             Err(_) => {
