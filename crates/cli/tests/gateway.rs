@@ -12,15 +12,8 @@ use support::{TestHome, wait_for_record};
 const PICO: &str = "pico-token-for-tests-0123456789";
 const GATEWAY: &str = "gateway-token-for-tests-0123456789";
 
-fn home_with(pico: Value) -> TestHome {
-    let home = TestHome::new();
-    let mut channel = json!({ "enabled": true });
-    if let (Value::Object(c), Value::Object(extra)) = (&mut channel, pico) {
-        c.extend(extra);
-    }
-    home.write_config(&json!({ "channels": { "pico": channel } }));
-    home.write_security(&format!("channels:\n  pico:\n    token: \"{PICO}\"\n"));
-    home
+fn home_with(options: Value) -> TestHome {
+    TestHome::with_pico(PICO, options)
 }
 
 async fn http(method: &str, url: &str, token: Option<&str>) -> (u16, Value, reqwest::header::HeaderMap) {
@@ -290,7 +283,13 @@ async fn client_that_never_reads_is_disconnected_others_unaffected() {
     for _ in 0..200 {
         use futures_util::SinkExt;
         let frame = json!({"type":"message.send","payload":{"content": payload}}).to_string();
-        if slow.send(tokio_tungstenite::tungstenite::Message::text(frame)).await.is_err() {
+        let sent = tokio::time::timeout(
+            Duration::from_secs(15),
+            slow.send(tokio_tungstenite::tungstenite::Message::text(frame)),
+        )
+        .await
+        .expect("the gateway neither read nor closed the socket within 15 s");
+        if sent.is_err() {
             closed = true;
             break;
         }

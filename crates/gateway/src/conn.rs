@@ -276,8 +276,12 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
     drop(tx);
     drop(handle);
     drop(closer);
-    // Give the writer a moment to flush the close frame.
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    // Give the writer a moment to flush the close frame, then drop the socket regardless:
+    // a client that never reads must not keep it open.
+    let mut writer = writer;
+    if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+        writer.abort();
+    }
     tracing::debug!(conn = id, "pico socket closed");
 }
 
@@ -380,7 +384,8 @@ async fn write_loop(
             }
         }
     }
-    let _ = sink.close().await;
+    // A peer that stopped reading would block a plain close forever and keep the socket.
+    let _ = tokio::time::timeout(write_timeout, sink.close()).await;
 }
 
 /// Close reasons are limited to 123 bytes by the protocol.

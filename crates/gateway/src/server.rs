@@ -119,7 +119,6 @@ impl Gateway {
             started_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             token: runtime.clone(),
         };
-        lock.publish(&record)?;
         log_credentials(&live, &settings);
 
         let limiter = FailureLimiter::new(LimiterConfig {
@@ -148,6 +147,8 @@ impl Gateway {
         tokio::spawn(sweep_loop(shared.clone(), stop_rx.clone()));
         tokio::spawn(last_used_loop(shared.clone(), stop_rx.clone()));
         shared.ready.store(true, Ordering::Release);
+        // Published last: a client that finds the record finds a gateway that is serving.
+        lock.publish(&record)?;
         tracing::info!(
             pid = record.pid,
             "gateway listening on http://{} (Pico channel {})",

@@ -113,12 +113,9 @@ pub(crate) async fn create(
     let file = TokenFile::new(shared.paths.security_file());
     let name = body.name.clone();
     let (record, secret) = blocking(move || file.create(&name, scope, expires, now)).await?;
-    let summary = record.summary(now);
-    shared.audit(AuditEvent::new(AuditKind::Create, Outcome::Ok).actor(&actor).code(&summary.id));
+    shared.audit(AuditEvent::new(AuditKind::Create, Outcome::Ok).actor(&actor).code(record.id.as_str()));
     apply(&shared, "token created").await;
-    let mut out = serde_json::to_value(&summary).unwrap_or(Value::Null);
-    out["token"] = Value::from(secret.expose());
-    Ok((StatusCode::CREATED, Json(out)).into_response())
+    Ok((StatusCode::CREATED, Json(record.shown_once(now, &secret))).into_response())
 }
 
 /// `DELETE /api/tokens/{key}`.
@@ -188,9 +185,7 @@ pub(crate) async fn rotate(
         }
         None => {
             let (record, secret) = blocking(move || file.rotate(&key, grace, now)).await?;
-            let mut out = serde_json::to_value(record.summary(now)).unwrap_or(Value::Null);
-            out["token"] = Value::from(secret.expose());
-            out
+            record.shown_once(now, &secret)
         }
     };
     shared.audit(

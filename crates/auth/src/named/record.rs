@@ -274,6 +274,14 @@ impl TokenRecord {
         self.sha256.fingerprint()
     }
 
+    /// The summary plus the token itself, for the one answer that shows a new token
+    /// (`token create|rotate --json` and the admin API).
+    pub fn shown_once(&self, now: Timestamp, token: &Secret) -> Value {
+        let mut out = serde_json::to_value(self.summary(now)).unwrap_or_else(|_| Value::Object(Map::new()));
+        out["token"] = Value::from(token.expose());
+        out
+    }
+
     /// The public, secret-free view printed by `token list --json` and the admin API.
     pub fn summary(&self, now: Timestamp) -> TokenSummary {
         TokenSummary {

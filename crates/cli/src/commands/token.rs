@@ -95,9 +95,7 @@ fn create(
             .credential(CredentialKind::Named, record.id.as_str()),
     );
     if json {
-        let mut out = serde_json::to_value(record.summary(now))?;
-        out["token"] = Value::from(token.expose());
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&record.shown_once(now, &token))?);
     } else {
         print_secret(&token, &format!("token `{}` ({} scope)", record.name, record.scope));
         describe(&record);
@@ -255,9 +253,7 @@ fn rotate(ctx: &Context, target: &str, grace: Option<&str>, json: bool) -> Resul
             .credential(CredentialKind::Named, record.id.as_str()),
     );
     if json {
-        let mut out = serde_json::to_value(record.summary(now))?;
-        out["token"] = Value::from(token.expose());
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&record.shown_once(now, &token))?);
     } else {
         print_secret(&token, &format!("new secret of token `{}` ({} scope)", record.name, record.scope));
         describe(&record);

@@ -34,6 +34,19 @@ impl TestHome {
         home
     }
 
+    /// A home with the Pico channel enabled (plus `options` for `channels.pico`) and
+    /// `token` as the pico token in `.security.yml`.
+    pub fn with_pico(token: &str, options: Value) -> TestHome {
+        let home = TestHome::new();
+        let mut channel = serde_json::json!({ "enabled": true });
+        if let (Value::Object(c), Value::Object(extra)) = (&mut channel, options) {
+            c.extend(extra);
+        }
+        home.write_config(&serde_json::json!({ "channels": { "pico": channel } }));
+        home.write_security(&format!("channels:\n  pico:\n    token: \"{token}\"\n"));
+        home
+    }
+
     /// The home directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
