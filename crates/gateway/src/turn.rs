@@ -105,13 +105,14 @@ pub(crate) async fn run_turn(
     if !created && !failed {
         send(Frame::message_create(session, &message_id, "").with("model_name", model.as_str()));
     }
-    send(Frame::typing_stop(session));
-    shared.hub.broadcast(session, tag(Frame::message_done(session, &message_id)), true);
     // Recording the turn appends to and fsyncs the session file: do it on the blocking
-    // pool (still under the session's turn lock, so history stays in order).
+    // pool (still under the session's turn lock, so history stays in order), and before
+    // the end-of-turn frames, so a turn a client saw finish survives a crash.
     let (engine, session_id, text) = (engine.clone(), turn.session_id.clone(), turn.text);
     let chars = full.len();
     let _ = tokio::task::spawn_blocking(move || engine.finish_turn(&session_id, &text, &full)).await;
+    send(Frame::typing_stop(session));
+    shared.hub.broadcast(session, tag(Frame::message_done(session, &message_id)), true);
     tracing::debug!(session = %turn.session_id, principal = %turn.principal, chars, "turn done");
 }
 
