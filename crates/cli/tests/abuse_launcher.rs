@@ -34,7 +34,7 @@ fn forge(rng: &mut XorShift, value: &str) -> String {
         (0..n).map(|_| char::from(HEX[(rng.next() % 16) as usize])).collect()
     };
     match rng.below(9) {
-        0 | 1 | 2 => {
+        0..=2 => {
             // One character changed (the most likely forgery to slip through a bad compare).
             let mut bytes = value.as_bytes().to_vec();
             let at = loop {
