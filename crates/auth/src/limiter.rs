@@ -65,6 +65,18 @@ pub struct FailureLimiter {
     state: Mutex<State>,
 }
 
+/// The key a client is counted under: its IPv4 address, or its IPv6 /64 (one host
+/// usually owns a whole /64 and could otherwise rotate through it).
+fn bucket_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
 fn secs_until(now: Instant, until: Instant) -> u64 {
     until.saturating_duration_since(now).as_secs().max(1)
 }
@@ -90,6 +102,7 @@ impl FailureLimiter {
 
     /// Before verifying: is `key` allowed to try now?
     pub fn check(&self, key: IpAddr) -> Result<(), RetryAfter> {
+        let key = bucket_key(key);
         let now = Instant::now();
         let mut st = self.lock();
         self.roll_global(&mut st, now);
@@ -108,6 +121,7 @@ impl FailureLimiter {
 
     /// After a wrong credential from `key`.
     pub fn record_failure(&self, key: IpAddr) {
+        let key = bucket_key(key);
         let now = Instant::now();
         let mut st = self.lock();
         self.roll_global(&mut st, now);
@@ -129,7 +143,7 @@ impl FailureLimiter {
 
     /// After a success from `key`: its own failure count is cleared.
     pub fn record_success(&self, key: IpAddr) {
-        self.lock().keys.remove(&key);
+        self.lock().keys.remove(&bucket_key(key));
     }
 
     /// Addresses currently tracked (bounded by `capacity`).
@@ -184,6 +198,15 @@ mod tests {
         }
         assert!(l.check(ip(0)).is_err(), "a failing address is refused once the global budget is spent");
         assert!(l.check(ip(99)).is_ok(), "a clean address still gets in");
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_64_share_a_bucket() {
+        let l = FailureLimiter::new(LimiterConfig { per_key_max: 2, ..Default::default() });
+        l.record_failure("2001:db8::1".parse().unwrap());
+        l.record_failure("2001:db8::ffff:2".parse().unwrap());
+        assert!(l.check("2001:db8::3".parse().unwrap()).is_err());
+        assert!(l.check("2001:db8:0:1::1".parse().unwrap()).is_ok(), "another /64");
     }
 
     #[test]

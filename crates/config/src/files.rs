@@ -48,6 +48,34 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// Prefix of the temporary files [`write_atomic`] creates.
+pub const TEMP_PREFIX: &str = ".picoclaw-tmp-";
+
+/// Removes temporary files left in `dir` by writers killed mid-write (they may hold an old
+/// secret). Only files older than `min_age` are removed, so a write in progress in another
+/// process is left alone. Returns how many were removed.
+pub fn remove_stale_temp_files(dir: &Path, min_age: std::time::Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let old_enough = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= min_age);
+        if old_enough && entry.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 fn sync_dir(dir: &Path) {
     // Best effort: some filesystems refuse fsync on a directory; the rename itself is atomic.
     if let Ok(handle) = fs::File::open(dir) {
@@ -91,6 +119,16 @@ mod tests {
         assert_eq!(too_open(&path), None);
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary files left behind");
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".picoclaw-tmp-abc"), "old secret").unwrap();
+        fs::write(dir.path().join("config.json"), "{}").unwrap();
+        assert_eq!(remove_stale_temp_files(dir.path(), std::time::Duration::from_secs(3600)), 0);
+        assert_eq!(remove_stale_temp_files(dir.path(), std::time::Duration::ZERO), 1);
+        assert!(dir.path().join("config.json").exists());
     }
 
     #[cfg(unix)]

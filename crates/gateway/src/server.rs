@@ -83,6 +83,14 @@ impl Gateway {
         let Options { paths, flags } = options;
         let lock = picoclaw_lifecycle::acquire(&paths)?;
         let runtime = Secret::generate().map_err(picoclaw_credentials::CredentialError::from)?;
+        // Writers killed mid-write (crash, SIGKILL) leave temporary files that may hold an old
+        // secret; remove those older than a minute (a newer one may be a write in progress).
+        for dir in [paths.config_dir(), paths.home()] {
+            let removed = picoclaw_config::files::remove_stale_temp_files(dir, Duration::from_secs(60));
+            if removed > 0 {
+                tracing::info!(removed, dir = %dir.display(), "removed temporary files left by an interrupted write");
+            }
+        }
         let (live, warnings) = build_live(&paths, &flags, &runtime, None)?;
         for w in &warnings {
             tracing::warn!("{w}");
