@@ -74,6 +74,10 @@ struct Line {
 
 struct Session {
     owner: Option<String>,
+    /// The owner is known but not yet on disk: it is written with the session's first
+    /// turn, so opening a socket costs no fsync (a session without turns has nothing to
+    /// protect).
+    owner_pending: bool,
     turns: VecDeque<Turn>,
     bytes: usize,
     last_used: u64,
@@ -108,13 +112,23 @@ pub struct SessionStore {
     limits: Mutex<HistoryLimits>,
     inner: Mutex<Inner>,
     claim_lock: Mutex<()>,
-    write_lock: Mutex<()>,
+    write_locks: [Mutex<()>; WRITE_STRIPES],
 }
 
 impl std::fmt::Debug for SessionStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionStore").field("dir", &self.dir).finish_non_exhaustive()
     }
+}
+
+/// Number of write locks sessions are spread over.
+const WRITE_STRIPES: usize = 64;
+
+fn stripe(id: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    (h.finish() as usize) % WRITE_STRIPES
 }
 
 fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<SessionStore>>> {
@@ -145,7 +159,7 @@ impl SessionStore {
             limits: Mutex::new(limits),
             inner: Mutex::new(Inner { sessions: HashMap::new(), tick: 0 }),
             claim_lock: Mutex::new(()),
-            write_lock: Mutex::new(()),
+            write_locks: std::array::from_fn(|_| Mutex::new(())),
         });
         reg.insert(dir.to_owned(), Arc::downgrade(&store));
         store
@@ -173,9 +187,13 @@ impl SessionStore {
         if !inner.sessions.contains_key(id) {
             let loaded = self.load(id, limits)?;
             if inner.sessions.len() >= MAX_CACHED_SESSIONS {
-                // Evict the least recently used; it is reloaded from disk when needed.
-                if let Some(oldest) =
-                    inner.sessions.iter().min_by_key(|(_, s)| s.last_used).map(|(k, _)| k.clone())
+                // Evict the least recently used; it is reloaded from disk when needed. A
+                // session whose owner is not on disk yet is kept while others can go.
+                if let Some(oldest) = inner
+                    .sessions
+                    .iter()
+                    .min_by_key(|(_, s)| (s.owner_pending, s.last_used))
+                    .map(|(k, _)| k.clone())
                 {
                     inner.sessions.remove(&oldest);
                 }
@@ -191,7 +209,8 @@ impl SessionStore {
     }
 
     fn load(&self, id: &str, limits: HistoryLimits) -> Result<Session, StoreError> {
-        let mut session = Session { owner: None, turns: VecDeque::new(), bytes: 0, last_used: 0 };
+        let mut session =
+            Session { owner: None, owner_pending: false, turns: VecDeque::new(), bytes: 0, last_used: 0 };
         let path = self.file(id);
         let file = match File::open(&path) {
             Ok(f) => f,
@@ -236,27 +255,30 @@ impl SessionStore {
         self.with(id, |s| s.owner.clone())
     }
 
-    /// Records `principal` as the owner of `id` when it has none; returns the owner.
+    /// Records `principal` as the owner of `id` when it has none; returns the owner. The
+    /// record reaches the disk with the session's first turn.
     pub fn claim(&self, id: &str, principal: &str) -> Result<String, StoreError> {
         let _one_claim_at_a_time = lock(&self.claim_lock);
-        let existing = self.owner(id)?;
-        if let Some(owner) = existing {
-            return Ok(owner);
-        }
-        let header = Header { v: 1, owner: principal.to_owned(), created_ms: now_ms() };
-        let mut line = serde_json::to_vec(&header).unwrap_or_default();
-        line.push(b'\n');
-        // Normally the first line; a file that got messages before anyone claimed it gets
-        // the owner record appended (the first owner record in a file wins on load).
-        self.append(id, &line)?;
-        self.with(id, |s| s.owner.get_or_insert_with(|| principal.to_owned()).clone())
+        self.with(id, |s| {
+            if s.owner.is_none() {
+                s.owner = Some(principal.to_owned());
+                s.owner_pending = true;
+            }
+            s.owner.clone().unwrap_or_default()
+        })
     }
 
-    /// Appends a finished turn and fsyncs it.
+    /// Appends a finished turn (and a pending owner record) and fsyncs it.
     pub fn append_turn(&self, id: &str, user: &str, answer: &str) -> Result<(), StoreError> {
         let limits = *lock(&self.limits);
         let ts = now_ms();
         let mut bytes = Vec::new();
+        let pending_owner = self.with(id, |s| s.owner.clone().filter(|_| s.owner_pending))?;
+        if let Some(owner) = &pending_owner {
+            let header = Header { v: 1, owner: owner.clone(), created_ms: ts };
+            bytes.extend(serde_json::to_vec(&header).unwrap_or_default());
+            bytes.push(b'\n');
+        }
         let mut turns = vec![Turn { role: Role::User, content: user.to_owned() }];
         if !answer.is_empty() {
             turns.push(Turn { role: Role::Assistant, content: answer.to_owned() });
@@ -268,6 +290,9 @@ impl SessionStore {
         }
         self.append(id, &bytes)?;
         self.with(id, |s| {
+            if pending_owner.is_some() {
+                s.owner_pending = false;
+            }
             for t in turns {
                 s.push(t, limits);
             }
@@ -302,8 +327,9 @@ impl SessionStore {
 
     /// Appends `bytes` (whole lines) to the file of `id`, cutting a torn tail first.
     fn append(&self, id: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        // One writer at a time: a claim and a turn of the same session never interleave.
-        let _one_writer = lock(&self.write_lock);
+        // One writer per session at a time (striped locks: bounded, and turns of different
+        // sessions fsync in parallel).
+        let _one_writer = lock(&self.write_locks[stripe(id)]);
         self.ensure_dir()?;
         let path = self.file(id);
         let mut opts = OpenOptions::new();

@@ -71,7 +71,6 @@ async fn status(base: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the gateway to call picoclaw_agent::spawn_pico_client at startup (gateway owner)"]
 async fn gateway_answers_a_remote_pico_server_and_reconnects() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

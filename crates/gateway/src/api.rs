@@ -126,7 +126,7 @@ async fn status(
             "max_connections": live.settings.pico.max_connections,
             "sessions": sessions,
         },
-        "pico_client": serde_json::Value::Null,
+        "pico_client": shared.pico_client_status(),
     })))
 }
 

@@ -122,7 +122,8 @@ pub(crate) async fn upgrade(
     if let Err(e) = claimed {
         let (status, code) = match e {
             picoclaw_agent::SessionError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-            _ => (StatusCode::BAD_REQUEST, "invalid_session_id"),
+            picoclaw_agent::SessionError::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid_session_id"),
+            picoclaw_agent::SessionError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "session_storage"),
         };
         return ApiError::new(status, code, e.to_string()).into_response();
     }

@@ -72,7 +72,14 @@ pub(crate) async fn reload(shared: &Arc<Shared>, trigger: &str) -> Result<Summar
     {
         tracing::warn!("gateway.host/gateway.port changed; restart the gateway to apply them");
     }
+    let client_changed = live.settings.pico_client != old.settings.pico_client
+        || live.credentials.pico_client().map(|r| r.secret.fingerprint())
+            != old.credentials.pico_client().map(|r| r.secret.fingerprint())
+        || !same_agent(&live.settings, &old.settings);
     shared.replace_live(live);
+    if client_changed {
+        shared.restart_pico_client();
+    }
     let closed = revalidate(shared);
     shared.audit(
         picoclaw_auth::audit::AuditEvent::new(

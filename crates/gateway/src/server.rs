@@ -154,6 +154,7 @@ impl Gateway {
         }
         tokio::spawn(sweep_loop(shared.clone(), stop_rx.clone()));
         tokio::spawn(last_used_loop(shared.clone(), stop_rx.clone()));
+        shared.restart_pico_client();
         shared.ready.store(true, Ordering::Release);
         // Published last: a client that finds the record finds a gateway that is serving.
         lock.publish(&record)?;
@@ -170,6 +171,9 @@ impl Gateway {
         let drain_until = tokio::time::Instant::now() + settings.gateway.shutdown_timeout;
         while shared.active_turns.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < drain_until {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(client) = shared.pico_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            client.stop();
         }
         shared.hub.close_all(close::GOING_AWAY, "gateway shutting down");
         let _ = stop_tx.send(true);

@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub reload_lock: tokio::sync::Mutex<()>,
     pub tickets: TicketStore,
     pub audit: Option<AuditLog>,
+    /// The outbound Pico client, when `channels.pico_client.enabled`.
+    pub pico_client: std::sync::Mutex<Option<Arc<picoclaw_agent::PicoClientStatus>>>,
 }
 
 impl Shared {
@@ -69,6 +71,7 @@ impl Shared {
             active_turns: AtomicUsize::new(0),
             reload_lock: tokio::sync::Mutex::new(()),
             tickets: TicketStore::new(),
+            pico_client: std::sync::Mutex::new(None),
             audit: match AuditLog::open(paths_audit) {
                 Ok(log) => Some(log),
                 Err(e) => {
@@ -88,6 +91,26 @@ impl Shared {
     /// Replaces the reloadable state.
     pub fn replace_live(&self, live: Live) {
         *self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(live);
+    }
+
+    /// (Re)starts the outbound Pico client from the current state; stops a running one.
+    pub fn restart_pico_client(&self) {
+        let live = self.live();
+        let next = picoclaw_agent::spawn_pico_client(&live.settings, &live.credentials, live.engine.clone());
+        let mut slot = self.pico_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(old) = slot.take() {
+            old.stop();
+        }
+        *slot = next;
+    }
+
+    /// The outbound Pico client's state, `null` when disabled.
+    pub fn pico_client_status(&self) -> serde_json::Value {
+        let slot = self.pico_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slot.as_ref() {
+            Some(status) => serde_json::to_value(status.snapshot()).unwrap_or(serde_json::Value::Null),
+            None => serde_json::Value::Null,
+        }
     }
 
     pub fn uptime_secs(&self) -> u64 {
