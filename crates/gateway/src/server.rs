@@ -172,7 +172,9 @@ impl Gateway {
         while shared.active_turns.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < drain_until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if let Some(client) = shared.pico_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        if let Some(client) =
+            shared.pico_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        {
             client.stop();
         }
         shared.hub.close_all(close::GOING_AWAY, "gateway shutting down");
