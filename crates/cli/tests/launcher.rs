@@ -313,12 +313,26 @@ async fn gateway_control_child_environment_and_logs() {
         );
     }
 
-    // Named-token management is forwarded to the gateway; this gateway has no such API yet.
+    // Named-token management is forwarded to the gateway's admin API with the runtime token.
     let a = post_json(&l, "/api/tokens", Some(&cookie), json!({ "name": "phone", "scope": "chat" })).await;
-    assert_eq!(a.status, 501, "{}", a.body);
-    assert_eq!(a.json()["error"]["code"], "tokens_api_unavailable");
-    let tokens = get(&l.at("/api/tokens"), Some(&cookie)).await.json();
-    assert_eq!(tokens["management"], false);
+    assert_eq!(a.status, 201, "{}", a.body);
+    let created = a.json();
+    assert!(created["token"].as_str().is_some_and(|t| t.starts_with("pcl_")), "shown once: {created}");
+    let tokens = get(&l.at("/api/tokens"), Some(&cookie)).await;
+    assert!(!tokens.body.contains(created["token"].as_str().unwrap()), "never listed again");
+    let tokens = tokens.json();
+    assert_eq!(tokens["management"], true);
+    assert_eq!(tokens["named"]["tokens"][0]["name"], "phone");
+    let origin = format!("http://{}", l.authority());
+    let revoked = launcher_support::send(
+        "DELETE",
+        &l.at("/api/tokens/phone"),
+        Some(&cookie),
+        &[("origin", &origin)],
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
     let launcher_row =
         tokens["credentials"].as_array().unwrap().iter().find(|c| c["name"] == "launcher token").cloned();
     assert!(launcher_row.is_some_and(|r| r["fingerprint"].as_str().map(str::len) == Some(8)));

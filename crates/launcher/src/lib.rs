@@ -171,3 +171,35 @@ impl Launcher {
         served.map_err(LauncherError::Serve)
     }
 }
+
+/// Entry points for the fuzz targets in `fuzz/` (not a public API).
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::sync::OnceLock;
+
+    use crate::session::{self, Sessions};
+
+    const DIGEST: [u8; 32] = [0x5a; 32];
+
+    /// Decodes `input` as a session cookie value and as a `Cookie` header. Panics if a
+    /// value other than the one issued (up to the letter case of its hex) is accepted.
+    pub fn cookie(input: &str) {
+        static STATE: OnceLock<Option<(Sessions, String)>> = OnceLock::new();
+        let state = STATE.get_or_init(|| {
+            let sessions = Sessions::new().ok()?;
+            let (_, cookie) = sessions.create(1, &DIGEST).ok()?;
+            Some((sessions, cookie))
+        });
+        let Some((sessions, issued)) = state else { return };
+        if sessions.validate(input, 1, &DIGEST).is_some() {
+            assert_eq!(&input.to_ascii_lowercase(), issued, "a forged session cookie was accepted");
+        }
+        if let Ok(value) = http::HeaderValue::from_str(input) {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::COOKIE, value);
+            if let Some(found) = session::from_headers(&headers) {
+                let _ = sessions.validate(found, 1, &DIGEST);
+            }
+        }
+    }
+}
