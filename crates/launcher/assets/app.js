@@ -244,7 +244,7 @@
     const table = document.createElement("table");
     table.className = "tokens";
     const head = table.createTHead().insertRow();
-    for (const h of ["Credential", "Source", "Fingerprint", "Accepted on"]) {
+    for (const h of ["Credential", "Source", "Fingerprint", "Accepted on", ""]) {
       const th = document.createElement("th");
       th.textContent = h;
       head.appendChild(th);
@@ -256,6 +256,27 @@
       cell(row, c.set ? (c.source || "set") : "not set", c.set ? "" : "muted");
       cell(row, c.fingerprint || "–", "mono");
       cell(row, (c.accepted_on || []).join(", ") || c.note || "–");
+      const td = document.createElement("td");
+      const fixed = { "pico token": "pico", "gateway token": "gateway" }[c.name];
+      if (fixed && c.set && r.data.management) {
+        const rotate = document.createElement("button");
+        rotate.type = "button";
+        rotate.className = "ghost";
+        rotate.textContent = "Rotate";
+        if ((c.source || "").startsWith("env:")) {
+          rotate.disabled = true;
+          rotate.title = "Set by " + c.source.slice(4) + ": change it where that variable is defined.";
+        } else {
+          rotate.title = "New value; the old one keeps working for 10 minutes.";
+          rotate.addEventListener("click", () => {
+            if (confirm("Rotate the " + c.name + "? Clients must switch to the new value within 10 minutes.")) {
+              tokenAction("POST", "/api/tokens/" + fixed + "/rotate", { grace: "10m" }, $("named"));
+            }
+          });
+        }
+        td.appendChild(rotate);
+      }
+      row.appendChild(td);
     }
     box.className = "";
     box.replaceChildren(table);
