@@ -23,15 +23,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 const PICO: &str = "pico-token-for-abuse-tests-0123456789abcdef";
 
-fn home_with(pico: Value) -> TestHome {
-    let home = TestHome::new();
-    let mut channel = json!({ "enabled": true });
-    if let (Value::Object(c), Value::Object(extra)) = (&mut channel, pico) {
-        c.extend(extra);
-    }
-    home.write_config(&json!({ "channels": { "pico": channel } }));
-    home.write_security(&format!("channels:\n  pico:\n    token: \"{PICO}\"\n"));
-    home
+fn home_with(options: Value) -> TestHome {
+    TestHome::with_pico(PICO, options)
 }
 
 fn socket_addr(gw: &support::Gateway) -> SocketAddr {
