@@ -429,3 +429,43 @@ async fn no_token_reaches_the_log_even_at_trace_level() {
         assert!(serde_json::from_str::<Value>(line).is_ok_and(|v| v.is_object()), "not JSON: {line}");
     }
 }
+
+#[tokio::test]
+async fn invalid_utf8_text_closes_with_1007_and_malformed_upgrades_are_refused() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    let home = home_with(json!({}));
+    let gw = home.spawn_gateway(&[]);
+    let mut s = ws::bearer(&gw.ws(), PICO).await;
+    let bad = Frame::message(vec![0x7b, 0xff, 0xfe, 0x7d], OpCode::Data(Data::Text), true);
+    s.send(Message::Frame(bad)).await.unwrap();
+    match ws::next(&mut s, Duration::from_secs(5)).await {
+        Next::Closed(Some((code, _))) => assert_eq!(code, 1007),
+        other => panic!("expected close 1007, got {other:?}"),
+    }
+
+    // A plain GET with a valid credential but no upgrade, and an upgrade without a key.
+    let client = reqwest::Client::new();
+    let plain = client.get(gw.ws().replace("ws://", "http://")).bearer_auth(PICO).send().await.unwrap();
+    assert_eq!(plain.status().as_u16(), 426);
+    let body: Value = plain.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "websocket_required");
+    let keyless = client
+        .get(gw.ws().replace("ws://", "http://"))
+        .bearer_auth(PICO)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .send()
+        .await
+        .unwrap();
+    assert!(keyless.status().is_client_error(), "{}", keyless.status());
+
+    // The gateway keeps serving everyone else.
+    let mut t = ws::bearer(&gw.ws(), PICO).await;
+    ws::send(&mut t, json!({"type":"ping","id":"still"})).await;
+    assert_eq!(ws::frame(&mut t).await["id"], "still");
+}
