@@ -209,7 +209,19 @@ fn status() -> Result<ExitCode> {
         }
         match &s["pico_client"] {
             Value::Null => writeln!(out, "pico_client: disabled")?,
-            other => writeln!(out, "pico_client: {}", other)?,
+            c => {
+                let text = |k: &str| c[k].as_str().unwrap_or("-").to_owned();
+                writeln!(
+                    out,
+                    "pico_client: {} to {} (session {}), {} reconnect(s), {} message(s) answered{}",
+                    text("state"),
+                    text("url"),
+                    text("session_id"),
+                    c["reconnects"],
+                    c["messages_answered"],
+                    c["last_error"].as_str().map(|e| format!("; last error: {e}")).unwrap_or_default()
+                )?;
+            }
         }
     }
     Ok(if ready { ExitCode::SUCCESS } else { ExitCode::from(1) })
