@@ -8,24 +8,9 @@ mod launcher_support;
 mod support;
 
 use launcher_support::{get, home, session, start};
+use support::XorShift;
 
 const FORGERIES: usize = 2_000;
-
-/// A tiny seeded xorshift generator.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn forge(rng: &mut XorShift, value: &str) -> String {
     const HEX: &[u8] = b"0123456789abcdef";
@@ -76,7 +61,7 @@ async fn forged_session_cookies_are_all_refused() {
     let status_url = l.at("/api/gateway/status");
     assert_eq!(get(&status_url, Some(&cookie)).await.status, 200);
 
-    let mut rng = XorShift(0x00c0_ffee_d00d);
+    let mut rng = XorShift::new(0x00c0_ffee_d00d);
     let forged: Vec<String> = (0..FORGERIES).map(|_| forge(&mut rng, value)).filter(|f| f != value).collect();
     let mut tasks = Vec::new();
     for chunk in forged.chunks(forged.len().div_ceil(16)) {

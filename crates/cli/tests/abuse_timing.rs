@@ -7,30 +7,21 @@
 //! A control runs the same statistic over a deliberately leaky early-exit comparison and
 //! must see the leak, so the test is known to be able to fail.
 
+mod support;
+
 use std::hint::black_box;
 use std::time::Instant;
 
 use picoclaw_auth::{Scope, Verifier};
 use picoclaw_config::{Flags, Layers, MapEnv, Paths, Settings};
 use picoclaw_credentials::{Credentials, Secret};
+use support::XorShift;
 
 /// 64 characters, like a generated token.
 const REAL: &str = "k3Jq9vXcT2mNw8bRf5LpZy1HdG7sAe4UoVi6QtKx0CnMjWbYrPaFg2EhSl9DzXu3";
 const SAMPLES: usize = 3_000;
 const BATCH: usize = 20;
 const ROUNDS: usize = 3;
-
-/// A tiny seeded xorshift generator (no dependency, reproducible order).
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// The same length as `REAL`, sharing its first `prefix` characters, wrong after that.
 fn wrong_token(prefix: usize) -> String {
@@ -68,7 +59,7 @@ fn measured(probe: &dyn Fn(&str) -> bool) -> (f64, Vec<f64>) {
     let near = wrong_token(60);
     assert_eq!((far.len(), near.len()), (REAL.len(), REAL.len()));
     assert!(near.starts_with(&REAL[..60]) && !far.starts_with(&REAL[..1]));
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut rng = XorShift::new(0x9E37_79B9_7F4A_7C15);
     // Warm caches and the branch predictor for both inputs.
     for _ in 0..2_000 {
         black_box(probe(&far));

@@ -16,31 +16,13 @@ use std::time::{Duration, Instant};
 
 use picoclaw_credentials::store::{get_path, read_security_tree};
 use serde_json::{Value, json};
-use support::{TestHome, wait_for_record};
+use support::{TestHome, XorShift, wait_for_record};
 
-/// A tiny seeded xorshift generator: a failing run can be replayed with its seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn from_env() -> XorShift {
-        let seed =
-            std::env::var("PICOCLAW_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_f00d);
-        eprintln!("fault seed {seed} (PICOCLAW_FAULT_SEED)");
-        XorShift(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A delay uniformly in `[0, max]`.
-    fn delay(&mut self, max: Duration) -> Duration {
-        let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX).max(1);
-        Duration::from_micros(self.next() % (micros + 1))
-    }
+/// The generator for a fault run: seeded from PICOCLAW_FAULT_SEED so a failure replays.
+fn seeded_rng() -> XorShift {
+    let seed = std::env::var("PICOCLAW_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_f00d);
+    eprintln!("fault seed {seed} (PICOCLAW_FAULT_SEED)");
+    XorShift::new(seed)
 }
 
 fn iterations() -> usize {
@@ -125,7 +107,7 @@ fn start_and_chat(home: &TestHome) -> Duration {
 #[test]
 fn sigkill_while_the_gateway_publishes_its_pid_file() {
     let home = TestHome::onboarded();
-    let mut rng = XorShift::from_env();
+    let mut rng = seeded_rng();
     // How long a start takes to publish its record: kills land before, during and after.
     let started = Instant::now();
     let first = home.spawn_gateway(&[]);
@@ -181,7 +163,7 @@ fn sigkill_while_onboard_writes_config_and_secrets() {
     const OLD_SECURITY: &str =
         "# written by hand\ngateway:\n  token: \"gateway-token-kept-across-crashes-0001\"\n";
     let home = TestHome::new();
-    let mut rng = XorShift::from_env();
+    let mut rng = seeded_rng();
     let config = home.file("config.json");
     let security = home.file(".security.yml");
     support::write_private(&security, OLD_SECURITY);
@@ -238,7 +220,7 @@ fn sigkill_while_onboard_writes_config_and_secrets() {
 #[test]
 fn sigkill_while_token_rotate_rewrites_secrets() {
     let home = TestHome::onboarded();
-    let mut rng = XorShift::from_env();
+    let mut rng = seeded_rng();
     let security = home.file(".security.yml");
     let window = duration_of(&home, &["token", "rotate", "pico"]).mul_f64(1.3);
     let (mut landed, mut old, mut new) = (0, 0, 0);
@@ -362,7 +344,7 @@ fn check_session_file(path: &Path, context: &str) -> (Vec<String>, bool, bool) {
 fn sigkill_while_the_gateway_appends_session_history() {
     let home = TestHome::onboarded();
     let token = pico_token(&home);
-    let mut rng = XorShift::from_env();
+    let mut rng = seeded_rng();
     let file = home.file("sessions/crash.jsonl");
     let n = iterations().div_ceil(5).max(1);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");

@@ -189,6 +189,36 @@ impl Gateway {
     }
 }
 
+/// A tiny seeded xorshift generator: no dependency, and a failing run can be replayed from
+/// its seed.
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// A generator from `seed` (any value; zero is mapped to a valid state).
+    pub fn new(seed: u64) -> XorShift {
+        XorShift(seed | 1)
+    }
+
+    /// The next pseudo-random value.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in `[0, n)` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// A delay uniformly in `[0, max]`.
+    pub fn delay(&mut self, max: Duration) -> Duration {
+        let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX).max(1);
+        Duration::from_micros(self.next() % (micros + 1))
+    }
+}
+
 /// Sends a signal with the `kill` command (keeps tests free of unsafe code).
 pub fn unsafe_free_kill(pid: u32, signal: &str) {
     let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
