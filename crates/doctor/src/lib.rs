@@ -15,7 +15,7 @@
 //! `.picoclaw.pid`, over loopback, at `/auth/whoami`.
 
 mod checks;
-pub mod http;
+pub use picoclaw_lifecycle::http;
 mod repair;
 
 use std::path::PathBuf;

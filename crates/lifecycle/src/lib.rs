@@ -13,6 +13,7 @@
 //! - readers ([`probe`]) test the lock with a brief *shared* lock: if they can take it,
 //!   nobody holds the exclusive one and any record is stale.
 
+pub mod http;
 pub mod service;
 
 use std::fs::{File, OpenOptions, TryLockError};

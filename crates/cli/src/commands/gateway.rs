@@ -150,15 +150,14 @@ fn stop() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn get_json(url: &str, token: Option<&RuntimeRecord>) -> Result<(u16, Value)> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
-    let mut req = client.get(url);
-    if let Some(record) = token {
-        req = req.bearer_auth(record.token.expose());
-    }
-    let resp = req.send().await.with_context(|| format!("cannot reach {url}"))?;
-    let code = resp.status().as_u16();
-    Ok((code, resp.json().await.unwrap_or(Value::Null)))
+/// Sends one request to the local gateway recorded in `record`, with its runtime token
+/// when `authenticated` (loopback only, no proxy: see `picoclaw_lifecycle::http`).
+pub fn call(record: &RuntimeRecord, method: &str, path: &str, authenticated: bool) -> Result<(u16, Value)> {
+    use picoclaw_lifecycle::http;
+    let addr = http::loopback_addr(&record.host, record.port)?;
+    let token = authenticated.then(|| record.token.expose());
+    let answer = http::request(addr, method, path, token)?;
+    Ok((answer.status, answer.body))
 }
 
 fn status() -> Result<ExitCode> {
@@ -182,11 +181,8 @@ fn status() -> Result<ExitCode> {
         }
     };
     let base = record.base_url();
-    let (ready, status) = runtime()?.block_on(async {
-        let ready = get_json(&format!("{base}/ready"), None).await.map(|(c, _)| c == 200).unwrap_or(false);
-        let status = get_json(&format!("{base}/status"), Some(&record)).await.ok();
-        (ready, status)
-    });
+    let ready = call(&record, "GET", "/ready", false).is_ok_and(|(code, _)| code == 200);
+    let status = call(&record, "GET", "/status", true).ok();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut out = std::io::stdout().lock();
     writeln!(out, "gateway:  running")?;
@@ -238,13 +234,7 @@ fn human_duration(secs: u64) -> String {
 fn reload() -> Result<ExitCode> {
     let paths = Paths::from_env(&ProcessEnv)?;
     let record = picoclaw_lifecycle::running(&paths)?;
-    let url = format!("{}/reload", record.base_url());
-    let (code, body) = runtime()?.block_on(async {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-        let resp = client.post(&url).bearer_auth(record.token.expose()).send().await?;
-        let code = resp.status().as_u16();
-        anyhow::Ok((code, resp.json::<Value>().await.unwrap_or(Value::Null)))
-    })?;
+    let (code, body) = call(&record, "POST", "/reload", true)?;
     if code == 200 {
         println!("gateway reloaded (pid {}); sockets closed: {}", record.pid, body["closed_sockets"]);
         Ok(ExitCode::SUCCESS)

@@ -336,20 +336,7 @@ fn notify_gateway(ctx: &Context) {
             return;
         }
     };
-    let url = format!("{}/reload", record.base_url());
-    let outcome = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| {
-            rt.block_on(async {
-                let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-                let resp = client.post(&url).bearer_auth(record.token.expose()).send().await?;
-                let code = resp.status().as_u16();
-                let body = resp.json::<Value>().await.unwrap_or(Value::Null);
-                anyhow::Ok((code, body))
-            })
-        });
+    let outcome = super::gateway::call(&record, "POST", "/reload", true);
     match outcome {
         Ok((200, _)) => {
             eprintln!("the running gateway (pid {}) reloaded: the change is in effect", record.pid)
