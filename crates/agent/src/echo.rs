@@ -15,4 +15,8 @@ impl Agent for EchoAgent {
     fn reply(&self, request: TurnRequest) -> ReplyStream {
         Box::pin(futures_util::stream::once(async move { Ok(request.text) }))
     }
+
+    fn uses_history(&self) -> bool {
+        false
+    }
 }

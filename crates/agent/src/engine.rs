@@ -120,12 +120,30 @@ impl Engine {
                 "the session file could not be read or written (see the gateway log)".into(),
             )
         })?;
-        if owner == principal || admin { Ok(()) } else { Err(SessionError::Forbidden) }
+        owner_allows(&owner, principal, admin)
+    }
+
+    /// [`claim_as`](Self::claim_as) when it needs no disk access: the session is cached
+    /// or `fresh` (an id the caller just generated at random). `None`: call `claim_as`
+    /// off the async workers instead.
+    pub fn claim_in_memory(
+        &self,
+        session_id: &str,
+        principal: &str,
+        admin: bool,
+        fresh: bool,
+    ) -> Option<Result<(), SessionError>> {
+        if let Err(e) = validate_session_id(session_id) {
+            return Some(Err(e));
+        }
+        let Some(store) = &self.store else { return Some(Ok(())) };
+        let owner = store.claim_in_memory(session_id, principal, fresh)?;
+        Some(owner_allows(&owner, principal, admin))
     }
 
     /// Answers `text` in `session_id`, feeding the agent the session's bounded history.
     pub fn run_turn(&self, session_id: &str, text: String, media: Vec<String>) -> ReplyStream {
-        let history = self.history(session_id);
+        let history = if self.agent.uses_history() { self.history(session_id) } else { Vec::new() };
         self.agent.reply(TurnRequest { session_id: session_id.to_owned(), history, text, media })
     }
 
@@ -160,6 +178,11 @@ impl Engine {
 
 /// Longest accepted session id.
 pub const MAX_SESSION_ID: usize = 128;
+
+/// The owner of a session, or an admin, may use it.
+fn owner_allows(owner: &str, principal: &str, admin: bool) -> Result<(), SessionError> {
+    if owner == principal || admin { Ok(()) } else { Err(SessionError::Forbidden) }
+}
 
 /// Session ids are used as file names: 1-128 of `[A-Za-z0-9._:-]`, not starting with `.`.
 pub fn validate_session_id(id: &str) -> Result<(), SessionError> {

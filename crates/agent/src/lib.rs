@@ -91,6 +91,12 @@ pub trait Agent: Send + Sync + 'static {
 
     /// Answers one turn.
     fn reply(&self, request: TurnRequest) -> ReplyStream;
+
+    /// Whether [`reply`](Agent::reply) reads [`TurnRequest::history`]. An agent that does
+    /// not (the echo agent) is handed an empty one, so its turns skip copying it.
+    fn uses_history(&self) -> bool {
+        true
+    }
 }
 
 /// A shared agent.

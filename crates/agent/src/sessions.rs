@@ -15,6 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -84,6 +85,18 @@ struct Session {
 }
 
 impl Session {
+    fn empty() -> Session {
+        Session { owner: None, owner_pending: false, turns: VecDeque::new(), bytes: 0, last_used: 0 }
+    }
+
+    fn claim(&mut self, principal: &str) -> String {
+        if self.owner.is_none() {
+            self.owner = Some(principal.to_owned());
+            self.owner_pending = true;
+        }
+        self.owner.clone().unwrap_or_default()
+    }
+
     fn push(&mut self, turn: Turn, limits: HistoryLimits) {
         self.bytes += turn.content.len();
         self.turns.push_back(turn);
@@ -102,6 +115,33 @@ struct Inner {
     tick: u64,
 }
 
+impl Inner {
+    /// Caches `session` as `id`, evicting the least recently used session when full (it
+    /// is reloaded from disk when needed). A session whose owner is not on disk yet is
+    /// kept while others can go.
+    fn insert(&mut self, id: &str, session: Session) {
+        if self.sessions.len() >= MAX_CACHED_SESSIONS
+            && let Some(oldest) = self
+                .sessions
+                .iter()
+                .min_by_key(|(_, s)| (s.owner_pending, s.last_used))
+                .map(|(k, _)| k.clone())
+        {
+            self.sessions.remove(&oldest);
+        }
+        self.sessions.insert(id.to_owned(), session);
+    }
+
+    /// The cached session `id`, marked as just used.
+    fn touch(&mut self, id: &str) -> Option<&mut Session> {
+        self.tick += 1;
+        let tick = self.tick;
+        let session = self.sessions.get_mut(id)?;
+        session.last_used = tick;
+        Some(session)
+    }
+}
+
 /// The history of every session under one `sessions/` directory.
 ///
 /// One store exists per directory in a process ([`SessionStore::open`] hands out the same
@@ -112,7 +152,41 @@ pub struct SessionStore {
     limits: Mutex<HistoryLimits>,
     inner: Mutex<Inner>,
     claim_lock: Mutex<()>,
-    write_locks: [Mutex<()>; WRITE_STRIPES],
+    /// One writer per stripe at a time, each with its own few open session files.
+    stripes: [Mutex<OpenFiles>; WRITE_STRIPES],
+    /// The directory exists with mode 0700 (checked once, not on every turn).
+    dir_ready: AtomicBool,
+}
+
+/// Session files kept open by one write stripe, most recently used last. An open file's
+/// cursor sits after its last whole line, so a turn costs one `write` and one
+/// `fdatasync` instead of open + stat + tail scan + seek + write + sync + close.
+#[derive(Default)]
+struct OpenFiles {
+    files: Vec<OpenFile>,
+}
+
+struct OpenFile {
+    id: String,
+    /// Positioned just past the last complete line.
+    file: File,
+}
+
+impl OpenFiles {
+    /// Takes the open file of `id` out of the cache (it is put back after a good write).
+    fn take(&mut self, id: &str) -> Option<OpenFile> {
+        let at = self.files.iter().position(|f| f.id == id)?;
+        Some(self.files.remove(at))
+    }
+
+    /// Puts a file back as the most recently used, closing the least recently used one
+    /// when the stripe already holds [`FILES_PER_STRIPE`].
+    fn put(&mut self, file: OpenFile) {
+        if self.files.len() >= FILES_PER_STRIPE {
+            self.files.remove(0);
+        }
+        self.files.push(file);
+    }
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -123,6 +197,9 @@ impl std::fmt::Debug for SessionStore {
 
 /// Number of write locks sessions are spread over.
 const WRITE_STRIPES: usize = 64;
+
+/// Session files each stripe keeps open (so at most 256 descriptors in all).
+const FILES_PER_STRIPE: usize = 4;
 
 fn stripe(id: &str) -> usize {
     use std::hash::{Hash, Hasher};
@@ -159,7 +236,8 @@ impl SessionStore {
             limits: Mutex::new(limits),
             inner: Mutex::new(Inner { sessions: HashMap::new(), tick: 0 }),
             claim_lock: Mutex::new(()),
-            write_locks: std::array::from_fn(|_| Mutex::new(())),
+            stripes: std::array::from_fn(|_| Mutex::new(OpenFiles::default())),
+            dir_ready: AtomicBool::new(false),
         });
         reg.insert(dir.to_owned(), Arc::downgrade(&store));
         store
@@ -182,35 +260,18 @@ impl SessionStore {
     fn with<R>(&self, id: &str, f: impl FnOnce(&mut Session) -> R) -> Result<R, StoreError> {
         let limits = *lock(&self.limits);
         let mut inner = lock(&self.inner);
-        inner.tick += 1;
-        let tick = inner.tick;
         if !inner.sessions.contains_key(id) {
             let loaded = self.load(id, limits)?;
-            if inner.sessions.len() >= MAX_CACHED_SESSIONS {
-                // Evict the least recently used; it is reloaded from disk when needed. A
-                // session whose owner is not on disk yet is kept while others can go.
-                if let Some(oldest) = inner
-                    .sessions
-                    .iter()
-                    .min_by_key(|(_, s)| (s.owner_pending, s.last_used))
-                    .map(|(k, _)| k.clone())
-                {
-                    inner.sessions.remove(&oldest);
-                }
-            }
-            inner.sessions.insert(id.to_owned(), loaded);
+            inner.insert(id, loaded);
         }
-        let session = inner.sessions.get_mut(id).ok_or_else(|| StoreError::Io {
+        inner.touch(id).map(f).ok_or_else(|| StoreError::Io {
             path: self.file(id),
             source: std::io::Error::other("session vanished from the cache"),
-        })?;
-        session.last_used = tick;
-        Ok(f(session))
+        })
     }
 
     fn load(&self, id: &str, limits: HistoryLimits) -> Result<Session, StoreError> {
-        let mut session =
-            Session { owner: None, owner_pending: false, turns: VecDeque::new(), bytes: 0, last_used: 0 };
+        let mut session = Session::empty();
         let path = self.file(id);
         let file = match File::open(&path) {
             Ok(f) => f,
@@ -259,13 +320,25 @@ impl SessionStore {
     /// record reaches the disk with the session's first turn.
     pub fn claim(&self, id: &str, principal: &str) -> Result<String, StoreError> {
         let _one_claim_at_a_time = lock(&self.claim_lock);
-        self.with(id, |s| {
-            if s.owner.is_none() {
-                s.owner = Some(principal.to_owned());
-                s.owner_pending = true;
+        self.with(id, |s| s.claim(principal))
+    }
+
+    /// [`claim`](Self::claim) without touching the disk, when that is possible: the
+    /// session is cached, or `fresh` says the caller just made `id` up at random (so no
+    /// file can hold it). `None` means the session must be read first: call `claim`,
+    /// off the async workers.
+    pub fn claim_in_memory(&self, id: &str, principal: &str, fresh: bool) -> Option<String> {
+        let _one_claim_at_a_time = lock(&self.claim_lock);
+        // One lock from the check to the claim: an eviction in between must not let an
+        // existing session be claimed as empty.
+        let mut inner = lock(&self.inner);
+        if !inner.sessions.contains_key(id) {
+            if !fresh {
+                return None;
             }
-            s.owner.clone().unwrap_or_default()
-        })
+            inner.insert(id, Session::empty());
+        }
+        inner.touch(id).map(|s| s.claim(principal))
     }
 
     /// Appends a finished turn (and a pending owner record) and fsyncs it.
@@ -305,6 +378,9 @@ impl SessionStore {
     }
 
     fn ensure_dir(&self) -> Result<(), StoreError> {
+        if self.dir_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
@@ -322,14 +398,13 @@ impl SessionStore {
                     .map_err(Self::io(&self.dir))?;
             }
         }
+        self.dir_ready.store(true, Ordering::Release);
         Ok(())
     }
 
-    /// Appends `bytes` (whole lines) to the file of `id`, cutting a torn tail first.
-    fn append(&self, id: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        // One writer per session at a time (striped locks: bounded, and turns of different
-        // sessions fsync in parallel).
-        let _one_writer = lock(&self.write_locks[stripe(id)]);
+    /// Opens the file of `id` for appending: created 0600 when missing (and the new
+    /// directory entry made durable), a torn tail cut off.
+    fn open_for_append(&self, id: &str) -> Result<OpenFile, StoreError> {
         self.ensure_dir()?;
         let path = self.file(id);
         let mut opts = OpenOptions::new();
@@ -341,22 +416,47 @@ impl SessionStore {
         }
         let mut file = opts.open(&path).map_err(Self::io(&path))?;
         let len = file.metadata().map_err(Self::io(&path))?.len();
-        let created = len == 0;
-        let end = valid_end(&mut file, len).map_err(Self::io(&path))?;
-        if end != len {
-            file.set_len(end).map_err(Self::io(&path))?;
-        }
-        file.seek(SeekFrom::Start(end)).map_err(Self::io(&path))?;
-        file.write_all(bytes).map_err(Self::io(&path))?;
-        file.sync_data().map_err(Self::io(&path))?;
-        if created {
-            // Make the new directory entry durable too.
+        if len == 0 {
+            // Make the (possibly new) directory entry durable before the first turn lands.
             if let Ok(dir) = File::open(&self.dir) {
                 let _ = dir.sync_all();
             }
         }
-        Ok(())
+        let end = valid_end(&mut file, len).map_err(Self::io(&path))?;
+        if end != len {
+            file.set_len(end).map_err(Self::io(&path))?;
+        }
+        // Later appends go on from here: the cursor follows each write.
+        file.seek(SeekFrom::Start(end)).map_err(Self::io(&path))?;
+        Ok(OpenFile { id: id.to_owned(), file })
     }
+
+    /// Appends `bytes` (whole lines) to the file of `id` and `fdatasync`s it.
+    fn append(&self, id: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        // One writer per session at a time (striped locks: bounded, and turns of different
+        // sessions fsync in parallel).
+        let mut stripe = lock(&self.stripes[stripe(id)]);
+        let mut open = match stripe.take(id) {
+            Some(open) => open,
+            None => self.open_for_append(id)?,
+        };
+        let written = write_at_end(&mut open, bytes);
+        match written {
+            Ok(()) => {
+                stripe.put(open);
+                Ok(())
+            }
+            // The handle is dropped: the next append reopens the file and cuts whatever
+            // part of this write reached it.
+            Err(e) => Err(Self::io(&self.file(id))(e)),
+        }
+    }
+}
+
+/// Writes `bytes` at the file's last line end (where its cursor is) and makes them durable.
+fn write_at_end(open: &mut OpenFile, bytes: &[u8]) -> std::io::Result<()> {
+    open.file.write_all(bytes)?;
+    open.file.sync_data()
 }
 
 /// The length of the file up to and including its last newline (0 when it has none).
@@ -445,5 +545,28 @@ mod tests {
         s.append_turn("b", "abcde", "").unwrap();
         let h = s.history("b").unwrap();
         assert_eq!(h.iter().map(|t| t.content.as_str()).collect::<Vec<_>>(), ["67890", "abcde"]);
+    }
+
+    #[test]
+    fn appends_survive_closing_open_files() {
+        // More sessions than the stripes keep open: files are closed and reopened in
+        // between turns, and every turn still lands once, in order.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sessions");
+        let sessions = WRITE_STRIPES * FILES_PER_STRIPE + 50;
+        {
+            let s = SessionStore::open(&dir, HistoryLimits::default());
+            for round in 0..3 {
+                for i in 0..sessions {
+                    s.append_turn(&format!("s{i}"), &format!("q{round}"), &format!("a{round}")).unwrap();
+                }
+            }
+        }
+        let s = SessionStore::open(&dir, HistoryLimits::default());
+        for i in [0, sessions / 2, sessions - 1] {
+            let h = s.history(&format!("s{i}")).unwrap();
+            let texts: Vec<_> = h.iter().map(|t| t.content.as_str()).collect();
+            assert_eq!(texts, ["q0", "a0", "q1", "a1", "q2", "a2"], "session s{i}");
+        }
     }
 }

@@ -86,6 +86,7 @@ impl Target {
         if self.kind == Kind::Baseline {
             return Ok(id_of(&frame["id"]));
         }
+        // The gateway and the pico-shaped baseline answer alike.
         match (op, frame["type"].as_str()) {
             (Op::Ping, Some("pong")) => Ok(id_of(&frame["id"])),
             (Op::Message, Some("message.create")) => {

@@ -6,6 +6,7 @@
 //! figure with its absolute value, the baseline's, their ratio and the budget of issue 8.
 
 mod baseline;
+mod disk;
 mod http;
 mod load;
 mod servers;
@@ -69,6 +70,9 @@ enum Mode {
         #[arg(long, default_value_t = 5000)]
         rate: u32,
     },
+    /// (context) Durable appends/s and fdatasync latency of the homes' filesystem: the
+    /// ceiling for any turn that must reach the disk before it ends.
+    Disk,
     /// Launcher RSS after 10,000 failed logins from 1,000 loopback addresses.
     Storm {
         /// Failed logins [default: 10000, quick: 2000].
@@ -81,6 +85,9 @@ enum Mode {
         /// File to write the bound port to.
         #[arg(long)]
         port_file: PathBuf,
+        /// Answer each text frame with the three frames of a gateway echo turn.
+        #[arg(long)]
+        pico_frames: bool,
     },
 }
 
@@ -162,8 +169,8 @@ impl Plan {
 fn main() -> Result<()> {
     let args = Args::parse();
     let mode = args.mode.clone().unwrap_or(Mode::All);
-    if let Mode::BaselineServer { port_file } = &mode {
-        return baseline::serve(port_file);
+    if let Mode::BaselineServer { port_file, pico_frames } = &mode {
+        return baseline::serve(port_file, *pico_frames);
     }
     let bench = std::env::current_exe().context("cannot find the bench executable")?;
     let picoclaw = match args.picoclaw {
@@ -228,6 +235,9 @@ async fn run(launch: &Launch, plan: &Plan, mode: &Mode) -> Result<Vec<Row>> {
     }
     if all || matches!(mode, Mode::Echo) {
         rows.extend(echo(launch, plan).await?);
+    }
+    if all || matches!(mode, Mode::Disk) {
+        rows.extend(disk_rows(launch, plan).await?);
     }
     if all || matches!(mode, Mode::Latency { .. }) {
         let rate = match mode {
@@ -364,7 +374,7 @@ async fn alternate<T>(
             let result = work(&server).await?;
             drop(server);
             match kind {
-                Kind::Baseline => b.push(result),
+                Kind::Baseline | Kind::PicoShaped => b.push(result),
                 Kind::Gateway => g.push(result),
             }
         }
@@ -435,8 +445,63 @@ async fn echo(launch: &Launch, plan: &Plan) -> Result<Vec<Row>> {
             target: target.into(),
             verdict: if op == Op::Ping && ok { "-" } else { verdict(ok) },
         });
+        if op == Op::Message {
+            let mut shaped = Vec::new();
+            for _ in 0..plan.rounds.max(1) {
+                let server = launch.start(Kind::PicoShaped).await?;
+                shaped.push(load::closed_loop(&server, op, 100, plan.window).await?);
+            }
+            let rs = median_by(shaped, load::Rate::per_sec);
+            eprintln!("round trips/s (pico-shaped baseline): {:.0}", rs.per_sec());
+            rows.push(Row {
+                figure: format!(
+                    "(context) the same echo against a bare server sending the same three frames{}",
+                    rounds_note(plan)
+                ),
+                gateway: format!("{:.0}/s", rg.per_sec()),
+                baseline: format!("{:.0}/s ({} failed)", rs.per_sec(), rs.failed),
+                ratio: format!("{:.2}×", rg.per_sec() / rs.per_sec().max(1e-9)),
+                target: "-".into(),
+                verdict: "-",
+            });
+        }
     }
     Ok(rows)
+}
+
+/// The storage baseline (see `disk.rs`): not a budget row, the floor under the echo and
+/// latency rows when every turn is fsynced.
+async fn disk_rows(launch: &Launch, plan: &Plan) -> Result<Vec<Row>> {
+    let (dir, window) = (launch.home_dir.clone(), plan.window);
+    let d = tokio::task::spawn_blocking(move || disk::measure(&dir, 100, window)).await??;
+    eprintln!(
+        "disk: {:.0} durable appends/s with {} files in parallel; one writer: p50 {:.3} / p99 {:.3} ms",
+        d.parallel_per_sec,
+        d.writers,
+        d.single_ms(0.5),
+        d.single_ms(0.99)
+    );
+    Ok(vec![
+        Row {
+            figure: format!(
+                "(context) append + fdatasync/s on the homes' filesystem, {} files in parallel",
+                d.writers
+            ),
+            gateway: "-".into(),
+            baseline: format!("{:.0}/s", d.parallel_per_sec),
+            ratio: "-".into(),
+            target: "-".into(),
+            verdict: "-",
+        },
+        Row {
+            figure: "(context) one append + fdatasync, one writer".into(),
+            gateway: "-".into(),
+            baseline: format!("p50 {:.3} / p99 {:.3} ms", d.single_ms(0.5), d.single_ms(0.99)),
+            ratio: "-".into(),
+            target: "-".into(),
+            verdict: "-",
+        },
+    ])
 }
 
 async fn latency(launch: &Launch, plan: &Plan, rate: u32) -> Result<Row> {

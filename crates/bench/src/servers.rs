@@ -19,13 +19,17 @@ pub enum Kind {
     Baseline,
     /// `picoclaw gateway`.
     Gateway,
+    /// The bare server answering each text frame with the three frames a gateway echo
+    /// turn sends (`typing.start`, `message.create`, `typing.stop`): what the Pico
+    /// protocol itself costs on this stack, with no auth, session or storage.
+    PicoShaped,
 }
 
 impl Kind {
     /// The WebSocket path.
     pub fn ws_path(self) -> &'static str {
         match self {
-            Kind::Baseline => "/ws",
+            Kind::Baseline | Kind::PicoShaped => "/ws",
             Kind::Gateway => "/pico/ws",
         }
     }
@@ -35,6 +39,7 @@ impl Kind {
         match self {
             Kind::Baseline => "baseline",
             Kind::Gateway => "gateway",
+            Kind::PicoShaped => "pico-shaped baseline",
         }
     }
 }
@@ -102,9 +107,12 @@ impl Launch {
                     .env("PICOCLAW_LOG_LEVEL", "warn");
                 (cmd, Some(token))
             }
-            Kind::Baseline => {
+            Kind::Baseline | Kind::PicoShaped => {
                 let mut cmd = Command::new(&self.bench);
                 cmd.arg("baseline-server").arg("--port-file").arg(home.path().join("port"));
+                if kind == Kind::PicoShaped {
+                    cmd.arg("--pico-frames");
+                }
                 (cmd, None)
             }
         };
@@ -125,7 +133,9 @@ fn read_port(kind: Kind, home: &Path) -> Option<u16> {
             let record: serde_json::Value = serde_json::from_str(&text).ok()?;
             record["port"].as_u64().and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0)
         }
-        Kind::Baseline => std::fs::read_to_string(home.join("port")).ok()?.trim().parse().ok(),
+        Kind::Baseline | Kind::PicoShaped => {
+            std::fs::read_to_string(home.join("port")).ok()?.trim().parse().ok()
+        }
     }
 }
 

@@ -24,6 +24,13 @@ use crate::turn::{Turn, run_turn};
 /// Initial read buffer of one socket (see `upgrade`).
 const READ_BUFFER: usize = 4 * 1024;
 
+/// Bytes of queued frames the socket buffers before writing them out (a larger frame
+/// is written at once).
+const WRITE_BUFFER: usize = 16 * 1024;
+
+/// Most queued frames sent in one batch (one flush).
+const WRITE_BATCH_FRAMES: usize = 32;
+
 /// Turns one socket may have queued or running at once.
 const TURNS_PER_SOCKET: usize = 4;
 
@@ -49,14 +56,13 @@ fn parse_query(query: Option<&str>) -> WsQuery {
     q
 }
 
-fn random_id() -> String {
+/// A new session id: 128 random bits, so no session file can already hold it. `None`
+/// when the OS has no randomness to give (the socket is refused rather than handed a
+/// guessable or shared id).
+fn random_id() -> Option<String> {
     let mut bytes = [0u8; 16];
-    // The OS CSPRNG failing is fatal elsewhere; here a zero id would still be unique per
-    // process only by luck, so fall back to a counter-based id instead of panicking.
-    if getrandom::fill(&mut bytes).is_err() {
-        return format!("s{}", std::process::id());
-    }
-    hex::encode(bytes)
+    getrandom::fill(&mut bytes).ok()?;
+    Some(hex::encode(bytes))
 }
 
 /// Releases a connection slot when dropped.
@@ -109,16 +115,29 @@ pub(crate) async fn upgrade(
         return e.into_response();
     }
     let query = parse_query(uri.query());
-    let session_id = query.session_id.unwrap_or_else(random_id);
-    // Claiming may create and fsync the session file: keep it off the async workers.
-    let claimed = {
-        let (engine, session_id, id) = (live.engine.clone(), session_id.clone(), principal.id.clone());
-        let admin = principal.scope == Scope::Admin;
-        tokio::task::spawn_blocking(move || engine.claim_as(&session_id, &id, admin)).await
+    let fresh = query.session_id.is_none();
+    let Some(session_id) = query.session_id.or_else(random_id) else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_randomness",
+            "the OS random number generator failed; cannot make a session id",
+        )
+        .into_response();
     };
-    let claimed = claimed.unwrap_or_else(|_| {
-        Err(picoclaw_agent::SessionError::Storage("the session claim did not complete".into()))
-    });
+    let admin = principal.scope == Scope::Admin;
+    // A cached session or a fresh random id is claimed in memory; anything else may read
+    // the session file, which stays off the async workers.
+    let claimed = match live.engine.claim_in_memory(&session_id, &principal.id, admin, fresh) {
+        Some(claimed) => claimed,
+        None => {
+            let (engine, session_id, id) = (live.engine.clone(), session_id.clone(), principal.id.clone());
+            tokio::task::spawn_blocking(move || engine.claim_as(&session_id, &id, admin))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(picoclaw_agent::SessionError::Storage("the session claim did not complete".into()))
+                })
+        }
+    };
     if let Err(e) = claimed {
         let (status, code) = match e {
             picoclaw_agent::SessionError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
@@ -156,7 +175,7 @@ pub(crate) async fn upgrade(
         // tungstenite allocates (and zeroes) its read buffer up front: the 128 KiB default
         // was ~134 KiB of RSS per idle socket. Frames larger than this still grow it.
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(pico.max_frame_bytes.saturating_mul(2).max(64 * 1024));
     let ws = match &presented.echo_protocol {
         Some(offer) => ws.protocols([offer.clone()]),
@@ -376,7 +395,18 @@ async fn write_loop(
             },
             _ = ping.tick() => Message::Ping(Default::default()),
         };
-        match tokio::time::timeout(write_timeout, sink.send(message)).await {
+        // Frames already queued behind this one (a turn queues typing.start,
+        // message.create and typing.stop back to back) leave in the same socket write; the
+        // whole batch shares one write deadline.
+        let batch = async {
+            sink.feed(message).await?;
+            for _ in 1..WRITE_BATCH_FRAMES {
+                let Ok(text) = rx.try_recv() else { break };
+                sink.feed(Message::Text(text)).await?;
+            }
+            sink.flush().await
+        };
+        match tokio::time::timeout(write_timeout, batch).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => break,
             Err(_) => {

@@ -15,8 +15,11 @@ use tokio::sync::mpsc;
 /// Replay buffer bounds per session.
 const REPLAY_FRAMES: usize = 256;
 const REPLAY_BYTES: usize = 512 * 1024;
-/// Sessions kept when idle (no socket) before the oldest idle ones are dropped.
+/// Sessions kept before the oldest idle ones (no socket) are dropped.
 const MAX_IDLE_SESSIONS: usize = 4096;
+/// How many sessions below the bound one eviction goes, so the scan it costs is paid once
+/// per this many closed sockets, not on every close.
+const EVICT_SLACK: usize = MAX_IDLE_SESSIONS / 8;
 
 /// Why a socket is being closed: a WebSocket close code and a reason.
 #[derive(Debug, Clone)]
@@ -193,12 +196,47 @@ impl Hub {
     }
 }
 
+/// Drops the longest-idle sessions until [`EVICT_SLACK`] below the bound (sessions with a
+/// socket stay). One pass over the map and a partial selection, no full sort.
 fn evict_idle(sessions: &mut HashMap<String, Session>) {
-    let mut idle: Vec<(Instant, String)> =
-        sessions.iter().filter_map(|(k, s)| Some((s.idle_since?, k.clone()))).collect();
-    idle.sort();
-    let excess = sessions.len().saturating_sub(MAX_IDLE_SESSIONS);
-    for (_, key) in idle.into_iter().take(excess) {
+    let excess = sessions.len().saturating_sub(MAX_IDLE_SESSIONS - EVICT_SLACK);
+    let mut idle: Vec<(Instant, &String)> =
+        sessions.iter().filter_map(|(k, s)| Some((s.idle_since?, k))).collect();
+    if excess == 0 || idle.is_empty() {
+        return;
+    }
+    let take = excess.min(idle.len());
+    if take < idle.len() {
+        idle.select_nth_unstable(take - 1);
+    }
+    let doomed: Vec<String> = idle[..take].iter().map(|(_, k)| (*k).clone()).collect();
+    for key in doomed {
         sessions.remove(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eviction_keeps_sessions_with_sockets_and_drops_the_longest_idle() {
+        let mut sessions = HashMap::new();
+        let start = Instant::now();
+        for i in 0..MAX_IDLE_SESSIONS + 10 {
+            let mut s = Session::new();
+            s.idle_since = Some(start + std::time::Duration::from_millis(i as u64));
+            sessions.insert(format!("idle{i}"), s);
+        }
+        sessions.insert("busy".to_owned(), Session::new());
+        evict_idle(&mut sessions);
+        assert_eq!(sessions.len(), MAX_IDLE_SESSIONS - EVICT_SLACK);
+        assert!(sessions.contains_key("busy"), "a session with a socket was evicted");
+        let newest = format!("idle{}", MAX_IDLE_SESSIONS + 9);
+        assert!(sessions.contains_key(&newest), "the most recently idle session was evicted");
+        assert!(!sessions.contains_key("idle0"), "the longest idle session was kept");
+        // Below the bound nothing more goes.
+        evict_idle(&mut sessions);
+        assert_eq!(sessions.len(), MAX_IDLE_SESSIONS - EVICT_SLACK);
     }
 }

@@ -46,9 +46,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_stack_size(2 * 1024 * 1024)
-        // Session-file fsyncs run on the blocking pool and serialize on the store's lock;
-        // more threads than this would only add stacks, not throughput.
-        .max_blocking_threads(16)
+        // Every finished turn is fsynced on the blocking pool before it ends. Parallel
+        // fsyncs of different session files share the filesystem's journal commits, so
+        // throughput grows with how many are in flight: up to one per write stripe of the
+        // session store (64). Idle threads exit after tokio's keep-alive (10 s).
+        .max_blocking_threads(64)
         .enable_all()
         .build()
         .context("cannot start the async runtime")
