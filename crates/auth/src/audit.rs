@@ -34,6 +34,11 @@ use crate::verify::{AuthError, CredentialKind, Principal};
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// Lines waiting for the writer at most.
 pub const DEFAULT_QUEUE: usize = 4096;
+
+/// How long the writer gathers lines after the first of a batch before it writes them.
+/// While it waits, queuing a line wakes no thread; a burst of connections costs one
+/// wake-up and one `write` per window instead of one per line.
+const BATCH_WINDOW: Duration = Duration::from_millis(10);
 /// Longest endpoint / client / id text kept in a line.
 const MAX_FIELD: usize = 256;
 
@@ -333,7 +338,11 @@ fn writer_loop(mut sink: Sink, rx: Receiver<Msg>, dropped: Arc<AtomicU64>) {
             Msg::Flush(ack) => acks.push(ack),
         };
         if let Some(msg) = msg {
+            let flush_requested = matches!(msg, Msg::Flush(_));
             take(msg, &mut batch);
+            if !flush_requested {
+                std::thread::sleep(BATCH_WINDOW);
+            }
         }
         while batch.len() < 64 * 1024 {
             match rx.try_recv() {

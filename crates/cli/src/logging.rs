@@ -5,16 +5,23 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::writer::MakeWriterExt;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::cli::LogFormat;
 
-fn filter(level: &str) -> EnvFilter {
-    EnvFilter::try_new(format!(
-        "{level},hyper=warn,hyper_util=warn,tungstenite=warn,tokio_tungstenite=warn,notify=warn"
-    ))
-    .unwrap_or_else(|_| EnvFilter::new("info"))
+/// Libraries whose chatter stays at warn whatever the level.
+const QUIET: [&str; 5] = ["hyper", "hyper_util", "tungstenite", "tokio_tungstenite", "notify"];
+
+/// `level` (one of error, warn, info, debug, trace — the schema checks it) for picoclaw,
+/// warn for [`QUIET`]. A plain target filter: no directive parser (and no regex engine)
+/// at start-up.
+fn filter(level: &str) -> Targets {
+    let level = level.parse::<LevelFilter>().unwrap_or(LevelFilter::INFO);
+    let quiet = level.min(LevelFilter::WARN);
+    QUIET.iter().fold(Targets::new().with_default(level), |t, target| t.with_target(*target, quiet))
 }
 
 /// Installs the global subscriber writing to stderr and, when given, appending to `file`.
@@ -27,14 +34,24 @@ pub fn init(format: LogFormat, level: &str, file: Option<&Path>) {
         }
     });
     let ansi = file.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let base = tracing_subscriber::fmt().with_env_filter(filter(level)).with_target(false).with_ansi(ansi);
+    let filter = filter(level);
+    let base =
+        tracing_subscriber::fmt().with_max_level(LevelFilter::TRACE).with_target(false).with_ansi(ansi);
     let _ = match (format, file) {
-        (LogFormat::Human, Some(f)) => base.with_writer(std::io::stderr.and(Mutex::new(f))).try_init(),
-        (LogFormat::Human, None) => base.with_writer(std::io::stderr).try_init(),
-        (LogFormat::Json, Some(f)) => {
-            base.json().flatten_event(true).with_writer(std::io::stderr.and(Mutex::new(f))).try_init()
+        (LogFormat::Human, Some(f)) => {
+            base.with_writer(std::io::stderr.and(Mutex::new(f))).finish().with(filter).try_init()
         }
-        (LogFormat::Json, None) => base.json().flatten_event(true).with_writer(std::io::stderr).try_init(),
+        (LogFormat::Human, None) => base.with_writer(std::io::stderr).finish().with(filter).try_init(),
+        (LogFormat::Json, Some(f)) => base
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr.and(Mutex::new(f)))
+            .finish()
+            .with(filter)
+            .try_init(),
+        (LogFormat::Json, None) => {
+            base.json().flatten_event(true).with_writer(std::io::stderr).finish().with(filter).try_init()
+        }
     };
 }
 
@@ -48,4 +65,23 @@ pub fn open_log_file(path: &Path) -> std::io::Result<std::fs::File> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn level_applies_to_picoclaw_and_libraries_stay_at_warn() {
+        let f = filter("debug");
+        assert!(f.would_enable("picoclaw_gateway::conn", &Level::DEBUG));
+        assert!(!f.would_enable("picoclaw_gateway::conn", &Level::TRACE));
+        assert!(!f.would_enable("hyper::proto", &Level::INFO));
+        assert!(f.would_enable("hyper::proto", &Level::WARN));
+        let f = filter("error");
+        assert!(!f.would_enable("picoclaw", &Level::WARN));
+        assert!(!f.would_enable("tungstenite", &Level::WARN), "a library is never louder than the level");
+        assert!(filter("bogus").would_enable("picoclaw", &Level::INFO), "unknown level falls back to info");
+    }
 }
