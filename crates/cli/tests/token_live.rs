@@ -230,3 +230,23 @@ async fn admin_api_create_list_rotate_revoke_and_env_refusal() {
     let body: Value = refused.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("PICOCLAW_GATEWAY_TOKEN"), "{body}");
 }
+
+#[tokio::test]
+async fn audit_lines_queued_just_before_a_clean_stop_reach_the_file() {
+    // The audit writer gathers lines for a moment before writing them; a SIGTERM right
+    // after a connection must still leave its `auth_success` line on disk.
+    let token = "audit-flush-token-0123456789abcdef";
+    let home = TestHome::with_pico(token, serde_json::json!({}));
+    let mut gw = home.spawn_gateway(&[]);
+    let socket = ws::bearer(&gw.ws(), token).await;
+    let status = gw.terminate(Duration::from_secs(10)).expect("the gateway stops on SIGTERM");
+    assert!(status.success(), "gateway exited with {status}");
+    drop(socket);
+    let text = std::fs::read_to_string(home.file("logs/audit.jsonl")).expect("audit.jsonl exists");
+    let found = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|v| v["event"] == "auth_success" && v["endpoint"] == "/pico/ws" && v["credential_id"] == "pico");
+    assert!(found, "no auth_success line for the socket in:\n{text}");
+    assert!(!text.contains(token), "the token reached the audit log");
+}

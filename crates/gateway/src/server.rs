@@ -186,6 +186,12 @@ impl Gateway {
         for task in accept_tasks {
             task.abort();
         }
+        // The audit writer batches lines (10 ms): write what is queued before the exit.
+        let audit = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            audit.audit.as_ref().map(|log| log.flush(Duration::from_secs(2)))
+        })
+        .await;
         drop(lock);
         tracing::info!("gateway stopped");
         Ok(())
