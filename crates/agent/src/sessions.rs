@@ -414,7 +414,17 @@ impl SessionStore {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        let mut file = opts.open(&path).map_err(Self::io(&path))?;
+        let mut file = match opts.open(&path) {
+            // The directory went away while the gateway ran (someone cleared the history):
+            // make it again rather than refusing every new session until a restart.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.dir_ready.store(false, Ordering::Release);
+                self.ensure_dir()?;
+                opts.open(&path)
+            }
+            other => other,
+        }
+        .map_err(Self::io(&path))?;
         let len = file.metadata().map_err(Self::io(&path))?.len();
         if len == 0 {
             // Make the (possibly new) directory entry durable before the first turn lands.
@@ -437,8 +447,10 @@ impl SessionStore {
         // sessions fsync in parallel).
         let mut stripe = lock(&self.stripes[stripe(id)]);
         let mut open = match stripe.take(id) {
-            Some(open) => open,
-            None => self.open_for_append(id)?,
+            Some(open) if still_linked(&open.file) => open,
+            // Not open, or its file was deleted meanwhile (history cleared by hand): open
+            // the path again, which starts a new file.
+            _ => self.open_for_append(id)?,
         };
         let written = write_at_end(&mut open, bytes);
         match written {
@@ -450,6 +462,20 @@ impl SessionStore {
             // part of this write reached it.
             Err(e) => Err(Self::io(&self.file(id))(e)),
         }
+    }
+}
+
+/// False when the open file no longer has a name (it was deleted). One `fstat`, cheap
+/// next to the `fdatasync` that follows.
+fn still_linked(file: &File) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        file.metadata().is_ok_and(|m| m.nlink() > 0)
+    }
+    #[cfg(not(unix))]
+    {
+        file.metadata().is_ok()
     }
 }
 
@@ -567,6 +593,27 @@ mod tests {
             let h = s.history(&format!("s{i}")).unwrap();
             let texts: Vec<_> = h.iter().map(|t| t.content.as_str()).collect();
             assert_eq!(texts, ["q0", "a0", "q1", "a1", "q2", "a2"], "session s{i}");
+        }
+    }
+
+    #[test]
+    fn a_removed_directory_and_deleted_open_files_are_made_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sessions");
+        let s = SessionStore::open(&dir, HistoryLimits::default());
+        s.append_turn("before", "q", "a").unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        s.append_turn("after", "q2", "a2").unwrap();
+        let text = std::fs::read_to_string(dir.join("after.jsonl")).unwrap();
+        assert!(text.contains("\"q2\"") && text.contains("\"a2\""), "{text}");
+        // The session whose file was open when it was deleted starts a new file.
+        s.append_turn("before", "q3", "a3").unwrap();
+        let text = std::fs::read_to_string(dir.join("before.jsonl")).unwrap();
+        assert!(text.contains("\"q3\"") && !text.contains("\"q\""), "{text}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         }
     }
 }
