@@ -152,18 +152,23 @@ pub struct SessionStore {
     limits: Mutex<HistoryLimits>,
     inner: Mutex<Inner>,
     claim_lock: Mutex<()>,
-    /// One writer per stripe at a time, each with its own few open session files.
-    stripes: [Mutex<OpenFiles>; WRITE_STRIPES],
+    /// One writer per stripe at a time: sessions hash onto many stripes, so turns of
+    /// different sessions rarely wait for each other's `fdatasync`.
+    write_locks: Box<[Mutex<()>]>,
+    /// Session files kept open between turns (taken out while written, under the
+    /// session's stripe lock, so a file never has two handles).
+    open_files: Mutex<OpenFiles>,
     /// The directory exists with mode 0700 (checked once, not on every turn).
     dir_ready: AtomicBool,
 }
 
-/// Session files kept open by one write stripe, most recently used last. An open file's
-/// cursor sits after its last whole line, so a turn costs one `write` and one
-/// `fdatasync` instead of open + stat + tail scan + seek + write + sync + close.
+/// The session files kept open, at most [`MAX_OPEN_FILES`]. An open file's cursor sits
+/// after its last whole line, so a turn costs one `write` and one `fdatasync` instead of
+/// open + stat + tail scan + seek + write + sync + close.
 #[derive(Default)]
 struct OpenFiles {
-    files: Vec<OpenFile>,
+    files: HashMap<String, (u64, File)>,
+    tick: u64,
 }
 
 struct OpenFile {
@@ -175,17 +180,20 @@ struct OpenFile {
 impl OpenFiles {
     /// Takes the open file of `id` out of the cache (it is put back after a good write).
     fn take(&mut self, id: &str) -> Option<OpenFile> {
-        let at = self.files.iter().position(|f| f.id == id)?;
-        Some(self.files.remove(at))
+        let (id, (_, file)) = self.files.remove_entry(id)?;
+        Some(OpenFile { id, file })
     }
 
     /// Puts a file back as the most recently used, closing the least recently used one
-    /// when the stripe already holds [`FILES_PER_STRIPE`].
-    fn put(&mut self, file: OpenFile) {
-        if self.files.len() >= FILES_PER_STRIPE {
-            self.files.remove(0);
+    /// when [`MAX_OPEN_FILES`] are already open.
+    fn put(&mut self, open: OpenFile) {
+        if self.files.len() >= MAX_OPEN_FILES
+            && let Some(oldest) = self.files.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone())
+        {
+            self.files.remove(&oldest);
         }
-        self.files.push(file);
+        self.tick += 1;
+        self.files.insert(open.id, (self.tick, open.file));
     }
 }
 
@@ -195,11 +203,13 @@ impl std::fmt::Debug for SessionStore {
     }
 }
 
-/// Number of write locks sessions are spread over.
-const WRITE_STRIPES: usize = 64;
+/// Number of write locks sessions are spread over. With 64, about a third of a hundred
+/// busy sessions share a stripe and wait for another session's `fdatasync`; with 1,024
+/// few do (BENCHMARKS.md, F4). A lock is 4 bytes.
+const WRITE_STRIPES: usize = 1024;
 
-/// Session files each stripe keeps open (so at most 256 descriptors in all).
-const FILES_PER_STRIPE: usize = 4;
+/// Session files kept open at once (file descriptors).
+const MAX_OPEN_FILES: usize = 256;
 
 fn stripe(id: &str) -> usize {
     use std::hash::{Hash, Hasher};
@@ -236,7 +246,8 @@ impl SessionStore {
             limits: Mutex::new(limits),
             inner: Mutex::new(Inner { sessions: HashMap::new(), tick: 0 }),
             claim_lock: Mutex::new(()),
-            stripes: std::array::from_fn(|_| Mutex::new(OpenFiles::default())),
+            write_locks: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
+            open_files: Mutex::new(OpenFiles::default()),
             dir_ready: AtomicBool::new(false),
         });
         reg.insert(dir.to_owned(), Arc::downgrade(&store));
@@ -445,23 +456,19 @@ impl SessionStore {
     fn append(&self, id: &str, bytes: &[u8]) -> Result<(), StoreError> {
         // One writer per session at a time (striped locks: bounded, and turns of different
         // sessions fsync in parallel).
-        let mut stripe = lock(&self.stripes[stripe(id)]);
-        let mut open = match stripe.take(id) {
+        let _one_writer = lock(&self.write_locks[stripe(id)]);
+        let cached = lock(&self.open_files).take(id);
+        let mut open = match cached {
             Some(open) if still_linked(&open.file) => open,
             // Not open, or its file was deleted meanwhile (history cleared by hand): open
             // the path again, which starts a new file.
             _ => self.open_for_append(id)?,
         };
-        let written = write_at_end(&mut open, bytes);
-        match written {
-            Ok(()) => {
-                stripe.put(open);
-                Ok(())
-            }
-            // The handle is dropped: the next append reopens the file and cuts whatever
-            // part of this write reached it.
-            Err(e) => Err(Self::io(&self.file(id))(e)),
-        }
+        // On an error the handle is dropped: the next append reopens the file and cuts
+        // whatever part of this write reached it.
+        write_at_end(&mut open, bytes).map_err(Self::io(&self.file(id)))?;
+        lock(&self.open_files).put(open);
+        Ok(())
     }
 }
 
@@ -575,11 +582,11 @@ mod tests {
 
     #[test]
     fn appends_survive_closing_open_files() {
-        // More sessions than the stripes keep open: files are closed and reopened in
-        // between turns, and every turn still lands once, in order.
+        // More sessions than are kept open: files are closed and reopened in between
+        // turns, and every turn still lands once, in order.
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("sessions");
-        let sessions = WRITE_STRIPES * FILES_PER_STRIPE + 50;
+        let sessions = MAX_OPEN_FILES + 50;
         {
             let s = SessionStore::open(&dir, HistoryLimits::default());
             for round in 0..3 {

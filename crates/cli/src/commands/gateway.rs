@@ -48,8 +48,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .thread_stack_size(2 * 1024 * 1024)
         // Every finished turn is fsynced on the blocking pool before it ends. Parallel
         // fsyncs of different session files share the filesystem's journal commits, so
-        // throughput grows with how many are in flight: up to one per write stripe of the
-        // session store (64). Idle threads exit after tokio's keep-alive (10 s).
+        // throughput grows with how many are in flight (64 measured as well as 128 here,
+        // BENCHMARKS.md F4). Idle threads exit after tokio's keep-alive (10 s).
         .max_blocking_threads(64)
         .enable_all()
         .build()
