@@ -151,7 +151,6 @@ pub struct SessionStore {
     dir: PathBuf,
     limits: Mutex<HistoryLimits>,
     inner: Mutex<Inner>,
-    claim_lock: Mutex<()>,
     /// One writer per stripe at a time: sessions hash onto many stripes, so turns of
     /// different sessions rarely wait for each other's `fdatasync`.
     write_locks: Box<[Mutex<()>]>,
@@ -245,7 +244,6 @@ impl SessionStore {
             dir: dir.to_owned(),
             limits: Mutex::new(limits),
             inner: Mutex::new(Inner { sessions: HashMap::new(), tick: 0 }),
-            claim_lock: Mutex::new(()),
             write_locks: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
             open_files: Mutex::new(OpenFiles::default()),
             dir_ready: AtomicBool::new(false),
@@ -330,7 +328,8 @@ impl SessionStore {
     /// Records `principal` as the owner of `id` when it has none; returns the owner. The
     /// record reaches the disk with the session's first turn.
     pub fn claim(&self, id: &str, principal: &str) -> Result<String, StoreError> {
-        let _one_claim_at_a_time = lock(&self.claim_lock);
+        // `with` holds the cache lock from the lookup (or load) to the claim, so two
+        // principals racing for a new session cannot both own it.
         self.with(id, |s| s.claim(principal))
     }
 
@@ -339,9 +338,8 @@ impl SessionStore {
     /// file can hold it). `None` means the session must be read first: call `claim`,
     /// off the async workers.
     pub fn claim_in_memory(&self, id: &str, principal: &str, fresh: bool) -> Option<String> {
-        let _one_claim_at_a_time = lock(&self.claim_lock);
         // One lock from the check to the claim: an eviction in between must not let an
-        // existing session be claimed as empty.
+        // existing session be claimed as empty, and two claims cannot interleave.
         let mut inner = lock(&self.inner);
         if !inner.sessions.contains_key(id) {
             if !fresh {

@@ -200,9 +200,12 @@ impl Hub {
 /// socket stay). One pass over the map and a partial selection, no full sort.
 fn evict_idle(sessions: &mut HashMap<String, Session>) {
     let excess = sessions.len().saturating_sub(MAX_IDLE_SESSIONS - EVICT_SLACK);
+    if excess == 0 {
+        return;
+    }
     let mut idle: Vec<(Instant, &String)> =
         sessions.iter().filter_map(|(k, s)| Some((s.idle_since?, k))).collect();
-    if excess == 0 || idle.is_empty() {
+    if idle.is_empty() {
         return;
     }
     let take = excess.min(idle.len());
