@@ -9,7 +9,7 @@
 use http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use picoclaw_auth::{Presentation, extract};
+use picoclaw_auth::{Presentation, Presentations, presented};
 
 /// `picoclaw_auth`'s longest accepted token.
 const MAX_TOKEN_LEN: usize = 4096;
@@ -38,28 +38,32 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let Ok(Some(found)) = extract(&headers, query.as_deref(), allow_query) else { return };
-    assert!(!found.token.is_empty() && found.token.len() <= MAX_TOKEN_LEN, "token length out of bounds");
-    match found.how {
-        Presentation::Bearer => {
-            let sent = auth_sent.expect("Bearer found without an Authorization header");
-            let sent = std::str::from_utf8(sent).expect("accepted Authorization is ASCII");
-            assert!(sent.contains(&found.token), "Bearer token is not what was sent");
-            assert_eq!(found.token.trim(), found.token, "Bearer token keeps surrounding blanks");
-            assert!(found.echo_protocol.is_none());
+    let all = presented(&headers, query.as_deref(), Presentations::SOCKET, allow_query);
+    assert!(all.candidates().len() <= 2 + picoclaw_auth::MAX_OFFERS, "candidates are bounded");
+    for (i, found) in all.candidates().iter().enumerate() {
+        assert!(!found.token().is_empty() && found.token().len() <= MAX_TOKEN_LEN, "token length out of bounds");
+        match found.how() {
+            Presentation::Bearer => {
+                assert_eq!(i, 0, "Bearer comes first");
+                let sent = auth_sent.expect("Bearer found without an Authorization header");
+                let sent = std::str::from_utf8(sent).expect("accepted Authorization is ASCII");
+                assert!(sent.contains(found.token()), "Bearer token is not what was sent");
+                assert_eq!(found.token().trim(), found.token(), "Bearer token keeps surrounding blanks");
+                assert!(found.offer().is_none());
+            }
+            Presentation::Subprotocol | Presentation::Ticket => {
+                let echo = all.echo_for(found).expect("subprotocol credential without echo");
+                assert!(offers.iter().any(|o| o == echo), "echo {echo:?} was never offered");
+                let prefix = if found.how() == Presentation::Subprotocol { "token." } else { "ticket." };
+                assert_eq!(echo.strip_prefix(prefix), Some(found.token()), "echo is not the offer");
+            }
+            Presentation::Query => {
+                assert!(allow_query, "query token accepted while allow_query is false");
+                assert_eq!(i, all.candidates().len() - 1, "the query token comes last");
+                assert!(found.offer().is_none());
+            }
         }
-        Presentation::Subprotocol | Presentation::Ticket => {
-            assert!(auth_sent.is_none(), "a subprotocol credential won over an Authorization header");
-            let echo = found.echo_protocol.as_deref().expect("subprotocol credential without echo");
-            assert!(offers.iter().any(|o| o == echo), "echo {echo:?} was never offered");
-            let prefix = if found.how == Presentation::Subprotocol { "token." } else { "ticket." };
-            assert_eq!(echo.strip_prefix(prefix), Some(found.token.as_str()), "echo is not the offer");
-        }
-        Presentation::Query => {
-            assert!(allow_query, "query token accepted while allow_query is false");
-            assert!(auth_sent.is_none() && found.echo_protocol.is_none());
-        }
+        // Debug shows how the credential came, never the credential.
+        assert_eq!(format!("{found:?}"), format!("Candidate {{ how: {:?}, .. }}", found.how()));
     }
-    // Debug shows how the credential came, never the credential.
-    assert_eq!(format!("{found:?}"), format!("Extracted {{ how: {:?}, .. }}", found.how));
 });

@@ -1,8 +1,9 @@
 //! The conversation engine the gateway calls for every chat turn: session ownership,
 //! history in, agent call, history out.
 //!
-//! Ownership: the first principal to use a session owns it (recorded in the session file,
-//! so it survives a restart). Another principal gets [`SessionError::Forbidden`]. Admin
+//! Ownership: the first principal to use a session owns it (recorded durably in the
+//! session file before its first socket opens, so it survives a restart and a cache
+//! eviction). Another principal gets [`SessionError::Forbidden`]. Admin
 //! principals (the gateway token and the runtime token, ids [`ADMIN_PRINCIPALS`], or any
 //! caller of [`Engine::claim_as`] with `admin = true`) may open any session: they can
 //! already read every file of the home directory through the admin API and the host.
@@ -124,20 +125,18 @@ impl Engine {
     }
 
     /// [`claim_as`](Self::claim_as) when it needs no disk access: the session is cached
-    /// or `fresh` (an id the caller just generated at random). `None`: call `claim_as`
-    /// off the async workers instead.
-    pub fn claim_in_memory(
+    /// with its (durable) owner. `None`: call `claim_as` off the async workers instead.
+    pub fn claim_cached(
         &self,
         session_id: &str,
         principal: &str,
         admin: bool,
-        fresh: bool,
     ) -> Option<Result<(), SessionError>> {
         if let Err(e) = validate_session_id(session_id) {
             return Some(Err(e));
         }
         let Some(store) = &self.store else { return Some(Ok(())) };
-        let owner = store.claim_in_memory(session_id, principal, fresh)?;
+        let owner = store.cached_owner(session_id)?;
         Some(owner_allows(&owner, principal, admin))
     }
 

@@ -1,8 +1,11 @@
 //! Session history: bounded in memory, appended to `sessions/<id>.jsonl` on disk.
 //!
 //! File format (one JSON object per line, append-only):
-//! - an owner record, normally line 1: `{"v":1,"owner":"<principal id>","created_ms":N}` — written when
-//!   a principal first claims the session, so ownership survives a restart;
+//! - an owner record, normally line 1: `{"v":1,"owner":"<principal id>","created_ms":N}` —
+//!   written and `fdatasync`ed when a principal first claims the session, before the claim
+//!   returns. Ownership is decided by what is on disk: the in-memory cache only holds
+//!   copies of durable owners, so evicting a session from it can never make the session
+//!   look unowned (the takeover the security review found, RELIABILITY.md);
 //! - then one line per message: `{"role":"user"|"assistant","content":"...","ts_ms":N}`.
 //!   A finished turn (user line + assistant line) is written with one `write` and one
 //!   `fsync`, so a turn is either on disk or not.
@@ -74,11 +77,8 @@ struct Line {
 }
 
 struct Session {
+    /// The owner as recorded on disk (never a claim that is not durable yet).
     owner: Option<String>,
-    /// The owner is known but not yet on disk: it is written with the session's first
-    /// turn, so opening a socket costs no fsync (a session without turns has nothing to
-    /// protect).
-    owner_pending: bool,
     turns: VecDeque<Turn>,
     bytes: usize,
     last_used: u64,
@@ -86,15 +86,7 @@ struct Session {
 
 impl Session {
     fn empty() -> Session {
-        Session { owner: None, owner_pending: false, turns: VecDeque::new(), bytes: 0, last_used: 0 }
-    }
-
-    fn claim(&mut self, principal: &str) -> String {
-        if self.owner.is_none() {
-            self.owner = Some(principal.to_owned());
-            self.owner_pending = true;
-        }
-        self.owner.clone().unwrap_or_default()
+        Session { owner: None, turns: VecDeque::new(), bytes: 0, last_used: 0 }
     }
 
     fn push(&mut self, turn: Turn, limits: HistoryLimits) {
@@ -117,15 +109,11 @@ struct Inner {
 
 impl Inner {
     /// Caches `session` as `id`, evicting the least recently used session when full (it
-    /// is reloaded from disk when needed). A session whose owner is not on disk yet is
-    /// kept while others can go.
+    /// is reloaded from disk when needed; everything it holds is on disk).
     fn insert(&mut self, id: &str, session: Session) {
         if self.sessions.len() >= MAX_CACHED_SESSIONS
-            && let Some(oldest) = self
-                .sessions
-                .iter()
-                .min_by_key(|(_, s)| (s.owner_pending, s.last_used))
-                .map(|(k, _)| k.clone())
+            && let Some(oldest) =
+                self.sessions.iter().min_by_key(|(_, s)| s.last_used).map(|(k, _)| k.clone())
         {
             self.sessions.remove(&oldest);
         }
@@ -325,42 +313,34 @@ impl SessionStore {
         self.with(id, |s| s.owner.clone())
     }
 
-    /// Records `principal` as the owner of `id` when it has none; returns the owner. The
-    /// record reaches the disk with the session's first turn.
+    /// Records `principal` as the owner of `id` when it has none, durably (written and
+    /// `fdatasync`ed before this returns); returns the owner.
     pub fn claim(&self, id: &str, principal: &str) -> Result<String, StoreError> {
-        // `with` holds the cache lock from the lookup (or load) to the claim, so two
+        // The session's stripe lock serializes claims (and appends) of one session: two
         // principals racing for a new session cannot both own it.
-        self.with(id, |s| s.claim(principal))
-    }
-
-    /// [`claim`](Self::claim) without touching the disk, when that is possible: the
-    /// session is cached, or `fresh` says the caller just made `id` up at random (so no
-    /// file can hold it). `None` means the session must be read first: call `claim`,
-    /// off the async workers.
-    pub fn claim_in_memory(&self, id: &str, principal: &str, fresh: bool) -> Option<String> {
-        // One lock from the check to the claim: an eviction in between must not let an
-        // existing session be claimed as empty, and two claims cannot interleave.
-        let mut inner = lock(&self.inner);
-        if !inner.sessions.contains_key(id) {
-            if !fresh {
-                return None;
-            }
-            inner.insert(id, Session::empty());
+        let _one_writer = lock(&self.write_locks[stripe(id)]);
+        if let Some(owner) = self.with(id, |s| s.owner.clone())? {
+            return Ok(owner);
         }
-        inner.touch(id).map(|s| s.claim(principal))
+        let header = Header { v: 1, owner: principal.to_owned(), created_ms: now_ms() };
+        let mut bytes = serde_json::to_vec(&header).unwrap_or_default();
+        bytes.push(b'\n');
+        self.append_locked(id, &bytes)?;
+        self.with(id, |s| s.owner.get_or_insert_with(|| principal.to_owned()).clone())
     }
 
-    /// Appends a finished turn (and a pending owner record) and fsyncs it.
+    /// The owner of `id` when the session is cached and owned (no disk access needed);
+    /// `None` means call [`claim`](Self::claim), off the async workers.
+    pub fn cached_owner(&self, id: &str) -> Option<String> {
+        let mut inner = lock(&self.inner);
+        inner.touch(id).and_then(|s| s.owner.clone())
+    }
+
+    /// Appends a finished turn and fsyncs it.
     pub fn append_turn(&self, id: &str, user: &str, answer: &str) -> Result<(), StoreError> {
         let limits = *lock(&self.limits);
         let ts = now_ms();
         let mut bytes = Vec::new();
-        let pending_owner = self.with(id, |s| s.owner.clone().filter(|_| s.owner_pending))?;
-        if let Some(owner) = &pending_owner {
-            let header = Header { v: 1, owner: owner.clone(), created_ms: ts };
-            bytes.extend(serde_json::to_vec(&header).unwrap_or_default());
-            bytes.push(b'\n');
-        }
         let mut turns = vec![Turn { role: Role::User, content: user.to_owned() }];
         if !answer.is_empty() {
             turns.push(Turn { role: Role::Assistant, content: answer.to_owned() });
@@ -372,9 +352,6 @@ impl SessionStore {
         }
         self.append(id, &bytes)?;
         self.with(id, |s| {
-            if pending_owner.is_some() {
-                s.owner_pending = false;
-            }
             for t in turns {
                 s.push(t, limits);
             }
@@ -455,6 +432,11 @@ impl SessionStore {
         // One writer per session at a time (striped locks: bounded, and turns of different
         // sessions fsync in parallel).
         let _one_writer = lock(&self.write_locks[stripe(id)]);
+        self.append_locked(id, bytes)
+    }
+
+    /// [`append`](Self::append) for a caller that holds the session's stripe lock.
+    fn append_locked(&self, id: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let cached = lock(&self.open_files).take(id);
         let mut open = match cached {
             Some(open) if still_linked(&open.file) => open,

@@ -394,6 +394,7 @@ mod tests {
             scope: Scope::Chat,
             source: ".security.yml:tokens".into(),
             fingerprint: "01234567".into(),
+            guessable: false,
         }
     }
 

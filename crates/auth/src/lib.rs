@@ -1,8 +1,13 @@
 //! Presenting and verifying credentials.
 //!
-//! - [`extract`]: finds the credential in a request — `Authorization: Bearer <t>`, then a
-//!   `Sec-WebSocket-Protocol` offer `token.<t>` (or `ticket.<t>`), then `?token=<t>` only
-//!   when allowed. Nothing is ever composed or rewritten.
+//! - [`presented`]: collects the credentials of a request an endpoint accepts —
+//!   `Authorization: Bearer <t>`, then `Sec-WebSocket-Protocol` offers `token.<t>` /
+//!   `ticket.<t>`, then `?token=<t>` only when allowed. Nothing is composed or rewritten.
+//! - [`Gate`]: tries them in order against the [`Verifier`] and the [`TicketStore`],
+//!   applies the failure lockout (never to a credential that cannot be guessed) and the
+//!   scope.
+//! - [`endpoints`]: the one table of every endpoint and what guards it; the gateway's
+//!   router, `picoclaw auth explain` ([`explain`]) and docs/credentials.md follow it.
 //! - [`Verifier`]: checks a presented token against the configured set in constant time
 //!   (SHA-256 both sides, compare digests, no early exit) and returns a [`Principal`]
 //!   with its kind, id, scope and source — or a typed [`AuthError`].
@@ -14,13 +19,17 @@
 //! - [`audit`]: the `logs/audit.jsonl` writer.
 
 pub mod audit;
+pub mod endpoints;
+pub mod explain;
 mod extract;
+mod gate;
 mod limiter;
 pub mod named;
 pub mod ticket;
 mod verify;
 
-pub use extract::{Extracted, Presentation, extract};
+pub use extract::{Candidate, MAX_OFFERS, MAX_TOKEN_LEN, Presentation, Presentations, Presented, presented};
+pub use gate::{Admitted, Gate};
 pub use limiter::{FailureLimiter, LimiterConfig, RetryAfter};
 pub use named::{GraceDigests, NamedTokenStore, StoredCredentials};
 pub use ticket::TicketStore;

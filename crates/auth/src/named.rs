@@ -82,6 +82,7 @@ impl NamedTokenStore {
                     scope: r.scope,
                     source: NAMED_SOURCE.to_owned(),
                     fingerprint: r.fingerprint(),
+                    guessable: false,
                 };
                 (r.id.clone(), Entry { record: r.clone(), principal })
             })
@@ -286,6 +287,8 @@ impl GraceDigests {
             scope: e.credential.scope(),
             source: ROTATED_SOURCE.to_owned(),
             fingerprint: e.sha256.fingerprint(),
+            // Only a digest of the old value is kept: its strength is unknown.
+            guessable: true,
         })
     }
 

@@ -10,6 +10,13 @@
 //! constant time. Any presentation consumes the ticket, whether it then succeeds or not
 //! (a ticket shown from the wrong origin is burned). At most [`MAX_OUTSTANDING`] tickets
 //! are held: expired ones are dropped first, then the oldest.
+//!
+//! A ticket is derived from the credential that asked for it (its *parent*: kind, id and
+//! the fingerprint of the exact secret value) and dies with it: redeeming re-checks the
+//! parent against the current [`Verifier`], and [`TicketStore::retain_valid`] — run by
+//! the gateway on every change of its credentials — drops the tickets of a parent that was
+//! revoked, rotated past its grace or removed. A ticket opens the Pico socket only; it is
+//! never accepted where a ticket could be minted, so one ticket cannot breed another.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -24,7 +31,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::named::{Clock, SystemClock, Timestamp};
-use crate::verify::{AuthError, Principal};
+use crate::verify::{AuthError, Principal, Verifier};
 
 /// How long a ticket is valid.
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
@@ -49,6 +56,10 @@ pub enum TicketError {
     /// Presented from another origin than the one it was issued to.
     #[error("ticket was issued to another origin")]
     OriginMismatch,
+    /// The credential that minted it is no longer accepted (revoked, rotated past its
+    /// grace, or removed from the configuration).
+    #[error("the credential that issued this ticket is no longer valid")]
+    ParentRevoked,
 }
 
 impl From<TicketError> for AuthError {
@@ -57,6 +68,7 @@ impl From<TicketError> for AuthError {
             TicketError::Malformed => AuthError::Malformed("ticket: expected 43 characters of base64url"),
             TicketError::Unknown | TicketError::OriginMismatch => AuthError::Invalid,
             TicketError::Expired => AuthError::Expired { id: "ticket".to_owned(), state: "expired" },
+            TicketError::ParentRevoked => AuthError::Expired { id: "ticket".to_owned(), state: "revoked" },
         }
     }
 }
@@ -163,9 +175,15 @@ impl TicketStore {
         Ok((ticket, expires))
     }
 
-    /// Redeems `ticket` presented with `origin`: consumes it and returns the principal it
-    /// was issued to (unchanged: a socket opened with a ticket acts as that credential).
-    pub fn redeem(&self, ticket: &str, origin: Option<&str>) -> Result<Principal, TicketError> {
+    /// Redeems `ticket` presented with `origin`: consumes it, then checks that its parent
+    /// is still accepted by `verifier`, and returns the parent's principal (a socket opened
+    /// with a ticket acts as — and dies with — that credential).
+    pub fn redeem(
+        &self,
+        ticket: &str,
+        origin: Option<&str>,
+        verifier: &Verifier,
+    ) -> Result<Principal, TicketError> {
         if ticket.len() != TICKET_LEN
             || !ticket.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
@@ -184,6 +202,7 @@ impl TicketStore {
         if t.origin != normalize_origin(origin) {
             return Err(TicketError::OriginMismatch);
         }
+        verifier.still_valid(&t.principal).map_err(|_| TicketError::ParentRevoked)?;
         Ok(t.principal)
     }
 
@@ -193,9 +212,15 @@ impl TicketStore {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner).tickets.retain(|_, t| t.expires > now);
     }
 
-    /// Drops every ticket issued to the credential `id` (after it was revoked or rotated).
-    pub fn revoke_principal(&self, id: &str) {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).tickets.retain(|_, t| t.principal.id != id);
+    /// Drops every outstanding ticket whose parent `verifier` no longer accepts (and the
+    /// expired ones). The gateway runs this on every change of its credentials; returns
+    /// how many were dropped.
+    pub fn retain_valid(&self, verifier: &Verifier) -> usize {
+        let now = self.clock.now();
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = inner.tickets.len();
+        inner.tickets.retain(|_, t| t.expires > now && verifier.still_valid(&t.principal).is_ok());
+        before - inner.tickets.len()
     }
 }
 
@@ -203,17 +228,31 @@ impl TicketStore {
 mod tests {
     use super::*;
     use crate::named::ManualClock;
-    use crate::verify::{CredentialKind, Scope};
+    use picoclaw_config::{Flags, Layers, MapEnv, Paths, Settings};
+    use picoclaw_credentials::Credentials;
 
-    fn principal(id: &str) -> Principal {
-        Principal {
-            kind: CredentialKind::Named,
-            id: id.to_owned(),
-            name: "app".to_owned(),
-            scope: Scope::Chat,
-            source: ".security.yml:tokens".to_owned(),
-            fingerprint: "01234567".to_owned(),
-        }
+    const PICO: &str = "pico-token-0123456789abcdef0123456789abcdef";
+    const GATEWAY: &str = "gateway-token-0123456789abcdef0123456789abcdef";
+
+    /// A verifier accepting `env`'s tokens (the pico token when set, the gateway token
+    /// when set) and the runtime token `rt`.
+    fn verifier(env: MapEnv) -> Verifier {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::at(dir.path());
+        let layers = Layers::load(&paths, &env, &Flags::new()).unwrap();
+        let settings = Settings::resolve(&layers).unwrap();
+        let creds = Credentials::resolve(&layers, &settings).unwrap();
+        Verifier::new(&creds, &Secret::new("rt"), true)
+    }
+
+    fn both() -> Verifier {
+        verifier(
+            MapEnv::new().with("PICOCLAW_CHANNELS_PICO_TOKEN", PICO).with("PICOCLAW_GATEWAY_TOKEN", GATEWAY),
+        )
+    }
+
+    fn pico(v: &Verifier) -> Principal {
+        v.identify(PICO).unwrap()
     }
 
     fn store() -> (TicketStore, ManualClock) {
@@ -226,78 +265,102 @@ mod tests {
     #[test]
     fn works_once() {
         let (s, _) = store();
-        let (t, _) = s.issue(&principal("abc"), APP).unwrap();
+        let v = both();
+        let (t, _) = s.issue(&pico(&v), APP).unwrap();
         assert_eq!(t.len(), TICKET_LEN);
-        assert_eq!(s.redeem(t.expose(), APP), Ok(principal("abc")));
-        assert_eq!(s.redeem(t.expose(), APP), Err(TicketError::Unknown));
+        assert_eq!(s.redeem(t.expose(), APP, &v), Ok(pico(&v)));
+        assert_eq!(s.redeem(t.expose(), APP, &v), Err(TicketError::Unknown));
         assert_eq!(AuthError::from(TicketError::Unknown), AuthError::Invalid);
     }
 
     #[test]
     fn only_from_its_origin_and_a_wrong_origin_burns_it() {
         let (s, _) = store();
-        let (t, _) = s.issue(&principal("abc"), Some("https://App.example/")).unwrap();
-        assert_eq!(s.redeem(t.expose(), Some("https://evil.example")), Err(TicketError::OriginMismatch));
+        let v = both();
+        let (t, _) = s.issue(&pico(&v), Some("https://App.example/")).unwrap();
+        assert_eq!(s.redeem(t.expose(), Some("https://evil.example"), &v), Err(TicketError::OriginMismatch));
         assert_eq!(
-            s.redeem(t.expose(), APP),
+            s.redeem(t.expose(), APP, &v),
             Err(TicketError::Unknown),
             "burned by the wrong-origin attempt"
         );
-        let (t, _) = s.issue(&principal("abc"), APP).unwrap();
-        assert_eq!(s.redeem(t.expose(), None), Err(TicketError::OriginMismatch));
-        let (t, _) = s.issue(&principal("abc"), None).unwrap();
-        assert_eq!(s.redeem(t.expose(), APP), Err(TicketError::OriginMismatch));
-        let (t, _) = s.issue(&principal("abc"), Some("https://app.example/")).unwrap();
-        assert!(s.redeem(t.expose(), APP).is_ok(), "case and trailing slash do not matter");
+        let (t, _) = s.issue(&pico(&v), APP).unwrap();
+        assert_eq!(s.redeem(t.expose(), None, &v), Err(TicketError::OriginMismatch));
+        let (t, _) = s.issue(&pico(&v), None).unwrap();
+        assert_eq!(s.redeem(t.expose(), APP, &v), Err(TicketError::OriginMismatch));
+        let (t, _) = s.issue(&pico(&v), Some("https://app.example/")).unwrap();
+        assert!(s.redeem(t.expose(), APP, &v).is_ok(), "case and trailing slash do not matter");
     }
 
     #[test]
     fn not_after_30_seconds() {
         let (s, clock) = store();
-        let (t1, exp) = s.issue(&principal("abc"), APP).unwrap();
-        let (t2, _) = s.issue(&principal("abc"), APP).unwrap();
+        let v = both();
+        let (t1, exp) = s.issue(&pico(&v), APP).unwrap();
+        let (t2, _) = s.issue(&pico(&v), APP).unwrap();
         assert_eq!(exp, Timestamp::from_unix(1_800_000_030));
         clock.advance(Duration::from_secs(29));
-        assert!(s.redeem(t1.expose(), APP).is_ok());
+        assert!(s.redeem(t1.expose(), APP, &v).is_ok());
         clock.advance(Duration::from_secs(1));
-        assert_eq!(s.redeem(t2.expose(), APP), Err(TicketError::Expired));
+        assert_eq!(s.redeem(t2.expose(), APP, &v), Err(TicketError::Expired));
         assert!(matches!(AuthError::from(TicketError::Expired), AuthError::Expired { .. }));
     }
 
     #[test]
     fn malformed_and_unknown() {
         let (s, _) = store();
-        assert_eq!(s.redeem("short", APP), Err(TicketError::Malformed));
-        assert_eq!(s.redeem(&"a".repeat(TICKET_LEN), APP), Err(TicketError::Unknown));
-        assert_eq!(s.redeem(&"+".repeat(TICKET_LEN), APP), Err(TicketError::Malformed));
+        let v = both();
+        assert_eq!(s.redeem("short", APP, &v), Err(TicketError::Malformed));
+        assert_eq!(s.redeem(&"a".repeat(TICKET_LEN), APP, &v), Err(TicketError::Unknown));
+        assert_eq!(s.redeem(&"+".repeat(TICKET_LEN), APP, &v), Err(TicketError::Malformed));
     }
 
     #[test]
     fn bounded_expired_first_then_oldest() {
         let (s, clock) = store();
-        let (first, _) = s.issue(&principal("a"), APP).unwrap();
+        let v = both();
+        let (first, _) = s.issue(&pico(&v), APP).unwrap();
         for _ in 1..MAX_OUTSTANDING {
-            s.issue(&principal("a"), APP).unwrap();
+            s.issue(&pico(&v), APP).unwrap();
         }
         assert_eq!(s.outstanding(), MAX_OUTSTANDING);
-        let (newest, _) = s.issue(&principal("a"), APP).unwrap();
+        let (newest, _) = s.issue(&pico(&v), APP).unwrap();
         assert_eq!(s.outstanding(), MAX_OUTSTANDING);
-        assert_eq!(s.redeem(first.expose(), APP), Err(TicketError::Unknown), "oldest evicted");
-        assert!(s.redeem(newest.expose(), APP).is_ok());
+        assert_eq!(s.redeem(first.expose(), APP, &v), Err(TicketError::Unknown), "oldest evicted");
+        assert!(s.redeem(newest.expose(), APP, &v).is_ok());
         clock.advance(TICKET_TTL);
-        s.issue(&principal("a"), APP).unwrap();
-        s.issue(&principal("a"), APP).unwrap();
+        s.issue(&pico(&v), APP).unwrap();
+        s.issue(&pico(&v), APP).unwrap();
         s.sweep();
         assert_eq!(s.outstanding(), 2, "expired ones dropped");
     }
 
     #[test]
-    fn revoking_a_credential_drops_its_tickets() {
+    fn a_ticket_dies_with_its_parent() {
         let (s, _) = store();
-        let (t, _) = s.issue(&principal("gone"), APP).unwrap();
-        let (k, _) = s.issue(&principal("kept"), APP).unwrap();
-        s.revoke_principal("gone");
-        assert_eq!(s.redeem(t.expose(), APP), Err(TicketError::Unknown));
-        assert!(s.redeem(k.expose(), APP).is_ok());
+        let before = both();
+        let (lazy, _) = s.issue(&pico(&before), APP).unwrap();
+        let (swept, _) = s.issue(&pico(&before), APP).unwrap();
+        let (kept, _) = s.issue(&before.identify(GATEWAY).unwrap(), APP).unwrap();
+        // The pico token is removed (or rotated: a new value has another fingerprint).
+        let after = verifier(MapEnv::new().with("PICOCLAW_GATEWAY_TOKEN", GATEWAY));
+        assert_eq!(
+            s.redeem(lazy.expose(), APP, &after),
+            Err(TicketError::ParentRevoked),
+            "checked when redeemed"
+        );
+        assert_eq!(s.retain_valid(&after), 1, "dropped when the credentials change");
+        assert_eq!(s.redeem(swept.expose(), APP, &before), Err(TicketError::Unknown));
+        assert!(s.redeem(kept.expose(), APP, &after).is_ok(), "another parent's ticket stays");
+        let rotated = verifier(
+            MapEnv::new()
+                .with("PICOCLAW_CHANNELS_PICO_TOKEN", "another-pico-token-0123456789abcdef0123456789"),
+        );
+        let (old, _) = s.issue(&pico(&before), APP).unwrap();
+        assert_eq!(
+            s.redeem(old.expose(), APP, &rotated),
+            Err(TicketError::ParentRevoked),
+            "same id, new value"
+        );
     }
 }

@@ -3,10 +3,13 @@
 use std::fmt;
 use std::sync::Arc;
 
+use picoclaw_credentials::strength::weakness;
 use picoclaw_credentials::{Credentials, Fingerprint, Secret};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
+
+use crate::named::{FixedCredential, StoredCredentials};
 
 /// What a credential may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -63,8 +66,15 @@ pub struct Principal {
     pub scope: Scope,
     /// Where the credential is configured (`env:...`, `.security.yml:...`, ...).
     pub source: String,
-    /// First 8 hex of SHA-256 of the credential.
+    /// First 8 hex of SHA-256 of the credential: with `kind` and `id`, it names the exact
+    /// secret value a derived credential (ticket, socket) depends on.
     pub fingerprint: String,
+    /// Whether the secret could be guessed by brute force (a short or patterned configured
+    /// token, or an old rotated value whose strength is unknown). The failure lockout
+    /// never refuses a credential that cannot be guessed: the runtime token, named tokens,
+    /// tickets and any configured token that looks like 128 random bits or more.
+    #[serde(skip)]
+    pub guessable: bool,
 }
 
 /// Why a request was not authenticated. Each variant maps to one status and code.
@@ -146,7 +156,7 @@ impl AuthError {
     }
 }
 
-/// Lookup of named tokens and tickets (implemented by the token store).
+/// Lookup of named tokens (implemented by the token stores).
 pub trait NamedTokens: Send + Sync {
     /// `None` when `presented` is not in the named-token format (the verifier then tries
     /// the fixed credentials); otherwise the verdict.
@@ -162,7 +172,7 @@ struct Entry {
 #[derive(Clone)]
 pub struct Verifier {
     fixed: Arc<Vec<Entry>>,
-    named: Option<Arc<dyn NamedTokens>>,
+    stored: Option<Arc<StoredCredentials>>,
 }
 
 impl fmt::Debug for Verifier {
@@ -182,6 +192,7 @@ fn entry(secret: &Secret, kind: CredentialKind, id: &str, scope: Scope, source: 
             scope,
             source,
             fingerprint: fingerprint.to_string(),
+            guessable: kind != CredentialKind::Runtime && weakness(secret).is_some(),
         },
     }
 }
@@ -210,13 +221,18 @@ impl Verifier {
         if pico_enabled && let Some(p) = creds.pico() {
             fixed.push(entry(&p.secret, CredentialKind::Pico, "pico", Scope::Chat, p.source.to_string()));
         }
-        Verifier { fixed: Arc::new(fixed), named: None }
+        Verifier { fixed: Arc::new(fixed), stored: None }
     }
 
-    /// Adds the named-token store.
-    pub fn with_named(mut self, named: Arc<dyn NamedTokens>) -> Verifier {
-        self.named = Some(named);
+    /// Adds the named tokens and the rotation grace of `.security.yml`.
+    pub fn with_named(mut self, stored: Arc<StoredCredentials>) -> Verifier {
+        self.stored = Some(stored);
         self
+    }
+
+    /// The named tokens and grace digests, when loaded.
+    pub fn stored(&self) -> Option<&StoredCredentials> {
+        self.stored.as_deref()
     }
 
     /// The fixed principals (for the startup log and `auth explain`).
@@ -233,12 +249,21 @@ impl Verifier {
         Ok(principal)
     }
 
-    /// Finds the principal for `presented` without a scope check.
+    /// Finds the principal for `presented` without a scope check: a named token (by its
+    /// id, O(1)), then the fixed credentials, then old values still in their rotation
+    /// grace. A configured gateway or pico token may itself look like a named token
+    /// (`pcl_…`): when no named token matches it, the fixed credentials still decide.
     pub fn identify(&self, presented: &str) -> Result<Principal, AuthError> {
-        if let Some(named) = &self.named
-            && let Some(verdict) = named.verify(presented)
+        let mut named_verdict = None;
+        if let Some(stored) = &self.stored
+            && let Some(verdict) = stored.named.verify(presented)
         {
-            return verdict;
+            match verdict {
+                // The secret matched a named token: its verdict is final.
+                Ok(p) => return Ok(p),
+                Err(e @ AuthError::Expired { .. }) => return Err(e),
+                Err(e) => named_verdict = Some(e),
+            }
         }
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         // Compare against every entry without stopping at the first match, so timing does
@@ -250,7 +275,38 @@ impl Verifier {
                 found = Some(e);
             }
         }
-        found.map(|e| e.principal.clone()).ok_or(AuthError::Invalid)
+        if let Some(e) = found {
+            return Ok(e.principal.clone());
+        }
+        if let Some(p) = self.stored.as_ref().and_then(|s| s.grace.verify(presented)) {
+            return Ok(p);
+        }
+        Err(named_verdict.unwrap_or(AuthError::Invalid))
+    }
+
+    /// Whether something derived from `principal` (an open socket, a ticket) may still
+    /// act for it now: the exact secret it authenticated with (its kind, id and
+    /// fingerprint) is still accepted — current, or an old value within its rotation grace
+    /// — and, for a named token, not revoked or expired. After a revoke, a rotation past
+    /// its grace or a removal from the configuration this is false, whatever path made
+    /// the change.
+    pub fn still_valid(&self, principal: &Principal) -> Result<(), AuthError> {
+        if let Some(verdict) = self.stored.as_ref().and_then(|s| s.still_valid(principal)) {
+            return verdict;
+        }
+        let current = self
+            .fixed
+            .iter()
+            .any(|e| e.principal.kind == principal.kind && e.principal.fingerprint == principal.fingerprint);
+        let in_grace = self.stored.as_ref().is_some_and(|s| {
+            FixedCredential::from_name(&principal.id)
+                .is_some_and(|c| c.kind() == principal.kind && s.grace.accepts(c, &principal.fingerprint))
+        });
+        if current || in_grace {
+            Ok(())
+        } else {
+            Err(AuthError::Expired { id: principal.id.clone(), state: "revoked" })
+        }
     }
 
     /// True when `presented` is exactly the given secret (used for pinned checks).

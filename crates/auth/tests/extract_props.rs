@@ -1,10 +1,11 @@
-//! Property tests of credential extraction: whatever the header bytes, `extract` never
-//! panics; a Bearer token is recovered exactly; a subprotocol credential's echo is exactly
-//! the offer the client made; the order Bearer > subprotocol > query always holds.
+//! Property tests of credential extraction: whatever the header bytes, `presented` never
+//! panics and every candidate is something the request really carried; a Bearer token is
+//! recovered exactly; a subprotocol credential's echo is exactly the offer the client
+//! made; the order Bearer > subprotocol > query always holds.
 
 use http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
 use http::{HeaderMap, HeaderValue};
-use picoclaw_auth::{AuthError, Presentation, extract};
+use picoclaw_auth::{AuthError, Presentation, Presentations, presented};
 use proptest::prelude::*;
 
 /// Characters a token may have inside a header (visible ASCII, no space).
@@ -55,10 +56,12 @@ proptest! {
                 h.append(SEC_WEBSOCKET_PROTOCOL, v);
             }
         }
-        if let Ok(Some(found)) = extract(&h, query.as_deref(), allow_query) {
-            prop_assert!(!found.token.is_empty() && found.token.len() <= 4096);
-            prop_assert!(found.how != Presentation::Query || allow_query);
+        let found = presented(&h, query.as_deref(), Presentations::SOCKET, allow_query);
+        for c in found.candidates() {
+            prop_assert!(!c.token().is_empty() && c.token().len() <= 4096);
+            prop_assert!(c.how() != Presentation::Query || allow_query);
         }
+        prop_assert!(found.candidates().len() <= 1 + picoclaw_auth::MAX_OFFERS + 1);
     }
 
     #[test]
@@ -71,12 +74,12 @@ proptest! {
     ) {
         let value = format!("{scheme} {}{token}{}", " ".repeat(pad), " ".repeat(pad));
         let query = format!("token={}", percent_encode(&query_token));
-        let found = extract(&headers(Some(&value), &protocols), Some(&query), true)
-            .expect("a Bearer header is accepted")
-            .expect("a Bearer header is a credential");
-        prop_assert_eq!(found.how, Presentation::Bearer);
-        prop_assert_eq!(&found.token, &token);
-        prop_assert!(found.echo_protocol.is_none());
+        let all = presented(&headers(Some(&value), &protocols), Some(&query), Presentations::SOCKET, true);
+        let found = all.candidates().first().expect("a Bearer header is a credential");
+        prop_assert_eq!(found.how(), Presentation::Bearer);
+        prop_assert_eq!(found.token(), token.as_str());
+        prop_assert!(found.offer().is_none());
+        prop_assert_eq!(all.candidates().last().map(|c| c.how()), Some(Presentation::Query), "query last");
     }
 
     #[test]
@@ -92,12 +95,11 @@ proptest! {
         all.extend(after);
         // One header with a comma list, or one header per offer: both are valid HTTP.
         let protocols = if split { all.clone() } else { vec![all.join(", ")] };
-        let found = extract(&headers(None, &protocols), None, false)
-            .expect("a subprotocol credential is accepted")
-            .expect("a subprotocol credential is found");
-        prop_assert_eq!(found.how, Presentation::Subprotocol);
-        prop_assert_eq!(&found.token, &token);
-        prop_assert_eq!(found.echo_protocol.as_deref(), Some(offer.as_str()));
+        let got = presented(&headers(None, &protocols), None, Presentations::SOCKET, false);
+        let found = got.candidates().first().expect("a subprotocol credential is found");
+        prop_assert_eq!(found.how(), Presentation::Subprotocol);
+        prop_assert_eq!(found.token(), token.as_str());
+        prop_assert_eq!(got.echo_for(found), Some(offer.as_str()));
         prop_assert!(all.contains(&offer), "the echo is one of the offers");
     }
 
@@ -108,35 +110,38 @@ proptest! {
     ) {
         prop_assume!(!before.starts_with("token="));
         let query = format!("{before}&token={}", percent_encode(&token));
-        let found = extract(&HeaderMap::new(), Some(&query), true)
-            .expect("an allowed query token is accepted")
-            .expect("a query token is found");
-        prop_assert_eq!(found.how, Presentation::Query);
-        prop_assert_eq!(&found.token, &token);
-        prop_assert_eq!(extract(&HeaderMap::new(), Some(&query), false).err(), Some(AuthError::QueryDisabled));
+        let all = presented(&HeaderMap::new(), Some(&query), Presentations::SOCKET, true);
+        let found = all.candidates().first().expect("a query token is found");
+        prop_assert_eq!(found.how(), Presentation::Query);
+        prop_assert_eq!(found.token(), token.as_str());
+        let off = presented(&HeaderMap::new(), Some(&query), Presentations::SOCKET, false);
+        prop_assert!(off.candidates().is_empty());
+        prop_assert_eq!(off.problem(), Some(&AuthError::QueryDisabled));
     }
 
     #[test]
     fn oversized_tokens_are_malformed_in_every_presentation(extra in 1usize..2048) {
         let token = "a".repeat(4096 + extra);
+        let malformed = |h: &HeaderMap, q: Option<&str>| {
+            let p = presented(h, q, Presentations::SOCKET, true);
+            p.candidates().is_empty() && matches!(p.problem(), Some(AuthError::Malformed(_)))
+        };
         let bearer = headers(Some(&format!("Bearer {token}")), &[]);
-        prop_assert!(matches!(extract(&bearer, None, false), Err(AuthError::Malformed(_))));
+        prop_assert!(malformed(&bearer, None));
         let offer = headers(None, &[format!("token.{token}")]);
-        prop_assert!(matches!(extract(&offer, None, false), Err(AuthError::Malformed(_))));
+        prop_assert!(malformed(&offer, None));
         let query = format!("token={token}");
-        prop_assert!(matches!(extract(&HeaderMap::new(), Some(&query), true), Err(AuthError::Malformed(_))));
+        prop_assert!(malformed(&HeaderMap::new(), Some(&query)));
         let at_limit = "a".repeat(4096);
-        let ok = headers(Some(&format!("Bearer {at_limit}")), &[]);
-        prop_assert_eq!(extract(&ok, None, false).expect("4096 bytes is allowed").map(|e| e.token), Some(at_limit));
+        let ok = presented(&headers(Some(&format!("Bearer {at_limit}")), &[]), None, Presentations::BEARER, false);
+        prop_assert_eq!(ok.candidates().first().map(|c| c.token().to_owned()), Some(at_limit));
     }
 
     #[test]
     fn debug_never_prints_the_token(token in "[A-Za-z0-9]{24,64}") {
-        let found = extract(&headers(Some(&format!("Bearer {token}")), &[]), None, false)
-            .expect("accepted")
-            .expect("found");
+        let found = presented(&headers(Some(&format!("Bearer {token}")), &[]), None, Presentations::BEARER, false);
         let shown = format!("{found:?}");
         prop_assert!(!shown.contains(&token), "Debug printed the token: {}", shown);
-        prop_assert_eq!(shown, "Extracted { how: Bearer, .. }");
+        prop_assert_eq!(shown, "Presented { candidates: [Candidate { how: Bearer, .. }], problem: None }");
     }
 }

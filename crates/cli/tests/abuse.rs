@@ -198,9 +198,12 @@ async fn ten_thousand_wrong_tokens_from_many_addresses() {
         assert_eq!(outcome, Outcome::Upgraded, "legitimate client from {src}");
         ping_pong(&mut socket.expect("socket"), "legit").await;
     }
-    // A locked-out address is refused even with the right token until its lockout ends.
+    // A locked-out address still gets in with a token that cannot be guessed (this pico
+    // token is 40+ random-looking characters): the lockout limits guessing, it does not lock
+    // out real credentials (docs/credentials.md, "Failure lockout"). A guessable token
+    // stays refused: `lockout_spares_unguessable_credentials` in security.rs.
     let (outcome, _) = attempt(Ipv4Addr::new(127, 1, 0, 1), addr, Some(PICO)).await;
-    assert!(matches!(outcome, Outcome::Rejected { status: 429, .. }), "{outcome:?}");
+    assert_eq!(outcome, Outcome::Upgraded, "an unguessable token from a locked-out address");
 
     let rss_after = rss_kib(pid);
     eprintln!(

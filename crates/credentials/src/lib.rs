@@ -13,12 +13,10 @@
 //!   256-bit token persisted with mode 0600.
 //! - [`runtime`]: the gateway's discovery record `.picoclaw.pid` and its runtime token.
 //! - [`client`]: which credential a client presents to which gateway.
-//! - [`explain`]: the endpoint → accepted credentials table of `picoclaw auth explain`.
 //! - [`store`]: atomic 0600 writes of secrets into `.security.yml`.
 
 pub mod client;
 mod error;
-pub mod explain;
 pub mod launcher;
 pub mod migrate;
 mod resolve;

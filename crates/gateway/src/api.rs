@@ -1,43 +1,61 @@
-//! HTTP endpoints other than the Pico channel.
+//! The gateway's router, built from the endpoint table, and its HTTP endpoints other than
+//! the Pico channel and the token API.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
-use picoclaw_auth::Scope;
+use axum::routing::{MethodRouter, any, delete, get, post};
+use picoclaw_auth::endpoints::{self, EndpointId, Server};
 use serde_json::json;
 
+use crate::authenticated::{Admin, Authenticated, Chat, PicoMedia};
 use crate::conn;
 use crate::error::ApiError;
 use crate::reload;
 use crate::state::Shared;
 use crate::tokens_api;
 
-/// Longest accepted request body (none of these endpoints needs a body).
+/// Longest accepted request body (none of these endpoints needs a large one).
 const MAX_BODY: usize = 64 * 1024;
 
+/// The router: one route per gateway row of the endpoint table, each to its handler.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/reload", post(reload_handler).fallback(method_not_allowed))
-        .route("/auth/whoami", get(whoami))
-        .route("/status", get(status))
-        .route("/auth/ticket", post(tokens_api::ticket).fallback(method_not_allowed))
-        .route("/api/tokens", get(tokens_api::list).post(tokens_api::create))
-        .route("/api/tokens/{key}", axum::routing::delete(tokens_api::revoke))
-        .route("/api/tokens/{key}/rotate", post(tokens_api::rotate))
-        .route("/pico/ws", any(conn::upgrade))
-        .route("/pico/ws/", any(conn::upgrade))
-        .route("/pico/media/{id}", get(media))
-        .fallback(not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(shared)
+    let mut router = Router::new();
+    for endpoint in endpoints::of(Server::Gateway) {
+        router = router.route(endpoint.path, handler(endpoint.id));
+    }
+    router.fallback(not_found).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY)).with_state(shared)
+}
+
+/// The handler of each gateway endpoint. Exhaustive: a new row of the table does not
+/// compile until it has a handler here, and a handler cannot be routed without a row.
+fn handler(id: EndpointId) -> MethodRouter<Arc<Shared>> {
+    match id {
+        EndpointId::Health => get(health),
+        EndpointId::Ready => get(ready),
+        EndpointId::Reload => post(reload_handler).fallback(method_not_allowed),
+        EndpointId::Whoami => get(whoami),
+        EndpointId::Status => get(status),
+        EndpointId::Ticket => post(tokens_api::ticket).fallback(method_not_allowed),
+        EndpointId::Tokens => get(tokens_api::list).post(tokens_api::create),
+        EndpointId::Token => delete(tokens_api::revoke),
+        EndpointId::TokenRotate => post(tokens_api::rotate),
+        EndpointId::PicoSocket | EndpointId::PicoSocketSlash | EndpointId::PicoSocketShort => {
+            any(conn::upgrade)
+        }
+        EndpointId::PicoMedia => get(media),
+        // Launcher rows are served by the launcher.
+        EndpointId::LauncherLogin
+        | EndpointId::LauncherLogout
+        | EndpointId::LauncherSetup
+        | EndpointId::LauncherPages
+        | EndpointId::LauncherApi
+        | EndpointId::LauncherPicoSocket => any(not_found_here),
+    }
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
@@ -70,13 +88,15 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no such endpoint: {}", uri.path()))
 }
 
+async fn not_found_here() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint on the gateway")
+}
+
 async fn reload_handler(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    auth: Authenticated<Admin>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (principal, _) = shared.authenticate("/reload", &headers, None, peer.ip(), Scope::Admin, false)?;
-    match reload::reload(&shared, &format!("POST /reload by {}", principal.id)).await {
+    match reload::reload(&shared, &format!("POST /reload by {}", auth.principal.id)).await {
         Ok(summary) => Ok(Json(
             json!({ "status": "reloaded", "closed_sockets": summary.closed_sockets, "warnings": summary.warnings }),
         )),
@@ -88,33 +108,23 @@ async fn reload_handler(
     }
 }
 
-async fn whoami(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let (principal, presented) =
-        shared.authenticate("/auth/whoami", &headers, None, peer.ip(), Scope::Chat, false)?;
-    Ok(Json(json!({
-        "kind": principal.kind,
-        "id": principal.id,
-        "name": principal.name,
-        "scope": principal.scope,
-        "source": principal.source,
-        "fingerprint": principal.fingerprint,
-        "presented_as": format!("{:?}", presented.how).to_ascii_lowercase(),
-    })))
+async fn whoami(auth: Authenticated<Chat>) -> Json<serde_json::Value> {
+    let p = auth.principal;
+    Json(json!({
+        "kind": p.kind,
+        "id": p.id,
+        "name": p.name,
+        "scope": p.scope,
+        "source": p.source,
+        "fingerprint": p.fingerprint,
+        "presented_as": auth.how,
+    }))
 }
 
-async fn status(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    shared.authenticate("/status", &headers, None, peer.ip(), Scope::Admin, false)?;
+async fn status(State(shared): State<Arc<Shared>>, _auth: Authenticated<Admin>) -> Json<serde_json::Value> {
     let live = shared.live();
     let (sessions, sockets) = shared.hub.counts();
-    Ok(Json(json!({
+    Json(json!({
         "pid": std::process::id(),
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": shared.uptime_secs(),
@@ -127,27 +137,10 @@ async fn status(
             "sessions": sessions,
         },
         "pico_client": shared.pico_client_status(),
-    })))
+    }))
 }
 
 /// `/pico/media/<id>`: authenticated like the channel; picoclaw stores no media yet.
-async fn media(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    let pico = shared.live().settings.pico.clone();
-    if !pico.enabled {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "channel_disabled", "the Pico channel is disabled"));
-    }
-    shared.authenticate(
-        "/pico/media",
-        &headers,
-        uri.query(),
-        peer.ip(),
-        Scope::Chat,
-        pico.allow_token_query,
-    )?;
-    Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such media"))
+async fn media(_auth: Authenticated<PicoMedia>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such media")
 }

@@ -2,17 +2,18 @@
 //! life of one socket (reader loop, writer task with per-write deadline, pings, bounded
 //! send queue, close codes).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use picoclaw_auth::{Principal, Scope};
+
+use crate::authenticated::{Authenticated, PicoSocket};
 use picoclaw_pico::{ClientFrame, Frame, decode_client};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -44,11 +45,10 @@ struct WsQuery {
 
 fn parse_query(query: Option<&str>) -> WsQuery {
     let mut q = WsQuery::default();
-    for pair in query.unwrap_or("").split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match k {
-            "session_id" if !v.is_empty() => q.session_id = Some(v.to_owned()),
-            "protocol" => q.protocol = Some(v.to_owned()),
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "session_id" if !v.is_empty() => q.session_id = Some(v.into_owned()),
+            "protocol" => q.protocol = Some(v.into_owned()),
             "last_seq" => q.last_seq = v.parse().ok(),
             _ => {}
         }
@@ -74,48 +74,23 @@ impl Drop for Slot {
     }
 }
 
-/// `GET /pico/ws`.
+/// `GET /pico/ws` (also `/pico/ws/` and `/pico`). The gate (credential, in the order the
+/// endpoint table gives) runs first, as the extractor; then origin, session ownership and
+/// capacity.
 pub(crate) async fn upgrade(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    auth: Authenticated<PicoSocket>,
     headers: HeaderMap,
     uri: Uri,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let live = shared.live();
     let pico = live.settings.pico.clone();
-    if !pico.enabled {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "channel_disabled",
-            "the Pico channel is disabled (set channels.pico.enabled to true)",
-        )
-        .into_response();
-    }
-    if shared.shutting_down.load(Ordering::Acquire) {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "the gateway is shutting down",
-        )
-        .into_response();
-    }
-    let (principal, presented) = match shared.authenticate(
-        "/pico/ws",
-        &headers,
-        uri.query(),
-        peer.ip(),
-        Scope::Chat,
-        pico.allow_token_query,
-    ) {
-        Ok(ok) => ok,
-        Err(e) => return e.into_response(),
-    };
+    let Authenticated { principal, echo, .. } = auth;
     if let Err(e) = check_origin(&headers, &pico.allow_origins) {
         return e.into_response();
     }
     let query = parse_query(uri.query());
-    let fresh = query.session_id.is_none();
     let Some(session_id) = query.session_id.or_else(random_id) else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -125,9 +100,9 @@ pub(crate) async fn upgrade(
         .into_response();
     };
     let admin = principal.scope == Scope::Admin;
-    // A cached session or a fresh random id is claimed in memory; anything else may read
-    // the session file, which stays off the async workers.
-    let claimed = match live.engine.claim_in_memory(&session_id, &principal.id, admin, fresh) {
+    // A cached session knows its durable owner; anything else reads (or, for a new
+    // session, durably writes) the session file, off the async workers.
+    let claimed = match live.engine.claim_cached(&session_id, &principal.id, admin) {
         Some(claimed) => claimed,
         None => {
             let (engine, session_id, id) = (live.engine.clone(), session_id.clone(), principal.id.clone());
@@ -177,8 +152,8 @@ pub(crate) async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(pico.max_frame_bytes.saturating_mul(2).max(64 * 1024));
-    let ws = match &presented.echo_protocol {
-        Some(offer) => ws.protocols([offer.clone()]),
+    let ws = match echo {
+        Some(offer) => ws.protocols([offer]),
         None => ws,
     };
     let params = Params {
@@ -232,6 +207,14 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
     let handle =
         ConnHandle { id, tx: tx.clone(), closer: closer.clone(), v2: p.v2, principal: p.principal.clone() };
     let joined = shared.hub.join(&p.session_id, handle.clone(), p.last_seq);
+    // A reload that ran between the gate and the join swept the hub before this socket
+    // was in it: check the credential against the state in force now.
+    if let Err(e) = shared.live().verifier.still_valid(&p.principal) {
+        handle.close(
+            close::CREDENTIAL_REVOKED,
+            format!("credential {} is no longer valid ({})", p.principal.id, e.code()),
+        );
+    }
     tracing::debug!(conn = id, session = %p.session_id, credential = %p.principal.id, v2 = p.v2, "pico socket open");
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, rx, closer_rx, p.ping_interval, p.write_timeout));

@@ -58,6 +58,11 @@ impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError { status, code, message: message.into(), retry_after: None }
     }
+
+    /// A 500 whose detail went to the log.
+    pub fn internal() -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see logs/gateway.log")
+    }
 }
 
 impl From<AuthError> for ApiError {

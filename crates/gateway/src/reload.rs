@@ -1,16 +1,16 @@
 //! Building the reloadable state, and applying a reload: validate everything first, keep
-//! the old state on any error, then close sockets whose credential is no longer valid.
+//! the old state on any error, then apply it (`Shared::apply`: tickets and sockets whose
+//! credential is no longer valid end).
 
 use std::sync::Arc;
 
 use picoclaw_agent::Engine;
-use picoclaw_auth::named::{FixedCredential, SystemClock};
-use picoclaw_auth::{CredentialKind, StoredCredentials, Verifier};
+use picoclaw_auth::named::SystemClock;
+use picoclaw_auth::{StoredCredentials, Verifier};
 use picoclaw_config::{Flags, Layers, Paths, ProcessEnv, Settings};
 use picoclaw_credentials::{Credentials, Secret};
 
 use crate::error::GatewayError;
-use crate::hub::{CloseReason, close};
 use crate::state::{Live, Shared};
 
 /// Loads settings and credentials and builds the verifier and agent. `previous` lets a
@@ -76,11 +76,11 @@ pub(crate) async fn reload(shared: &Arc<Shared>, trigger: &str) -> Result<Summar
         || live.credentials.pico_client().map(|r| r.secret.fingerprint())
             != old.credentials.pico_client().map(|r| r.secret.fingerprint())
         || !same_agent(&live.settings, &old.settings);
-    shared.replace_live(live);
+    let applied = shared.apply(live);
     if client_changed {
         shared.restart_pico_client();
     }
-    let closed = revalidate(shared);
+    let closed = applied.closed_sockets;
     shared.audit(
         picoclaw_auth::audit::AuditEvent::new(
             picoclaw_auth::audit::AuditKind::Reload,
@@ -88,38 +88,11 @@ pub(crate) async fn reload(shared: &Arc<Shared>, trigger: &str) -> Result<Summar
         )
         .actor(trigger),
     );
-    tracing::info!(trigger, closed_sockets = closed, "configuration reloaded");
+    tracing::info!(
+        trigger,
+        closed_sockets = closed,
+        dropped_tickets = applied.dropped_tickets,
+        "configuration reloaded"
+    );
     Ok(Summary { closed_sockets: closed, warnings })
-}
-
-/// Closes sockets whose credential is no longer accepted: revoked, expired, rotated past
-/// its grace, or removed from the configuration. Checked by principal and fingerprint, so
-/// the gateway keeps no presented secret in memory (and ticket sockets are covered too).
-pub(crate) fn revalidate(shared: &Shared) -> usize {
-    let live = shared.live();
-    let pico_enabled = live.settings.pico.enabled;
-    shared.hub.sweep(|conn| {
-        if !pico_enabled {
-            return Some(CloseReason {
-                code: close::GOING_AWAY,
-                reason: "the Pico channel was disabled".into(),
-            });
-        }
-        let p = &conn.principal;
-        let verdict = match live.stored.still_valid(p) {
-            Some(verdict) => verdict.map_err(|e| e.code()),
-            None if p.kind == CredentialKind::Runtime => Ok(()),
-            None => {
-                let current =
-                    live.verifier.principals().any(|f| f.kind == p.kind && f.fingerprint == p.fingerprint);
-                let in_grace = FixedCredential::from_name(&p.id)
-                    .is_some_and(|c| live.stored.grace.accepts(c, &p.fingerprint));
-                if current || in_grace { Ok(()) } else { Err("invalid_credential") }
-            }
-        };
-        verdict.err().map(|code| CloseReason {
-            code: close::CREDENTIAL_REVOKED,
-            reason: format!("credential {} is no longer valid ({code})", p.id),
-        })
-    })
 }

@@ -1,10 +1,11 @@
 //! Starting, serving and stopping the gateway.
 //!
 //! Order: take the singleton lock (a second gateway fails fast), load and check the
-//! configuration (exit 78 on errors), bind, publish `.picoclaw.pid`, log which
-//! credentials are accepted where, serve. On SIGTERM/SIGINT: stop taking turns, let
+//! configuration (exit 78 on errors), log which credentials are accepted where
+//! ([`Gateway::build`]); bind, publish `.picoclaw.pid`, then accept ([`Gateway::serve`]). On SIGTERM/SIGINT: stop taking turns, let
 //! running turns finish within `gateway.shutdown_timeout`, close sockets with 1001, exit.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,7 +25,7 @@ use tower::ServiceExt;
 use crate::api;
 use crate::error::GatewayError;
 use crate::hub::close;
-use crate::reload::{build_live, reload, revalidate};
+use crate::reload::{build_live, reload};
 use crate::state::Shared;
 
 /// How long a client may take to send its request headers.
@@ -43,8 +44,13 @@ pub struct Options {
     pub flags: Flags,
 }
 
-/// The gateway.
-pub struct Gateway;
+/// A gateway that holds its home's lock and has loaded its configuration, not yet
+/// listening. [`Gateway::serve`] binds, publishes `.picoclaw.pid` and serves; tests build
+/// one and drive [`Gateway::router`] in process.
+pub struct Gateway {
+    lock: picoclaw_lifecycle::GatewayLock,
+    shared: Arc<Shared>,
+}
 
 fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
@@ -80,6 +86,13 @@ async fn bind(host: &str, port: u16) -> Result<Vec<TcpListener>, GatewayError> {
 impl Gateway {
     /// Runs the gateway until SIGTERM/SIGINT.
     pub async fn run(options: Options) -> Result<(), GatewayError> {
+        Gateway::build(options)?.serve(shutdown_signal()).await
+    }
+
+    /// Takes the singleton lock, makes the runtime token, loads and checks the
+    /// configuration (refusing combinations that would expose the gateway) and builds the
+    /// shared state. Nothing listens yet.
+    pub fn build(options: Options) -> Result<Gateway, GatewayError> {
         let Options { paths, flags } = options;
         let lock = picoclaw_lifecycle::acquire(&paths)?;
         let runtime = Secret::generate().map_err(picoclaw_credentials::CredentialError::from)?;
@@ -95,7 +108,7 @@ impl Gateway {
         for w in &warnings {
             tracing::warn!("{w}");
         }
-        let settings = live.settings.clone();
+        let settings = &live.settings;
         let creds = &live.credentials;
         if settings.pico.enabled && creds.pico().is_none() && creds.gateway().is_none() {
             return Err(GatewayError::Refused(
@@ -111,6 +124,37 @@ impl Gateway {
                 settings.gateway.host
             )));
         }
+        log_credentials(&live, settings);
+        let limiter = FailureLimiter::new(LimiterConfig {
+            per_key_max: 20,
+            global_max: 1000,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(60),
+            capacity: 8192,
+        });
+        let shared = Arc::new(Shared::new(runtime, paths, flags, live, limiter));
+        Ok(Gateway { lock, shared })
+    }
+
+    /// The router over this gateway's state (every endpoint of the table).
+    pub fn router(&self) -> axum::Router {
+        api::router(self.shared.clone())
+    }
+
+    /// The runtime token (in-process tests present it like a local tool would).
+    #[doc(hidden)]
+    pub fn runtime_token(&self) -> &Secret {
+        &self.shared.runtime_token
+    }
+
+    /// Binds, publishes `.picoclaw.pid` — before the first request is served, so whoever
+    /// reaches the gateway can already discover it — and serves until `shutdown`
+    /// completes; then stops taking turns, lets running turns finish within
+    /// `gateway.shutdown_timeout`, closes sockets with 1001 and releases the lock.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), GatewayError> {
+        let Gateway { lock, shared } = self;
+        let settings = shared.live().settings.clone();
+        let paths = shared.paths.clone();
         let listeners = bind(&settings.gateway.host, settings.gateway.port).await?;
         let bound = listeners[0]
             .local_addr()
@@ -125,21 +169,21 @@ impl Gateway {
             host: record_host,
             port: bound.port(),
             started_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-            token: runtime.clone(),
+            token: shared.runtime_token.clone(),
         };
-        log_credentials(&live, &settings);
-
-        let limiter = FailureLimiter::new(LimiterConfig {
-            per_key_max: 20,
-            global_max: 1000,
-            window: Duration::from_secs(60),
-            lockout: Duration::from_secs(60),
-            capacity: 8192,
-        });
-        let shared = Arc::new(Shared::new(runtime, paths.clone(), flags, live, limiter));
         let router = api::router(shared.clone());
         let (stop_tx, stop_rx) = watch::channel(false);
         let tcp_slots = Arc::new(Semaphore::new(settings.pico.max_connections.saturating_add(512)));
+        if settings.gateway.hot_reload {
+            spawn_watcher(shared.clone(), &paths);
+        }
+        tokio::spawn(sweep_loop(shared.clone(), stop_rx.clone()));
+        tokio::spawn(last_used_loop(shared.clone(), stop_rx.clone()));
+        shared.restart_pico_client();
+        shared.ready.store(true, Ordering::Release);
+        // Published before any connection is accepted (they wait in the listen backlog):
+        // a client that got an answer can always find the record, and never a stale one.
+        lock.publish(&record)?;
         let mut accept_tasks = Vec::new();
         for listener in listeners {
             accept_tasks.push(tokio::spawn(accept_loop(
@@ -149,15 +193,6 @@ impl Gateway {
                 tcp_slots.clone(),
             )));
         }
-        if settings.gateway.hot_reload {
-            spawn_watcher(shared.clone(), &paths);
-        }
-        tokio::spawn(sweep_loop(shared.clone(), stop_rx.clone()));
-        tokio::spawn(last_used_loop(shared.clone(), stop_rx.clone()));
-        shared.restart_pico_client();
-        shared.ready.store(true, Ordering::Release);
-        // Published last: a client that finds the record finds a gateway that is serving.
-        lock.publish(&record)?;
         tracing::info!(
             pid = record.pid,
             "gateway listening on http://{} (Pico channel {})",
@@ -165,7 +200,7 @@ impl Gateway {
             if settings.pico.enabled { "at /pico/ws" } else { "disabled" }
         );
 
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!("shutting down: finishing running turns");
         shared.shutting_down.store(true, Ordering::Release);
         let drain_until = tokio::time::Instant::now() + settings.gateway.shutdown_timeout;
@@ -290,7 +325,7 @@ async fn sweep_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let closed = revalidate(&shared);
+        let closed = shared.close_revoked_sockets();
         shared.tickets.sweep();
         if closed > 0 {
             tracing::info!(closed, "closed sockets whose credential expired");

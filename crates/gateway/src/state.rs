@@ -1,23 +1,17 @@
 //! Shared gateway state: what is reloadable (settings, credentials, verifier, agent) and
 //! what lives as long as the process (runtime token, hub, limiter, counters).
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use axum::http::HeaderMap;
 use picoclaw_agent::Engine;
 use picoclaw_auth::audit::{AuditEvent, AuditLog};
-use picoclaw_auth::{
-    AuthError, Extracted, FailureLimiter, Presentation, Principal, Scope, StoredCredentials, TicketStore,
-    Verifier, extract,
-};
+use picoclaw_auth::{FailureLimiter, StoredCredentials, TicketStore, Verifier};
 use picoclaw_config::{Flags, Paths, Settings};
 use picoclaw_credentials::{Credentials, Secret};
 
-use crate::error::ApiError;
-use crate::hub::Hub;
+use crate::hub::{CloseReason, Hub, close};
 
 /// The reloadable part: replaced as a whole by a successful reload.
 pub(crate) struct Live {
@@ -88,11 +82,6 @@ impl Shared {
         self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Replaces the reloadable state.
-    pub fn replace_live(&self, live: Live) {
-        *self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(live);
-    }
-
     /// (Re)starts the outbound Pico client from the current state; stops a running one.
     pub fn restart_pico_client(&self) {
         let live = self.live();
@@ -128,54 +117,42 @@ impl Shared {
         }
     }
 
-    /// Authenticates a request: rate limit, extract, verify (or redeem a ticket), scope.
-    /// Wrong credentials count towards the client's failure limit; missing ones do not.
-    /// Every outcome is written to the audit log.
-    #[allow(clippy::too_many_arguments)]
-    pub fn authenticate(
-        &self,
-        endpoint: &str,
-        headers: &HeaderMap,
-        query: Option<&str>,
-        client: IpAddr,
-        needed: Scope,
-        allow_query: bool,
-    ) -> Result<(Principal, Extracted), ApiError> {
-        let client_text = client.to_string();
-        if let Err(retry) = self.limiter.check(client) {
-            let e = AuthError::RateLimited { retry_after_secs: retry.0 };
-            self.audit(AuditEvent::auth_failure(endpoint, Some(&client_text), &e));
-            return Err(e.into());
-        }
-        let origin = headers.get(axum::http::header::ORIGIN).and_then(|o| o.to_str().ok());
-        let outcome = extract(headers, query, allow_query)
-            .and_then(|found| found.ok_or(AuthError::Missing))
-            .and_then(|found| {
-                let principal = match found.how {
-                    Presentation::Ticket => {
-                        self.tickets.redeem(&found.token, origin).map_err(AuthError::from)?
-                    }
-                    _ => self.live().verifier.identify(&found.token)?,
-                };
-                if !principal.scope.allows(needed) {
-                    return Err(AuthError::Scope { id: principal.id, has: principal.scope, needed });
-                }
-                Ok((principal, found))
-            });
-        match outcome {
-            Ok(ok) => {
-                self.limiter.record_success(client);
-                self.audit(AuditEvent::auth_success(endpoint, Some(&client_text), &ok.0));
-                Ok(ok)
-            }
-            Err(e) => {
-                if e.counts_as_failure() {
-                    self.limiter.record_failure(client);
-                }
-                tracing::info!(client = %client, endpoint, code = e.code(), "authentication failed");
-                self.audit(AuditEvent::auth_failure(endpoint, Some(&client_text), &e));
-                Err(e.into())
-            }
-        }
+    /// The one way the gateway's credentials change (start-up excepted): swaps in `live`,
+    /// then checks every credential derived from the old state against the new one —
+    /// outstanding tickets are dropped and sockets closed with 4001 when their parent is
+    /// no longer accepted. Revoke, rotate, a file edit and a removal all end here.
+    pub fn apply(&self, live: Live) -> Applied {
+        *self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(live);
+        let dropped_tickets = self.tickets.retain_valid(&self.live().verifier);
+        let closed_sockets = self.close_revoked_sockets();
+        Applied { closed_sockets, dropped_tickets }
     }
+
+    /// Closes sockets whose credential is no longer accepted: revoked, expired, rotated past
+    /// its grace, or removed from the configuration. Checked by principal and fingerprint
+    /// (`Verifier::still_valid`), so the gateway keeps no presented secret in memory; a
+    /// socket opened with a ticket carries its parent's principal and dies with it.
+    pub fn close_revoked_sockets(&self) -> usize {
+        let live = self.live();
+        let pico_enabled = live.settings.pico.enabled;
+        self.hub.sweep(|conn| {
+            if !pico_enabled {
+                return Some(CloseReason {
+                    code: close::GOING_AWAY,
+                    reason: "the Pico channel was disabled".into(),
+                });
+            }
+            live.verifier.still_valid(&conn.principal).err().map(|e| CloseReason {
+                code: close::CREDENTIAL_REVOKED,
+                reason: format!("credential {} is no longer valid ({})", conn.principal.id, e.code()),
+            })
+        })
+    }
+}
+
+/// What applying a new state ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Applied {
+    pub closed_sockets: usize,
+    pub dropped_tickets: usize,
 }

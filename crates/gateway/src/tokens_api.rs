@@ -7,17 +7,17 @@
 //! | `POST /api/tokens` | admin | `{"name","scope":"chat"|"admin","expires":"30d"?}` → 201 with the token, shown once |
 //! | `DELETE /api/tokens/{id or name}` | admin | revoke |
 //! | `POST /api/tokens/{id, name, pico or gateway}/rotate` | admin | `{"grace":"10m"?}` → the new token, shown once |
-//! | `POST /auth/ticket` | chat or admin | a single-use `ticket.<t>` for `Sec-WebSocket-Protocol`, 30 s, bound to the Origin |
+//! | `POST /auth/ticket` | chat or admin, Bearer only | a single-use `ticket.<t>` for `Sec-WebSocket-Protocol`, 30 s, bound to the Origin and to the credential that asked |
 //!
 //! Changes are written to `.security.yml` (atomic, 0600, locked) and applied at once by a
-//! reload; sockets of a revoked credential are closed with 4001.
+//! reload (`Shared::apply`): sockets of a revoked credential are closed with 4001 and its
+//! outstanding tickets dropped.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use picoclaw_auth::Scope;
@@ -26,6 +26,7 @@ use picoclaw_auth::named::{FixedCredential, Timestamp, TokenFile, TokenStoreErro
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::authenticated::{Admin, Authenticated, Chat};
 use crate::error::ApiError;
 use crate::reload::reload;
 use crate::state::Shared;
@@ -47,10 +48,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(store_error)
 }
 
-fn admin(shared: &Shared, endpoint: &str, headers: &HeaderMap, peer: SocketAddr) -> Result<String, ApiError> {
-    shared.authenticate(endpoint, headers, None, peer.ip(), Scope::Admin, false).map(|(p, _)| p.id)
-}
-
 async fn apply(shared: &Arc<Shared>, what: &str) {
     // The file watcher would also notice; reloading here makes the change effective
     // before the response is sent.
@@ -60,10 +57,8 @@ async fn apply(shared: &Arc<Shared>, what: &str) {
 /// `GET /api/tokens`.
 pub(crate) async fn list(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _auth: Authenticated<Admin>,
 ) -> Result<Json<Value>, ApiError> {
-    admin(&shared, "/api/tokens", &headers, peer)?;
     let file = TokenFile::new(shared.paths.security_file());
     let tokens = blocking(move || file.list(Timestamp::now())).await?;
     Ok(Json(json!({ "tokens": tokens })))
@@ -91,11 +86,10 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Re
 /// `POST /api/tokens`.
 pub(crate) async fn create(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    auth: Authenticated<Admin>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let actor = admin(&shared, "/api/tokens", &headers, peer)?;
+    let actor = auth.principal.id;
     let body: CreateBody =
         parse_body(&body, r#"{"name": "...", "scope": "chat"|"admin", "expires": "30d"}"#)?;
     let scope = match body.scope.as_str() {
@@ -121,11 +115,10 @@ pub(crate) async fn create(
 /// `DELETE /api/tokens/{key}`.
 pub(crate) async fn revoke(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    auth: Authenticated<Admin>,
     Path(key): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let actor = admin(&shared, "/api/tokens", &headers, peer)?;
+    let actor = auth.principal.id;
     if FixedCredential::from_name(&key).is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -138,7 +131,6 @@ pub(crate) async fn revoke(
     let record = blocking(move || file.revoke(&key, now)).await?;
     let summary = record.summary(now);
     shared.audit(AuditEvent::new(AuditKind::Revoke, Outcome::Ok).actor(&actor).code(&summary.id));
-    shared.tickets.revoke_principal(&summary.id);
     apply(&shared, "token revoked").await;
     Ok(Json(json!({ "revoked": summary })))
 }
@@ -153,12 +145,11 @@ pub(crate) struct RotateBody {
 /// `POST /api/tokens/{key}/rotate`.
 pub(crate) async fn rotate(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    auth: Authenticated<Admin>,
     Path(key): Path<String>,
-    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let actor = admin(&shared, "/api/tokens", &headers, peer)?;
+    let actor = auth.principal.id;
     let body: RotateBody = parse_body(&body, r#"{"grace": "10m"}"#)?;
     let grace = match &body.grace {
         Some(text) => parse_duration(text).map_err(|e| bad_request("invalid_grace", e.to_string()))?,
@@ -198,11 +189,10 @@ pub(crate) async fn rotate(
 /// `POST /auth/ticket`.
 pub(crate) async fn ticket(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    auth: Authenticated<Chat>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let (principal, _) =
-        shared.authenticate("/auth/ticket", &headers, None, peer.ip(), Scope::Chat, false)?;
+    let principal = auth.principal;
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
     let (ticket, expires) = shared.tickets.issue(&principal, origin).map_err(|_| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "random_failed", "cannot generate a ticket")

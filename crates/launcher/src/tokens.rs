@@ -1,5 +1,5 @@
 //! The tokens panel: every credential's source and fingerprint (from
-//! `picoclaw_credentials::explain`, never a value), plus the hook for named-token
+//! `picoclaw_auth::explain`, never a value), plus the hook for named-token
 //! management: `POST /api/tokens…` and `DELETE /api/tokens/…` are forwarded to the running
 //! gateway's `/api/tokens` admin API with the runtime token. A gateway without that API
 //! answers 404, which the dashboard shows as "not available in this build".
@@ -12,9 +12,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode, Uri};
+use picoclaw_auth::explain::{Explanation, Extra, explain, named_token_counts};
 use picoclaw_config::{Flags, Layers, ProcessEnv, Settings};
 use picoclaw_credentials::Credentials;
-use picoclaw_credentials::explain::{Explanation, Extra, explain};
 use picoclaw_credentials::runtime::RuntimeRecord;
 use serde_json::{Value, json};
 
@@ -37,7 +37,8 @@ fn explanation(
     let settings = Settings::resolve(&layers).map_err(|e| e.to_string())?;
     let creds = Credentials::resolve(&layers, &settings).map_err(|e| e.to_string())?;
     let launcher = picoclaw_credentials::launcher::peek(&layers);
-    Ok(explain(&settings, &creds, &Extra { runtime, launcher: launcher.as_ref(), ..Extra::default() }))
+    let (named_admin, named_chat) = named_token_counts(&layers);
+    Ok(explain(&settings, &creds, &Extra { runtime, launcher: launcher.as_ref(), named_admin, named_chat }))
 }
 
 async fn gateway_json(

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::fmt::Write as _;
 
 use anyhow::Result;
+use picoclaw_auth::explain::{Extra, explain as build, named_token_counts};
 use picoclaw_config::Flags;
-use picoclaw_credentials::explain::{Extra, explain as build};
 
 use crate::context::Context;
 use crate::output::table;
@@ -17,7 +17,7 @@ pub fn explain(json: bool) -> Result<ExitCode> {
     ctx.print_warnings();
     let launcher = picoclaw_credentials::launcher::peek(&ctx.layers);
     let runtime = super::gateway::live_record(&ctx.paths);
-    let named = super::gateway::named_token_counts(&ctx);
+    let named = named_token_counts(&ctx.layers);
     let extra = Extra {
         runtime: runtime.as_ref(),
         launcher: launcher.as_ref(),
@@ -37,9 +37,9 @@ pub fn explain(json: bool) -> Result<ExitCode> {
         .map(|e| {
             vec![
                 e.server.to_owned(),
-                e.endpoint.to_owned(),
-                if e.accepts.is_empty() { "nothing configured".to_owned() } else { e.accepts.join(", ") },
-                e.note.unwrap_or("").to_owned(),
+                e.endpoint.clone(),
+                if e.accepts.is_empty() { "nothing now".to_owned() } else { e.accepts.join(", ") },
+                e.note.clone().unwrap_or_default(),
             ]
         })
         .collect();

@@ -253,15 +253,3 @@ pub fn live_record(paths: &Paths) -> Option<RuntimeRecord> {
         _ => None,
     }
 }
-
-/// (admin, chat) counts of currently active named tokens.
-pub fn named_token_counts(ctx: &Context) -> (usize, usize) {
-    use picoclaw_auth::named::{Timestamp, TokenSet, TokenState};
-    let Ok(set) = TokenSet::from_tokens(ctx.layers.security_tokens()) else { return (0, 0) };
-    let now = Timestamp::now();
-    let active = set.records().iter().map(|r| r.summary(now)).filter(|s| s.state == TokenState::Active);
-    active.fold((0, 0), |(a, c), s| match s.scope {
-        picoclaw_auth::Scope::Admin => (a + 1, c),
-        picoclaw_auth::Scope::Chat => (a, c + 1),
-    })
-}

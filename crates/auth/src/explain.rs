@@ -1,13 +1,15 @@
-//! The table behind `picoclaw auth explain`: each endpoint, the credentials it accepts
-//! now, and each credential's source and fingerprint. Never a value.
+//! The table behind `picoclaw auth explain`: each endpoint (from [`crate::endpoints`],
+//! the table the gateway's router is built from), the credentials it accepts now, and
+//! each credential's source and fingerprint. Never a value.
 
-use picoclaw_config::Settings;
+use picoclaw_config::{Layers, Settings};
+use picoclaw_credentials::launcher::LauncherToken;
+use picoclaw_credentials::runtime::RuntimeRecord;
+use picoclaw_credentials::{Credentials, Resolved, Secret};
 use serde::Serialize;
 
-use crate::launcher::LauncherToken;
-use crate::resolve::{Credentials, Resolved};
-use crate::runtime::RuntimeRecord;
-use crate::secret::Secret;
+use crate::endpoints::{self, Guard, Server};
+use crate::verify::Scope;
 
 /// One credential and where it is accepted.
 #[derive(Debug, Clone, Serialize)]
@@ -25,7 +27,7 @@ pub struct CredentialRow {
     /// First 8 hex of its SHA-256.
     pub fingerprint: Option<String>,
     /// Endpoints that accept it (empty for outbound credentials).
-    pub accepted_on: Vec<&'static str>,
+    pub accepted_on: Vec<String>,
     /// A short note (e.g. "outbound: sent to the remote Pico server").
     pub note: &'static str,
 }
@@ -33,14 +35,18 @@ pub struct CredentialRow {
 /// One endpoint and what it accepts now.
 #[derive(Debug, Clone, Serialize)]
 pub struct EndpointRow {
-    /// `POST /reload`, `/pico/ws`, ...
-    pub endpoint: &'static str,
+    /// `POST /reload`, `GET /pico/ws`, ...
+    pub endpoint: String,
     /// Which server (`gateway` or `launcher`).
     pub server: &'static str,
+    /// The scope it needs (`chat`, `admin`), when it takes a gateway credential.
+    pub scope: Option<Scope>,
     /// Names of credentials that are set and accepted now; `none` for open endpoints.
     pub accepts: Vec<String>,
-    /// Remarks such as "channel disabled".
-    pub note: Option<&'static str>,
+    /// How a credential may be presented there.
+    pub presented_as: &'static str,
+    /// What it does, or why it accepts nothing now (e.g. "channel disabled").
+    pub note: Option<String>,
 }
 
 /// Inputs beyond settings and gateway credentials.
@@ -54,6 +60,19 @@ pub struct Extra<'a> {
     pub named_admin: usize,
     /// Named tokens with `chat` scope that are currently valid.
     pub named_chat: usize,
+}
+
+/// (admin, chat): how many named tokens in the loaded `.security.yml` are active now.
+/// The one count used by `auth explain`, the dashboard and `doctor`.
+pub fn named_token_counts(layers: &Layers) -> (usize, usize) {
+    use crate::named::{Timestamp, TokenSet, TokenState};
+    let Ok(set) = TokenSet::from_tokens(layers.security_tokens()) else { return (0, 0) };
+    let now = Timestamp::now();
+    let active = set.records().iter().map(|r| r.summary(now)).filter(|s| s.state == TokenState::Active);
+    active.fold((0, 0), |(a, c), s| match s.scope {
+        Scope::Admin => (a + 1, c),
+        Scope::Chat => (a, c + 1),
+    })
 }
 
 /// The whole explanation.
@@ -76,7 +95,7 @@ fn row(
     key: &'static str,
     env: Option<&'static str>,
     resolved: Option<&Resolved>,
-    accepted_on: Vec<&'static str>,
+    accepted_on: Vec<String>,
     note: &'static str,
 ) -> CredentialRow {
     CredentialRow {
@@ -91,12 +110,29 @@ fn row(
     }
 }
 
+/// Where a credential of `scope` (the pico token only when the channel is on) is accepted
+/// now, per the endpoint table.
+fn accepted_on(scope: Scope, pico_on: bool) -> Vec<String> {
+    endpoints::of(Server::Gateway)
+        .filter(|e| match e.guard {
+            Guard::Credential { scope: needed, .. } => scope.allows(needed),
+            _ => false,
+        })
+        .filter(|e| pico_on || !is_pico(e))
+        .map(|e| format!("{} {}", e.methods.join("|"), e.path))
+        .collect()
+}
+
+fn is_pico(e: &endpoints::Endpoint) -> bool {
+    e.path.starts_with("/pico")
+}
+
 /// Builds the explanation for the current setup.
 pub fn explain(settings: &Settings, creds: &Credentials, extra: &Extra<'_>) -> Explanation {
     let pico_on = settings.pico.enabled;
-    let pico_endpoints = if pico_on { vec!["/pico/ws", "/pico/media/*"] } else { vec![] };
-    let mut everything = vec!["POST /reload", "GET /auth/whoami", "/api/tokens"];
-    everything.extend(pico_endpoints.iter().copied());
+    let everything = accepted_on(Scope::Admin, pico_on);
+    let chat_endpoints = if pico_on { accepted_on(Scope::Chat, true) } else { Vec::new() };
+    let named_total = extra.named_admin + extra.named_chat;
 
     let mut credentials = vec![
         row(
@@ -122,19 +158,23 @@ pub fn explain(settings: &Settings, creds: &Credentials, extra: &Extra<'_>) -> E
             "channels.pico.token",
             Some("PICOCLAW_CHANNELS_PICO_TOKEN"),
             creds.pico(),
-            pico_endpoints.clone(),
-            if pico_on { "accepted on the Pico channel only" } else { "Pico channel is disabled" },
+            chat_endpoints.clone(),
+            if pico_on {
+                "scope chat: the Pico channel, /auth/whoami and /auth/ticket"
+            } else {
+                "Pico channel is disabled"
+            },
         ),
         CredentialRow {
             name: "named tokens",
             key: ".security.yml tokens",
             env: None,
-            set: extra.named_admin + extra.named_chat > 0,
-            source: (extra.named_admin + extra.named_chat > 0)
+            set: named_total > 0,
+            source: (named_total > 0)
                 .then(|| format!("{} admin, {} chat", extra.named_admin, extra.named_chat)),
             fingerprint: None,
             accepted_on: everything.clone(),
-            note: "scope chat: Pico channel only; scope admin: everything (`picoclaw token list`)",
+            note: "scope chat: like the pico token; scope admin: everything (`picoclaw token list`)",
         },
         CredentialRow {
             name: "launcher token",
@@ -143,7 +183,7 @@ pub fn explain(settings: &Settings, creds: &Credentials, extra: &Extra<'_>) -> E
             set: extra.launcher.is_some(),
             source: extra.launcher.map(|t| format!("{} ({})", t.origin, t.source)),
             fingerprint: extra.launcher.and_then(|t| fp(&t.secret)),
-            accepted_on: vec!["dashboard POST /login"],
+            accepted_on: vec!["launcher POST /login".to_owned()],
             note: "dashboard login only; generated and persisted at first launcher start",
         },
         row(
@@ -173,64 +213,55 @@ pub fn explain(settings: &Settings, creds: &Credentials, extra: &Extra<'_>) -> E
     let set = |name: &str| credentials.iter().any(|c| c.name == name && c.set);
     let names =
         |list: &[&str]| -> Vec<String> { list.iter().filter(|n| set(n)).map(|n| (*n).to_owned()).collect() };
-    let admin = ["gateway token", "runtime token", "named tokens"];
-    let chat = ["gateway token", "runtime token", "pico token", "named tokens"];
-    let mut endpoints = vec![
-        EndpointRow {
-            endpoint: "GET /health",
-            server: "gateway",
-            accepts: vec!["none".into()],
-            note: Some("open; reveals no pid or secret"),
-        },
-        EndpointRow {
-            endpoint: "GET /ready",
-            server: "gateway",
-            accepts: vec!["none".into()],
-            note: Some("open"),
-        },
-        EndpointRow {
-            endpoint: "POST /reload",
-            server: "gateway",
-            accepts: names(&admin),
-            note: Some("admin scope"),
-        },
-        EndpointRow {
-            endpoint: "GET /auth/whoami",
-            server: "gateway",
-            accepts: names(&chat),
-            note: Some("any valid credential"),
-        },
-        EndpointRow {
-            endpoint: "/api/tokens",
-            server: "gateway",
-            accepts: names(&admin),
-            note: Some("admin scope"),
-        },
-    ];
-    endpoints.push(EndpointRow {
-        endpoint: "/pico/ws",
-        server: "gateway",
-        accepts: if pico_on { names(&chat) } else { vec![] },
-        note: Some(if !pico_on {
-            "channel disabled (answers 404)"
-        } else if settings.pico.allow_token_query {
-            "Authorization: Bearer, Sec-WebSocket-Protocol token.<t>, or ?token= (enabled)"
-        } else {
-            "Authorization: Bearer or Sec-WebSocket-Protocol token.<t>; ?token= disabled"
-        }),
-    });
-    endpoints.push(EndpointRow {
-        endpoint: "POST /login",
-        server: "launcher",
-        accepts: names(&["launcher token"]),
-        note: Some("sets an HttpOnly session cookie"),
-    });
-    endpoints.push(EndpointRow {
-        endpoint: "/pico/ws (dashboard proxy)",
-        server: "launcher",
-        accepts: vec!["dashboard session cookie".into()],
-        note: Some("the launcher authenticates upstream with the runtime token"),
-    });
+    let endpoints = endpoints::ENDPOINTS
+        .iter()
+        .map(|e| {
+            let (scope, accepts, note) = match e.guard {
+                Guard::Open => (None, vec!["none".to_owned()], e.note.to_owned()),
+                Guard::Credential { scope, presentations } => {
+                    let mut accepts = match scope {
+                        Scope::Admin => names(&["gateway token", "runtime token"]),
+                        Scope::Chat => names(&["gateway token", "runtime token", "pico token"]),
+                    };
+                    match scope {
+                        Scope::Admin if extra.named_admin > 0 => accepts.push("named tokens (admin)".into()),
+                        Scope::Chat if named_total > 0 => accepts.push("named tokens".into()),
+                        _ => {}
+                    }
+                    if presentations.ticket {
+                        accepts.push("tickets".into());
+                    }
+                    if is_pico(e) && !pico_on {
+                        (Some(scope), Vec::new(), "channel disabled (answers 404)".to_owned())
+                    } else {
+                        (Some(scope), accepts, e.note.to_owned())
+                    }
+                }
+                Guard::LauncherToken => (None, names(&["launcher token"]), e.note.to_owned()),
+                Guard::DashboardSession => (None, vec!["dashboard session cookie".to_owned()], e.note.to_owned()),
+            };
+            let presented_as = match e.guard {
+                Guard::Credential { presentations, .. } if presentations.query && !settings.pico.allow_token_query => {
+                    match presentations.subprotocol {
+                        true => "Authorization: Bearer, Sec-WebSocket-Protocol token.<t> or ticket.<t>; ?token= disabled",
+                        false => "Authorization: Bearer; ?token= disabled",
+                    }
+                }
+                _ => e.guard.presented_as(),
+            };
+            EndpointRow {
+                endpoint: format!("{} {}", e.methods.join("|"), e.path),
+                server: match e.server {
+                    Server::Gateway => "gateway",
+                    Server::Launcher => "launcher",
+                },
+                scope,
+                accepts,
+                presented_as,
+                note: Some(note),
+            }
+        })
+        .collect();
 
     let mut warnings: Vec<String> = creds.shadow_warnings().iter().map(ToString::to_string).collect();
     for (key, r) in settings.entries() {
@@ -238,11 +269,17 @@ pub fn explain(settings: &Settings, creds: &Credentials, extra: &Extra<'_>) -> E
             warnings.push(format!("{key}: {} overrides a different value in {shadowed}", r.source));
         }
     }
-    if pico_on
-        && creds.pico().is_none()
-        && creds.gateway().is_none()
-        && extra.named_chat + extra.named_admin == 0
+    if let (Some(g), Some(p)) = (creds.gateway(), creds.pico())
+        && pico_on
+        && g.secret.matches(p.secret.expose())
     {
+        warnings.push(format!(
+            "the pico token ({}) equals the gateway token ({}): whoever holds the pico token has admin scope; \
+             give each its own value (`picoclaw token rotate pico`)",
+            p.source, g.source
+        ));
+    }
+    if pico_on && creds.pico().is_none() && creds.gateway().is_none() && named_total == 0 {
         warnings.push(
             "channels.pico.enabled is true but no pico or gateway token is set: only local tools (runtime token) can connect; run `picoclaw onboard`".into(),
         );

@@ -1,0 +1,135 @@
+//! Authentication as a type: a handler that takes [`Authenticated<G>`] cannot run unless
+//! the request passed the gate for guard `G`; a handler that does not take it is public.
+//!
+//! The guards match the rows of [`picoclaw_auth::endpoints::ENDPOINTS`]: [`Admin`] and
+//! [`Chat`] take `Authorization: Bearer` only; [`PicoSocket`] also takes `token.<t>` and
+//! `ticket.<t>` offers and `?token=` when allowed; [`PicoMedia`] takes Bearer and
+//! `?token=` when allowed. The in-process matrix test (`tests.rs`) checks every row of the
+//! table against what its handler really does.
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use picoclaw_auth::audit::AuditEvent;
+use picoclaw_auth::{Gate, Presentation, Presentations, Principal, Scope, presented};
+
+use crate::error::ApiError;
+use crate::state::Shared;
+
+/// What a guard requires.
+pub(crate) trait Guard: Send + Sync + 'static {
+    /// The scope needed.
+    const SCOPE: Scope;
+    /// Ways of presenting a credential besides `Authorization: Bearer`.
+    const PRESENTATIONS: Presentations;
+    /// A Pico-channel endpoint: 404 while the channel is disabled, 503 while shutting down.
+    const PICO: bool;
+}
+
+/// Admin scope, `Authorization: Bearer`.
+pub(crate) struct Admin;
+/// Chat scope (any valid credential), `Authorization: Bearer`.
+pub(crate) struct Chat;
+/// The Pico socket: chat scope; Bearer, `token.<t>` / `ticket.<t>` offers, `?token=` when allowed.
+pub(crate) struct PicoSocket;
+/// Pico media: chat scope; Bearer and `?token=` when allowed.
+pub(crate) struct PicoMedia;
+
+impl Guard for Admin {
+    const SCOPE: Scope = Scope::Admin;
+    const PRESENTATIONS: Presentations = Presentations::BEARER;
+    const PICO: bool = false;
+}
+
+impl Guard for Chat {
+    const SCOPE: Scope = Scope::Chat;
+    const PRESENTATIONS: Presentations = Presentations::BEARER;
+    const PICO: bool = false;
+}
+
+impl Guard for PicoSocket {
+    const SCOPE: Scope = Scope::Chat;
+    const PRESENTATIONS: Presentations = Presentations::SOCKET;
+    const PICO: bool = true;
+}
+
+impl Guard for PicoMedia {
+    const SCOPE: Scope = Scope::Chat;
+    const PRESENTATIONS: Presentations = Presentations::MEDIA;
+    const PICO: bool = true;
+}
+
+/// A request that passed the gate for `G`.
+pub(crate) struct Authenticated<G> {
+    /// Who is calling (for a ticket: the credential that minted it).
+    pub principal: Principal,
+    /// How the accepted credential was presented.
+    pub how: Presentation,
+    /// The subprotocol the 101 response must select (Pico socket only).
+    pub echo: Option<String>,
+    _guard: PhantomData<G>,
+}
+
+impl<G: Guard> FromRequestParts<Arc<Shared>> for Authenticated<G> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, ApiError> {
+        let live = shared.live();
+        if G::PICO {
+            if !live.settings.pico.enabled {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "channel_disabled",
+                    "the Pico channel is disabled (set channels.pico.enabled to true)",
+                ));
+            }
+            if shared.shutting_down.load(Ordering::Acquire) {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting_down",
+                    "the gateway is shutting down",
+                ));
+            }
+        }
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() else {
+            // Every connection is served with its peer address; fail closed if not.
+            tracing::error!("request without a peer address; refusing it");
+            return Err(ApiError::internal());
+        };
+        let client = peer.ip();
+        let endpoint = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| parts.uri.path().to_owned(), |m| m.as_str().to_owned());
+        let found = presented(
+            &parts.headers,
+            parts.uri.query(),
+            G::PRESENTATIONS,
+            live.settings.pico.allow_token_query,
+        );
+        let origin = parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+        let gate = Gate { verifier: &live.verifier, tickets: &shared.tickets, limiter: &shared.limiter };
+        let client_text = client.to_string();
+        match gate.admit(&found, G::SCOPE, client, origin) {
+            Ok(admitted) => {
+                shared.audit(AuditEvent::auth_success(&endpoint, Some(&client_text), &admitted.principal));
+                Ok(Authenticated {
+                    principal: admitted.principal,
+                    how: admitted.how,
+                    echo: admitted.echo,
+                    _guard: PhantomData,
+                })
+            }
+            Err(e) => {
+                tracing::info!(client = %client, endpoint, code = e.code(), "authentication failed");
+                shared.audit(AuditEvent::auth_failure(&endpoint, Some(&client_text), &e));
+                Err(e.into())
+            }
+        }
+    }
+}
