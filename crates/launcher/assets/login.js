@@ -9,6 +9,7 @@
   const reasons = {
     invalid: "That token is not right. Check it and try again.",
     rate_limited: "Too many failed attempts from this address. Wait a minute and try again.",
+    missing: "The link had no token. Paste the launcher token below.",
   };
   const params = new URLSearchParams(location.search);
   if (params.has("error")) {

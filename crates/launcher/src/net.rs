@@ -150,6 +150,69 @@ pub fn same_origin(headers: &HeaderMap, client: &Client) -> bool {
     authority(headers, client).is_some_and(|a| a == origin_authority)
 }
 
+/// Why a request is refused as cross-site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrossSite {
+    /// An `Origin` header that is not the dashboard's own origin (or more than one).
+    Origin,
+    /// A `Sec-Fetch-Site` header other than `same-origin` or `none`.
+    FetchSite,
+}
+
+impl CrossSite {
+    /// What the client is told.
+    pub fn message(self) -> &'static str {
+        match self {
+            CrossSite::Origin => {
+                "cross-site request refused: the Origin header must be this dashboard's own address"
+            }
+            CrossSite::FetchSite => {
+                "cross-site request refused: Sec-Fetch-Site must be `same-origin` or `none` \
+                 (another site, or another port of this host, may not change the dashboard)"
+            }
+        }
+    }
+}
+
+/// The cross-site check for state-changing requests: an `Origin` header, when present,
+/// must name the dashboard's own origin ([`same_origin`]); a `Sec-Fetch-Site` header, when
+/// present, must be `same-origin` or `none`. `same-site` is not enough: a page on another
+/// port of `localhost` is the same site. A request with neither header (curl, scripts) is
+/// not a browser's cross-site request and passes.
+pub fn cross_site(headers: &HeaderMap, client: &Client) -> Option<CrossSite> {
+    let origins = headers.get_all(http::header::ORIGIN).iter().count();
+    if origins > 1 || (origins == 1 && !same_origin(headers, client)) {
+        return Some(CrossSite::Origin);
+    }
+    let fetch_site_ok = |v: &http::HeaderValue| {
+        v.to_str().is_ok_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("same-origin") || v.eq_ignore_ascii_case("none")
+        })
+    };
+    if !headers.get_all("sec-fetch-site").iter().all(fetch_site_ok) {
+        return Some(CrossSite::FetchSite);
+    }
+    None
+}
+
+/// Whether a GET comes from another page without being a top-level navigation: an
+/// `<img>`, `<iframe>`, `fetch` or prefetch made by another site (or another port of this
+/// host). Such a request is never a user following a login link, so a `?token=` on it is
+/// refused untried and spends nothing of the login limit. A top-level navigation from
+/// another site (a login link in a chat app or a mail) stays a login attempt.
+pub fn foreign_subresource(headers: &HeaderMap, client: &Client) -> bool {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let foreign_site = value("sec-fetch-site")
+        .is_some_and(|s| !s.eq_ignore_ascii_case("same-origin") && !s.eq_ignore_ascii_case("none"));
+    let navigation = value("sec-fetch-mode").is_none_or(|m| m.eq_ignore_ascii_case("navigate"))
+        && value("sec-fetch-dest").is_none_or(|d| d.eq_ignore_ascii_case("document"));
+    // A navigation sends no `Origin` on GET; a cross-origin fetch does (also in browsers
+    // that send no `Sec-Fetch-*`).
+    let foreign_origin = headers.contains_key(http::header::ORIGIN) && !same_origin(headers, client);
+    foreign_origin || (foreign_site && !navigation)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +259,56 @@ mod tests {
         assert!(same_origin(&h, &client));
         h.insert("origin", "http://evil.example".parse().unwrap());
         assert!(!same_origin(&h, &client));
+    }
+
+    #[test]
+    fn cross_site_rules() {
+        let client = Client { ip: ip("127.0.0.1"), secure: false, via_proxy: false };
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            h.insert("host", "127.0.0.1:18800".parse().unwrap());
+            for (k, v) in pairs {
+                h.append(*k, v.parse().unwrap());
+            }
+            h
+        };
+        let own = "http://127.0.0.1:18800";
+        for pass in [
+            &[][..],
+            &[("origin", own)],
+            &[("sec-fetch-site", "same-origin")],
+            &[("sec-fetch-site", "none")],
+            &[("origin", own), ("sec-fetch-site", "same-origin")],
+        ] {
+            assert_eq!(cross_site(&headers(pass), &client), None, "{pass:?}");
+        }
+        for (refuse, why) in [
+            (&[("origin", "http://evil.example")][..], CrossSite::Origin),
+            (&[("origin", "null")], CrossSite::Origin),
+            (&[("origin", "http://127.0.0.1:1")], CrossSite::Origin),
+            (&[("origin", own), ("origin", own)], CrossSite::Origin),
+            (&[("sec-fetch-site", "same-site")], CrossSite::FetchSite),
+            (&[("sec-fetch-site", "cross-site")], CrossSite::FetchSite),
+            (&[("origin", own), ("sec-fetch-site", "same-site")], CrossSite::FetchSite),
+            (&[("sec-fetch-site", "none"), ("sec-fetch-site", "cross-site")], CrossSite::FetchSite),
+        ] {
+            assert_eq!(cross_site(&headers(refuse), &client), Some(why), "{refuse:?}");
+        }
+        let link = [
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "document"),
+        ];
+        for navigation in [&[][..], &[("sec-fetch-site", "none")], &link, &[("origin", own)]] {
+            assert!(!foreign_subresource(&headers(navigation), &client), "{navigation:?}");
+        }
+        for subresource in [
+            &[("sec-fetch-site", "cross-site"), ("sec-fetch-dest", "image")][..],
+            &[("sec-fetch-site", "same-site"), ("sec-fetch-mode", "no-cors")],
+            &[("sec-fetch-site", "cross-site"), ("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "iframe")],
+            &[("origin", "http://evil.example")],
+        ] {
+            assert!(foreign_subresource(&headers(subresource), &client), "{subresource:?}");
+        }
     }
 }

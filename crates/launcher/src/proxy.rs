@@ -2,6 +2,11 @@
 //! by the gate) and a same-origin check; the launcher then dials the gateway's `/pico/ws`
 //! itself with the runtime token from `.picoclaw.pid`, and relays text/binary frames both
 //! ways. The browser never sees a gateway or pico token.
+//!
+//! Handshake compatibility: when the browser offers subprotocols, the 101 echoes its first
+//! offer (as upstream PicoClaw's launcher does); browsers and Node's `ws` abort a handshake
+//! that offered subprotocols and got none back. The offers are never forwarded upstream:
+//! the launcher authenticates to the gateway itself.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +48,20 @@ pub(crate) async fn pico_ws(
         )
         .into_response();
     }
+    if let Some(why) = net::cross_site(&headers, &client) {
+        return ApiError::new(StatusCode::FORBIDDEN, "bad_origin", why.message()).into_response();
+    }
+    let offer = match first_offer(&headers) {
+        Ok(offer) => offer,
+        Err(()) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_subprotocol",
+                "Sec-WebSocket-Protocol must be a comma-separated list of tokens (RFC 6455 §4.1)",
+            )
+            .into_response();
+        }
+    };
     let Some(record) = st.gateway.record().await else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -56,15 +75,9 @@ pub(crate) async fn pico_ws(
         Err(rejection) => return rejection.into_response(),
     };
     let mut url = format!("{}/pico/ws", record.base_url().replacen("http://", "ws://", 1));
-    let passed: Vec<&str> = uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|pair| matches!(pair.split('=').next(), Some("session_id" | "protocol")))
-        .collect();
-    if !passed.is_empty() {
+    if let Some(query) = upstream_query(uri.query()) {
         url.push('?');
-        url.push_str(&passed.join("&"));
+        url.push_str(&query);
     }
     let Ok(mut request) = url.into_client_request() else {
         return ApiError::new(StatusCode::BAD_REQUEST, "bad_query", "session_id must be URL-encoded")
@@ -98,11 +111,67 @@ pub(crate) async fn pico_ws(
                 .into_response();
         }
     };
+    let upgrade = match offer {
+        Some(offer) => upgrade.protocols([offer]),
+        None => upgrade,
+    };
     upgrade
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .max_write_buffer_size(4 * MAX_MESSAGE)
         .on_upgrade(move |socket| relay(socket, upstream, st, session))
+}
+
+/// The browser's first subprotocol offer (the first non-empty element of the first
+/// `Sec-WebSocket-Protocol` list), `None` when it offered none, `Err` when an offer is not
+/// an RFC 7230 token.
+fn first_offer(headers: &HeaderMap) -> Result<Option<String>, ()> {
+    let mut first = None;
+    for value in headers.get_all(http::header::SEC_WEBSOCKET_PROTOCOL) {
+        let value = value.to_str().map_err(|_| ())?;
+        for offer in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            if !offer.bytes().all(is_tchar) {
+                return Err(());
+            }
+            first.get_or_insert_with(|| offer.to_owned());
+        }
+    }
+    Ok(first)
+}
+
+/// RFC 7230 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Query values passed on to the gateway: RFC 3986 unreserved characters and `:` stay as
+/// they are (valid session ids are `[A-Za-z0-9._:-]`, and the gateway reads the values
+/// literally), everything else is percent-encoded.
+const QUERY_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':');
+
+/// The gateway's query: only `session_id` and `protocol` (the first of each), decoded once
+/// from the browser's query and re-encoded.
+fn upstream_query(query: Option<&str>) -> Option<String> {
+    let mut session_id = None;
+    let mut protocol = None;
+    for (key, value) in form_urlencoded::parse(query?.as_bytes()) {
+        let slot = match key.as_ref() {
+            "session_id" => &mut session_id,
+            "protocol" => &mut protocol,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(value);
+        }
+    }
+    let pairs: Vec<String> = [("session_id", session_id), ("protocol", protocol)]
+        .into_iter()
+        .filter_map(|(key, value)| {
+            value.map(|v| format!("{key}={}", percent_encoding::utf8_percent_encode(&v, QUERY_VALUE)))
+        })
+        .collect();
+    (!pairs.is_empty()).then(|| pairs.join("&"))
 }
 
 async fn relay(browser: WebSocket, upstream: Upstream, st: Arc<AppState>, session: SessionId) {
@@ -179,4 +248,41 @@ fn to_axum(msg: tungstenite::Message) -> Option<ws::Message> {
         ),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_offer_is_echoed() {
+        let offers = |values: &[&'static str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(http::header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(v));
+            }
+            first_offer(&h)
+        };
+        assert_eq!(offers(&[]), Ok(None));
+        assert_eq!(offers(&["token.whatever, pico"]), Ok(Some("token.whatever".into())));
+        assert_eq!(offers(&[" , pico"]), Ok(Some("pico".into())));
+        assert_eq!(offers(&["a", "b"]), Ok(Some("a".into())));
+        assert_eq!(offers(&["a b"]), Err(()));
+        assert_eq!(offers(&["pico, x\"y"]), Err(()));
+    }
+
+    #[test]
+    fn only_session_id_and_protocol_go_upstream_re_encoded() {
+        assert_eq!(upstream_query(None), None);
+        assert_eq!(upstream_query(Some("token=x&foo=1")), None);
+        assert_eq!(
+            upstream_query(Some("protocol=2&session_id=a%3Ab&token=x")).as_deref(),
+            Some("session_id=a:b&protocol=2")
+        );
+        assert_eq!(
+            upstream_query(Some("session_id=a%26token%3Dx&session_id=second")).as_deref(),
+            Some("session_id=a%26token%3Dx")
+        );
+        assert_eq!(upstream_query(Some("%73ession_id=a+b")).as_deref(), Some("session_id=a%20b"));
+    }
 }

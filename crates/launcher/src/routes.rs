@@ -12,10 +12,14 @@
 //! | `GET /api/gateway/status`, `/api/gateway/logs` | session | gateway state, child output |
 //! | `POST /api/gateway/start|stop|restart` | session | process control |
 //! | `GET /api/tokens` | session | credentials: sources and fingerprints (never values) |
-//! | `POST /api/tokens…`, `DELETE /api/tokens/…` | session | forwarded to the gateway's named-token API |
+//! | `POST /api/tokens`, `POST /api/tokens/{key}/rotate`, `DELETE /api/tokens/{key}` | session | forwarded to the gateway's named-token API (nothing else is) |
 //! | `/pico/ws` | session + same origin | the chat socket, proxied to the gateway |
 //!
-//! `GET <page>?token=T` logs in and answers 303 to the same URL without `token`.
+//! Every state-changing request (any method but GET, HEAD and OPTIONS, `/login` and
+//! `/logout` included) that a browser marks as cross-site (`Origin`, `Sec-Fetch-Site`) is
+//! refused with 403 `bad_origin` before anything else looks at it.
+//! `GET <page>?token=T` logs in and answers 303 to the same page without `token`; the
+//! target is always a same-origin path and never holds a credential.
 //! Unauthenticated `/api/*` → 401 JSON, pages → 303 `/login`. Every response carries
 //! `Referrer-Policy: no-referrer`, a strict CSP, `X-Frame-Options: DENY` and
 //! `X-Content-Type-Options: nosniff`.
@@ -27,7 +31,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::{Extension, Form, Json, Router};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use picoclaw_auth::RetryAfter;
@@ -109,8 +113,9 @@ pub(crate) fn router(st: Arc<AppState>) -> Router {
         .route("/api/gateway/stop", post(gateway_stop))
         .route("/api/gateway/restart", post(gateway_restart))
         .route("/api/gateway/logs", get(gateway_logs))
-        .route("/api/tokens", get(crate::tokens::list).post(crate::tokens::forward))
-        .route("/api/tokens/{*rest}", post(crate::tokens::forward).delete(crate::tokens::forward))
+        .route("/api/tokens", get(crate::tokens::list).post(crate::tokens::create).fallback(not_found))
+        .route("/api/tokens/{key}", delete(crate::tokens::revoke).fallback(not_found))
+        .route("/api/tokens/{key}/rotate", post(crate::tokens::rotate).fallback(not_found))
         .route("/pico/ws", any(proxy::pico_ws))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(st.clone(), gate))
@@ -162,22 +167,33 @@ async fn gate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> 
             .into_response();
     }
     req.extensions_mut().insert(client);
+    // Before anything else (the login limiter included): a cross-site page must not be
+    // able to log the user in or out, spend their failed-login budget or change anything.
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && let Some(why) = net::cross_site(req.headers(), &client)
+    {
+        // Not the path: it is the client's text and could hold anything.
+        tracing::warn!(client = %client.ip, method = %req.method(), "cross-site request refused");
+        return ApiError::new(StatusCode::FORBIDDEN, "bad_origin", why.message()).into_response();
+    }
     let path = req.uri().path().to_owned();
     if req.method() == Method::GET
         && !api_like(&path)
-        && let Some(token) = query_token(req.uri())
+        && let Some(login) = QueryLogin::parse(req.uri())
     {
-        return token_login(&st, &client, req.uri(), &token);
+        if net::foreign_subresource(req.headers(), &client) {
+            tracing::warn!(client = %client.ip, "?token= login from another site's page refused, untried");
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "bad_origin",
+                "cross-site request refused: a ?token= login must be a top-level navigation",
+            )
+            .into_response();
+        }
+        return token_login(&st, &client, login);
     }
     if public(&path) {
         return next.run(req).await;
-    }
-    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
-        && req.headers().contains_key(header::ORIGIN)
-        && !net::same_origin(req.headers(), &client)
-    {
-        return ApiError::new(StatusCode::FORBIDDEN, "bad_origin", "cross-origin request refused")
-            .into_response();
     }
     match session_of(&st, req.headers()) {
         Some(id) => {
@@ -207,34 +223,72 @@ fn with_cookie(mut resp: Response, cookie: &str) -> Response {
     resp
 }
 
-/// The decoded `token` query parameter, if present.
-fn query_token(uri: &Uri) -> Option<String> {
-    let query = uri.query()?;
-    let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query);
-    pairs.into_iter().find(|(k, _)| k == "token").map(|(_, v)| v)
+/// A pasted token without the whitespace around it (spaces, tabs, newlines).
+fn trimmed(token: &str) -> &str {
+    token.trim()
 }
 
-fn serde_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
-        &format!("/?{query}").parse::<Uri>().unwrap_or_default(),
-    )
-    .map(|q| q.0)
-    .unwrap_or_default()
+/// `path` when it is a same-origin absolute path: exactly one `/` first (never `//` or
+/// `/\`, which a browser reads as another host), also once percent-decoded, and no
+/// control character. Anything else is `/`.
+fn local_path(path: &str) -> &str {
+    fn local(p: &str) -> bool {
+        let b = p.as_bytes();
+        b.first() == Some(&b'/')
+            && !matches!(b.get(1), Some(b'/' | b'\\'))
+            && !p.chars().any(char::is_control)
+    }
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    if local(path) && local(&decoded) { path } else { "/" }
 }
 
-/// The same path and query without any `token` parameter.
-fn strip_token(uri: &Uri) -> String {
-    let kept: Vec<&str> = uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some("token"))
-        .collect();
-    let path = uri.path();
-    if kept.is_empty() { path.to_owned() } else { format!("{path}?{}", kept.join("&")) }
+/// A `GET <page>?token=...` login: the query is decoded once (`form_urlencoded`, so
+/// `%74oken` is `token`), the first `token` is the presented one, and the redirect target
+/// is the same page rebuilt from the other decoded pairs, re-encoded.
+struct QueryLogin {
+    /// The presented token, trimmed.
+    token: String,
+    /// Where to send the browser after a successful login.
+    target: String,
 }
 
-fn token_login(st: &AppState, client: &Client, uri: &Uri, presented: &str) -> Response {
+impl QueryLogin {
+    fn parse(uri: &Uri) -> Option<QueryLogin> {
+        let query = uri.query()?;
+        let mut token = None;
+        let mut kept = form_urlencoded::Serializer::new(String::new());
+        let mut any_kept = false;
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            if key == "token" {
+                if token.is_none() {
+                    token = Some(trimmed(&value).to_owned());
+                }
+            } else {
+                kept.append_pair(&key, &value);
+                any_kept = true;
+            }
+        }
+        let token = token?;
+        let path = local_path(uri.path());
+        let target = if any_kept { format!("{path}?{}", kept.finish()) } else { path.to_owned() };
+        // No Location ever holds the credential, whatever else the URL carried (a copy in
+        // another parameter or in the path, encoded or not).
+        let decoded = percent_encoding::percent_decode_str(&target).decode_utf8_lossy();
+        let target = if !token.is_empty() && (target.contains(&token) || decoded.contains(token.as_str())) {
+            "/".to_owned()
+        } else {
+            target
+        };
+        Some(QueryLogin { token, target })
+    }
+}
+
+fn token_login(st: &AppState, client: &Client, login: QueryLogin) -> Response {
+    let QueryLogin { token: presented, target } = login;
+    if presented.is_empty() {
+        // A blank `?token=` is a missing token, not a wrong one: nothing is counted.
+        return redirect("/login?error=missing");
+    }
     if let Err(retry) = st.limiter.check(client.ip) {
         let mut resp = redirect("/login?error=rate_limited");
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry.0));
@@ -242,7 +296,7 @@ fn token_login(st: &AppState, client: &Client, uri: &Uri, presented: &str) -> Re
     }
     let (ok, generation, digest) = {
         let token = st.token();
-        (token.secret.matches(presented), token.generation, token.secret.digest())
+        (token.secret.matches(&presented), token.generation, token.secret.digest())
     };
     if !ok {
         st.limiter.record_failure(client.ip);
@@ -254,7 +308,7 @@ fn token_login(st: &AppState, client: &Client, uri: &Uri, presented: &str) -> Re
         return ApiError::internal().into_response();
     };
     tracing::info!(client = %client.ip, "dashboard login (?token=)");
-    with_cookie(redirect(&strip_token(uri)), &session::set_cookie(&cookie, client.secure))
+    with_cookie(redirect(&target), &session::set_cookie(&cookie, client.secure))
 }
 
 async fn dashboard_page() -> Html<&'static str> {
@@ -275,7 +329,7 @@ async fn asset(Path(file): Path<String>) -> Response {
     }
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such page")
 }
 
@@ -312,9 +366,14 @@ async fn login(
             }
         }
     };
-    let Some(presented) = presented.filter(|t| !t.is_empty()) else {
-        return ApiError::new(StatusCode::BAD_REQUEST, "missing_token", "the token field is empty")
-            .into_response();
+    // A pasted token often comes with a space or a newline around it.
+    let Some(presented) = presented.as_deref().map(trimmed).filter(|t| !t.is_empty()) else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_token",
+            "the token field is empty (or only whitespace): paste the launcher token",
+        )
+        .into_response();
     };
     if let Err(retry) = st.limiter.check(client.ip) {
         tracing::warn!(client = %client.ip, "dashboard login refused: rate limited");
@@ -322,7 +381,7 @@ async fn login(
     }
     let (ok, generation, digest) = {
         let token = st.token();
-        (token.secret.matches(&presented), token.generation, token.secret.digest())
+        (token.secret.matches(presented), token.generation, token.secret.digest())
     };
     if !ok {
         st.limiter.record_failure(client.ip);
@@ -520,15 +579,42 @@ fn file_tail(path: &std::path::Path, n: usize) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn query_login(uri: &str) -> Option<(String, String)> {
+        QueryLogin::parse(&uri.parse::<Uri>().unwrap()).map(|q| (q.token, q.target))
+    }
+
     #[test]
-    fn strip_token_keeps_other_parameters() {
-        let u: Uri = "/index.html?a=1&token=abc&b=2".parse().unwrap();
-        assert_eq!(strip_token(&u), "/index.html?a=1&b=2");
-        let u: Uri = "/?token=abc".parse().unwrap();
-        assert_eq!(strip_token(&u), "/");
-        let u: Uri = "/?tok=1&token=%2Fx".parse().unwrap();
-        assert_eq!(query_token(&u).as_deref(), Some("/x"));
-        assert_eq!(strip_token(&u), "/?tok=1");
+    fn query_login_keeps_other_parameters_and_drops_the_token() {
+        let got = |u: &str| query_login(u).unwrap();
+        assert_eq!(got("/index.html?a=1&token=abc&b=2"), ("abc".into(), "/index.html?a=1&b=2".into()));
+        assert_eq!(got("/?token=abc"), ("abc".into(), "/".into()));
+        assert_eq!(got("/?tok=1&token=%2Fx"), ("/x".into(), "/?tok=1".into()));
+        // Decoded once: an encoded key is still `token`, and never echoed.
+        assert_eq!(got("/?%74oken=abc&lang=en"), ("abc".into(), "/?lang=en".into()));
+        assert_eq!(got("/?token=abc&%74oken=abc"), ("abc".into(), "/".into()));
+        // Re-encoded.
+        assert_eq!(got("/?q=a%20b%26c&token=t"), ("t".into(), "/?q=a+b%26c".into()));
+        // Trimmed; blank is empty.
+        assert_eq!(got("/?token=%20abc%0A"), ("abc".into(), "/".into()));
+        assert_eq!(got("/?token=+%09+"), (String::new(), "/".into()));
+        // A copy of the token elsewhere in the URL never reaches the Location.
+        assert_eq!(got("/?x=secret1&token=secret1").1, "/");
+        assert_eq!(got("/s%65cret1?token=secret1").1, "/");
+        assert!(query_login("/?lang=en").is_none());
+    }
+
+    #[test]
+    fn redirect_targets_stay_on_the_origin() {
+        for bad in
+            ["//evil.example/", "///evil", "/\\evil", "/%2f%2fevil", "/%5Cevil", "/%2F/evil", "/%0d%0a"]
+        {
+            assert_eq!(local_path(bad), "/", "{bad}");
+        }
+        for good in ["/", "/index.html", "/a//b", "/%20x"] {
+            assert_eq!(local_path(good), good);
+        }
+        assert_eq!(query_login("//evil.example/?token=t").unwrap().1, "/");
+        assert_eq!(query_login("//evil.example/?token=t&a=1").unwrap().1, "/?a=1");
     }
 
     #[test]

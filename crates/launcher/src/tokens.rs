@@ -1,18 +1,24 @@
 //! The tokens panel: every credential's source and fingerprint (from
 //! `picoclaw_auth::explain`, never a value), plus the hook for named-token
-//! management: `POST /api/tokens…` and `DELETE /api/tokens/…` are forwarded to the running
-//! gateway's `/api/tokens` admin API with the runtime token. A gateway without that API
-//! answers 404, which the dashboard shows as "not available in this build".
+//! management: exactly three operations are forwarded to the running gateway's admin API
+//! with the runtime token — `POST /api/tokens` (create), `DELETE /api/tokens/{key}`
+//! (revoke) and `POST /api/tokens/{key}/rotate` — where `key` is `pico`, `gateway`, a
+//! named-token id or name. Any other path under `/api/tokens` is 404 without contacting
+//! the gateway (the runtime token reaches everything: a forwarder that passed the request
+//! path on could reach `/auth/ticket` or `/reload` through `..`). A gateway without that
+//! API answers 404, which the dashboard shows as "not available in this build".
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use http::{Method, StatusCode, Uri};
+use http::{Method, StatusCode};
 use picoclaw_auth::explain::{Explanation, Extra, explain, named_token_counts};
+use picoclaw_auth::named::{TokenId, TokenName};
 use picoclaw_config::{Flags, Layers, ProcessEnv, Settings};
 use picoclaw_credentials::Credentials;
 use picoclaw_credentials::runtime::RuntimeRecord;
@@ -96,14 +102,67 @@ pub(crate) async fn list(State(st): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
-/// `POST /api/tokens`, `POST /api/tokens/...`, `DELETE /api/tokens/...`: forwarded to the
-/// gateway's named-token admin API.
-pub(crate) async fn forward(
+/// A credential the dashboard may revoke or rotate, as one path segment: `pico`,
+/// `gateway`, a named-token id or a named-token name. Parsed from the (decoded) path
+/// parameter, so `..`, `%2e%2e`, `a/b` and anything starting with `.` never become part
+/// of an upstream URL.
+struct TokenKey(String);
+
+impl TokenKey {
+    fn parse(raw: &str) -> Option<TokenKey> {
+        if matches!(raw, "pico" | "gateway") {
+            return Some(TokenKey(raw.to_owned()));
+        }
+        if raw.starts_with('.') {
+            return None;
+        }
+        if let Ok(id) = TokenId::parse(raw) {
+            return Some(TokenKey(id.as_str().to_owned()));
+        }
+        // A name is 1-64 of `[A-Za-z0-9._-]` (not starting with `.`, checked above): no
+        // `/`, `%` or `\`, so the url crate cannot read it as anything but one segment.
+        TokenName::parse(raw).ok().map(|name| TokenKey(name.as_str().to_owned()))
+    }
+}
+
+fn no_such_token() -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such token: expected pico, gateway, a token id or a token name \
+         (letters, digits, `.`, `_`, `-`; not starting with `.`)",
+    )
+    .into_response()
+}
+
+/// `POST /api/tokens`: create a named token.
+pub(crate) async fn create(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+    forward(&st, Method::POST, "/api/tokens".to_owned(), body).await
+}
+
+/// `DELETE /api/tokens/{key}`: revoke.
+pub(crate) async fn revoke(
     State(st): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
+    key: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Some(key) = key.ok().and_then(|Path(k)| TokenKey::parse(&k)) else { return no_such_token() };
+    forward(&st, Method::DELETE, format!("/api/tokens/{}", key.0), Bytes::new()).await
+}
+
+/// `POST /api/tokens/{key}/rotate`: rotate.
+pub(crate) async fn rotate(
+    State(st): State<Arc<AppState>>,
+    key: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Response {
+    let Some(key) = key.ok().and_then(|Path(k)| TokenKey::parse(&k)) else { return no_such_token() };
+    forward(&st, Method::POST, format!("/api/tokens/{}/rotate", key.0), body).await
+}
+
+/// Forwards one allowed operation to the gateway's named-token admin API with the runtime
+/// token. `path` is built from validated parts only, never from the request's path, and
+/// the request's query string is not forwarded.
+async fn forward(st: &AppState, method: Method, path: String, body: Bytes) -> Response {
     let Some(record) = st.gateway.record().await else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -112,20 +171,47 @@ pub(crate) async fn forward(
         )
         .into_response();
     };
-    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str()).to_owned();
+    let create = path == "/api/tokens";
     match gateway_json(&record, method, &path, body).await {
-        Some((StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED, _))
-            if !path.contains("/api/tokens/") =>
-        {
-            ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "tokens_api_unavailable",
-                "this gateway has no named-token API yet; tokens are shown read-only",
-            )
-            .into_response()
-        }
+        Some((StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED, _)) if create => ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "tokens_api_unavailable",
+            "this gateway has no named-token API yet; tokens are shown read-only",
+        )
+        .into_response(),
         Some((status, body)) => (status, Json(body)).into_response(),
         None => ApiError::new(StatusCode::BAD_GATEWAY, "gateway_unreachable", "cannot reach the gateway")
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_keys_are_one_safe_segment() {
+        for ok in ["pico", "gateway", "phone", "tablet.v2", "a..b", "my_token-1", "abcdefghijk2"] {
+            assert!(TokenKey::parse(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "../reload",
+            "..%2f",
+            "%2e%2e",
+            "a/b",
+            "a\\b",
+            "a%2fb",
+            "a b",
+            "runtime",
+            "x?y",
+            "x#y",
+        ] {
+            assert!(TokenKey::parse(bad).is_none(), "{bad}");
+        }
+        assert!(TokenKey::parse(&"n".repeat(65)).is_none());
     }
 }
