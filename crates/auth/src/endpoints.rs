@@ -290,7 +290,7 @@ impl Guard {
             }
             Guard::Credential { .. } => "Authorization: Bearer",
             Guard::LauncherToken => "JSON {\"token\"} or form field token",
-            Guard::DashboardSession => "cookie picoclaw_session; same Origin for state changes",
+            Guard::DashboardSession => "cookie picoclaw_launcher_session; same Origin for state changes",
         }
     }
 }
@@ -307,7 +307,7 @@ pub fn markdown_table() -> String {
             e.methods.join(", "),
             e.path,
             e.guard.describe(),
-            e.guard.presented_as().replace('|', "\\|"),
+            e.guard.presented_as().replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;"),
             e.note
         ));
     }

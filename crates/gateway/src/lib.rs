@@ -21,5 +21,8 @@ mod state;
 mod tokens_api;
 mod turn;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::GatewayError;
 pub use server::{Gateway, Options};
