@@ -7,8 +7,9 @@ use picoclaw_credentials::migrate::config_secrets;
 use picoclaw_credentials::runtime::RuntimeRecord;
 use picoclaw_credentials::strength::weakness;
 use picoclaw_credentials::{Credentials, Resolved, launcher};
-use picoclaw_lifecycle::Probe;
+use picoclaw_lifecycle::http::Credential;
 use picoclaw_lifecycle::service::{self, Manager, UserDirs};
+use picoclaw_lifecycle::{Probe, VerifiedGateway};
 
 use crate::http;
 use crate::{Action, Finding, Severity};
@@ -33,7 +34,8 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
         Ok((layers, settings, creds))
     });
     permissions(&paths, loaded.as_ref().ok().map(|l| &l.0), &mut out);
-    let record = lock_state(&paths, &mut out);
+    ownership(&paths, &mut out);
+    let verified = lock_state(&paths, &mut out);
     if let Ok(dirs) = UserDirs::from_env(env) {
         units(&paths, &dirs, &mut out);
     }
@@ -55,8 +57,8 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
             shadows(creds, &mut out);
             exposure(settings, &mut out);
             weak(layers, creds, &mut out);
-            if let Some(record) = &record {
-                gateway(record, settings, creds, &mut out);
+            if let Some(verified) = &verified {
+                gateway(verified, settings, creds, &mut out);
             }
         }
     }
@@ -86,14 +88,44 @@ fn permissions(paths: &Paths, layers: Option<&Layers>, out: &mut Vec<Finding>) {
     }
 }
 
-fn lock_state(paths: &Paths, out: &mut Vec<Finding>) -> Option<RuntimeRecord> {
-    match picoclaw_lifecycle::probe(paths) {
-        Ok(Probe::Running(record)) => Some(record),
-        Ok(Probe::Starting) => {
+/// How long the doctor gives a gateway that holds the lock to publish its record before a
+/// record naming another pid is reported as not the gateway's.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn lock_state(paths: &Paths, out: &mut Vec<Finding>) -> Option<VerifiedGateway> {
+    match picoclaw_lifecycle::settle(paths, SETTLE) {
+        Ok(Probe::Running(verified)) => Some(verified),
+        Ok(Probe::Starting(pending)) if pending.recorded.is_none() => {
             out.push(
                 Finding::new("gateway-starting", Severity::Info, "gateway")
-                    .message("a gateway holds the lock but has not published .picoclaw.pid yet")
+                    .message(format!("{pending}"))
                     .fix("wait a moment and run doctor again"),
+            );
+            None
+        }
+        Ok(Probe::Starting(pending)) => {
+            let fix = match pending.holder {
+                Some(pid) => format!(
+                    "check that pid {pid} is picoclaw (`ps -p {pid} -o args=`); if so end it (`kill {pid}`) and start the gateway again, which writes a new record"
+                ),
+                None => "restart the gateway; the start writes a new record".to_owned(),
+            };
+            out.push(
+                Finding::new("gateway-unverified", Severity::Error, paths.pid_file().display().to_string())
+                    .message(format!(
+                        "{pending}. The doctor sent nothing to the address it names, and `picoclaw gateway stop` will not signal it"
+                    ))
+                    .fix(fix),
+            );
+            None
+        }
+        Ok(Probe::Unverified(mismatch)) => {
+            out.push(
+                Finding::new("gateway-unverified", Severity::Error, paths.pid_file().display().to_string())
+                    .message(format!(
+                        "{mismatch}. The doctor sent nothing to it (no token, no request), and `picoclaw gateway stop` will not signal it"
+                    ))
+                    .fix("see who listens there (`ss -ltnp`); restart the gateway so it writes a new record (a record is written only by the gateway that holds the lock)"),
             );
             None
         }
@@ -129,6 +161,74 @@ fn lock_state(paths: &Paths, out: &mut Vec<Finding>) -> Option<RuntimeRecord> {
         }
     }
 }
+
+/// A home (or config directory) other users can write lets them replace the record, the
+/// lock or the configuration that local tools trust; a home or record owned by another
+/// user is theirs to rewrite.
+#[cfg(unix)]
+fn ownership(paths: &Paths, out: &mut Vec<Finding>) {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let home = paths.home().to_owned();
+    let mut dirs = vec![(home.clone(), true)];
+    if !same_dir(paths.config_dir(), &home) {
+        dirs.push((paths.config_dir().to_owned(), false));
+    }
+    for (dir, is_home) in &dirs {
+        let Ok(meta) = std::fs::metadata(dir) else { continue };
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 == 0 {
+            continue;
+        }
+        let ours = meta.uid() == me;
+        let what = if *is_home { "PICOCLAW_HOME" } else { "the directory of config.json" };
+        // The home holds only picoclaw's files: private. A config directory may be shared
+        // for reading (a ConfigMap, /etc): only the write bits go.
+        let target = if *is_home { 0o700 } else { mode & !0o022 };
+        let mut finding = Finding::new("insecure-home-permissions", Severity::Error, dir.display().to_string())
+            .message(format!(
+                "{what} {} has mode {mode:04o}: other users can write it, so they can replace .picoclaw.pid, the lock or the configuration that picoclaw trusts",
+                dir.display()
+            ));
+        finding = if ours {
+            finding
+                .fix(format!("chmod {target:o} {}", dir.display()))
+                .action(Action::Chmod(dir.clone(), target))
+        } else {
+            finding.fix(format!(
+                "it belongs to uid {}: have its owner run `chmod {target:o} {}`, or use a home of your own",
+                meta.uid(),
+                dir.display()
+            ))
+        };
+        out.push(finding);
+    }
+    for (path, what) in [
+        (home.clone(), "PICOCLAW_HOME"),
+        (paths.pid_file(), "the gateway record"),
+        (picoclaw_lifecycle::lock_path(paths), "the gateway lock"),
+    ] {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        if meta.uid() == me {
+            continue;
+        }
+        out.push(
+            Finding::new("foreign-owner", Severity::Error, path.display().to_string())
+                .message(format!(
+                    "{what} {} belongs to uid {}, not to you (uid {me}): that user decides what picoclaw reads there (which pid `gateway stop` signals, where tokens are sent)",
+                    path.display(),
+                    meta.uid()
+                ))
+                .fix(format!(
+                    "use a home that belongs to you (PICOCLAW_HOME), or run picoclaw as uid {}",
+                    meta.uid()
+                )),
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn ownership(_paths: &Paths, _out: &mut Vec<Finding>) {}
 
 fn same_dir(a: &Path, b: &Path) -> bool {
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
@@ -285,9 +385,10 @@ fn weak(layers: &Layers, creds: &Credentials, out: &mut Vec<Finding>) {
     }
 }
 
-fn gateway(record: &RuntimeRecord, settings: &Settings, creds: &Credentials, out: &mut Vec<Finding>) {
-    let addr = match http::loopback_addr(&record.host, record.port) {
-        Ok(addr) => addr,
+fn gateway(verified: &VerifiedGateway, settings: &Settings, creds: &Credentials, out: &mut Vec<Finding>) {
+    let record = verified.record();
+    match verified.loopback_addr() {
+        Ok(_) => {}
         Err(e) => {
             out.push(
                 Finding::new("gateway-check-skipped", Severity::Info, "gateway")
@@ -300,8 +401,8 @@ fn gateway(record: &RuntimeRecord, settings: &Settings, creds: &Credentials, out
             );
             return;
         }
-    };
-    match http::request(addr, "GET", "/health", None) {
+    }
+    match http::request(verified, "GET", "/health", Credential::None) {
         Ok(r) if r.status == 200 => {
             let theirs = r.body.get("version").and_then(|v| v.as_str()).unwrap_or(&record.version);
             if theirs != env!("CARGO_PKG_VERSION") {
@@ -325,7 +426,7 @@ fn gateway(record: &RuntimeRecord, settings: &Settings, creds: &Credentials, out
             return;
         }
     }
-    match http::request(addr, "GET", "/ready", None) {
+    match http::request(verified, "GET", "/ready", Credential::None) {
         Ok(r) if r.status == 200 => {}
         Ok(r) => out.push(
             Finding::new("gateway-not-ready", Severity::Warning, "gateway")
@@ -349,8 +450,8 @@ fn gateway(record: &RuntimeRecord, settings: &Settings, creds: &Credentials, out
         candidates.push(("channels.pico.token", r, "pico"));
     }
     for (key, resolved, kind) in candidates {
-        // Presented only to the local gateway, over loopback (checked above).
-        let answer = http::request(addr, "GET", "/auth/whoami", Some(resolved.secret.expose()));
+        // Presented only to the verified local gateway, over loopback.
+        let answer = http::request(verified, "GET", "/auth/whoami", Credential::Configured(&resolved.secret));
         let ours = resolved.secret.fingerprint().to_string();
         let mismatch = |detail: String| {
             Finding::new("client-gateway-token-mismatch", Severity::Error, key)
