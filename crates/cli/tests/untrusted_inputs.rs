@@ -6,8 +6,7 @@
 //!   listening socket. A rewritten record must not get an unrelated process killed or a
 //!   token sent to a listener someone else owns. A home other users can write (or that
 //!   another user owns) is a doctor error.
-//! - 9: a password in `channels.pico_client.url` is a credential: it is never displayed or
-//!   logged, and it is sent only as HTTP Basic auth to the remote server.
+//! - 10: a pico token equal to the gateway token is a doctor error.
 
 // The handshake callback signature is fixed by tungstenite.
 #![allow(clippy::result_large_err)]
@@ -315,4 +314,26 @@ fn doctor_reports_a_home_and_record_owned_by_another_user() {
     assert!(subjects.iter().any(|s| s.ends_with(".picoclaw.pid")), "{text}");
     assert!(subjects.len() == 2, "home and record: {text}");
     assert!(findings(&report, "foreign-owner").iter().all(|f| f["severity"] == "error"), "{text}");
+}
+
+/// Finding 10: equal gateway and pico tokens give every pico-token holder admin.
+#[test]
+fn doctor_reports_a_pico_token_equal_to_the_gateway_token() {
+    let home = TestHome::new();
+    home.write_config(&json!({"channels": {"pico": {"enabled": true}}}));
+    home.write_security(&format!(
+        "gateway:\n  token: \"{GATEWAY}\"\nchannels:\n  pico:\n    token: \"{GATEWAY}\"\n"
+    ));
+    let (report, text) = doctor(&home, false);
+    assert!(!text.contains(GATEWAY), "doctor printed the token: {text}");
+    let found = findings(&report, "pico-token-equals-gateway-token");
+    assert_eq!(found.len(), 1, "{text}");
+    assert_eq!(found[0]["severity"], "error");
+
+    // Distinct tokens: no finding.
+    home.write_security(&format!(
+        "gateway:\n  token: \"{GATEWAY}\"\nchannels:\n  pico:\n    token: \"{PICO}\"\n"
+    ));
+    let (report, text) = doctor(&home, false);
+    assert!(findings(&report, "pico-token-equals-gateway-token").is_empty(), "{text}");
 }

@@ -57,6 +57,7 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
             shadows(creds, &mut out);
             exposure(settings, &mut out);
             weak(layers, creds, &mut out);
+            shared_tokens(creds, settings, &mut out);
             if let Some(verified) = &verified {
                 gateway(verified, settings, creds, &mut out);
             }
@@ -383,6 +384,32 @@ fn weak(layers: &Layers, creds: &Credentials, out: &mut Vec<Finding>) {
             );
         }
     }
+}
+
+/// A pico token equal to the gateway token makes every pico-token holder an admin: the
+/// gateway token is accepted on every endpoint.
+fn shared_tokens(creds: &Credentials, settings: &Settings, out: &mut Vec<Finding>) {
+    let (Some(gateway), Some(pico)) = (creds.gateway(), creds.pico()) else { return };
+    // Both are hashed and the digests compared in constant time; neither value is shown.
+    if !gateway.secret.matches(pico.secret.expose()) {
+        return;
+    }
+    let channel = if settings.pico.enabled {
+        ""
+    } else {
+        " (the Pico channel is off now, but the value is still the gateway token)"
+    };
+    out.push(
+        Finding::new("pico-token-equals-gateway-token", Severity::Error, "channels.pico.token")
+            .message(format!(
+                "channels.pico.token ({}) is the same value as gateway.token ({}): every client given the pico token for chat can also reload the gateway and manage tokens{channel}",
+                pico.source, gateway.source
+            ))
+            .fix(format!(
+                "give the pico token its own random value (`openssl rand -hex 32`) in {}, then update the chat clients; or give chat clients named tokens (`picoclaw token create --scope chat`)",
+                pico.source
+            )),
+    );
 }
 
 fn gateway(verified: &VerifiedGateway, settings: &Settings, creds: &Credentials, out: &mut Vec<Finding>) {
