@@ -6,6 +6,8 @@
 //!   listening socket. A rewritten record must not get an unrelated process killed or a
 //!   token sent to a listener someone else owns. A home other users can write (or that
 //!   another user owns) is a doctor error.
+//! - 9: a password in `channels.pico_client.url` is a credential: it is never displayed or
+//!   logged, and it is sent only as HTTP Basic auth to the remote server.
 //! - 10: a pico token equal to the gateway token is a doctor error.
 
 // The handshake callback signature is fixed by tungstenite.
@@ -336,4 +338,187 @@ fn doctor_reports_a_pico_token_equal_to_the_gateway_token() {
     ));
     let (report, text) = doctor(&home, false);
     assert!(findings(&report, "pico-token-equals-gateway-token").is_empty(), "{text}");
+}
+
+mod url_secret {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+    use super::*;
+
+    const CANARY: &str = "urlPW-CANARY-9d41c7";
+    const CLIENT_TOKEN: &str = "pico-client-token-untrusted-inputs-5a7b9c1d3e";
+
+    fn base64(input: &[u8]) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in input.chunks(3) {
+            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    /// A remote Pico server that records the Authorization header of each upgrade and
+    /// keeps the socket open.
+    async fn remote(listener: tokio::net::TcpListener, auth: Arc<Mutex<Vec<Option<String>>>>) {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let auth = auth.clone();
+            tokio::spawn(async move {
+                let ws = tokio_tungstenite::accept_hdr_async(tcp, move |req: &Request, resp: Response| {
+                    auth.lock().unwrap().push(
+                        req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned),
+                    );
+                    Ok(resp)
+                })
+                .await;
+                if let Ok(mut ws) = ws {
+                    while let Some(Ok(_)) = ws.next().await {}
+                }
+            });
+        }
+    }
+
+    async fn status_json(gw: &Gateway, token: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}/status", gw.http()))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn wait_connected(gw: &Gateway) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = status_json(gw, GATEWAY).await;
+            if s["pico_client"]["state"] == "connected" {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "pico_client never connected: {s}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn home_with(url: &str, client_token: Option<&str>) -> TestHome {
+        let home = TestHome::new();
+        home.write_config(&json!({
+            "gateway": {"host": "127.0.0.1", "log_level": "trace"},
+            "channels": {"pico_client": {"enabled": true, "url": url, "session_id": "remote-1"}}
+        }));
+        let mut security = format!("gateway:\n  token: \"{GATEWAY}\"\n");
+        if let Some(t) = client_token {
+            security.push_str(&format!("channels:\n  pico_client:\n    token: \"{t}\"\n"));
+        }
+        home.write_security(&security);
+        home
+    }
+
+    /// Finding 9: the URL's password appears in no log, no CLI output, no `/status`, and
+    /// reaches the remote server only as HTTP Basic auth.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_password_in_the_pico_client_url_is_never_shown() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let auth = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(remote(listener, auth.clone()));
+        let home = home_with(&format!("ws://alice:{CANARY}@127.0.0.1:{port}/pico/ws"), None);
+        let gw = home.spawn_gateway(&[]);
+        let status = wait_connected(&gw).await;
+        let runtime_status = status_json(&gw, &gw.runtime_token()).await.to_string();
+
+        let mut shown: Vec<(String, String)> = vec![
+            ("GET /status".into(), status.to_string()),
+            ("GET /status with the runtime token".into(), runtime_status),
+        ];
+        let home_path = home.path().to_owned();
+        let outputs = tokio::task::spawn_blocking(move || {
+            let commands: [&[&str]; 5] = [
+                &["config", "show"],
+                &["config", "show", "--json"],
+                &["config", "show", "--origin"],
+                &["gateway", "status"],
+                &["doctor", "--json"],
+            ];
+            commands
+                .into_iter()
+                .map(|args| {
+                    let mut cmd = Command::new(support::bin());
+                    cmd.args(args).env_clear().env("HOME", &home_path).env("PICOCLAW_HOME", &home_path);
+                    if let Some(path) = std::env::var_os("PATH") {
+                        cmd.env("PATH", path);
+                    }
+                    let out = run_bounded(cmd, Duration::from_secs(60));
+                    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+                    text.push_str(&String::from_utf8_lossy(&out.stderr));
+                    (format!("picoclaw {}", args.join(" ")), text)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        let output = |name: &str| outputs.iter().find(|(a, _)| a == name).map(|(_, t)| t.clone()).unwrap();
+        let doctor_text = output("picoclaw doctor --json");
+        let config_text = output("picoclaw config show");
+        let status_text = output("picoclaw gateway status");
+        shown.extend(outputs);
+        drop(gw);
+        shown.push((
+            "logs/gateway.log".into(),
+            std::fs::read_to_string(home.file("logs/gateway.log")).unwrap_or_default(),
+        ));
+        shown.push(("the gateway's stderr".into(), home.gateway_stderr()));
+
+        let basic = base64(format!("alice:{CANARY}").as_bytes());
+        for (place, text) in &shown {
+            assert!(!text.contains(CANARY), "the URL password appears in {place}:\n{text}");
+            assert!(!text.contains(&basic), "the Basic credential appears in {place}:\n{text}");
+        }
+        let shown_url = format!("ws://alice:***@127.0.0.1:{port}/pico/ws");
+        assert_eq!(status["pico_client"]["url"], shown_url.as_str(), "/status shows the redacted URL");
+        assert!(config_text.contains(&shown_url), "config show shows the redacted URL: {config_text}");
+        assert!(status_text.contains(&shown_url), "gateway status shows the redacted URL: {status_text}");
+        assert!(doctor_text.contains("\"secret-in-url\""), "doctor reports secret-in-url: {doctor_text}");
+
+        let headers = auth.lock().unwrap().clone();
+        assert!(!headers.is_empty());
+        for h in headers {
+            assert_eq!(h.as_deref(), Some(format!("Basic {basic}").as_str()), "sent as HTTP Basic auth");
+        }
+    }
+
+    /// Finding 9: with `channels.pico_client.token` set, the URL's userinfo is ignored with
+    /// a warning that names the key and not the value; the token goes out as Bearer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pico_client_token_wins_over_url_userinfo() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let auth = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(remote(listener, auth.clone()));
+        let home = home_with(&format!("ws://alice:{CANARY}@127.0.0.1:{port}/pico/ws"), Some(CLIENT_TOKEN));
+        let gw = home.spawn_gateway(&[]);
+        let status = wait_connected(&gw).await;
+        drop(gw);
+        let log = std::fs::read_to_string(home.file("logs/gateway.log")).unwrap_or_default();
+        assert!(!log.contains(CANARY) && !status.to_string().contains(CANARY), "{log}\n{status}");
+        assert!(
+            log.lines().any(|l| l.contains("channels.pico_client.url") && l.contains("ignored")),
+            "a warning names the key: {log}"
+        );
+        for h in auth.lock().unwrap().iter() {
+            assert_eq!(h.as_deref(), Some(format!("Bearer {CLIENT_TOKEN}").as_str()));
+        }
+    }
 }

@@ -54,6 +54,7 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
                 );
             }
             secrets_in_config(layers, &mut out);
+            secret_in_url(settings, creds, &mut out);
             shadows(creds, &mut out);
             exposure(settings, &mut out);
             weak(layers, creds, &mut out);
@@ -315,6 +316,34 @@ fn secrets_in_config(layers: &Layers, out: &mut Vec<Finding>) {
                 .action(Action::MoveConfigSecrets),
         );
     }
+}
+
+/// A password in `channels.pico_client.url`. picoclaw resolves it as a credential (HTTP
+/// Basic auth) and never shows it, but the file or variable holding the URL is read by
+/// other tools as a plain setting. In `.security.yml` it is where secrets belong.
+fn secret_in_url(settings: &Settings, creds: &Credentials, out: &mut Vec<Finding>) {
+    let Some(basic) = creds.pico_client_basic() else { return };
+    let severity = match basic.source {
+        Source::SecurityFile(_) => return,
+        Source::ConfigFile(_) => Severity::Error,
+        _ => Severity::Warning,
+    };
+    let shown = settings.pico_client.url.as_ref().map_or("-", |u| u.shown());
+    let used = if creds.pico_client().is_some() {
+        "It is ignored: channels.pico_client.token is set and is sent instead"
+    } else {
+        "pico_client sends it as HTTP Basic auth"
+    };
+    out.push(
+        Finding::new("secret-in-url", severity, "channels.pico_client.url")
+            .message(format!(
+                "channels.pico_client.url from {} carries a user:password (fingerprint {}); picoclaw shows the URL as {shown} and never logs the password, but {} is a settings source other tools show as is. {used}",
+                basic.source,
+                basic.secret.fingerprint(),
+                basic.source
+            ))
+            .fix("if the remote server accepts a token, put it in .security.yml channels.pico_client.token and remove the user:password from the URL; if it needs HTTP Basic auth, move channels.pico_client.url (with its user:password) into .security.yml, which is private and never shown"),
+    );
 }
 
 fn shadows(creds: &Credentials, out: &mut Vec<Finding>) {
