@@ -106,6 +106,7 @@ impl fmt::Display for Pending {
 }
 
 /// The IP a record's host stands for (`localhost` is 127.0.0.1, as clients dial it).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn record_ip(host: &str) -> Result<IpAddr, Mismatch> {
     match host.trim_matches(['[', ']']) {
         "localhost" => Ok(IpAddr::from([127, 0, 0, 1])),
@@ -114,6 +115,7 @@ pub(crate) fn record_ip(host: &str) -> Result<IpAddr, Mismatch> {
 }
 
 /// `host:port` as shown in messages.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn show_addr(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
