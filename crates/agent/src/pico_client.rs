@@ -5,6 +5,10 @@
 //!   presenting `channels.pico_client.token` as `Authorization: Bearer`. An upstream
 //!   PicoClaw server ignores the extra query fields; a picoclaw-rs server then sends
 //!   `message.done` and replays frames missed while disconnected.
+//! - A `user:password@` in `url` is a credential, resolved by the credentials crate: it is
+//!   sent as `Authorization: Basic` when no token is set (ignored, with a warning naming
+//!   the key, when one is), never in the dialed URL, and the URL is shown and logged with
+//!   the password as `***`.
 //! - Inbound: the remote's `message.create` / `message.update` frames are the user's
 //!   message, keyed by `message_id` (updates carry the full text so far). A message is
 //!   handled once, when complete: on `message.done` for its id, on `typing.stop`, or —
@@ -78,7 +82,7 @@ pub enum PicoClientState {
 pub struct PicoClientSnapshot {
     /// Current state.
     pub state: PicoClientState,
-    /// The remote URL without its query string.
+    /// The remote URL without its query string, with any password as `***`.
     pub url: String,
     /// The session id used on the remote server.
     pub session_id: String,
@@ -135,13 +139,14 @@ pub fn spawn_pico_client(
     if !cfg.enabled {
         return None;
     }
-    let url = cfg.url.clone().unwrap_or_default();
+    let url = cfg.url.as_ref().map(|u| u.dial().to_owned()).unwrap_or_default();
+    let shown = cfg.url.as_ref().map_or("", |u| u.shown());
     let session_id =
         cfg.session_id.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(random_session_id);
     let status = Arc::new(PicoClientStatus {
         inner: Mutex::new(PicoClientSnapshot {
             state: PicoClientState::Connecting,
-            url: url.split(['?', '#']).next().unwrap_or_default().to_owned(),
+            url: shown.split(['?', '#']).next().unwrap_or_default().to_owned(),
             session_id: session_id.clone(),
             last_error: None,
             reconnects: 0,
@@ -149,13 +154,24 @@ pub fn spawn_pico_client(
         }),
         stop: Notify::new(),
     });
-    let token = creds.pico_client().map(|r| r.secret.clone());
-    if token.is_none() {
-        status.error("no token configured for channels.pico_client (set PICOCLAW_CHANNELS_PICO_CLIENT_TOKEN or channels.pico_client.token in .security.yml); connecting without one");
-    }
+    let auth = match (creds.pico_client(), creds.pico_client_basic()) {
+        (Some(token), basic) => {
+            if basic.is_some() {
+                status.error(
+                    "channels.pico_client.url carries a user:password, which is ignored: channels.pico_client.token is set and is sent instead",
+                );
+            }
+            Some(Auth::Bearer(token.secret.clone()))
+        }
+        (None, Some(basic)) => Some(Auth::Basic(basic.secret.clone())),
+        (None, None) => {
+            status.error("no token configured for channels.pico_client (set PICOCLAW_CHANNELS_PICO_CLIENT_TOKEN or channels.pico_client.token in .security.yml); connecting without one");
+            None
+        }
+    };
     let client = Client {
         url,
-        token,
+        auth,
         session_id: session_id.clone(),
         local_session: local_session_id(&session_id),
         ping_interval: cfg.ping_interval,
@@ -197,9 +213,44 @@ fn local_session_id(remote: &str) -> String {
     id.chars().take(crate::MAX_SESSION_ID).collect()
 }
 
+/// What the client presents to the remote server.
+enum Auth {
+    /// `channels.pico_client.token`, as `Authorization: Bearer`.
+    Bearer(Secret),
+    /// The userinfo of `channels.pico_client.url` (`user:password`), as `Authorization: Basic`.
+    Basic(Secret),
+}
+
+impl Auth {
+    /// The header value, marked sensitive (a `Debug` of the request does not show it).
+    fn header(&self) -> Result<HeaderValue, String> {
+        use base64::Engine as _;
+        let (text, key) = match self {
+            Auth::Bearer(token) => (format!("Bearer {}", token.expose()), "channels.pico_client.token"),
+            Auth::Basic(userinfo) => (
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(userinfo.expose())),
+                "the user:password of channels.pico_client.url",
+            ),
+        };
+        let mut value = HeaderValue::from_str(&text)
+            .map_err(|_| format!("{key} contains characters not allowed in a header"))?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+
+    /// Which credential a 401 rejected.
+    fn key(&self) -> &'static str {
+        match self {
+            Auth::Bearer(_) => "channels.pico_client.token",
+            Auth::Basic(_) => "the user:password of channels.pico_client.url",
+        }
+    }
+}
+
 struct Client {
+    /// The URL to dial: no userinfo.
     url: String,
-    token: Option<Secret>,
+    auth: Option<Auth>,
     session_id: String,
     local_session: String,
     ping_interval: Duration,
@@ -309,17 +360,15 @@ impl Client {
             url.push_str(&format!("&last_seq={seq}"));
         }
         let mut request = ws_request(&url).map_err(|e| format!("channels.pico_client.url: {e}"))?;
-        if let Some(token) = &self.token {
-            let value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-                "channels.pico_client.token contains characters not allowed in a header".to_owned()
-            })?;
-            request.headers_mut().insert("authorization", value);
+        if let Some(auth) = &self.auth {
+            request.headers_mut().insert("authorization", auth.header()?);
         }
+        let rejected = self.auth.as_ref().map_or("the connection without a credential", Auth::key);
         let dial = connect_ws(request, CONNECT_LIMIT, MAX_FRAME);
         tokio::select! {
             r = dial => r.map(|(ws, _)| ws).map_err(|e| match e {
                 crate::net::WsConnectError::Refused { status: 401, .. } => format!(
-                    "{e} (the remote server rejected channels.pico_client.token)"
+                    "{e} (the remote server rejected {rejected})"
                 ),
                 other => other.to_string(),
             }),

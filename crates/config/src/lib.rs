@@ -11,7 +11,9 @@
 //!   **flag > environment > `.security.yml` > `config.json` > default** for every key.
 //! - [`Settings`]: the typed, non-secret settings, each value remembering its [`Source`].
 //!
-//! Secrets are *not* read here. Secret keys are validated (a token must be a string) but
+//! Secrets are *not* read here. A URL's userinfo (`ws://user:password@host`) is a secret
+//! too: [`PicoClientUrl`] keeps the URL without it, and the credentials crate resolves it.
+//! Other secret keys are validated (a token must be a string) but
 //! their values are only handed to the `picoclaw-credentials` crate through
 //! [`Layers::candidates`], which is the one resolver every reader uses.
 
@@ -21,6 +23,7 @@ pub mod files;
 mod layers;
 mod paths;
 pub mod schema;
+mod secret_url;
 mod seed;
 mod settings;
 mod source;
@@ -29,6 +32,7 @@ pub use env::{EnvSource, MapEnv, ProcessEnv};
 pub use error::{ConfigError, ConfigWarning};
 pub use layers::{Candidate, Flags, Layers, validate_config_text, validate_security_text};
 pub use paths::Paths;
+pub use secret_url::{PicoClientUrl, split_userinfo};
 pub use settings::{
     AgentSettings, GatewaySettings, LauncherSettings, ModelEntry, PicoClientSettings, PicoSettings,
     Resolution, Settings, resolve,

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::error::ConfigError;
 use crate::layers::Layers;
 use crate::schema::{self, Key};
+use crate::secret_url::PicoClientUrl;
 use crate::source::Source;
 
 /// The winning value of one key, and every lower source that set a *different* value.
@@ -82,8 +83,9 @@ pub struct PicoSettings {
 pub struct PicoClientSettings {
     /// Channel on.
     pub enabled: bool,
-    /// Remote `ws://` or `wss://` URL.
-    pub url: Option<String>,
+    /// Remote `ws://` or `wss://` URL, without any userinfo (a credential, resolved by the
+    /// credentials crate).
+    pub url: Option<PicoClientUrl>,
     /// Fixed remote session id.
     pub session_id: Option<String>,
     /// Ping period.
@@ -167,6 +169,15 @@ impl Settings {
                 entry.remove("api_keys");
             }
         }
+        // A password in channels.pico_client.url is a secret: the settings keep the URL
+        // without it, and every display of the resolved value shows it as `***`.
+        let pico_client_url =
+            resolved.get("channels.pico_client.url").and_then(|r| r.value.as_str()).map(PicoClientUrl::parse);
+        if let Some(url) = pico_client_url.as_ref().filter(|u| u.has_userinfo())
+            && let Some(r) = resolved.get_mut("channels.pico_client.url")
+        {
+            r.value = Value::from(url.shown());
+        }
         let r = Reader { resolved: &resolved };
         let settings = Settings {
             gateway: GatewaySettings {
@@ -189,7 +200,7 @@ impl Settings {
             },
             pico_client: PicoClientSettings {
                 enabled: r.bool("channels.pico_client.enabled"),
-                url: r.string("channels.pico_client.url"),
+                url: pico_client_url,
                 session_id: r.string("channels.pico_client.session_id"),
                 ping_interval: r.secs("channels.pico_client.ping_interval"),
                 read_timeout: r.secs("channels.pico_client.read_timeout"),
@@ -237,7 +248,7 @@ impl Settings {
                         "pico_client is enabled but channels.pico_client.url is not set".into(),
                     ));
                 }
-                Some(url) if !(url.starts_with("ws://") || url.starts_with("wss://")) => {
+                Some(url) if !(url.dial().starts_with("ws://") || url.dial().starts_with("wss://")) => {
                     return Err(invalid("channels.pico_client.url", "expected a ws:// or wss:// URL".into()));
                 }
                 Some(_) => {}

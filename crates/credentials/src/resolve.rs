@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use picoclaw_config::{Layers, Settings, Source, resolve, schema};
+use picoclaw_config::{Layers, Settings, Source, resolve, schema, split_userinfo};
 use serde_json::Value;
 
 use crate::error::CredentialError;
@@ -62,6 +62,7 @@ pub struct Credentials {
     gateway: Option<Resolved>,
     pico: Option<Resolved>,
     pico_client: Option<Resolved>,
+    pico_client_basic: Option<Resolved>,
     models: BTreeMap<String, ModelCredential>,
 }
 
@@ -79,6 +80,7 @@ impl Credentials {
             gateway: secret_key(layers, "gateway.token"),
             pico: secret_key(layers, "channels.pico.token"),
             pico_client: secret_key(layers, "channels.pico_client.token"),
+            pico_client_basic: url_userinfo(layers, "channels.pico_client.url"),
             models,
         })
     }
@@ -96,6 +98,13 @@ impl Credentials {
     /// The token `pico_client` presents to its remote server.
     pub fn pico_client(&self) -> Option<&Resolved> {
         self.pico_client.as_ref()
+    }
+
+    /// `user:password` from the userinfo of `channels.pico_client.url` (percent-decoded),
+    /// which `pico_client` presents as HTTP Basic auth when no `channels.pico_client.token`
+    /// is set. Its source is the URL's; the settings hold the URL without it.
+    pub fn pico_client_basic(&self) -> Option<&Resolved> {
+        self.pico_client_basic.as_ref()
     }
 
     /// The API key(s) of a model by `model_name`.
@@ -141,6 +150,44 @@ fn secret_key(layers: &Layers, path: &str) -> Option<Resolved> {
     Some(Resolved { secret: Secret::new(value), source: r.source, shadowed: r.shadowed })
 }
 
+/// The userinfo of the URL at `path` as an HTTP Basic credential `user:password`.
+fn url_userinfo(layers: &Layers, path: &str) -> Option<Resolved> {
+    let key = schema::lookup(path)?;
+    let r = resolve(layers, key)?;
+    let (userinfo, _) = split_userinfo(r.value.as_str()?)?;
+    if userinfo.is_empty() {
+        return None;
+    }
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let mut basic = percent_decode(user);
+    basic.push(':');
+    basic.push_str(&percent_decode(password));
+    // The URL's own shadowing is reported with the setting (names only); not twice.
+    Some(Resolved { secret: Secret::new(basic), source: r.source, shadowed: Vec::new() })
+}
+
+/// RFC 3986 percent-decoding; a `%` not followed by two hex digits stays as it is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(bytes.len()));
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                // Two hex digits: at most 0xff.
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn keys_of(entry: &Value) -> Vec<Secret> {
     let mut keys = Vec::new();
     if let Some(list) = entry.get("api_keys").and_then(Value::as_array) {
@@ -184,4 +231,37 @@ fn model_credential(layers: &Layers, settings: &Settings, name: &str) -> Option<
     let (source, keys) = found.next()?;
     let shadowed = found.filter(|(_, other)| other != &keys).map(|(s, _)| s).collect();
     Some(ModelCredential { keys, source, shadowed })
+}
+
+#[cfg(test)]
+mod tests {
+    use picoclaw_config::{Flags, MapEnv, Paths};
+
+    use super::*;
+
+    #[test]
+    fn url_userinfo_is_a_basic_credential_and_never_a_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"channels":{"pico_client":{"enabled":true,"url":"ws://al%69ce:s3cr%40t@127.0.0.1:9/pico"}}}"#,
+        )
+        .unwrap();
+        let layers = Layers::load(&Paths::at(dir.path()), &MapEnv::default(), &Flags::new()).unwrap();
+        let settings = Settings::resolve(&layers).unwrap();
+        let creds = Credentials::resolve(&layers, &settings).unwrap();
+        let basic = creds.pico_client_basic().unwrap();
+        assert!(basic.secret.matches("alice:s3cr@t"));
+        assert_eq!(basic.source.kind(), "config.json");
+        let url = settings.pico_client.url.as_ref().unwrap();
+        assert_eq!(url.dial(), "ws://127.0.0.1:9/pico");
+        let everything = format!("{settings:?} {creds:?} {:?}", settings.entries().collect::<Vec<_>>());
+        assert!(!everything.contains("s3cr"), "{everything}");
+        assert!(everything.contains("ws://al%69ce:***@127.0.0.1:9/pico"), "{everything}");
+    }
+
+    #[test]
+    fn percent_decoding_keeps_what_is_not_an_escape() {
+        assert_eq!(percent_decode("a%2fb%zz%4"), "a/b%zz%4");
+    }
 }

@@ -7,8 +7,9 @@ use picoclaw_credentials::migrate::config_secrets;
 use picoclaw_credentials::runtime::RuntimeRecord;
 use picoclaw_credentials::strength::weakness;
 use picoclaw_credentials::{Credentials, Resolved, launcher};
-use picoclaw_lifecycle::Probe;
+use picoclaw_lifecycle::http::Credential;
 use picoclaw_lifecycle::service::{self, Manager, UserDirs};
+use picoclaw_lifecycle::{Probe, VerifiedGateway};
 
 use crate::http;
 use crate::{Action, Finding, Severity};
@@ -33,7 +34,8 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
         Ok((layers, settings, creds))
     });
     permissions(&paths, loaded.as_ref().ok().map(|l| &l.0), &mut out);
-    let record = lock_state(&paths, &mut out);
+    ownership(&paths, &mut out);
+    let verified = lock_state(&paths, &mut out);
     if let Ok(dirs) = UserDirs::from_env(env) {
         units(&paths, &dirs, &mut out);
     }
@@ -52,11 +54,13 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
                 );
             }
             secrets_in_config(layers, &mut out);
+            secret_in_url(settings, creds, &mut out);
             shadows(creds, &mut out);
             exposure(settings, &mut out);
             weak(layers, creds, &mut out);
-            if let Some(record) = &record {
-                gateway(record, settings, creds, &mut out);
+            shared_tokens(creds, settings, &mut out);
+            if let Some(verified) = &verified {
+                gateway(verified, settings, creds, &mut out);
             }
         }
     }
@@ -86,14 +90,44 @@ fn permissions(paths: &Paths, layers: Option<&Layers>, out: &mut Vec<Finding>) {
     }
 }
 
-fn lock_state(paths: &Paths, out: &mut Vec<Finding>) -> Option<RuntimeRecord> {
-    match picoclaw_lifecycle::probe(paths) {
-        Ok(Probe::Running(record)) => Some(record),
-        Ok(Probe::Starting) => {
+/// How long the doctor gives a gateway that holds the lock to publish its record before a
+/// record naming another pid is reported as not the gateway's.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn lock_state(paths: &Paths, out: &mut Vec<Finding>) -> Option<VerifiedGateway> {
+    match picoclaw_lifecycle::settle(paths, SETTLE) {
+        Ok(Probe::Running(verified)) => Some(verified),
+        Ok(Probe::Starting(pending)) if pending.recorded.is_none() => {
             out.push(
                 Finding::new("gateway-starting", Severity::Info, "gateway")
-                    .message("a gateway holds the lock but has not published .picoclaw.pid yet")
+                    .message(format!("{pending}"))
                     .fix("wait a moment and run doctor again"),
+            );
+            None
+        }
+        Ok(Probe::Starting(pending)) => {
+            let fix = match pending.holder {
+                Some(pid) => format!(
+                    "check that pid {pid} is picoclaw (`ps -p {pid} -o args=`); if so end it (`kill {pid}`) and start the gateway again, which writes a new record"
+                ),
+                None => "restart the gateway; the start writes a new record".to_owned(),
+            };
+            out.push(
+                Finding::new("gateway-unverified", Severity::Error, paths.pid_file().display().to_string())
+                    .message(format!(
+                        "{pending}. The doctor sent nothing to the address it names, and `picoclaw gateway stop` will not signal it"
+                    ))
+                    .fix(fix),
+            );
+            None
+        }
+        Ok(Probe::Unverified(mismatch)) => {
+            out.push(
+                Finding::new("gateway-unverified", Severity::Error, paths.pid_file().display().to_string())
+                    .message(format!(
+                        "{mismatch}. The doctor sent nothing to it (no token, no request), and `picoclaw gateway stop` will not signal it"
+                    ))
+                    .fix("see who listens there (`ss -ltnp`); restart the gateway so it writes a new record (a record is written only by the gateway that holds the lock)"),
             );
             None
         }
@@ -129,6 +163,74 @@ fn lock_state(paths: &Paths, out: &mut Vec<Finding>) -> Option<RuntimeRecord> {
         }
     }
 }
+
+/// A home (or config directory) other users can write lets them replace the record, the
+/// lock or the configuration that local tools trust; a home or record owned by another
+/// user is theirs to rewrite.
+#[cfg(unix)]
+fn ownership(paths: &Paths, out: &mut Vec<Finding>) {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let home = paths.home().to_owned();
+    let mut dirs = vec![(home.clone(), true)];
+    if !same_dir(paths.config_dir(), &home) {
+        dirs.push((paths.config_dir().to_owned(), false));
+    }
+    for (dir, is_home) in &dirs {
+        let Ok(meta) = std::fs::metadata(dir) else { continue };
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 == 0 {
+            continue;
+        }
+        let ours = meta.uid() == me;
+        let what = if *is_home { "PICOCLAW_HOME" } else { "the directory of config.json" };
+        // The home holds only picoclaw's files: private. A config directory may be shared
+        // for reading (a ConfigMap, /etc): only the write bits go.
+        let target = if *is_home { 0o700 } else { mode & !0o022 };
+        let mut finding = Finding::new("insecure-home-permissions", Severity::Error, dir.display().to_string())
+            .message(format!(
+                "{what} {} has mode {mode:04o}: other users can write it, so they can replace .picoclaw.pid, the lock or the configuration that picoclaw trusts",
+                dir.display()
+            ));
+        finding = if ours {
+            finding
+                .fix(format!("chmod {target:o} {}", dir.display()))
+                .action(Action::Chmod(dir.clone(), target))
+        } else {
+            finding.fix(format!(
+                "it belongs to uid {}: have its owner run `chmod {target:o} {}`, or use a home of your own",
+                meta.uid(),
+                dir.display()
+            ))
+        };
+        out.push(finding);
+    }
+    for (path, what) in [
+        (home.clone(), "PICOCLAW_HOME"),
+        (paths.pid_file(), "the gateway record"),
+        (picoclaw_lifecycle::lock_path(paths), "the gateway lock"),
+    ] {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        if meta.uid() == me {
+            continue;
+        }
+        out.push(
+            Finding::new("foreign-owner", Severity::Error, path.display().to_string())
+                .message(format!(
+                    "{what} {} belongs to uid {}, not to you (uid {me}): that user decides what picoclaw reads there (which pid `gateway stop` signals, where tokens are sent)",
+                    path.display(),
+                    meta.uid()
+                ))
+                .fix(format!(
+                    "use a home that belongs to you (PICOCLAW_HOME), or run picoclaw as uid {}",
+                    meta.uid()
+                )),
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn ownership(_paths: &Paths, _out: &mut Vec<Finding>) {}
 
 fn same_dir(a: &Path, b: &Path) -> bool {
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
@@ -216,6 +318,34 @@ fn secrets_in_config(layers: &Layers, out: &mut Vec<Finding>) {
     }
 }
 
+/// A password in `channels.pico_client.url`. picoclaw resolves it as a credential (HTTP
+/// Basic auth) and never shows it, but the file or variable holding the URL is read by
+/// other tools as a plain setting. In `.security.yml` it is where secrets belong.
+fn secret_in_url(settings: &Settings, creds: &Credentials, out: &mut Vec<Finding>) {
+    let Some(basic) = creds.pico_client_basic() else { return };
+    let severity = match basic.source {
+        Source::SecurityFile(_) => return,
+        Source::ConfigFile(_) => Severity::Error,
+        _ => Severity::Warning,
+    };
+    let shown = settings.pico_client.url.as_ref().map_or("-", |u| u.shown());
+    let used = if creds.pico_client().is_some() {
+        "It is ignored: channels.pico_client.token is set and is sent instead"
+    } else {
+        "pico_client sends it as HTTP Basic auth"
+    };
+    out.push(
+        Finding::new("secret-in-url", severity, "channels.pico_client.url")
+            .message(format!(
+                "channels.pico_client.url from {} carries a user:password (fingerprint {}); picoclaw shows the URL as {shown} and never logs the password, but {} is a settings source other tools show as is. {used}",
+                basic.source,
+                basic.secret.fingerprint(),
+                basic.source
+            ))
+            .fix("if the remote server accepts a token, put it in .security.yml channels.pico_client.token and remove the user:password from the URL; if it needs HTTP Basic auth, move channels.pico_client.url (with its user:password) into .security.yml, which is private and never shown"),
+    );
+}
+
 fn shadows(creds: &Credentials, out: &mut Vec<Finding>) {
     for w in creds.shadow_warnings() {
         let Source::Env(name) = &w.winner else { continue };
@@ -285,9 +415,36 @@ fn weak(layers: &Layers, creds: &Credentials, out: &mut Vec<Finding>) {
     }
 }
 
-fn gateway(record: &RuntimeRecord, settings: &Settings, creds: &Credentials, out: &mut Vec<Finding>) {
-    let addr = match http::loopback_addr(&record.host, record.port) {
-        Ok(addr) => addr,
+/// A pico token equal to the gateway token makes every pico-token holder an admin: the
+/// gateway token is accepted on every endpoint.
+fn shared_tokens(creds: &Credentials, settings: &Settings, out: &mut Vec<Finding>) {
+    let (Some(gateway), Some(pico)) = (creds.gateway(), creds.pico()) else { return };
+    // Both are hashed and the digests compared in constant time; neither value is shown.
+    if !gateway.secret.matches(pico.secret.expose()) {
+        return;
+    }
+    let channel = if settings.pico.enabled {
+        ""
+    } else {
+        " (the Pico channel is off now, but the value is still the gateway token)"
+    };
+    out.push(
+        Finding::new("pico-token-equals-gateway-token", Severity::Error, "channels.pico.token")
+            .message(format!(
+                "channels.pico.token ({}) is the same value as gateway.token ({}): every client given the pico token for chat can also reload the gateway and manage tokens{channel}",
+                pico.source, gateway.source
+            ))
+            .fix(format!(
+                "give the pico token its own random value (`openssl rand -hex 32`) in {}, then update the chat clients; or give chat clients named tokens (`picoclaw token create --scope chat`)",
+                pico.source
+            )),
+    );
+}
+
+fn gateway(verified: &VerifiedGateway, settings: &Settings, creds: &Credentials, out: &mut Vec<Finding>) {
+    let record = verified.record();
+    match verified.loopback_addr() {
+        Ok(_) => {}
         Err(e) => {
             out.push(
                 Finding::new("gateway-check-skipped", Severity::Info, "gateway")
@@ -300,8 +457,8 @@ fn gateway(record: &RuntimeRecord, settings: &Settings, creds: &Credentials, out
             );
             return;
         }
-    };
-    match http::request(addr, "GET", "/health", None) {
+    }
+    match http::request(verified, "GET", "/health", Credential::None) {
         Ok(r) if r.status == 200 => {
             let theirs = r.body.get("version").and_then(|v| v.as_str()).unwrap_or(&record.version);
             if theirs != env!("CARGO_PKG_VERSION") {
@@ -325,7 +482,7 @@ fn gateway(record: &RuntimeRecord, settings: &Settings, creds: &Credentials, out
             return;
         }
     }
-    match http::request(addr, "GET", "/ready", None) {
+    match http::request(verified, "GET", "/ready", Credential::None) {
         Ok(r) if r.status == 200 => {}
         Ok(r) => out.push(
             Finding::new("gateway-not-ready", Severity::Warning, "gateway")
@@ -349,8 +506,8 @@ fn gateway(record: &RuntimeRecord, settings: &Settings, creds: &Credentials, out
         candidates.push(("channels.pico.token", r, "pico"));
     }
     for (key, resolved, kind) in candidates {
-        // Presented only to the local gateway, over loopback (checked above).
-        let answer = http::request(addr, "GET", "/auth/whoami", Some(resolved.secret.expose()));
+        // Presented only to the verified local gateway, over loopback.
+        let answer = http::request(verified, "GET", "/auth/whoami", Credential::Configured(&resolved.secret));
         let ours = resolved.secret.fingerprint().to_string();
         let mismatch = |detail: String| {
             Finding::new("client-gateway-token-mismatch", Severity::Error, key)

@@ -211,10 +211,10 @@ fn rerender(dirs: &UserDirs, path: &Path, options: &Options<'_>) -> String {
 }
 
 fn reload(paths: &Paths) -> Option<String> {
-    let Ok(Probe::Running(record)) = picoclaw_lifecycle::probe(paths) else { return None };
-    let addr = http::loopback_addr(&record.host, record.port).ok()?;
-    // The runtime token is the local gateway's own credential, read from its 0600 record.
-    Some(match http::request(addr, "POST", "/reload", Some(record.token.expose())) {
+    let Ok(Probe::Running(verified)) = picoclaw_lifecycle::probe(paths) else { return None };
+    verified.loopback_addr().ok()?;
+    // The runtime token is the verified local gateway's own credential.
+    Some(match http::request(&verified, "POST", "/reload", http::Credential::Runtime) {
         Ok(r) if r.status == 200 => "asked the gateway to reload its files".to_owned(),
         Ok(r) => format!("the gateway refused to reload ({})", r.status),
         Err(e) => format!("cannot reach the gateway to reload it: {e}"),

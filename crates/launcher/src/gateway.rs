@@ -1,7 +1,8 @@
 //! Gateway process control: find a running gateway through `.picoclaw.pid` (adopted, left
 //! running at exit), or start `picoclaw gateway` as a child (owned, stopped at exit) with
 //! only `PICOCLAW_HOME` and `PICOCLAW_CONFIG` in its environment, its output kept in a
-//! bounded ring buffer.
+//! bounded ring buffer. A record is used (its pid signalled, its runtime token sent) only
+//! once `picoclaw_lifecycle` has verified it: its pid holds the lock and owns the listener.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use picoclaw_config::Paths;
 use picoclaw_credentials::runtime::RuntimeRecord;
-use picoclaw_lifecycle::Probe;
+use picoclaw_lifecycle::{LifecycleError, Probe};
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
@@ -23,6 +24,8 @@ pub const LOG_LINE_MAX: usize = 2048;
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// SIGTERM grace before SIGKILL on stop.
 const STOP_GRACE: Duration = Duration::from_secs(15);
+/// How long a stop gives a gateway that holds the lock to publish its record.
+const SETTLE: Duration = Duration::from_secs(5);
 
 /// A bounded buffer of the child's stdout/stderr lines.
 #[derive(Debug, Default)]
@@ -98,6 +101,10 @@ pub enum ControlError {
     /// Stopping failed.
     #[error("cannot stop the gateway: {0}")]
     Stop(String),
+    /// A gateway holds the lock but its record does not verify: it is neither signalled
+    /// nor sent a token.
+    #[error("{0}")]
+    Unverified(String),
 }
 
 fn last_lines(log: &[String]) -> String {
@@ -165,10 +172,11 @@ impl GatewayControl {
         self.logs.snapshot()
     }
 
-    /// The running gateway's record (the launcher's upstream credential lives in it).
+    /// The running gateway's verified record (the launcher's upstream credential lives in
+    /// it); `None` when no gateway runs or its record does not verify.
     pub async fn record(&self) -> Option<RuntimeRecord> {
         match self.probe().await {
-            Probe::Running(record) => Some(record),
+            Probe::Running(gateway) => Some(gateway.into_record()),
             _ => None,
         }
     }
@@ -178,6 +186,17 @@ impl GatewayControl {
         tokio::task::spawn_blocking(move || picoclaw_lifecycle::probe(&paths).unwrap_or(Probe::NotRunning))
             .await
             .unwrap_or(Probe::NotRunning)
+    }
+
+    /// [`picoclaw_lifecycle::settle`]: a gateway that holds the lock gets a moment to
+    /// publish its record.
+    async fn settled(&self) -> Probe {
+        let paths = self.paths.clone();
+        tokio::task::spawn_blocking(move || {
+            picoclaw_lifecycle::settle(&paths, SETTLE).unwrap_or(Probe::NotRunning)
+        })
+        .await
+        .unwrap_or(Probe::NotRunning)
     }
 
     /// Reaps an exited child, remembering why it ended.
@@ -205,7 +224,7 @@ impl GatewayControl {
                 None if running => "running",
                 None => "starting",
             };
-            let record = if let Probe::Running(record) = probe { Some(record) } else { None };
+            let record = if let Probe::Running(gateway) = probe { Some(gateway.into_record()) } else { None };
             return GatewayStatus {
                 state,
                 owned: false,
@@ -228,7 +247,8 @@ impl GatewayControl {
             error: inner.error.clone(),
         };
         match probe {
-            Probe::Running(record) => {
+            Probe::Running(gateway) => {
+                let record = gateway.into_record();
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
@@ -240,7 +260,11 @@ impl GatewayControl {
                 status.version = Some(record.version);
                 status.error = None;
             }
-            Probe::Starting => status.state = "starting",
+            Probe::Starting(_) => status.state = "starting",
+            Probe::Unverified(mismatch) => {
+                status.state = "error";
+                status.error = Some(LifecycleError::Unverified(mismatch).to_string());
+            }
             Probe::Stale | Probe::NotRunning => {
                 if child_pid.is_some() {
                     status.state = "starting";
@@ -259,8 +283,12 @@ impl GatewayControl {
         let mut inner = self.inner.lock().await;
         self.reap(&mut inner);
         match self.probe().await {
-            Probe::Running(record) => return Ok(record),
-            Probe::Starting => return self.wait_for(None, &mut inner).await,
+            Probe::Running(gateway) => return Ok(gateway.into_record()),
+            Probe::Starting(_) => return self.wait_for(None, &mut inner).await,
+            // The lock is held: a second gateway could not start, and this one is not used.
+            Probe::Unverified(mismatch) => {
+                return Err(ControlError::Unverified(LifecycleError::Unverified(mismatch).to_string()));
+            }
             Probe::Stale | Probe::NotRunning => {}
         }
         if inner.child.is_some() {
@@ -300,6 +328,7 @@ impl GatewayControl {
 
     async fn wait_for(&self, pid: Option<u32>, inner: &mut Inner) -> Result<RuntimeRecord, ControlError> {
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        let mut unverified = None;
         loop {
             if let Some(child) = inner.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
@@ -309,13 +338,18 @@ impl GatewayControl {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 return Err(ControlError::Exited { status: status.to_string(), log: self.logs.tail(5) });
             }
-            if let Probe::Running(record) = self.probe().await
-                && pid.is_none_or(|p| p == record.pid)
-            {
-                return Ok(record);
+            match self.probe().await {
+                Probe::Running(gateway) if pid.is_none_or(|p| p == gateway.pid()) => {
+                    return Ok(gateway.into_record());
+                }
+                Probe::Unverified(m) => unverified = Some(LifecycleError::Unverified(m).to_string()),
+                Probe::Starting(p) if p.recorded.is_some() => {
+                    unverified = Some(LifecycleError::Starting(p).to_string());
+                }
+                _ => {}
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(ControlError::Timeout);
+                return Err(unverified.map_or(ControlError::Timeout, ControlError::Unverified));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -325,16 +359,22 @@ impl GatewayControl {
     pub async fn stop(&self) -> Result<Option<u32>, ControlError> {
         let _busy = Busy::new(&self.busy, "stopping");
         let mut inner = self.inner.lock().await;
-        let stopped = match self.probe().await {
-            Probe::Running(_) | Probe::Starting => {
-                let paths = self.paths.clone();
-                let pid = tokio::task::spawn_blocking(move || picoclaw_lifecycle::stop(&paths, STOP_GRACE))
+        let stopped = match self.settled().await {
+            Probe::Running(gateway) => {
+                let pid = tokio::task::spawn_blocking(move || gateway.stop(STOP_GRACE))
                     .await
                     .map_err(|e| ControlError::Stop(e.to_string()))?
                     .map_err(|e| ControlError::Stop(e.to_string()))?;
                 Some(pid)
             }
-            Probe::Stale | Probe::NotRunning => None,
+            // Not provably the gateway: never signalled. A child of ours is ended below.
+            Probe::Starting(pending) if inner.child.is_none() => {
+                return Err(ControlError::Stop(LifecycleError::Starting(pending).to_string()));
+            }
+            Probe::Unverified(mismatch) if inner.child.is_none() => {
+                return Err(ControlError::Stop(LifecycleError::Unverified(mismatch).to_string()));
+            }
+            Probe::Starting(_) | Probe::Unverified(_) | Probe::Stale | Probe::NotRunning => None,
         };
         if let Some(mut child) = inner.child.take() {
             if stopped.is_none() {

@@ -1,14 +1,18 @@
 //! Requests to the local gateway — the one recorded in `.picoclaw.pid` — for the CLI
 //! (`gateway status|reload`, `token …`) and `doctor`.
 //!
-//! Credentials presented here must never go anywhere but that gateway, so this client
-//! dials loopback addresses only, ignores `HTTP_PROXY`/`http_proxy` (a proxy would see the
-//! token), uses short timeouts and reads a bounded answer.
+//! Credentials presented here must never go anywhere but that gateway, so [`request`]
+//! takes a [`VerifiedGateway`] (a record whose pid holds the lock and owns the listening
+//! socket), dials loopback addresses only, ignores `HTTP_PROXY`/`http_proxy` (a proxy
+//! would see the token), uses short timeouts and reads a bounded answer.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use picoclaw_credentials::Secret;
 use serde_json::Value;
+
+use crate::VerifiedGateway;
 
 /// Largest answer read.
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -52,14 +56,37 @@ pub fn loopback_addr(host: &str, port: u16) -> Result<SocketAddr, HttpError> {
     Ok(SocketAddr::new(ip, port))
 }
 
-/// Sends one request (blocking) to `addr`, which must be a loopback address;
-/// `bearer` goes out as `Authorization: Bearer`.
+/// What a request presents as `Authorization: Bearer`.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// Nothing (`/health`, `/ready`).
+    None,
+    /// The gateway's runtime token, from its verified record.
+    Runtime,
+    /// A configured credential (the doctor's `/auth/whoami` checks).
+    Configured(&'a Secret),
+}
+
+/// Sends one request (blocking) to a verified local gateway, at its loopback address.
 pub fn request(
-    addr: SocketAddr,
+    gateway: &VerifiedGateway,
     method: &str,
     path: &str,
-    bearer: Option<&str>,
+    credential: Credential<'_>,
 ) -> Result<Response, HttpError> {
+    let addr = gateway.loopback_addr()?;
+    // Presented only to the gateway whose pid holds the lock and owns this listener.
+    let bearer = match credential {
+        Credential::None => None,
+        Credential::Runtime => Some(gateway.record().token.expose()),
+        Credential::Configured(secret) => Some(secret.expose()),
+    };
+    send(addr, method, path, bearer)
+}
+
+/// Sends one request (blocking) to `addr`, which must be a loopback address;
+/// `bearer` goes out as `Authorization: Bearer`.
+fn send(addr: SocketAddr, method: &str, path: &str, bearer: Option<&str>) -> Result<Response, HttpError> {
     if !addr.ip().is_loopback() {
         return Err(HttpError::NotLoopback(addr.ip().to_string()));
     }
@@ -104,7 +131,7 @@ mod tests {
         assert!(matches!(loopback_addr("10.0.0.1", 1), Err(HttpError::NotLoopback(_))));
         assert!(matches!(loopback_addr("example.com", 1), Err(HttpError::NotLoopback(_))));
         let remote: SocketAddr = "192.0.2.1:80".parse().unwrap();
-        assert!(matches!(request(remote, "GET", "/", Some("t")), Err(HttpError::NotLoopback(_))));
+        assert!(matches!(send(remote, "GET", "/", Some("t")), Err(HttpError::NotLoopback(_))));
     }
 
     #[test]
@@ -112,7 +139,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let err = request(addr, "GET", "/ready", Some("secret-canary")).unwrap_err().to_string();
+        let err = send(addr, "GET", "/ready", Some("secret-canary")).unwrap_err().to_string();
         assert!(err.contains("cannot reach") && !err.contains("secret-canary"), "{err}");
     }
 }

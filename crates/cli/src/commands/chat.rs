@@ -58,13 +58,16 @@ pub fn run(args: ChatArgs) -> Result<ExitCode> {
             )
         }
         None => {
-            let record = picoclaw_lifecycle::running(&paths).map_err(|_| {
-                anyhow!(
+            let gateway = picoclaw_lifecycle::running(&paths).map_err(|e| match e {
+                picoclaw_lifecycle::LifecycleError::NotRunning { .. } => anyhow!(
                     "no gateway is running for {} — start one with `picoclaw gateway start`, or pass --url to chat with a remote one",
                     paths.home().display()
-                )
+                ),
+                // The record does not verify: its runtime token goes nowhere.
+                other => anyhow!("cannot chat with the local gateway: {other}"),
             })?;
-            let presented = choose(Endpoint::Chat, Target::Local(&record), &Credentials::default())?;
+            let record = gateway.record();
+            let presented = choose(Endpoint::Chat, Target::Local(record), &Credentials::default())?;
             let ws = record.base_url().replacen("http://", "ws://", 1) + "/pico/ws";
             (ws, presented.secret, format!("local gateway pid {}", record.pid))
         }

@@ -6,11 +6,11 @@ use std::io::Write;
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use picoclaw_config::{Flags, Paths, ProcessEnv};
 use picoclaw_credentials::runtime::RuntimeRecord;
 use picoclaw_gateway::{Gateway, Options};
-use picoclaw_lifecycle::Probe;
+use picoclaw_lifecycle::{LifecycleError, Probe, VerifiedGateway};
 use serde_json::Value;
 
 use crate::cli::{GatewayAction, GatewayArgs, LogFormat};
@@ -21,6 +21,9 @@ use crate::logging;
 const NOT_RUNNING: u8 = 3;
 /// Exit code for configuration errors (EX_CONFIG), also used by service units.
 const CONFIG_ERROR: u8 = 78;
+/// How long `start`/`stop` give a gateway that holds the lock to publish its record (it
+/// does so right after binding) before a record that does not match is refused.
+const SETTLE: Duration = Duration::from_secs(5);
 
 fn flags(args: &GatewayArgs) -> Flags {
     Flags::new().with("gateway.host", "--host", args.host.clone()).with("gateway.port", "--port", args.port)
@@ -82,9 +85,15 @@ fn foreground(flags: Flags, format: LogFormat) -> Result<ExitCode> {
 
 fn start(args: &GatewayArgs) -> Result<ExitCode> {
     let paths = Paths::from_env(&ProcessEnv)?;
-    if let Probe::Running(record) = picoclaw_lifecycle::probe(&paths)? {
-        println!("gateway already running (pid {}) at {}", record.pid, record.base_url());
-        return Ok(ExitCode::SUCCESS);
+    match picoclaw_lifecycle::settle(&paths, SETTLE)? {
+        Probe::Running(gateway) => {
+            println!("gateway already running (pid {}) at {}", gateway.pid(), gateway.base_url());
+            return Ok(ExitCode::SUCCESS);
+        }
+        // The lock is held: a second gateway could not start anyway.
+        Probe::Starting(pending) => return Err(refusal("start", LifecycleError::Starting(pending))),
+        Probe::Unverified(mismatch) => return Err(refusal("start", LifecycleError::Unverified(mismatch))),
+        Probe::Stale | Probe::NotRunning => {}
     }
     // Validate before spawning, so a bad config is reported here and not only in the log.
     let ctx = Context::load(&flags(args))?;
@@ -105,6 +114,7 @@ fn start(args: &GatewayArgs) -> Result<ExitCode> {
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().context("cannot start the gateway process")?;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut last_mismatch = None;
     while std::time::Instant::now() < deadline {
         if let Some(status) = child.try_wait()? {
             eprintln!(
@@ -114,16 +124,43 @@ fn start(args: &GatewayArgs) -> Result<ExitCode> {
             eprint!("{}", tail(&paths.gateway_log(), 10));
             return Ok(ExitCode::from(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1)));
         }
-        if let Probe::Running(record) = picoclaw_lifecycle::probe(&paths)?
-            && record.pid == child.id()
-        {
-            println!("gateway started (pid {}) at {}", record.pid, record.base_url());
-            println!("log: {}", paths.gateway_log().display());
-            return Ok(ExitCode::SUCCESS);
+        match picoclaw_lifecycle::probe(&paths)? {
+            Probe::Running(gateway) if gateway.pid() == child.id() => {
+                println!("gateway started (pid {}) at {}", gateway.pid(), gateway.base_url());
+                println!("log: {}", paths.gateway_log().display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            Probe::Unverified(mismatch) => last_mismatch = Some(mismatch),
+            _ => {}
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    bail!("the gateway did not come up within 15 s; see {}", paths.gateway_log().display())
+    match last_mismatch {
+        Some(m) => bail!(
+            "the gateway (pid {}) started, but its record does not verify: {m}; see {}",
+            child.id(),
+            paths.gateway_log().display()
+        ),
+        None => bail!("the gateway did not come up within 15 s; see {}", paths.gateway_log().display()),
+    }
+}
+
+/// The error for refusing `action` against a gateway that holds the lock but could not be
+/// verified, with what the user can do about it.
+fn refusal(action: &str, e: LifecycleError) -> anyhow::Error {
+    let hint = match &e {
+        LifecycleError::Starting(p) => match p.holder {
+            Some(pid) => format!(
+                "\nIf pid {pid} stays the lock holder, check that it is picoclaw (`ps -p {pid} -o args=`) and end it yourself (`kill {pid}`); the next start writes a new record."
+            ),
+            None => String::new(),
+        },
+        LifecycleError::Unverified(_) => {
+            "\nCheck .picoclaw.pid and who listens at the address it names (`ss -ltnp`).".to_owned()
+        }
+        _ => String::new(),
+    };
+    anyhow!("refusing to {action} the gateway: {e}{hint}")
 }
 
 fn tail(path: &std::path::Path, lines: usize) -> String {
@@ -136,38 +173,49 @@ fn tail(path: &std::path::Path, lines: usize) -> String {
 
 fn stop() -> Result<ExitCode> {
     let paths = Paths::from_env(&ProcessEnv)?;
-    match picoclaw_lifecycle::probe(&paths)? {
-        Probe::Running(_) | Probe::Starting => {}
-        _ => {
+    let gateway = match picoclaw_lifecycle::settle(&paths, SETTLE)? {
+        Probe::Running(gateway) => gateway,
+        Probe::Starting(pending) => return Err(refusal("stop", LifecycleError::Starting(pending))),
+        Probe::Unverified(mismatch) => return Err(refusal("stop", LifecycleError::Unverified(mismatch))),
+        Probe::Stale | Probe::NotRunning => {
             println!("gateway is not running");
             return Ok(ExitCode::SUCCESS);
         }
-    }
+    };
     let grace = Context::load(&Flags::new())
         .map(|c| c.settings.gateway.shutdown_timeout)
         .unwrap_or(Duration::from_secs(10))
         + Duration::from_secs(5);
-    let pid = picoclaw_lifecycle::stop(&paths, grace)?;
+    let pid = gateway.stop(grace)?;
     println!("gateway stopped (pid {pid})");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Sends one request to the local gateway recorded in `record`, with its runtime token
-/// when `authenticated` (loopback only, no proxy: see `picoclaw_lifecycle::http`).
-pub fn call(record: &RuntimeRecord, method: &str, path: &str, authenticated: bool) -> Result<(u16, Value)> {
-    use picoclaw_lifecycle::http;
-    let addr = http::loopback_addr(&record.host, record.port)?;
-    let token = authenticated.then(|| record.token.expose());
-    let answer = http::request(addr, method, path, token)?;
+/// Sends one request to the verified local gateway, with its runtime token when
+/// `authenticated` (loopback only, no proxy: see `picoclaw_lifecycle::http`).
+pub fn call(
+    gateway: &VerifiedGateway,
+    method: &str,
+    path: &str,
+    authenticated: bool,
+) -> Result<(u16, Value)> {
+    use picoclaw_lifecycle::http::{self, Credential};
+    let credential = if authenticated { Credential::Runtime } else { Credential::None };
+    let answer = http::request(gateway, method, path, credential)?;
     Ok((answer.status, answer.body))
 }
 
 fn status() -> Result<ExitCode> {
     let paths = Paths::from_env(&ProcessEnv)?;
-    let record = match picoclaw_lifecycle::probe(&paths)? {
-        Probe::Running(record) => record,
-        Probe::Starting => {
-            println!("gateway: starting");
+    let gateway = match picoclaw_lifecycle::probe(&paths)? {
+        Probe::Running(gateway) => gateway,
+        Probe::Starting(pending) => {
+            println!("gateway: starting ({pending})");
+            return Ok(ExitCode::from(1));
+        }
+        Probe::Unverified(mismatch) => {
+            println!("gateway: unverified: {mismatch}");
+            println!("          local tools neither signal it nor send it a token");
             return Ok(ExitCode::from(1));
         }
         Probe::Stale => {
@@ -182,9 +230,10 @@ fn status() -> Result<ExitCode> {
             return Ok(ExitCode::from(NOT_RUNNING));
         }
     };
+    let record = gateway.record();
     let base = record.base_url();
-    let ready = call(&record, "GET", "/ready", false).is_ok_and(|(code, _)| code == 200);
-    let status = call(&record, "GET", "/status", true).ok();
+    let ready = call(&gateway, "GET", "/ready", false).is_ok_and(|(code, _)| code == 200);
+    let status = call(&gateway, "GET", "/status", true).ok();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut out = std::io::stdout().lock();
     writeln!(out, "gateway:  running")?;
@@ -235,10 +284,10 @@ fn human_duration(secs: u64) -> String {
 
 fn reload() -> Result<ExitCode> {
     let paths = Paths::from_env(&ProcessEnv)?;
-    let record = picoclaw_lifecycle::running(&paths)?;
-    let (code, body) = call(&record, "POST", "/reload", true)?;
+    let gateway = picoclaw_lifecycle::running(&paths)?;
+    let (code, body) = call(&gateway, "POST", "/reload", true)?;
     if code == 200 {
-        println!("gateway reloaded (pid {}); sockets closed: {}", record.pid, body["closed_sockets"]);
+        println!("gateway reloaded (pid {}); sockets closed: {}", gateway.pid(), body["closed_sockets"]);
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("reload failed ({code}): {}", body["error"]["message"].as_str().unwrap_or("unknown error"));
@@ -246,10 +295,11 @@ fn reload() -> Result<ExitCode> {
     }
 }
 
-/// The record of the running local gateway, if any (lock-checked, not PID-guessed).
+/// The verified record of the running local gateway, if any (lock-checked and
+/// listener-checked, not PID-guessed).
 pub fn live_record(paths: &Paths) -> Option<RuntimeRecord> {
     match picoclaw_lifecycle::probe(paths) {
-        Ok(Probe::Running(record)) => Some(record),
+        Ok(Probe::Running(gateway)) => Some(gateway.into_record()),
         _ => None,
     }
 }

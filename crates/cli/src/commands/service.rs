@@ -233,10 +233,16 @@ fn describe(audit: &UnitAudit, out: &mut impl Write) -> std::io::Result<()> {
 fn gateway_state(paths: &Paths) -> (String, serde_json::Value) {
     match picoclaw_lifecycle::probe(paths) {
         Ok(Probe::Running(r)) => (
-            format!("running (pid {}) at {}", r.pid, r.base_url()),
-            json!({"state": "running", "pid": r.pid, "address": r.base_url()}),
+            format!("running (pid {}) at {}", r.pid(), r.base_url()),
+            json!({"state": "running", "pid": r.pid(), "address": r.base_url()}),
         ),
-        Ok(Probe::Starting) => ("starting".into(), json!({"state": "starting"})),
+        Ok(Probe::Starting(p)) => (
+            format!("starting ({p})"),
+            json!({"state": "starting", "lock_holder": p.holder, "recorded_pid": p.recorded}),
+        ),
+        Ok(Probe::Unverified(m)) => {
+            (format!("unverified: {m}"), json!({"state": "unverified", "reason": m.to_string()}))
+        }
         Ok(Probe::Stale) => (
             format!("not running (stale {}; `picoclaw doctor --fix` removes it)", paths.pid_file().display()),
             json!({"state": "stale"}),

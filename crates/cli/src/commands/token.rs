@@ -329,14 +329,21 @@ fn rotate_fixed(ctx: &Context, cred: FixedCredential, grace: Duration, json: boo
 /// Asks the running gateway (if any) to reload now, with its runtime token, and says
 /// whether it confirmed. Never fails the command: the file is already written.
 fn notify_gateway(ctx: &Context) {
-    let record = match picoclaw_lifecycle::running(&ctx.paths) {
-        Ok(record) => record,
-        Err(_) => {
+    let gateway = match picoclaw_lifecycle::running(&ctx.paths) {
+        Ok(gateway) => gateway,
+        Err(picoclaw_lifecycle::LifecycleError::NotRunning { .. }) => {
             eprintln!("no gateway is running; the change applies when one starts");
             return;
         }
+        Err(e) => {
+            eprintln!(
+                "warning: the running gateway was not asked to reload: {e}. It also watches .security.yml"
+            );
+            return;
+        }
     };
-    let outcome = super::gateway::call(&record, "POST", "/reload", true);
+    let record = gateway.record();
+    let outcome = super::gateway::call(&gateway, "POST", "/reload", true);
     match outcome {
         Ok((200, _)) => {
             eprintln!("the running gateway (pid {}) reloaded: the change is in effect", record.pid)

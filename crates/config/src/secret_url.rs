@@ -1,0 +1,130 @@
+//! URLs that may carry a credential in their userinfo (`ws://user:password@host/...`).
+//!
+//! A password in a URL is a secret that looks like a setting: it would be shown by
+//! `config show`, logged with the URL, and served by `/status`. So the settings keep the
+//! URL without it — [`PicoClientUrl::dial`] to connect to, [`PicoClientUrl::shown`] to
+//! display and log, with the password as `***` (`ws://user:***@host/pico`; a userinfo
+//! without a password is often a token and is shown as `***` whole) — and the
+//! `picoclaw-credentials` crate resolves the userinfo itself, as a secret, through
+//! [`split_userinfo`].
+
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
+
+/// Splits `scheme://[userinfo@]host[:port][/path][?query][#fragment]` into the userinfo and
+/// the URL without it; `None` when there is no userinfo. The authority ends at the first
+/// `/`, `?` or `#` (RFC 3986), and the userinfo at its last `@`, so a password holding an
+/// unencoded `@` is still taken out whole.
+pub fn split_userinfo(url: &str) -> Option<(&str, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let at = authority.rfind('@')?;
+    Some((&authority[..at], format!("{scheme}://{}{}", &authority[at + 1..], &rest[end..])))
+}
+
+/// The userinfo as it may be shown: `user:***`, or `***` when there is no password.
+fn redacted(userinfo: &str) -> String {
+    match userinfo.split_once(':') {
+        Some((user, _)) if !user.is_empty() => format!("{user}:***"),
+        _ => "***".to_owned(),
+    }
+}
+
+/// A per-process keyed hash of the userinfo, so that two settings with different
+/// passwords compare unequal (a reload then restarts the client) while the settings hold
+/// nothing that could be reversed or compared across processes.
+fn tag(userinfo: &str) -> u64 {
+    static KEYS: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    KEYS.get_or_init(Default::default).hash_one(userinfo)
+}
+
+/// `channels.pico_client.url` without its userinfo. `Debug` and `Display` print the
+/// redacted form.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PicoClientUrl {
+    dial: String,
+    shown: String,
+    userinfo: Option<u64>,
+}
+
+impl PicoClientUrl {
+    /// Parses the configured value (any userinfo is taken out).
+    pub fn parse(raw: &str) -> PicoClientUrl {
+        match split_userinfo(raw) {
+            Some((userinfo, dial)) => {
+                // `dial` is `scheme://rest` (split_userinfo found the `://`).
+                let shown = match dial.split_once("://") {
+                    Some((scheme, rest)) => format!("{scheme}://{}@{rest}", redacted(userinfo)),
+                    None => dial.clone(),
+                };
+                PicoClientUrl { dial, shown, userinfo: Some(tag(userinfo)) }
+            }
+            None => PicoClientUrl { dial: raw.to_owned(), shown: raw.to_owned(), userinfo: None },
+        }
+    }
+
+    /// The URL to connect to: no userinfo (the credential goes in a header).
+    pub fn dial(&self) -> &str {
+        &self.dial
+    }
+
+    /// The URL to display or log: the password is `***`.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Whether the configured URL carried a userinfo (a credential).
+    pub fn has_userinfo(&self) -> bool {
+        self.userinfo.is_some()
+    }
+}
+
+impl fmt::Debug for PicoClientUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PicoClientUrl").field(&self.shown).finish()
+    }
+}
+
+impl fmt::Display for PicoClientUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_taken_out_and_redacted() {
+        let u = PicoClientUrl::parse("ws://alice:s3cret@host:1/pico?x=1");
+        assert_eq!(u.dial(), "ws://host:1/pico?x=1");
+        assert_eq!(u.shown(), "ws://alice:***@host:1/pico?x=1");
+        assert!(u.has_userinfo());
+        assert!(!format!("{u:?} {u}").contains("s3cret"));
+
+        let token_only = PicoClientUrl::parse("wss://tok3n@host/pico");
+        assert_eq!(token_only.shown(), "wss://***@host/pico");
+        assert_eq!(token_only.dial(), "wss://host/pico");
+
+        let at_in_password = PicoClientUrl::parse("ws://bob:p@ss@[::1]:9/p");
+        assert_eq!(at_in_password.dial(), "ws://[::1]:9/p");
+        assert_eq!(split_userinfo("ws://bob:p@ss@[::1]:9/p").map(|(u, _)| u), Some("bob:p@ss"));
+
+        let plain = PicoClientUrl::parse("ws://host/pico/ws?next=a@b");
+        assert_eq!(
+            (plain.dial(), plain.shown(), plain.has_userinfo()),
+            ("ws://host/pico/ws?next=a@b", plain.dial(), false)
+        );
+    }
+
+    #[test]
+    fn a_changed_password_compares_unequal() {
+        let a = PicoClientUrl::parse("ws://u:one@h/p");
+        assert_eq!(a, PicoClientUrl::parse("ws://u:one@h/p"));
+        assert_ne!(a, PicoClientUrl::parse("ws://u:two@h/p"));
+        assert_eq!(a.shown(), PicoClientUrl::parse("ws://u:two@h/p").shown());
+    }
+}
