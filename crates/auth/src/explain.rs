@@ -2,7 +2,9 @@
 //! the table the gateway's router is built from), the credentials it accepts now, and
 //! each credential's source and fingerprint. Never a value.
 
-use picoclaw_config::{Layers, Settings};
+use picoclaw_config::Settings;
+use picoclaw_config::schema;
+use picoclaw_credentials::Loaded;
 use picoclaw_credentials::launcher::LauncherToken;
 use picoclaw_credentials::runtime::RuntimeRecord;
 use picoclaw_credentials::{Credentials, Resolved, Secret};
@@ -62,11 +64,11 @@ pub struct Extra<'a> {
     pub named_chat: usize,
 }
 
-/// (admin, chat): how many named tokens in the loaded `.security.yml` are active now.
-/// The one count used by `auth explain`, the dashboard and `doctor`.
-pub fn named_token_counts(layers: &Layers) -> (usize, usize) {
+/// (admin, chat): how many named tokens of the loaded setup are active now. The one count
+/// used by `auth explain`, the dashboard and `doctor`.
+pub fn named_token_counts(loaded: &Loaded) -> (usize, usize) {
     use crate::named::{Timestamp, TokenSet, TokenState};
-    let Ok(set) = TokenSet::from_tokens(layers.security_tokens()) else { return (0, 0) };
+    let Ok(set) = TokenSet::from_tokens(loaded.token_records().get("tokens")) else { return (0, 0) };
     let now = Timestamp::now();
     let active = set.records().iter().map(|r| r.summary(now)).filter(|s| s.state == TokenState::Active);
     active.fold((0, 0), |(a, c), s| match s.scope {
@@ -137,8 +139,8 @@ pub fn explain(settings: &Settings, creds: &Credentials, extra: &Extra<'_>) -> E
     let mut credentials = vec![
         row(
             "gateway token",
-            "gateway.token",
-            Some("PICOCLAW_GATEWAY_TOKEN"),
+            schema::GATEWAY_TOKEN.path,
+            schema::GATEWAY_TOKEN.env,
             creds.gateway(),
             everything.clone(),
             "accepted on every gateway endpoint",
@@ -155,8 +157,8 @@ pub fn explain(settings: &Settings, creds: &Credentials, extra: &Extra<'_>) -> E
         },
         row(
             "pico token",
-            "channels.pico.token",
-            Some("PICOCLAW_CHANNELS_PICO_TOKEN"),
+            schema::CHANNELS_PICO_TOKEN.path,
+            schema::CHANNELS_PICO_TOKEN.env,
             creds.pico(),
             chat_endpoints.clone(),
             if pico_on {
@@ -188,8 +190,8 @@ pub fn explain(settings: &Settings, creds: &Credentials, extra: &Extra<'_>) -> E
         },
         row(
             "pico_client token",
-            "channels.pico_client.token",
-            Some("PICOCLAW_CHANNELS_PICO_CLIENT_TOKEN"),
+            schema::CHANNELS_PICO_CLIENT_TOKEN.path,
+            schema::CHANNELS_PICO_CLIENT_TOKEN.env,
             creds.pico_client(),
             vec![],
             "outbound: sent to the remote Pico server",

@@ -1,19 +1,20 @@
-//! Loading the configuration and credentials the same way for every command.
+//! Loading the configuration and credentials the same way for every command: one call to
+//! `picoclaw_credentials::load`.
 
 use anyhow::Result;
-use picoclaw_config::{Flags, Layers, Paths, ProcessEnv, Settings};
-use picoclaw_credentials::Credentials;
+use picoclaw_config::{Flags, Paths, ProcessEnv, Settings};
+use picoclaw_credentials::{Credentials, Loaded};
 
 /// Everything a command needs to know about the setup.
 pub struct Context {
     /// Paths.
     pub paths: Paths,
-    /// Parsed sources.
-    pub layers: Layers,
     /// Non-secret settings.
     pub settings: Settings,
     /// Gateway-side credentials.
     pub credentials: Credentials,
+    /// The whole loaded setup (launcher token, named-token records, warnings).
+    pub loaded: Loaded,
 }
 
 impl Context {
@@ -21,16 +22,19 @@ impl Context {
     pub fn load(flags: &Flags) -> Result<Context> {
         let env = ProcessEnv;
         let paths = Paths::from_env(&env)?;
-        let layers = Layers::load(&paths, &env, flags)?;
-        let settings = Settings::resolve(&layers)?;
-        let credentials = Credentials::resolve(&layers, &settings)?;
-        Ok(Context { paths, layers, settings, credentials })
+        let loaded = picoclaw_credentials::load(&paths, &env, flags)?;
+        Ok(Context {
+            paths,
+            settings: loaded.settings.clone(),
+            credentials: loaded.credentials.clone(),
+            loaded,
+        })
     }
 
     /// Prints configuration warnings (unknown keys, secret files readable by others) to
     /// stderr.
     pub fn print_warnings(&self) {
-        for w in self.layers.warnings() {
+        for w in self.loaded.warnings() {
             eprintln!("warning: {w}");
         }
         let secret_files = [self.paths.security_file(), self.paths.launcher_file(), self.paths.pid_file()];

@@ -10,6 +10,8 @@ use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
+use picoclaw_config::LogLevel;
+
 use crate::cli::LogFormat;
 
 /// Libraries whose chatter stays at warn whatever the level.
@@ -18,14 +20,20 @@ const QUIET: [&str; 5] = ["hyper", "hyper_util", "tungstenite", "tokio_tungsteni
 /// `level` (one of error, warn, info, debug, trace — the schema checks it) for picoclaw,
 /// warn for [`QUIET`]. A plain target filter: no directive parser (and no regex engine)
 /// at start-up.
-fn filter(level: &str) -> Targets {
-    let level = level.parse::<LevelFilter>().unwrap_or(LevelFilter::INFO);
+fn filter(level: LogLevel) -> Targets {
+    let level = match level {
+        LogLevel::Error => LevelFilter::ERROR,
+        LogLevel::Warn => LevelFilter::WARN,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Debug => LevelFilter::DEBUG,
+        LogLevel::Trace => LevelFilter::TRACE,
+    };
     let quiet = level.min(LevelFilter::WARN);
     QUIET.iter().fold(Targets::new().with_default(level), |t, target| t.with_target(*target, quiet))
 }
 
 /// Installs the global subscriber writing to stderr and, when given, appending to `file`.
-pub fn init(format: LogFormat, level: &str, file: Option<&Path>) {
+pub fn init(format: LogFormat, level: LogLevel, file: Option<&Path>) {
     let file = file.and_then(|path| match open_log_file(path) {
         Ok(f) => Some(f),
         Err(e) => {
@@ -74,14 +82,13 @@ mod tests {
 
     #[test]
     fn level_applies_to_picoclaw_and_libraries_stay_at_warn() {
-        let f = filter("debug");
+        let f = filter(LogLevel::Debug);
         assert!(f.would_enable("picoclaw_gateway::conn", &Level::DEBUG));
         assert!(!f.would_enable("picoclaw_gateway::conn", &Level::TRACE));
         assert!(!f.would_enable("hyper::proto", &Level::INFO));
         assert!(f.would_enable("hyper::proto", &Level::WARN));
-        let f = filter("error");
+        let f = filter(LogLevel::Error);
         assert!(!f.would_enable("picoclaw", &Level::WARN));
         assert!(!f.would_enable("tungstenite", &Level::WARN), "a library is never louder than the level");
-        assert!(filter("bogus").would_enable("picoclaw", &Level::INFO), "unknown level falls back to info");
     }
 }

@@ -30,18 +30,18 @@ impl Flags {
         Self::default()
     }
 
-    /// Sets `key` (a schema path) from `flag` (e.g. `--port`). Secret keys are refused at
-    /// compile-review time: no secret has a flag, because argv is visible to every user.
-    pub fn set(&mut self, key: &'static str, flag: &'static str, value: impl Into<Value>) {
-        debug_assert!(schema::lookup(key).is_some_and(|k| !k.is_secret()), "{key}");
-        self.values.retain(|(k, _, _)| *k != key);
-        self.values.push((key, flag, value.into()));
+    /// Sets `key` from its command-line flag (`key.flag`, e.g. `--port`). Keys without a
+    /// flag are ignored: no secret has one, because argv is visible to every user.
+    pub fn set(&mut self, key: &Key, value: impl Into<Value>) {
+        let Some(flag) = key.flag else { return };
+        self.values.retain(|(k, _, _)| *k != key.path);
+        self.values.push((key.path, flag, value.into()));
     }
 
     /// Builder form of [`Flags::set`] for optional values.
-    pub fn with(mut self, key: &'static str, flag: &'static str, value: Option<impl Into<Value>>) -> Self {
+    pub fn with(mut self, key: &Key, value: Option<impl Into<Value>>) -> Self {
         if let Some(value) = value {
-            self.set(key, flag, value);
+            self.set(key, value);
         }
         self
     }
@@ -341,8 +341,23 @@ fn parse_env(key: &Key, name: &'static str, raw: &str) -> Result<Option<Value>, 
             Value::from(n)
         }
         Kind::Str | Kind::Secret => Value::from(raw),
-        Kind::StrList => {
-            Value::Array(raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Value::from).collect())
+        Kind::Host | Kind::LogLevel | Kind::WsUrl => {
+            if !key.kind.check_str(raw) {
+                // A URL may carry a password: never echo one.
+                return Err(ConfigError::Env {
+                    name,
+                    expected: key.kind.expected(),
+                    value: (key.kind != Kind::WsUrl).then(|| raw.to_owned()),
+                });
+            }
+            Value::from(raw)
+        }
+        Kind::StrList | Kind::Cidrs => {
+            let items: Vec<&str> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+            if items.iter().any(|i| !key.kind.check_str(i)) {
+                return Err(bad());
+            }
+            Value::Array(items.into_iter().map(Value::from).collect())
         }
         Kind::ModelList => return Err(bad()),
     };

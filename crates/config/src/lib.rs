@@ -9,7 +9,10 @@
 //!   environment name by splitting on `_`.
 //! - [`Layers`]: the parsed sources, validated against the schema, with the precedence
 //!   **flag > environment > `.security.yml` > `config.json` > default** for every key.
-//! - [`Settings`]: the typed, non-secret settings, each value remembering its [`Source`].
+//! - [`Settings`]: the typed, non-secret settings, each value remembering its [`Source`]
+//!   (`Settings::origin(&schema::GATEWAY_PORT)`); hosts, log levels, networks and URLs
+//!   are parsed into [`Host`], [`LogLevel`], [`Cidrs`] and [`PicoClientUrl`] where they
+//!   enter, so no later check is needed and no dotted key string is read back.
 //!
 //! Secrets are *not* read here. A URL's userinfo (`ws://user:password@host`) is a secret
 //! too: [`PicoClientUrl`] keeps the URL without it, and the credentials crate resolves it.
@@ -27,14 +30,16 @@ mod secret_url;
 mod seed;
 mod settings;
 mod source;
+mod values;
 
 pub use env::{EnvSource, MapEnv, ProcessEnv};
 pub use error::{ConfigError, ConfigWarning};
 pub use layers::{Candidate, Flags, Layers, validate_config_text, validate_security_text};
 pub use paths::Paths;
-pub use secret_url::{PicoClientUrl, split_userinfo};
+pub use secret_url::{PicoClientUrl, UrlError, split_userinfo};
 pub use settings::{
     AgentSettings, GatewaySettings, LauncherSettings, ModelEntry, PicoClientSettings, PicoSettings,
     Resolution, Settings, resolve,
 };
 pub use source::Source;
+pub use values::{Cidrs, Host, HostError, LogLevel, canonical};

@@ -37,6 +37,15 @@ pub enum Kind {
     Secret,
     /// The `model_list` array of model entries.
     ModelList,
+    /// Where to bind or dial ([`Host`](crate::Host)).
+    Host,
+    /// A log level ([`LogLevel`](crate::LogLevel)).
+    LogLevel,
+    /// A list of networks ([`Cidrs`](crate::Cidrs)); from env a comma-separated list.
+    Cidrs,
+    /// A `ws://`/`wss://` URL whose userinfo is a secret
+    /// ([`PicoClientUrl`](crate::PicoClientUrl)).
+    WsUrl,
 }
 
 impl Kind {
@@ -51,6 +60,10 @@ impl Kind {
             Kind::StrList => "a list of strings",
             Kind::Secret => "a string",
             Kind::ModelList => "a list of objects with \"model_name\", \"model\" and \"api_base\" strings",
+            Kind::Host => crate::Host::EXPECTED,
+            Kind::LogLevel => crate::LogLevel::EXPECTED,
+            Kind::Cidrs => crate::Cidrs::EXPECTED,
+            Kind::WsUrl => crate::PicoClientUrl::EXPECTED,
         }
     }
 
@@ -65,6 +78,22 @@ impl Kind {
             Kind::StrList => "list",
             Kind::Secret => "secret",
             Kind::ModelList => "models",
+            Kind::Host => "host",
+            Kind::LogLevel => "level",
+            Kind::Cidrs => "networks",
+            Kind::WsUrl => "url",
+        }
+    }
+
+    /// Checks one string value of a string-valued kind (a list kind: one entry): `Ok` when
+    /// it parses as that kind. Never echoes the value.
+    pub fn check_str(self, text: &str) -> bool {
+        match self {
+            Kind::Host => crate::Host::parse(text).is_ok(),
+            Kind::LogLevel => crate::LogLevel::parse(text).is_some(),
+            Kind::Cidrs => crate::Cidrs::parse_one(text).is_some(),
+            Kind::WsUrl => crate::PicoClientUrl::parse(text).is_ok(),
+            _ => true,
         }
     }
 }
@@ -160,278 +189,377 @@ const fn launcher_key(
     Key { path, home: Home::Launcher, file_key, env, flag, kind, default, doc }
 }
 
+/// `gateway.host`.
+pub const GATEWAY_HOST: Key = key(
+    "gateway.host",
+    Some("PICOCLAW_GATEWAY_HOST"),
+    Some("--host"),
+    Kind::Host,
+    Default::Str("localhost"),
+    "address the gateway binds (localhost = loopback only)",
+);
+
+/// `gateway.port`.
+pub const GATEWAY_PORT: Key = key(
+    "gateway.port",
+    Some("PICOCLAW_GATEWAY_PORT"),
+    Some("--port"),
+    Kind::Port,
+    Default::Int(18790),
+    "port of the gateway's HTTP and WebSocket server",
+);
+
+/// `gateway.token`.
+pub const GATEWAY_TOKEN: Key = key(
+    "gateway.token",
+    Some("PICOCLAW_GATEWAY_TOKEN"),
+    None,
+    Kind::Secret,
+    Default::None,
+    "gateway token: accepted on every gateway endpoint, including /pico/ws",
+);
+
+/// `gateway.log_level`.
+pub const GATEWAY_LOG_LEVEL: Key = key(
+    "gateway.log_level",
+    Some("PICOCLAW_LOG_LEVEL"),
+    Some("--log-level"),
+    Kind::LogLevel,
+    Default::Str("info"),
+    "log level: error, warn, info, debug or trace",
+);
+
+/// `gateway.hot_reload`.
+pub const GATEWAY_HOT_RELOAD: Key = key(
+    "gateway.hot_reload",
+    Some("PICOCLAW_GATEWAY_HOT_RELOAD"),
+    None,
+    Kind::Bool,
+    Default::Bool(true),
+    "watch config.json and .security.yml and apply valid changes without a restart",
+);
+
+/// `gateway.shutdown_timeout`.
+pub const GATEWAY_SHUTDOWN_TIMEOUT: Key = key(
+    "gateway.shutdown_timeout",
+    Some("PICOCLAW_GATEWAY_SHUTDOWN_TIMEOUT"),
+    None,
+    Kind::Seconds,
+    Default::Int(10),
+    "seconds to drain connections on SIGTERM before closing them",
+);
+
+/// `channels.pico.enabled`.
+pub const CHANNELS_PICO_ENABLED: Key = key(
+    "channels.pico.enabled",
+    Some("PICOCLAW_CHANNELS_PICO_ENABLED"),
+    None,
+    Kind::Bool,
+    Default::Bool(false),
+    "enable the Pico WebSocket channel at /pico/ws",
+);
+
+/// `channels.pico.token`.
+pub const CHANNELS_PICO_TOKEN: Key = key(
+    "channels.pico.token",
+    Some("PICOCLAW_CHANNELS_PICO_TOKEN"),
+    None,
+    Kind::Secret,
+    Default::None,
+    "pico token: accepted on /pico/ws and /pico/media only",
+);
+
+/// `channels.pico.allow_token_query`.
+pub const CHANNELS_PICO_ALLOW_TOKEN_QUERY: Key = key(
+    "channels.pico.allow_token_query",
+    Some("PICOCLAW_CHANNELS_PICO_ALLOW_TOKEN_QUERY"),
+    None,
+    Kind::Bool,
+    Default::Bool(false),
+    "accept ?token= on /pico/ws (exposes the token in URLs and logs)",
+);
+
+/// `channels.pico.allow_origins`.
+pub const CHANNELS_PICO_ALLOW_ORIGINS: Key = key(
+    "channels.pico.allow_origins",
+    Some("PICOCLAW_CHANNELS_PICO_ALLOW_ORIGINS"),
+    None,
+    Kind::StrList,
+    Default::EmptyList,
+    "allowed browser Origins (comma list in env); empty allows all",
+);
+
+/// `channels.pico.ping_interval`.
+pub const CHANNELS_PICO_PING_INTERVAL: Key = key(
+    "channels.pico.ping_interval",
+    Some("PICOCLAW_CHANNELS_PICO_PING_INTERVAL"),
+    None,
+    Kind::Seconds,
+    Default::Int(30),
+    "seconds between WebSocket pings",
+);
+
+/// `channels.pico.read_timeout`.
+pub const CHANNELS_PICO_READ_TIMEOUT: Key = key(
+    "channels.pico.read_timeout",
+    Some("PICOCLAW_CHANNELS_PICO_READ_TIMEOUT"),
+    None,
+    Kind::Seconds,
+    Default::Int(60),
+    "seconds without any frame from the client before the socket is closed",
+);
+
+/// `channels.pico.write_timeout`.
+pub const CHANNELS_PICO_WRITE_TIMEOUT: Key = key(
+    "channels.pico.write_timeout",
+    Some("PICOCLAW_CHANNELS_PICO_WRITE_TIMEOUT"),
+    None,
+    Kind::Seconds,
+    Default::Int(60),
+    "seconds any single write may take before the socket is closed",
+);
+
+/// `channels.pico.max_connections`.
+pub const CHANNELS_PICO_MAX_CONNECTIONS: Key = key(
+    "channels.pico.max_connections",
+    Some("PICOCLAW_CHANNELS_PICO_MAX_CONNECTIONS"),
+    None,
+    Kind::Count,
+    Default::Int(100),
+    "maximum concurrent Pico sockets; more get 503",
+);
+
+/// `channels.pico.max_frame_bytes`.
+pub const CHANNELS_PICO_MAX_FRAME_BYTES: Key = key(
+    "channels.pico.max_frame_bytes",
+    Some("PICOCLAW_CHANNELS_PICO_MAX_FRAME_BYTES"),
+    None,
+    Kind::Count,
+    Default::Int(1_048_576),
+    "largest accepted frame in bytes; larger frames close the socket with 1009",
+);
+
+/// `channels.pico.send_queue`.
+pub const CHANNELS_PICO_SEND_QUEUE: Key = key(
+    "channels.pico.send_queue",
+    Some("PICOCLAW_CHANNELS_PICO_SEND_QUEUE"),
+    None,
+    Kind::Count,
+    Default::Int(256),
+    "frames queued per socket; a client that stops reading is closed when it fills",
+);
+
+/// `channels.pico_client.enabled`.
+pub const CHANNELS_PICO_CLIENT_ENABLED: Key = key(
+    "channels.pico_client.enabled",
+    Some("PICOCLAW_CHANNELS_PICO_CLIENT_ENABLED"),
+    None,
+    Kind::Bool,
+    Default::Bool(false),
+    "dial a remote Pico server as a client",
+);
+
+/// `channels.pico_client.url`.
+pub const CHANNELS_PICO_CLIENT_URL: Key = key(
+    "channels.pico_client.url",
+    Some("PICOCLAW_CHANNELS_PICO_CLIENT_URL"),
+    None,
+    Kind::WsUrl,
+    Default::None,
+    "WebSocket URL of the remote Pico server, e.g. ws://host:18790/pico/ws",
+);
+
+/// `channels.pico_client.token`.
+pub const CHANNELS_PICO_CLIENT_TOKEN: Key = key(
+    "channels.pico_client.token",
+    Some("PICOCLAW_CHANNELS_PICO_CLIENT_TOKEN"),
+    None,
+    Kind::Secret,
+    Default::None,
+    "token sent to the remote Pico server as a Bearer header",
+);
+
+/// `channels.pico_client.session_id`.
+pub const CHANNELS_PICO_CLIENT_SESSION_ID: Key = key(
+    "channels.pico_client.session_id",
+    Some("PICOCLAW_CHANNELS_PICO_CLIENT_SESSION_ID"),
+    None,
+    Kind::Str,
+    Default::None,
+    "session id on the remote server (random when unset)",
+);
+
+/// `channels.pico_client.ping_interval`.
+pub const CHANNELS_PICO_CLIENT_PING_INTERVAL: Key = key(
+    "channels.pico_client.ping_interval",
+    Some("PICOCLAW_CHANNELS_PICO_CLIENT_PING_INTERVAL"),
+    None,
+    Kind::Seconds,
+    Default::Int(30),
+    "seconds between pings to the remote server",
+);
+
+/// `channels.pico_client.read_timeout`.
+pub const CHANNELS_PICO_CLIENT_READ_TIMEOUT: Key = key(
+    "channels.pico_client.read_timeout",
+    Some("PICOCLAW_CHANNELS_PICO_CLIENT_READ_TIMEOUT"),
+    None,
+    Kind::Seconds,
+    Default::Int(60),
+    "seconds without a frame from the remote server before reconnecting",
+);
+
+/// `agents.defaults.model`.
+pub const AGENTS_DEFAULTS_MODEL: Key = key(
+    "agents.defaults.model",
+    Some("PICOCLAW_AGENTS_DEFAULTS_MODEL"),
+    None,
+    Kind::Str,
+    Default::None,
+    "model_name from model_list that answers chats; unset = built-in echo agent",
+);
+
+/// `agents.defaults.api_key`.
+pub const AGENTS_DEFAULTS_API_KEY: Key = key(
+    "agents.defaults.api_key",
+    Some("PICOCLAW_AGENTS_DEFAULTS_API_KEY"),
+    None,
+    Kind::Secret,
+    Default::None,
+    "API key for the default model (overrides .security.yml model_list.<name>.api_keys)",
+);
+
+/// `agents.defaults.history_messages`.
+pub const AGENTS_DEFAULTS_HISTORY_MESSAGES: Key = key(
+    "agents.defaults.history_messages",
+    Some("PICOCLAW_AGENTS_DEFAULTS_HISTORY_MESSAGES"),
+    None,
+    Kind::Count,
+    Default::Int(40),
+    "most recent chat messages per session kept in memory and sent to the model",
+);
+
+/// `agents.defaults.provider_timeout`.
+pub const AGENTS_DEFAULTS_PROVIDER_TIMEOUT: Key = key(
+    "agents.defaults.provider_timeout",
+    Some("PICOCLAW_AGENTS_DEFAULTS_PROVIDER_TIMEOUT"),
+    None,
+    Kind::Seconds,
+    Default::Int(60),
+    "seconds to wait for the model provider's first byte and between streamed chunks",
+);
+
+/// `model_list`.
+pub const MODEL_LIST: Key = key(
+    "model_list",
+    None,
+    None,
+    Kind::ModelList,
+    Default::EmptyList,
+    "OpenAI-compatible models: model_name, model, api_base (keys go in .security.yml)",
+);
+
+/// `launcher.host`.
+pub const LAUNCHER_HOST: Key = launcher_key(
+    "launcher.host",
+    "host",
+    Some("PICOCLAW_LAUNCHER_HOST"),
+    Some("--host"),
+    Kind::Host,
+    Default::Str("localhost"),
+    "address the dashboard binds",
+);
+
+/// `launcher.port`.
+pub const LAUNCHER_PORT: Key = launcher_key(
+    "launcher.port",
+    "port",
+    Some("PICOCLAW_LAUNCHER_PORT"),
+    Some("--port"),
+    Kind::Port,
+    Default::Int(18800),
+    "port of the dashboard",
+);
+
+/// `launcher.public`.
+pub const LAUNCHER_PUBLIC: Key = launcher_key(
+    "launcher.public",
+    "public",
+    Some("PICOCLAW_LAUNCHER_PUBLIC"),
+    Some("--public"),
+    Kind::Bool,
+    Default::Bool(false),
+    "bind the dashboard on all interfaces",
+);
+
+/// `launcher.allowed_cidrs`.
+pub const LAUNCHER_ALLOWED_CIDRS: Key = launcher_key(
+    "launcher.allowed_cidrs",
+    "allowed_cidrs",
+    Some("PICOCLAW_LAUNCHER_ALLOWED_CIDRS"),
+    None,
+    Kind::Cidrs,
+    Default::EmptyList,
+    "client networks allowed to reach the dashboard; empty allows all",
+);
+
+/// `launcher.trusted_proxies`.
+pub const LAUNCHER_TRUSTED_PROXIES: Key = launcher_key(
+    "launcher.trusted_proxies",
+    "trusted_proxies",
+    Some("PICOCLAW_LAUNCHER_TRUSTED_PROXIES"),
+    None,
+    Kind::Cidrs,
+    Default::EmptyList,
+    "proxy addresses whose X-Forwarded-For / X-Forwarded-Proto are believed",
+);
+
+/// `launcher.token`.
+pub const LAUNCHER_TOKEN: Key = launcher_key(
+    "launcher.token",
+    "launcher_token",
+    Some("PICOCLAW_LAUNCHER_TOKEN"),
+    None,
+    Kind::Secret,
+    Default::None,
+    "dashboard login token (random and persisted when unset)",
+);
+
 /// Every key, in display order.
 pub static KEYS: &[Key] = &[
-    key(
-        "gateway.host",
-        Some("PICOCLAW_GATEWAY_HOST"),
-        Some("--host"),
-        Kind::Str,
-        Default::Str("localhost"),
-        "address the gateway binds (localhost = loopback only)",
-    ),
-    key(
-        "gateway.port",
-        Some("PICOCLAW_GATEWAY_PORT"),
-        Some("--port"),
-        Kind::Port,
-        Default::Int(18790),
-        "port of the gateway's HTTP and WebSocket server",
-    ),
-    key(
-        "gateway.token",
-        Some("PICOCLAW_GATEWAY_TOKEN"),
-        None,
-        Kind::Secret,
-        Default::None,
-        "gateway token: accepted on every gateway endpoint, including /pico/ws",
-    ),
-    key(
-        "gateway.log_level",
-        Some("PICOCLAW_LOG_LEVEL"),
-        Some("--log-level"),
-        Kind::Str,
-        Default::Str("info"),
-        "log level: error, warn, info, debug or trace",
-    ),
-    key(
-        "gateway.hot_reload",
-        Some("PICOCLAW_GATEWAY_HOT_RELOAD"),
-        None,
-        Kind::Bool,
-        Default::Bool(true),
-        "watch config.json and .security.yml and apply valid changes without a restart",
-    ),
-    key(
-        "gateway.shutdown_timeout",
-        Some("PICOCLAW_GATEWAY_SHUTDOWN_TIMEOUT"),
-        None,
-        Kind::Seconds,
-        Default::Int(10),
-        "seconds to drain connections on SIGTERM before closing them",
-    ),
-    key(
-        "channels.pico.enabled",
-        Some("PICOCLAW_CHANNELS_PICO_ENABLED"),
-        None,
-        Kind::Bool,
-        Default::Bool(false),
-        "enable the Pico WebSocket channel at /pico/ws",
-    ),
-    key(
-        "channels.pico.token",
-        Some("PICOCLAW_CHANNELS_PICO_TOKEN"),
-        None,
-        Kind::Secret,
-        Default::None,
-        "pico token: accepted on /pico/ws and /pico/media only",
-    ),
-    key(
-        "channels.pico.allow_token_query",
-        Some("PICOCLAW_CHANNELS_PICO_ALLOW_TOKEN_QUERY"),
-        None,
-        Kind::Bool,
-        Default::Bool(false),
-        "accept ?token= on /pico/ws (exposes the token in URLs and logs)",
-    ),
-    key(
-        "channels.pico.allow_origins",
-        Some("PICOCLAW_CHANNELS_PICO_ALLOW_ORIGINS"),
-        None,
-        Kind::StrList,
-        Default::EmptyList,
-        "allowed browser Origins (comma list in env); empty allows all",
-    ),
-    key(
-        "channels.pico.ping_interval",
-        Some("PICOCLAW_CHANNELS_PICO_PING_INTERVAL"),
-        None,
-        Kind::Seconds,
-        Default::Int(30),
-        "seconds between WebSocket pings",
-    ),
-    key(
-        "channels.pico.read_timeout",
-        Some("PICOCLAW_CHANNELS_PICO_READ_TIMEOUT"),
-        None,
-        Kind::Seconds,
-        Default::Int(60),
-        "seconds without any frame from the client before the socket is closed",
-    ),
-    key(
-        "channels.pico.write_timeout",
-        Some("PICOCLAW_CHANNELS_PICO_WRITE_TIMEOUT"),
-        None,
-        Kind::Seconds,
-        Default::Int(60),
-        "seconds any single write may take before the socket is closed",
-    ),
-    key(
-        "channels.pico.max_connections",
-        Some("PICOCLAW_CHANNELS_PICO_MAX_CONNECTIONS"),
-        None,
-        Kind::Count,
-        Default::Int(100),
-        "maximum concurrent Pico sockets; more get 503",
-    ),
-    key(
-        "channels.pico.max_frame_bytes",
-        Some("PICOCLAW_CHANNELS_PICO_MAX_FRAME_BYTES"),
-        None,
-        Kind::Count,
-        Default::Int(1_048_576),
-        "largest accepted frame in bytes; larger frames close the socket with 1009",
-    ),
-    key(
-        "channels.pico.send_queue",
-        Some("PICOCLAW_CHANNELS_PICO_SEND_QUEUE"),
-        None,
-        Kind::Count,
-        Default::Int(256),
-        "frames queued per socket; a client that stops reading is closed when it fills",
-    ),
-    key(
-        "channels.pico_client.enabled",
-        Some("PICOCLAW_CHANNELS_PICO_CLIENT_ENABLED"),
-        None,
-        Kind::Bool,
-        Default::Bool(false),
-        "dial a remote Pico server as a client",
-    ),
-    key(
-        "channels.pico_client.url",
-        Some("PICOCLAW_CHANNELS_PICO_CLIENT_URL"),
-        None,
-        Kind::Str,
-        Default::None,
-        "WebSocket URL of the remote Pico server, e.g. ws://host:18790/pico/ws",
-    ),
-    key(
-        "channels.pico_client.token",
-        Some("PICOCLAW_CHANNELS_PICO_CLIENT_TOKEN"),
-        None,
-        Kind::Secret,
-        Default::None,
-        "token sent to the remote Pico server as a Bearer header",
-    ),
-    key(
-        "channels.pico_client.session_id",
-        Some("PICOCLAW_CHANNELS_PICO_CLIENT_SESSION_ID"),
-        None,
-        Kind::Str,
-        Default::None,
-        "session id on the remote server (random when unset)",
-    ),
-    key(
-        "channels.pico_client.ping_interval",
-        Some("PICOCLAW_CHANNELS_PICO_CLIENT_PING_INTERVAL"),
-        None,
-        Kind::Seconds,
-        Default::Int(30),
-        "seconds between pings to the remote server",
-    ),
-    key(
-        "channels.pico_client.read_timeout",
-        Some("PICOCLAW_CHANNELS_PICO_CLIENT_READ_TIMEOUT"),
-        None,
-        Kind::Seconds,
-        Default::Int(60),
-        "seconds without a frame from the remote server before reconnecting",
-    ),
-    key(
-        "agents.defaults.model",
-        Some("PICOCLAW_AGENTS_DEFAULTS_MODEL"),
-        None,
-        Kind::Str,
-        Default::None,
-        "model_name from model_list that answers chats; unset = built-in echo agent",
-    ),
-    key(
-        "agents.defaults.api_key",
-        Some("PICOCLAW_AGENTS_DEFAULTS_API_KEY"),
-        None,
-        Kind::Secret,
-        Default::None,
-        "API key for the default model (overrides .security.yml model_list.<name>.api_keys)",
-    ),
-    key(
-        "agents.defaults.history_messages",
-        Some("PICOCLAW_AGENTS_DEFAULTS_HISTORY_MESSAGES"),
-        None,
-        Kind::Count,
-        Default::Int(40),
-        "most recent chat messages per session kept in memory and sent to the model",
-    ),
-    key(
-        "agents.defaults.provider_timeout",
-        Some("PICOCLAW_AGENTS_DEFAULTS_PROVIDER_TIMEOUT"),
-        None,
-        Kind::Seconds,
-        Default::Int(60),
-        "seconds to wait for the model provider's first byte and between streamed chunks",
-    ),
-    key(
-        "model_list",
-        None,
-        None,
-        Kind::ModelList,
-        Default::EmptyList,
-        "OpenAI-compatible models: model_name, model, api_base (keys go in .security.yml)",
-    ),
-    launcher_key(
-        "launcher.host",
-        "host",
-        Some("PICOCLAW_LAUNCHER_HOST"),
-        Some("--host"),
-        Kind::Str,
-        Default::Str("localhost"),
-        "address the dashboard binds",
-    ),
-    launcher_key(
-        "launcher.port",
-        "port",
-        Some("PICOCLAW_LAUNCHER_PORT"),
-        Some("--port"),
-        Kind::Port,
-        Default::Int(18800),
-        "port of the dashboard",
-    ),
-    launcher_key(
-        "launcher.public",
-        "public",
-        Some("PICOCLAW_LAUNCHER_PUBLIC"),
-        Some("--public"),
-        Kind::Bool,
-        Default::Bool(false),
-        "bind the dashboard on all interfaces",
-    ),
-    launcher_key(
-        "launcher.allowed_cidrs",
-        "allowed_cidrs",
-        Some("PICOCLAW_LAUNCHER_ALLOWED_CIDRS"),
-        None,
-        Kind::StrList,
-        Default::EmptyList,
-        "client networks allowed to reach the dashboard; empty allows all",
-    ),
-    launcher_key(
-        "launcher.trusted_proxies",
-        "trusted_proxies",
-        Some("PICOCLAW_LAUNCHER_TRUSTED_PROXIES"),
-        None,
-        Kind::StrList,
-        Default::EmptyList,
-        "proxy addresses whose X-Forwarded-For / X-Forwarded-Proto are believed",
-    ),
-    launcher_key(
-        "launcher.token",
-        "launcher_token",
-        Some("PICOCLAW_LAUNCHER_TOKEN"),
-        None,
-        Kind::Secret,
-        Default::None,
-        "dashboard login token (random and persisted when unset)",
-    ),
+    GATEWAY_HOST,
+    GATEWAY_PORT,
+    GATEWAY_TOKEN,
+    GATEWAY_LOG_LEVEL,
+    GATEWAY_HOT_RELOAD,
+    GATEWAY_SHUTDOWN_TIMEOUT,
+    CHANNELS_PICO_ENABLED,
+    CHANNELS_PICO_TOKEN,
+    CHANNELS_PICO_ALLOW_TOKEN_QUERY,
+    CHANNELS_PICO_ALLOW_ORIGINS,
+    CHANNELS_PICO_PING_INTERVAL,
+    CHANNELS_PICO_READ_TIMEOUT,
+    CHANNELS_PICO_WRITE_TIMEOUT,
+    CHANNELS_PICO_MAX_CONNECTIONS,
+    CHANNELS_PICO_MAX_FRAME_BYTES,
+    CHANNELS_PICO_SEND_QUEUE,
+    CHANNELS_PICO_CLIENT_ENABLED,
+    CHANNELS_PICO_CLIENT_URL,
+    CHANNELS_PICO_CLIENT_TOKEN,
+    CHANNELS_PICO_CLIENT_SESSION_ID,
+    CHANNELS_PICO_CLIENT_PING_INTERVAL,
+    CHANNELS_PICO_CLIENT_READ_TIMEOUT,
+    AGENTS_DEFAULTS_MODEL,
+    AGENTS_DEFAULTS_API_KEY,
+    AGENTS_DEFAULTS_HISTORY_MESSAGES,
+    AGENTS_DEFAULTS_PROVIDER_TIMEOUT,
+    MODEL_LIST,
+    LAUNCHER_HOST,
+    LAUNCHER_PORT,
+    LAUNCHER_PUBLIC,
+    LAUNCHER_ALLOWED_CIDRS,
+    LAUNCHER_TRUSTED_PROXIES,
+    LAUNCHER_TOKEN,
 ];
 
 /// Variables that select files rather than keys; listed by `picoclaw config env`.

@@ -49,10 +49,21 @@ pub struct PicoClientUrl {
     userinfo: Option<u64>,
 }
 
+/// Why a value is not a Pico server URL. Names no part of the value (it may hold a
+/// password).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("expected a ws:// or wss:// URL with a host, e.g. ws://host:18790/pico/ws")]
+pub struct UrlError;
+
 impl PicoClientUrl {
-    /// Parses the configured value (any userinfo is taken out).
-    pub fn parse(raw: &str) -> PicoClientUrl {
-        match split_userinfo(raw) {
+    /// What a valid value looks like.
+    pub const EXPECTED: &'static str = "a ws:// or wss:// URL with a host, e.g. ws://host:18790/pico/ws";
+
+    /// Parses the configured value (any userinfo is taken out): a `ws://` or `wss://` URL
+    /// with a host.
+    pub fn parse(raw: &str) -> Result<PicoClientUrl, UrlError> {
+        let raw = raw.trim();
+        let url = match split_userinfo(raw) {
             Some((userinfo, dial)) => {
                 // `dial` is `scheme://rest` (split_userinfo found the `://`).
                 let shown = match dial.split_once("://") {
@@ -62,7 +73,12 @@ impl PicoClientUrl {
                 PicoClientUrl { dial, shown, userinfo: Some(tag(userinfo)) }
             }
             None => PicoClientUrl { dial: raw.to_owned(), shown: raw.to_owned(), userinfo: None },
+        };
+        let parsed = url::Url::parse(&url.dial).map_err(|_| UrlError)?;
+        if !matches!(parsed.scheme(), "ws" | "wss") || parsed.host_str().is_none_or(str::is_empty) {
+            return Err(UrlError);
         }
+        Ok(url)
     }
 
     /// The URL to connect to: no userinfo (the credential goes in a header).
@@ -99,21 +115,21 @@ mod tests {
 
     #[test]
     fn userinfo_is_taken_out_and_redacted() {
-        let u = PicoClientUrl::parse("ws://alice:s3cret@host:1/pico?x=1");
+        let u = PicoClientUrl::parse("ws://alice:s3cret@host:1/pico?x=1").unwrap();
         assert_eq!(u.dial(), "ws://host:1/pico?x=1");
         assert_eq!(u.shown(), "ws://alice:***@host:1/pico?x=1");
         assert!(u.has_userinfo());
         assert!(!format!("{u:?} {u}").contains("s3cret"));
 
-        let token_only = PicoClientUrl::parse("wss://tok3n@host/pico");
+        let token_only = PicoClientUrl::parse("wss://tok3n@host/pico").unwrap();
         assert_eq!(token_only.shown(), "wss://***@host/pico");
         assert_eq!(token_only.dial(), "wss://host/pico");
 
-        let at_in_password = PicoClientUrl::parse("ws://bob:p@ss@[::1]:9/p");
+        let at_in_password = PicoClientUrl::parse("ws://bob:p@ss@[::1]:9/p").unwrap();
         assert_eq!(at_in_password.dial(), "ws://[::1]:9/p");
         assert_eq!(split_userinfo("ws://bob:p@ss@[::1]:9/p").map(|(u, _)| u), Some("bob:p@ss"));
 
-        let plain = PicoClientUrl::parse("ws://host/pico/ws?next=a@b");
+        let plain = PicoClientUrl::parse("ws://host/pico/ws?next=a@b").unwrap();
         assert_eq!(
             (plain.dial(), plain.shown(), plain.has_userinfo()),
             ("ws://host/pico/ws?next=a@b", plain.dial(), false)
@@ -122,9 +138,17 @@ mod tests {
 
     #[test]
     fn a_changed_password_compares_unequal() {
-        let a = PicoClientUrl::parse("ws://u:one@h/p");
-        assert_eq!(a, PicoClientUrl::parse("ws://u:one@h/p"));
-        assert_ne!(a, PicoClientUrl::parse("ws://u:two@h/p"));
-        assert_eq!(a.shown(), PicoClientUrl::parse("ws://u:two@h/p").shown());
+        let parse = |u| PicoClientUrl::parse(u).unwrap();
+        let a = parse("ws://u:one@h/p");
+        assert_eq!(a, parse("ws://u:one@h/p"));
+        assert_ne!(a, parse("ws://u:two@h/p"));
+        assert_eq!(a.shown(), parse("ws://u:two@h/p").shown());
+    }
+
+    #[test]
+    fn only_websocket_urls_with_a_host() {
+        for bad in ["http://h/p", "ws://", "host:1/p", "", "wss://u:pw@"] {
+            assert_eq!(PicoClientUrl::parse(bad), Err(UrlError), "{bad:?}");
+        }
     }
 }

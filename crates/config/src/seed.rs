@@ -271,15 +271,27 @@ impl<'de> Visitor<'de> for LeafVisitor {
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
         match self.kind {
             Kind::Str | Kind::Secret => Ok(Value::from(s)),
+            Kind::Host | Kind::LogLevel | Kind::WsUrl if self.kind.check_str(s) => Ok(Value::from(s)),
+            // The value is not shown: a URL may carry a password.
+            Kind::Host | Kind::LogLevel | Kind::WsUrl => {
+                Err(E::custom(format!("key `{}`: expected {}", self.path, self.kind.expected())))
+            }
             _ => Err(self.wrong("a string")),
         }
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         match self.kind {
-            Kind::StrList => {
+            Kind::StrList | Kind::Cidrs => {
                 let mut out = Vec::new();
                 while let Some(item) = seq.next_element::<ListItem>()? {
                     match item {
+                        ListItem::Str(s) if !self.kind.check_str(&s) => {
+                            return Err(de::Error::custom(format!(
+                                "key `{}`: expected {}, found {s:?}",
+                                self.path,
+                                self.kind.expected()
+                            )));
+                        }
                         ListItem::Str(s) => out.push(Value::from(s)),
                         ListItem::Other(found) => {
                             return Err(de::Error::custom(format!(

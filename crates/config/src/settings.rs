@@ -10,6 +10,7 @@ use crate::layers::Layers;
 use crate::schema::{self, Key};
 use crate::secret_url::PicoClientUrl;
 use crate::source::Source;
+use crate::values::{Cidrs, Host, LogLevel};
 
 /// The winning value of one key, and every lower source that set a *different* value.
 #[derive(Debug, Clone)]
@@ -44,11 +45,11 @@ pub fn resolve(layers: &Layers, key: &Key) -> Option<Resolution> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewaySettings {
     /// Bind address (`localhost` = loopback).
-    pub host: String,
+    pub host: Host,
     /// Port (0 = any free port; the real one is recorded in `.picoclaw.pid`).
     pub port: u16,
     /// Log level.
-    pub log_level: String,
+    pub log_level: LogLevel,
     /// Watch files and apply valid changes.
     pub hot_reload: bool,
     /// Drain bound on shutdown.
@@ -81,7 +82,7 @@ pub struct PicoSettings {
 /// The outbound Pico client (`channels.pico_client`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PicoClientSettings {
-    /// Channel on.
+    /// Channel on (then `url` is set: an enabled client without a URL is refused).
     pub enabled: bool,
     /// Remote `ws://` or `wss://` URL, without any userinfo (a credential, resolved by the
     /// credentials crate).
@@ -97,7 +98,8 @@ pub struct PicoClientSettings {
 /// `agents.defaults`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentSettings {
-    /// `model_name` of the model answering chats; `None` = built-in echo agent.
+    /// `model_name` of the model answering chats; `None` = built-in echo agent. When set,
+    /// it names an entry of `model_list`.
     pub default_model: Option<String>,
     /// Most recent messages per session kept in memory and sent to the model.
     pub history_messages: usize,
@@ -122,15 +124,15 @@ pub struct ModelEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LauncherSettings {
     /// Bind address.
-    pub host: String,
+    pub host: Host,
     /// Port.
     pub port: u16,
     /// Bind all interfaces.
     pub public: bool,
     /// Allowed client networks; empty = any.
-    pub allowed_cidrs: Vec<String>,
+    pub allowed_cidrs: Cidrs,
     /// Proxies whose forwarding headers are trusted.
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: Cidrs,
 }
 
 /// Every non-secret setting, typed, with provenance.
@@ -151,10 +153,10 @@ pub struct Settings {
     resolved: BTreeMap<&'static str, Resolution>,
 }
 
-const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
-
 impl Settings {
-    /// Resolves every non-secret key and checks the combinations that cannot work.
+    /// Resolves every non-secret key into its type. A value that does not parse (a flag,
+    /// or a combination such as an enabled pico_client without a URL) is an error naming
+    /// the key, where the value came from and what was expected.
     pub fn resolve(layers: &Layers) -> Result<Settings, ConfigError> {
         let mut resolved: BTreeMap<_, _> = schema::KEYS
             .iter()
@@ -163,123 +165,92 @@ impl Settings {
             .collect();
         // model_list entries may carry api_key(s) in config.json; those are secrets and are
         // resolved by the credentials crate only, so they never enter the settings.
-        if let Some(Value::Array(models)) = resolved.get_mut("model_list").map(|r| &mut r.value) {
+        if let Some(Value::Array(models)) = resolved.get_mut(schema::MODEL_LIST.path).map(|r| &mut r.value) {
             for entry in models.iter_mut().filter_map(Value::as_object_mut) {
                 entry.remove("api_key");
                 entry.remove("api_keys");
             }
         }
+        let r = Reader { resolved: &resolved };
         // A password in channels.pico_client.url is a secret: the settings keep the URL
         // without it, and every display of the resolved value shows it as `***`.
-        let pico_client_url =
-            resolved.get("channels.pico_client.url").and_then(|r| r.value.as_str()).map(PicoClientUrl::parse);
-        if let Some(url) = pico_client_url.as_ref().filter(|u| u.has_userinfo())
-            && let Some(r) = resolved.get_mut("channels.pico_client.url")
+        let pico_client_url = r.url(&schema::CHANNELS_PICO_CLIENT_URL)?;
+        let pico_client_enabled = r.bool(&schema::CHANNELS_PICO_CLIENT_ENABLED)?;
+        if pico_client_enabled && pico_client_url.is_none() {
+            return Err(r.invalid(
+                &schema::CHANNELS_PICO_CLIENT_ENABLED,
+                "pico_client is enabled but channels.pico_client.url is not set".into(),
+            ));
+        }
+        let models = r.models()?;
+        let default_model = r.string(&schema::AGENTS_DEFAULTS_MODEL)?;
+        if let Some(model) = &default_model
+            && !models.iter().any(|m| &m.model_name == model)
+        {
+            let known: Vec<_> = models.iter().map(|m| m.model_name.as_str()).collect();
+            return Err(r.invalid(
+                &schema::AGENTS_DEFAULTS_MODEL,
+                format!(
+                    "names model {model:?}, which is not in model_list (known: {})",
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                ),
+            ));
+        }
+        let settings = Settings {
+            gateway: GatewaySettings {
+                host: r.host(&schema::GATEWAY_HOST)?,
+                port: r.port(&schema::GATEWAY_PORT)?,
+                log_level: r.log_level(&schema::GATEWAY_LOG_LEVEL)?,
+                hot_reload: r.bool(&schema::GATEWAY_HOT_RELOAD)?,
+                shutdown_timeout: r.secs(&schema::GATEWAY_SHUTDOWN_TIMEOUT)?,
+            },
+            pico: PicoSettings {
+                enabled: r.bool(&schema::CHANNELS_PICO_ENABLED)?,
+                allow_token_query: r.bool(&schema::CHANNELS_PICO_ALLOW_TOKEN_QUERY)?,
+                allow_origins: r.list(&schema::CHANNELS_PICO_ALLOW_ORIGINS)?,
+                ping_interval: r.secs(&schema::CHANNELS_PICO_PING_INTERVAL)?,
+                read_timeout: r.secs(&schema::CHANNELS_PICO_READ_TIMEOUT)?,
+                write_timeout: r.secs(&schema::CHANNELS_PICO_WRITE_TIMEOUT)?,
+                max_connections: r.count(&schema::CHANNELS_PICO_MAX_CONNECTIONS)?,
+                max_frame_bytes: r.count(&schema::CHANNELS_PICO_MAX_FRAME_BYTES)?,
+                send_queue: r.count(&schema::CHANNELS_PICO_SEND_QUEUE)?,
+            },
+            pico_client: PicoClientSettings {
+                enabled: pico_client_enabled,
+                url: pico_client_url,
+                session_id: r.string(&schema::CHANNELS_PICO_CLIENT_SESSION_ID)?,
+                ping_interval: r.secs(&schema::CHANNELS_PICO_CLIENT_PING_INTERVAL)?,
+                read_timeout: r.secs(&schema::CHANNELS_PICO_CLIENT_READ_TIMEOUT)?,
+            },
+            agents: AgentSettings {
+                default_model,
+                history_messages: r.count(&schema::AGENTS_DEFAULTS_HISTORY_MESSAGES)?,
+                history_bytes: 256 * 1024,
+                provider_timeout: r.secs(&schema::AGENTS_DEFAULTS_PROVIDER_TIMEOUT)?,
+            },
+            models,
+            launcher: LauncherSettings {
+                host: r.host(&schema::LAUNCHER_HOST)?,
+                port: r.port(&schema::LAUNCHER_PORT)?,
+                public: r.bool(&schema::LAUNCHER_PUBLIC)?,
+                allowed_cidrs: r.cidrs(&schema::LAUNCHER_ALLOWED_CIDRS)?,
+                trusted_proxies: r.cidrs(&schema::LAUNCHER_TRUSTED_PROXIES)?,
+            },
+            resolved: BTreeMap::new(),
+        };
+        let mut settings = settings;
+        if let Some(url) = settings.pico_client.url.as_ref().filter(|u| u.has_userinfo())
+            && let Some(r) = resolved.get_mut(schema::CHANNELS_PICO_CLIENT_URL.path)
         {
             r.value = Value::from(url.shown());
         }
-        let r = Reader { resolved: &resolved };
-        let settings = Settings {
-            gateway: GatewaySettings {
-                host: r.string("gateway.host").unwrap_or_default(),
-                port: r.port("gateway.port"),
-                log_level: r.string("gateway.log_level").unwrap_or_default(),
-                hot_reload: r.bool("gateway.hot_reload"),
-                shutdown_timeout: r.secs("gateway.shutdown_timeout"),
-            },
-            pico: PicoSettings {
-                enabled: r.bool("channels.pico.enabled"),
-                allow_token_query: r.bool("channels.pico.allow_token_query"),
-                allow_origins: r.list("channels.pico.allow_origins"),
-                ping_interval: r.secs("channels.pico.ping_interval"),
-                read_timeout: r.secs("channels.pico.read_timeout"),
-                write_timeout: r.secs("channels.pico.write_timeout"),
-                max_connections: r.count("channels.pico.max_connections"),
-                max_frame_bytes: r.count("channels.pico.max_frame_bytes"),
-                send_queue: r.count("channels.pico.send_queue"),
-            },
-            pico_client: PicoClientSettings {
-                enabled: r.bool("channels.pico_client.enabled"),
-                url: pico_client_url,
-                session_id: r.string("channels.pico_client.session_id"),
-                ping_interval: r.secs("channels.pico_client.ping_interval"),
-                read_timeout: r.secs("channels.pico_client.read_timeout"),
-            },
-            agents: AgentSettings {
-                default_model: r.string("agents.defaults.model"),
-                history_messages: r.count("agents.defaults.history_messages"),
-                history_bytes: 256 * 1024,
-                provider_timeout: r.secs("agents.defaults.provider_timeout"),
-            },
-            models: r.models(),
-            launcher: LauncherSettings {
-                host: r.string("launcher.host").unwrap_or_default(),
-                port: r.port("launcher.port"),
-                public: r.bool("launcher.public"),
-                allowed_cidrs: r.list("launcher.allowed_cidrs"),
-                trusted_proxies: r.list("launcher.trusted_proxies"),
-            },
-            resolved,
-        };
-        settings.check()?;
+        settings.resolved = resolved;
         Ok(settings)
     }
 
-    fn check(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
-            key,
-            origin: self.origin(key).map(ToString::to_string).unwrap_or_default(),
-            message,
-        };
-        if !LOG_LEVELS.contains(&self.gateway.log_level.as_str()) {
-            return Err(invalid("gateway.log_level", format!("expected one of {}", LOG_LEVELS.join(", "))));
-        }
-        if self.gateway.host.trim().is_empty() {
-            return Err(invalid(
-                "gateway.host",
-                "expected a host name or address, found an empty string".into(),
-            ));
-        }
-        if self.pico_client.enabled {
-            match &self.pico_client.url {
-                None => {
-                    return Err(invalid(
-                        "channels.pico_client.enabled",
-                        "pico_client is enabled but channels.pico_client.url is not set".into(),
-                    ));
-                }
-                Some(url) if !(url.dial().starts_with("ws://") || url.dial().starts_with("wss://")) => {
-                    return Err(invalid("channels.pico_client.url", "expected a ws:// or wss:// URL".into()));
-                }
-                Some(_) => {}
-            }
-        }
-        if let Some(model) = &self.agents.default_model
-            && !self.models.iter().any(|m| &m.model_name == model)
-        {
-            {
-                let known: Vec<_> = self.models.iter().map(|m| m.model_name.as_str()).collect();
-                return Err(invalid(
-                    "agents.defaults.model",
-                    format!(
-                        "names model {model:?}, which is not in model_list (known: {})",
-                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
-                    ),
-                ));
-            }
-        }
-        let mut names = std::collections::BTreeSet::new();
-        for m in &self.models {
-            if !names.insert(&m.model_name) {
-                return Err(invalid("model_list", format!("model_name {:?} appears twice", m.model_name)));
-            }
-        }
-        Ok(())
-    }
-
     /// Where the value of `key` came from (`None` for unset keys without default).
-    pub fn origin(&self, key: &str) -> Option<&Source> {
-        self.resolved.get(key).map(|r| &r.source)
+    pub fn origin(&self, key: &Key) -> Option<&Source> {
+        self.resolved.get(key.path).map(|r| &r.source)
     }
 
     /// Every resolved non-secret key with its value, source and shadowed sources.
@@ -294,53 +265,120 @@ impl Settings {
     }
 }
 
+/// Reads typed values out of the resolved keys. File and environment values were checked
+/// against their kind when parsed, flags were typed by the argument parser; a value that
+/// still does not fit (a flag given a bad host, say) is an error, never a silent default.
 struct Reader<'a> {
     resolved: &'a BTreeMap<&'static str, Resolution>,
 }
 
-// Values were type-checked when parsed (files, env) or typed by clap (flags), so the
-// fallbacks below are unreachable in practice; they keep malformed state from panicking.
 impl Reader<'_> {
-    fn value(&self, key: &str) -> Option<&Value> {
-        self.resolved.get(key).map(|r| &r.value)
+    fn value(&self, key: &Key) -> Option<&Resolution> {
+        self.resolved.get(key.path)
     }
-    fn string(&self, key: &str) -> Option<String> {
-        self.value(key)?.as_str().map(str::to_owned)
+
+    fn invalid(&self, key: &Key, message: String) -> ConfigError {
+        let origin = self.value(key).map(|r| r.source.to_string()).unwrap_or_else(|| "default".into());
+        ConfigError::Invalid { key: key.path, origin, message }
     }
-    fn bool(&self, key: &str) -> bool {
-        self.value(key).and_then(Value::as_bool).unwrap_or(false)
+
+    fn expected(&self, key: &Key) -> ConfigError {
+        self.invalid(key, format!("expected {}", key.kind.expected()))
     }
-    fn u64(&self, key: &str) -> u64 {
-        self.value(key).and_then(Value::as_u64).unwrap_or(0)
+
+    fn string(&self, key: &Key) -> Result<Option<String>, ConfigError> {
+        match self.value(key).map(|r| &r.value) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(self.expected(key)),
+        }
     }
-    fn port(&self, key: &str) -> u16 {
-        u16::try_from(self.u64(key)).unwrap_or(0)
+
+    fn required_str(&self, key: &Key) -> Result<String, ConfigError> {
+        self.string(key)?.ok_or_else(|| self.expected(key))
     }
-    fn secs(&self, key: &str) -> Duration {
-        Duration::from_secs(self.u64(key).max(1))
+
+    fn bool(&self, key: &Key) -> Result<bool, ConfigError> {
+        match self.value(key).map(|r| &r.value) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.expected(key)),
+        }
     }
-    fn count(&self, key: &str) -> usize {
-        usize::try_from(self.u64(key)).unwrap_or(usize::MAX).max(1)
+
+    fn u64_in(&self, key: &Key, range: std::ops::RangeInclusive<u64>) -> Result<u64, ConfigError> {
+        let n = self.value(key).and_then(|r| r.value.as_u64()).ok_or_else(|| self.expected(key))?;
+        if range.contains(&n) { Ok(n) } else { Err(self.expected(key)) }
     }
-    fn list(&self, key: &str) -> Vec<String> {
-        self.value(key)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-            .unwrap_or_default()
+
+    fn port(&self, key: &Key) -> Result<u16, ConfigError> {
+        let n = self.u64_in(key, 0..=u64::from(u16::MAX))?;
+        u16::try_from(n).map_err(|_| self.expected(key))
     }
-    fn models(&self) -> Vec<ModelEntry> {
-        let Some(list) = self.value("model_list").and_then(Value::as_array) else {
-            return Vec::new();
+
+    fn secs(&self, key: &Key) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(self.u64_in(key, 1..=86_400)?))
+    }
+
+    fn count(&self, key: &Key) -> Result<usize, ConfigError> {
+        let n = self.u64_in(key, 1..=1 << 30)?;
+        usize::try_from(n).map_err(|_| self.expected(key))
+    }
+
+    fn list(&self, key: &Key) -> Result<Vec<String>, ConfigError> {
+        match self.value(key).map(|r| &r.value) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned).ok_or_else(|| self.expected(key)))
+                .collect(),
+            Some(_) => Err(self.expected(key)),
+        }
+    }
+
+    fn host(&self, key: &Key) -> Result<Host, ConfigError> {
+        Host::parse(&self.required_str(key)?).map_err(|_| self.expected(key))
+    }
+
+    fn log_level(&self, key: &Key) -> Result<LogLevel, ConfigError> {
+        LogLevel::parse(&self.required_str(key)?).ok_or_else(|| self.expected(key))
+    }
+
+    fn cidrs(&self, key: &Key) -> Result<Cidrs, ConfigError> {
+        let list = self.list(key)?;
+        Cidrs::parse(list.iter().map(String::as_str)).map_err(|entry| {
+            self.invalid(key, format!("{entry:?} is not a network: expected {}", key.kind.expected()))
+        })
+    }
+
+    fn url(&self, key: &Key) -> Result<Option<PicoClientUrl>, ConfigError> {
+        match self.string(key)? {
+            None => Ok(None),
+            Some(raw) if raw.trim().is_empty() => Ok(None),
+            Some(raw) => PicoClientUrl::parse(&raw).map(Some).map_err(|_| self.expected(key)),
+        }
+    }
+
+    fn models(&self) -> Result<Vec<ModelEntry>, ConfigError> {
+        let key = &schema::MODEL_LIST;
+        let Some(list) = self.value(key).and_then(|r| r.value.as_array()) else {
+            return Ok(Vec::new());
         };
-        list.iter()
-            .filter_map(|m| {
-                let field = |f: &str| m.get(f).and_then(Value::as_str).map(str::to_owned);
-                Some(ModelEntry {
-                    model_name: field("model_name")?,
-                    model: field("model")?,
-                    api_base: field("api_base").unwrap_or_else(|| "https://api.openai.com/v1".to_owned()),
-                })
-            })
-            .collect()
+        let mut names = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, m) in list.iter().enumerate() {
+            let field = |f: &str| m.get(f).and_then(Value::as_str).map(str::to_owned);
+            let (Some(model_name), Some(model)) = (field("model_name"), field("model")) else {
+                return Err(
+                    self.invalid(key, format!("entry {i} needs \"model_name\" and \"model\" strings"))
+                );
+            };
+            if !names.insert(model_name.clone()) {
+                return Err(self.invalid(key, format!("model_name {model_name:?} appears twice")));
+            }
+            let api_base = field("api_base").unwrap_or_else(|| "https://api.openai.com/v1".to_owned());
+            out.push(ModelEntry { model_name, model, api_base });
+        }
+        Ok(out)
     }
 }

@@ -50,8 +50,7 @@ pub struct LauncherToken {
 
 /// The launcher token if one is configured, without generating one (for `auth explain`).
 pub fn peek(layers: &Layers) -> Option<LauncherToken> {
-    let key = schema::lookup("launcher.token")?;
-    let r = resolve(layers, key)?;
+    let r = resolve(layers, &schema::LAUNCHER_TOKEN)?;
     let value = r.value.as_str()?.trim();
     if value.is_empty() {
         return None;

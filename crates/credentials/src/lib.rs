@@ -6,6 +6,8 @@
 //!
 //! - [`Secret`]: a token or key. `Debug`/`Display` print `[redacted]`; the value is read
 //!   with [`Secret::expose`]; a [`Fingerprint`] (first 8 hex of SHA-256) names it safely.
+//! - [`load`]: the one entry point: files, environment and flags → [`Loaded`] (typed
+//!   settings, credentials, launcher token, named-token records), for every process.
 //! - [`Credentials::resolve`]: gateway, pico, pico_client and model API keys with the
 //!   precedence environment > `.security.yml` > `config.json` (secrets have no flags:
 //!   argv is visible to every user), each with its [`Source`] and the sources it shadows.
@@ -18,6 +20,7 @@
 pub mod client;
 mod error;
 pub mod launcher;
+mod load;
 pub mod migrate;
 mod resolve;
 pub mod runtime;
@@ -27,6 +30,7 @@ pub mod strength;
 pub mod units;
 
 pub use error::CredentialError;
+pub use load::{Loaded, load};
 pub use picoclaw_config::Source;
 pub use resolve::{Credentials, ModelCredential, Resolved, ShadowWarning};
 pub use secret::{Fingerprint, Secret};

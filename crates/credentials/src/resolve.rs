@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use picoclaw_config::{Layers, Settings, Source, resolve, schema, split_userinfo};
+use picoclaw_config::schema::{self, Key};
+use picoclaw_config::{Layers, Settings, Source, resolve, split_userinfo};
 use serde_json::Value;
 
 use crate::error::CredentialError;
@@ -77,10 +78,10 @@ impl Credentials {
             }
         }
         Ok(Credentials {
-            gateway: secret_key(layers, "gateway.token"),
-            pico: secret_key(layers, "channels.pico.token"),
-            pico_client: secret_key(layers, "channels.pico_client.token"),
-            pico_client_basic: url_userinfo(layers, "channels.pico_client.url"),
+            gateway: secret_key(layers, &schema::GATEWAY_TOKEN),
+            pico: secret_key(layers, &schema::CHANNELS_PICO_TOKEN),
+            pico_client: secret_key(layers, &schema::CHANNELS_PICO_CLIENT_TOKEN),
+            pico_client_basic: url_userinfo(layers, &schema::CHANNELS_PICO_CLIENT_URL),
             models,
         })
     }
@@ -115,9 +116,9 @@ impl Credentials {
     /// Every credential's shadowing, for the startup warning and `doctor`.
     pub fn shadow_warnings(&self) -> Vec<ShadowWarning> {
         let singles = [
-            ("gateway.token", &self.gateway),
-            ("channels.pico.token", &self.pico),
-            ("channels.pico_client.token", &self.pico_client),
+            (schema::GATEWAY_TOKEN.path, &self.gateway),
+            (schema::CHANNELS_PICO_TOKEN.path, &self.pico),
+            (schema::CHANNELS_PICO_CLIENT_TOKEN.path, &self.pico_client),
         ];
         let mut out = Vec::new();
         for (key, resolved) in singles {
@@ -140,8 +141,7 @@ impl Credentials {
     }
 }
 
-fn secret_key(layers: &Layers, path: &str) -> Option<Resolved> {
-    let key = schema::lookup(path)?;
+fn secret_key(layers: &Layers, key: &Key) -> Option<Resolved> {
     let r = resolve(layers, key)?;
     let value = r.value.as_str()?.trim();
     if value.is_empty() {
@@ -151,8 +151,7 @@ fn secret_key(layers: &Layers, path: &str) -> Option<Resolved> {
 }
 
 /// The userinfo of the URL at `path` as an HTTP Basic credential `user:password`.
-fn url_userinfo(layers: &Layers, path: &str) -> Option<Resolved> {
-    let key = schema::lookup(path)?;
+fn url_userinfo(layers: &Layers, key: &Key) -> Option<Resolved> {
     let r = resolve(layers, key)?;
     let (userinfo, _) = split_userinfo(r.value.as_str()?)?;
     if userinfo.is_empty() {
@@ -204,8 +203,10 @@ fn keys_of(entry: &Value) -> Vec<Secret> {
 fn model_credential(layers: &Layers, settings: &Settings, name: &str) -> Option<ModelCredential> {
     let mut found: Vec<(Source, Vec<Secret>)> = Vec::new();
     if settings.agents.default_model.as_deref() == Some(name)
-        && let Some((source, value)) = schema::lookup("agents.defaults.api_key")
-            .and_then(|k| layers.candidates(k).into_iter().next())
+        && let Some((source, value)) = layers
+            .candidates(&schema::AGENTS_DEFAULTS_API_KEY)
+            .into_iter()
+            .next()
             .and_then(|c| Some((c.source, c.value.as_str()?.to_owned())))
     {
         found.push((source, vec![Secret::new(value)]));
@@ -218,7 +219,7 @@ fn model_credential(layers: &Layers, settings: &Settings, name: &str) -> Option<
     }
     if let Some(entry) = layers
         .config_tree()
-        .and_then(|c| c.get("model_list"))
+        .and_then(|c| c.get(schema::MODEL_LIST.file_key))
         .and_then(Value::as_array)
         .and_then(|list| list.iter().find(|m| m.get("model_name").and_then(Value::as_str) == Some(name)))
     {

@@ -84,7 +84,7 @@ proptest! {
         if let Some(p) = port_file { config["gateway"]["port"] = p.into(); }
         std::fs::write(paths.config_file(), config.to_string()).unwrap();
 
-        let flags = Flags::new().with("gateway.port", "--port", port_flag);
+        let flags = Flags::new().with(&picoclaw_config::schema::GATEWAY_PORT, port_flag);
 
         // The server resolves once at startup ...
         let server_layers = Layers::load(&paths, &env, &flags).unwrap();
@@ -99,7 +99,7 @@ proptest! {
         let want_port = port_flag.or(port_env).or(port_file).unwrap_or(18790);
         prop_assert_eq!(server_settings.gateway.port, want_port);
         prop_assert_eq!(client_settings.gateway.port, want_port);
-        prop_assert_eq!(server_settings.origin("gateway.port"), client_settings.origin("gateway.port"));
+        prop_assert_eq!(server_settings.origin(&picoclaw_config::schema::GATEWAY_PORT), client_settings.origin(&picoclaw_config::schema::GATEWAY_PORT));
 
         // Gateway token: server and the documented model agree.
         let want_gateway = expected(&gateway, "PICOCLAW_GATEWAY_TOKEN", "gateway.token");

@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use picoclaw_config::{EnvSource, Flags, Layers, Paths, Settings, Source};
-use picoclaw_credentials::migrate::config_secrets;
+use picoclaw_config::schema::{self, Key};
+use picoclaw_config::{EnvSource, Flags, Paths, Settings, Source};
 use picoclaw_credentials::runtime::RuntimeRecord;
 use picoclaw_credentials::strength::weakness;
-use picoclaw_credentials::{Credentials, Resolved, launcher};
+use picoclaw_credentials::{Credentials, Loaded, Resolved};
 use picoclaw_lifecycle::http::Credential;
 use picoclaw_lifecycle::service::{self, Manager, UserDirs};
 use picoclaw_lifecycle::{Probe, VerifiedGateway};
@@ -28,12 +28,8 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
             return out;
         }
     };
-    let loaded = Layers::load(&paths, env, &Flags::new()).map_err(|e| e.to_string()).and_then(|layers| {
-        let settings = Settings::resolve(&layers).map_err(|e| e.to_string())?;
-        let creds = Credentials::resolve(&layers, &settings).map_err(|e| e.to_string())?;
-        Ok((layers, settings, creds))
-    });
-    permissions(&paths, loaded.as_ref().ok().map(|l| &l.0), &mut out);
+    let loaded = picoclaw_credentials::load(&paths, env, &Flags::new()).map_err(|e| e.to_string());
+    permissions(&paths, loaded.as_ref().ok(), &mut out);
     ownership(&paths, &mut out);
     let verified = lock_state(&paths, &mut out);
     if let Ok(dirs) = UserDirs::from_env(env) {
@@ -45,19 +41,20 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
                 .message(format!("the configuration does not load: {message}"))
                 .fix("correct the file, key or variable named above; picoclaw never rewrites a file it cannot parse"),
         ),
-        Ok((layers, settings, creds)) => {
-            for w in layers.warnings() {
+        Ok(loaded) => {
+            let (settings, creds) = (&loaded.settings, &loaded.credentials);
+            for w in loaded.warnings() {
                 out.push(
                     Finding::new("config-warning", Severity::Warning, format!("{}:{}", w.file, w.key))
                         .message(w.to_string())
                         .fix("correct or remove the key"),
                 );
             }
-            secrets_in_config(layers, &mut out);
+            secrets_in_config(loaded, &mut out);
             secret_in_url(settings, creds, &mut out);
             shadows(creds, &mut out);
             exposure(settings, &mut out);
-            weak(layers, creds, &mut out);
+            weak(loaded, creds, &mut out);
             shared_tokens(creds, settings, &mut out);
             if let Some(verified) = &verified {
                 gateway(verified, settings, creds, &mut out);
@@ -67,11 +64,10 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
     out
 }
 
-fn permissions(paths: &Paths, layers: Option<&Layers>, out: &mut Vec<Finding>) {
+fn permissions(paths: &Paths, loaded: Option<&Loaded>, out: &mut Vec<Finding>) {
     let mut files = vec![paths.security_file(), paths.launcher_file(), paths.pid_file()];
     // config.json is private only when it holds secrets (it may be a read-only ConfigMap).
-    let config_has_secrets =
-        layers.and_then(Layers::config_tree).is_some_and(|tree| !config_secrets(tree).is_empty());
+    let config_has_secrets = loaded.is_some_and(|l| !l.config_secrets().is_empty());
     if config_has_secrets {
         files.push(paths.config_file().to_owned());
     }
@@ -301,14 +297,13 @@ fn units(paths: &Paths, dirs: &UserDirs, out: &mut Vec<Finding>) {
     }
 }
 
-fn secrets_in_config(layers: &Layers, out: &mut Vec<Finding>) {
-    let Some(tree) = layers.config_tree() else { return };
-    for s in config_secrets(tree) {
+fn secrets_in_config(loaded: &Loaded, out: &mut Vec<Finding>) {
+    for s in loaded.config_secrets() {
         out.push(
             Finding::new("secret-in-config-json", Severity::Error, s.key.clone())
                 .message(format!(
                     "{} holds {} (fingerprint {}); config.json is for settings and is often shared or committed",
-                    layers.paths().config_file().display(),
+                    loaded.paths.config_file().display(),
                     s.key,
                     s.fingerprint
                 ))
@@ -335,7 +330,7 @@ fn secret_in_url(settings: &Settings, creds: &Credentials, out: &mut Vec<Finding
         "pico_client sends it as HTTP Basic auth"
     };
     out.push(
-        Finding::new("secret-in-url", severity, "channels.pico_client.url")
+        Finding::new("secret-in-url", severity, schema::CHANNELS_PICO_CLIENT_URL.path)
             .message(format!(
                 "channels.pico_client.url from {} carries a user:password (fingerprint {}); picoclaw shows the URL as {shown} and never logs the password, but {} is a settings source other tools show as is. {used}",
                 basic.source,
@@ -362,44 +357,39 @@ fn shadows(creds: &Credentials, out: &mut Vec<Finding>) {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
-    let h = host.trim_matches(['[', ']']);
-    h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 fn exposure(settings: &Settings, out: &mut Vec<Finding>) {
-    let origin = |key: &str| settings.origin(key).map_or_else(|| "default".to_owned(), ToString::to_string);
+    let origin = |key: &Key| settings.origin(key).map_or_else(|| "default".to_owned(), ToString::to_string);
     if settings.pico.enabled && settings.pico.allow_token_query {
         out.push(
-            Finding::new("query-token-enabled", Severity::Warning, "channels.pico.allow_token_query")
+            Finding::new("query-token-enabled", Severity::Warning, schema::CHANNELS_PICO_ALLOW_TOKEN_QUERY.path)
                 .message(format!(
                     "channels.pico.allow_token_query is true (from {}): tokens in URLs end up in logs, proxies and browser history",
-                    origin("channels.pico.allow_token_query")
+                    origin(&schema::CHANNELS_PICO_ALLOW_TOKEN_QUERY)
                 ))
                 .fix("set channels.pico.allow_token_query to false; browsers can send the token as the `token.<t>` WebSocket subprotocol"),
         );
     }
-    if settings.pico.enabled && !is_loopback(&settings.gateway.host) && settings.pico.allow_origins.is_empty()
+    if settings.pico.enabled && !settings.gateway.host.is_loopback() && settings.pico.allow_origins.is_empty()
     {
         out.push(
-            Finding::new("public-bind-without-origins", Severity::Warning, "channels.pico.allow_origins")
+            Finding::new("public-bind-without-origins", Severity::Warning, schema::CHANNELS_PICO_ALLOW_ORIGINS.path)
                 .message(format!(
                     "the gateway binds {} (from {}) and channels.pico.allow_origins is empty, so a web page on any origin can open /pico/ws with a token it holds",
                     settings.gateway.host,
-                    origin("gateway.host")
+                    origin(&schema::GATEWAY_HOST)
                 ))
                 .fix("list the origins of your web clients in channels.pico.allow_origins, or bind localhost behind a reverse proxy"),
         );
     }
 }
 
-fn weak(layers: &Layers, creds: &Credentials, out: &mut Vec<Finding>) {
-    let launcher = launcher::peek(layers);
+fn weak(loaded: &Loaded, creds: &Credentials, out: &mut Vec<Finding>) {
+    let launcher = loaded.launcher_token();
     let all: [(&str, Option<(&picoclaw_credentials::Secret, &Source)>); 4] = [
-        ("gateway.token", creds.gateway().map(|r| (&r.secret, &r.source))),
-        ("channels.pico.token", creds.pico().map(|r| (&r.secret, &r.source))),
-        ("channels.pico_client.token", creds.pico_client().map(|r| (&r.secret, &r.source))),
-        ("launcher.token", launcher.as_ref().map(|l| (&l.secret, &l.source))),
+        (schema::GATEWAY_TOKEN.path, creds.gateway().map(|r| (&r.secret, &r.source))),
+        (schema::CHANNELS_PICO_TOKEN.path, creds.pico().map(|r| (&r.secret, &r.source))),
+        (schema::CHANNELS_PICO_CLIENT_TOKEN.path, creds.pico_client().map(|r| (&r.secret, &r.source))),
+        (schema::LAUNCHER_TOKEN.path, launcher.as_ref().map(|l| (&l.secret, &l.source))),
     ];
     for (key, found) in all {
         let Some((secret, source)) = found else { continue };
@@ -429,7 +419,7 @@ fn shared_tokens(creds: &Credentials, settings: &Settings, out: &mut Vec<Finding
         " (the Pico channel is off now, but the value is still the gateway token)"
     };
     out.push(
-        Finding::new("pico-token-equals-gateway-token", Severity::Error, "channels.pico.token")
+        Finding::new("pico-token-equals-gateway-token", Severity::Error, schema::CHANNELS_PICO_TOKEN.path)
             .message(format!(
                 "channels.pico.token ({}) is the same value as gateway.token ({}): every client given the pico token for chat can also reload the gateway and manage tokens{channel}",
                 pico.source, gateway.source
@@ -498,12 +488,12 @@ fn gateway(verified: &VerifiedGateway, settings: &Settings, creds: &Credentials,
     }
     let mut candidates: Vec<(&str, &Resolved, &str)> = Vec::new();
     if let Some(r) = creds.gateway() {
-        candidates.push(("gateway.token", r, "gateway"));
+        candidates.push((schema::GATEWAY_TOKEN.path, r, "gateway"));
     }
     if let Some(r) = creds.pico()
         && settings.pico.enabled
     {
-        candidates.push(("channels.pico.token", r, "pico"));
+        candidates.push((schema::CHANNELS_PICO_TOKEN.path, r, "pico"));
     }
     for (key, resolved, kind) in candidates {
         // Presented only to the verified local gateway, over loopback.

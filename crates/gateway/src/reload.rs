@@ -7,7 +7,7 @@ use std::sync::Arc;
 use picoclaw_agent::Engine;
 use picoclaw_auth::named::SystemClock;
 use picoclaw_auth::{StoredCredentials, Verifier};
-use picoclaw_config::{Flags, Layers, Paths, ProcessEnv, Settings};
+use picoclaw_config::{Flags, Paths, ProcessEnv, Settings};
 use picoclaw_credentials::{Credentials, Secret};
 
 use crate::error::GatewayError;
@@ -21,21 +21,22 @@ pub(crate) fn build_live(
     runtime: &Secret,
     previous: Option<&Live>,
 ) -> Result<(Live, Vec<String>), GatewayError> {
-    let layers = Layers::load(paths, &ProcessEnv, flags)?;
-    let settings = Settings::resolve(&layers)?;
-    let credentials = Credentials::resolve(&layers, &settings)?;
-    let empty = serde_json::Value::Object(serde_json::Map::new());
-    let tree = layers.security_tree().unwrap_or(&empty);
-    let stored =
-        StoredCredentials::from_tree(tree, &credentials, settings.pico.enabled, Arc::new(SystemClock))
-            .map_err(|e| GatewayError::Refused(format!("{}: {e}", paths.security_file().display())))?;
+    let loaded = picoclaw_credentials::load(paths, &ProcessEnv, flags)?;
+    let warnings = loaded.warnings().iter().map(ToString::to_string).collect();
+    let stored = StoredCredentials::from_tree(
+        loaded.token_records(),
+        &loaded.credentials,
+        loaded.settings.pico.enabled,
+        Arc::new(SystemClock),
+    )
+    .map_err(|e| GatewayError::Refused(format!("{}: {e}", paths.security_file().display())))?;
+    let picoclaw_credentials::Loaded { settings, credentials, .. } = loaded;
     let stored = Arc::new(stored);
     let verifier = Verifier::new(&credentials, runtime, settings.pico.enabled).with_named(stored.clone());
     let engine = match previous {
         Some(old) if same_agent(&old.settings, &settings) => old.engine.clone(),
         _ => make_engine(&settings, &credentials, paths)?,
     };
-    let warnings = layers.warnings().iter().map(ToString::to_string).collect();
     Ok((Live { settings, credentials, verifier, stored, engine }, warnings))
 }
 

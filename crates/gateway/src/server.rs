@@ -6,7 +6,7 @@
 //! running turns finish within `gateway.shutdown_timeout`, close sockets with 1001, exit.
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,7 +15,7 @@ use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use picoclaw_auth::{FailureLimiter, LimiterConfig, Scope};
-use picoclaw_config::{Flags, Paths};
+use picoclaw_config::{Flags, Host, Paths};
 use picoclaw_credentials::Secret;
 use picoclaw_credentials::runtime::RuntimeRecord;
 use tokio::net::TcpListener;
@@ -52,32 +52,26 @@ pub struct Gateway {
     shared: Arc<Shared>,
 }
 
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        || host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-async fn bind(host: &str, port: u16) -> Result<Vec<TcpListener>, GatewayError> {
+/// Binds `host:port`. `localhost` also binds IPv6 loopback on the same port when the
+/// system has it.
+async fn bind(host: &Host, port: u16) -> Result<Vec<TcpListener>, GatewayError> {
     let err = |source| GatewayError::Bind { addr: format!("{host}:{port}"), source };
-    let primary: Vec<SocketAddr> = match host {
-        "localhost" => vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))],
-        "*" => vec![SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))],
-        _ => {
-            let bare = host.trim_matches(['[', ']']);
-            tokio::net::lookup_host((bare, port)).await.map_err(err)?.take(1).collect()
-        }
+    let targets = {
+        let host = host.clone();
+        tokio::task::spawn_blocking(move || host.bind_addrs(port))
+            .await
+            .map_err(|_| err(std::io::Error::other("name resolution did not complete")))?
+            .map_err(err)?
     };
-    let first = *primary.first().ok_or_else(|| err(std::io::Error::other("host resolves to no address")))?;
+    let mut targets = targets.into_iter();
+    let first = targets.next().ok_or_else(|| err(std::io::Error::other("host resolves to no address")))?;
     let listener = TcpListener::bind(first).await.map_err(err)?;
     let bound = listener.local_addr().map_err(err)?;
     let mut listeners = vec![listener];
-    if host == "localhost" {
-        // Also serve IPv6 loopback on the same port when the system has it.
-        if let Ok(v6) =
-            TcpListener::bind(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, bound.port()))).await
-        {
-            listeners.push(v6);
+    for extra in targets {
+        // Optional addresses (IPv6 loopback) on the port the first one got.
+        if let Ok(l) = TcpListener::bind(SocketAddr::new(extra.ip(), bound.port())).await {
+            listeners.push(l);
         }
     }
     Ok(listeners)
@@ -117,7 +111,7 @@ impl Gateway {
                     .into(),
             ));
         }
-        if !is_loopback(&settings.gateway.host) && creds.gateway().is_none() && creds.pico().is_none() {
+        if !settings.gateway.host.is_loopback() && creds.gateway().is_none() && creds.pico().is_none() {
             return Err(GatewayError::Refused(format!(
                 "refusing to bind {} (not loopback) with no gateway or pico token configured: anyone on the network \
                  could connect; set PICOCLAW_GATEWAY_TOKEN or run `picoclaw onboard`",
@@ -158,7 +152,7 @@ impl Gateway {
         let listeners = bind(&settings.gateway.host, settings.gateway.port).await?;
         let bound = listeners[0]
             .local_addr()
-            .map_err(|source| GatewayError::Bind { addr: settings.gateway.host.clone(), source })?;
+            .map_err(|source| GatewayError::Bind { addr: settings.gateway.host.to_string(), source })?;
         let record_host = match bound.ip() {
             ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
             ip => ip.to_string(),

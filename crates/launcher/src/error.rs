@@ -12,22 +12,6 @@ pub enum LauncherError {
         /// The cause.
         source: std::io::Error,
     },
-    /// `launcher.host` is not an address.
-    #[error("launcher.host {host:?} is not usable: expected an IP address or \"localhost\"")]
-    Host {
-        /// The value.
-        host: String,
-    },
-    /// An entry of `launcher.allowed_cidrs` or `launcher.trusted_proxies` does not parse.
-    #[error(
-        "{key} entry {value:?} is not a network: expected an address or address/prefix such as 192.168.1.0/24"
-    )]
-    Cidr {
-        /// The setting.
-        key: &'static str,
-        /// The value.
-        value: String,
-    },
     /// The OS random generator failed.
     #[error("the operating system's random generator failed")]
     Random,

@@ -22,12 +22,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use picoclaw_auth::{FailureLimiter, LimiterConfig};
-use picoclaw_config::{LauncherSettings, Paths};
+use picoclaw_config::{Host, LauncherSettings, Paths};
 use picoclaw_credentials::launcher::LauncherToken;
 
 pub use error::LauncherError;
 pub use gateway::{ControlError, GatewayStatus, LOG_LINES};
-pub use net::Cidr;
 pub use routes::{CSP, MAX_TOKEN_LEN, MIN_TOKEN_LEN};
 pub use session::{COOKIE, MAX_AGE};
 
@@ -62,31 +61,27 @@ pub struct Launcher {
     public: bool,
 }
 
-fn bind_ip(settings: &LauncherSettings) -> Result<IpAddr, LauncherError> {
-    if settings.public {
-        return Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    }
-    let host = settings.host.trim();
-    match host {
-        "" | "localhost" => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        "*" => Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        _ => host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse()
-            .map_err(|_| LauncherError::Host { host: host.to_owned() }),
-    }
+/// The address the dashboard listens on: every interface when `public`, else the first
+/// address of `launcher.host` (`localhost` = 127.0.0.1).
+fn bind_addr(settings: &LauncherSettings) -> Result<SocketAddr, LauncherError> {
+    let host = if settings.public { Host::Any } else { settings.host.clone() };
+    let err = |source| LauncherError::Bind { addr: format!("{host}:{}", settings.port), source };
+    host.bind_addrs(settings.port)
+        .map_err(err)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| err(std::io::Error::other("the host resolves to no address")))
 }
 
 impl Launcher {
     /// Parses the network settings and binds the listening socket.
     pub async fn bind(options: Options) -> Result<Launcher, LauncherError> {
-        let ip = bind_ip(&options.settings)?;
+        let addr = bind_addr(&options.settings)?;
+        let ip = addr.ip();
         let net = net::NetPolicy {
-            allowed: Cidr::parse_all("launcher.allowed_cidrs", &options.settings.allowed_cidrs)?,
-            trusted_proxies: Cidr::parse_all("launcher.trusted_proxies", &options.settings.trusted_proxies)?,
+            allowed: options.settings.allowed_cidrs.clone(),
+            trusted_proxies: options.settings.trusted_proxies.clone(),
         };
-        let addr = SocketAddr::new(ip, options.settings.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| LauncherError::Bind { addr: addr.to_string(), source })?;

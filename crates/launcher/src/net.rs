@@ -4,69 +4,15 @@
 use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderMap;
-
-use crate::error::LauncherError;
-
-/// An address or network: `10.0.0.0/8`, `192.168.1.5`, `::1/128`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// Parses `addr` or `addr/prefix`; `key` names the setting in the error.
-    pub fn parse(key: &'static str, value: &str) -> Result<Cidr, LauncherError> {
-        let bad = || LauncherError::Cidr { key, value: value.to_owned() };
-        let (addr, prefix) = match value.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (value.trim(), None),
-        };
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
-            None => max,
-        };
-        Ok(Cidr { addr, prefix })
-    }
-
-    /// Parses a list.
-    pub fn parse_all(key: &'static str, values: &[String]) -> Result<Vec<Cidr>, LauncherError> {
-        values.iter().filter(|v| !v.trim().is_empty()).map(|v| Cidr::parse(key, v)).collect()
-    }
-
-    /// Whether `ip` lies in this network (IPv4-mapped IPv6 addresses count as IPv4).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
+use picoclaw_config::{Cidrs, canonical};
 
 /// The network policy from `launcher.allowed_cidrs` and `launcher.trusted_proxies`.
 #[derive(Debug, Clone, Default)]
 pub struct NetPolicy {
     /// Allowed client networks; empty = any. Loopback is always allowed (the local user).
-    pub allowed: Vec<Cidr>,
+    pub allowed: Cidrs,
     /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` / `X-Forwarded-Host` are believed.
-    pub trusted_proxies: Vec<Cidr>,
+    pub trusted_proxies: Cidrs,
 }
 
 /// What the launcher knows about the client of one request.
@@ -82,7 +28,7 @@ pub struct Client {
 
 impl NetPolicy {
     fn trusted(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|c| c.contains(ip))
+        self.trusted_proxies.contains(ip)
     }
 
     /// Identifies the client of a request from `peer`.
@@ -117,9 +63,7 @@ impl NetPolicy {
 
     /// Whether `client` may use the launcher at all.
     pub fn allows(&self, client: &Client) -> bool {
-        self.allowed.is_empty()
-            || client.ip.is_loopback()
-            || self.allowed.iter().any(|c| c.contains(client.ip))
+        self.allowed.is_empty() || client.ip.is_loopback() || self.allowed.contains(client.ip)
     }
 }
 
@@ -222,18 +166,6 @@ mod tests {
     }
 
     #[test]
-    fn cidr_matching() {
-        let c = Cidr::parse("k", "192.168.1.0/24").unwrap();
-        assert!(c.contains(ip("192.168.1.77")));
-        assert!(!c.contains(ip("192.168.2.1")));
-        assert!(c.contains(ip("::ffff:192.168.1.5")));
-        assert!(Cidr::parse("k", "0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
-        assert!(Cidr::parse("k", "::1").unwrap().contains(ip("::1")));
-        assert!(Cidr::parse("k", "10.0.0.0/33").is_err());
-        assert!(Cidr::parse("k", "nonsense").is_err());
-    }
-
-    #[test]
     fn forwarded_headers_only_from_trusted_proxies() {
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", "203.0.113.9, 10.0.0.2".parse().unwrap());
@@ -241,10 +173,8 @@ mod tests {
         let open = NetPolicy::default();
         let c = open.client("10.0.0.1:5000".parse().unwrap(), &headers);
         assert_eq!((c.ip, c.secure), (ip("10.0.0.1"), false));
-        let proxied = NetPolicy {
-            trusted_proxies: vec![Cidr::parse("k", "10.0.0.0/8").unwrap()],
-            ..Default::default()
-        };
+        let proxied =
+            NetPolicy { trusted_proxies: Cidrs::parse(["10.0.0.0/8"]).unwrap(), ..Default::default() };
         let c = proxied.client("10.0.0.1:5000".parse().unwrap(), &headers);
         assert_eq!((c.ip, c.secure), (ip("203.0.113.9"), true));
     }

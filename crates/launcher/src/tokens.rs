@@ -19,8 +19,7 @@ use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode};
 use picoclaw_auth::explain::{Explanation, Extra, explain, named_token_counts};
 use picoclaw_auth::named::{TokenId, TokenName};
-use picoclaw_config::{Flags, Layers, ProcessEnv, Settings};
-use picoclaw_credentials::Credentials;
+use picoclaw_config::{Flags, ProcessEnv};
 use picoclaw_credentials::runtime::RuntimeRecord;
 use serde_json::{Value, json};
 
@@ -39,12 +38,11 @@ fn explanation(
     paths: &picoclaw_config::Paths,
     runtime: Option<&RuntimeRecord>,
 ) -> Result<Explanation, String> {
-    let layers = Layers::load(paths, &ProcessEnv, &Flags::new()).map_err(|e| e.to_string())?;
-    let settings = Settings::resolve(&layers).map_err(|e| e.to_string())?;
-    let creds = Credentials::resolve(&layers, &settings).map_err(|e| e.to_string())?;
-    let launcher = picoclaw_credentials::launcher::peek(&layers);
-    let (named_admin, named_chat) = named_token_counts(&layers);
-    Ok(explain(&settings, &creds, &Extra { runtime, launcher: launcher.as_ref(), named_admin, named_chat }))
+    let loaded = picoclaw_credentials::load(paths, &ProcessEnv, &Flags::new()).map_err(|e| e.to_string())?;
+    let launcher = loaded.launcher_token();
+    let (named_admin, named_chat) = named_token_counts(&loaded);
+    let extra = Extra { runtime, launcher: launcher.as_ref(), named_admin, named_chat };
+    Ok(explain(&loaded.settings, &loaded.credentials, &extra))
 }
 
 async fn gateway_json(

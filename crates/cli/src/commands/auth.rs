@@ -15,9 +15,9 @@ pub fn explain(json: bool) -> Result<ExitCode> {
     let mut out = String::new();
     let ctx = Context::load(&Flags::new())?;
     ctx.print_warnings();
-    let launcher = picoclaw_credentials::launcher::peek(&ctx.layers);
+    let launcher = ctx.loaded.launcher_token();
     let runtime = super::gateway::live_record(&ctx.paths);
-    let named = named_token_counts(&ctx.layers);
+    let named = named_token_counts(&ctx.loaded);
     let extra = Extra {
         runtime: runtime.as_ref(),
         launcher: launcher.as_ref(),

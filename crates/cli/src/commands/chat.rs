@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
 use picoclaw_agent::net::{WsConnectError, WsStream, connect_ws, ws_request};
-use picoclaw_config::{Flags, Layers, Paths, ProcessEnv, Settings};
+use picoclaw_config::{Flags, Paths, ProcessEnv};
 use picoclaw_credentials::client::{Endpoint, Target, choose};
 use picoclaw_credentials::{Credentials, Secret};
 use picoclaw_pico::{Frame, kind};
@@ -47,10 +47,8 @@ pub fn run(args: ChatArgs) -> Result<ExitCode> {
     let paths = Paths::from_env(&ProcessEnv)?;
     let (url, credential, target) = match &args.url {
         Some(url) => {
-            let layers = Layers::load(&paths, &ProcessEnv, &Flags::default())?;
-            let settings = Settings::resolve(&layers)?;
-            let creds = Credentials::resolve(&layers, &settings)?;
-            let presented = choose(Endpoint::Chat, Target::Remote, &creds)?;
+            let loaded = picoclaw_credentials::load(&paths, &ProcessEnv, &Flags::default())?;
+            let presented = choose(Endpoint::Chat, Target::Remote, &loaded.credentials)?;
             (
                 pico_url(url)?,
                 presented.secret,

@@ -40,7 +40,7 @@ pub fn show(origin: bool, json: bool) -> Result<ExitCode> {
     let ctx = Context::load(&Flags::new())?;
     ctx.print_warnings();
     let creds = &ctx.credentials;
-    let launcher = picoclaw_credentials::launcher::peek(&ctx.layers);
+    let launcher = ctx.loaded.launcher_token();
     let mut rows: Vec<(&str, Value, Option<Source>)> = Vec::new();
     for key in KEYS {
         if key.is_secret() {

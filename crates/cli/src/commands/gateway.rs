@@ -7,7 +7,7 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use picoclaw_config::{Flags, Paths, ProcessEnv};
+use picoclaw_config::{Flags, LogLevel, Paths, ProcessEnv, schema};
 use picoclaw_credentials::runtime::RuntimeRecord;
 use picoclaw_gateway::{Gateway, Options};
 use picoclaw_lifecycle::{LifecycleError, Probe, VerifiedGateway};
@@ -26,7 +26,7 @@ const CONFIG_ERROR: u8 = 78;
 const SETTLE: Duration = Duration::from_secs(5);
 
 fn flags(args: &GatewayArgs) -> Flags {
-    Flags::new().with("gateway.host", "--host", args.host.clone()).with("gateway.port", "--port", args.port)
+    Flags::new().with(&schema::GATEWAY_HOST, args.host.clone()).with(&schema::GATEWAY_PORT, args.port)
 }
 
 pub fn run(args: GatewayArgs, format: LogFormat) -> Result<ExitCode> {
@@ -65,12 +65,12 @@ fn foreground(flags: Flags, format: LogFormat) -> Result<ExitCode> {
     let ctx = match Context::load(&flags) {
         Ok(ctx) => ctx,
         Err(e) => {
-            logging::init(format, "info", Some(&log_file));
+            logging::init(format, LogLevel::Info, Some(&log_file));
             tracing::error!("configuration error: {e:#}");
             return Ok(ExitCode::from(CONFIG_ERROR));
         }
     };
-    logging::init(format, &ctx.settings.gateway.log_level, Some(&log_file));
+    logging::init(format, ctx.settings.gateway.log_level, Some(&log_file));
     std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
     drop(ctx);
     let result = runtime()?.block_on(Gateway::run(Options { paths, flags }));

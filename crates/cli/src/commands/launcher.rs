@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
-use picoclaw_config::{Flags, MapEnv, Paths, ProcessEnv};
-use picoclaw_credentials::launcher::{Origin, resolve_or_create};
+use picoclaw_config::{Flags, LogLevel, MapEnv, Paths, ProcessEnv, schema};
+use picoclaw_credentials::launcher::Origin;
 use picoclaw_launcher::{Launcher, Options};
 
 use crate::cli::{LauncherArgs, LogFormat};
@@ -15,9 +15,9 @@ use crate::logging;
 
 fn flags(args: &LauncherArgs) -> Flags {
     Flags::new()
-        .with("launcher.host", "--host", args.host.clone())
-        .with("launcher.port", "--port", args.port)
-        .with("launcher.public", "--public", args.public.then_some(true))
+        .with(&schema::LAUNCHER_HOST, args.host.clone())
+        .with(&schema::LAUNCHER_PORT, args.port)
+        .with(&schema::LAUNCHER_PUBLIC, args.public.then_some(true))
 }
 
 /// Makes a path absolute against the current directory (the gateway child gets these).
@@ -37,10 +37,10 @@ pub fn run(args: LauncherArgs, format: LogFormat) -> Result<ExitCode> {
         super::onboard::run()?;
         println!();
     }
-    logging::init(format, "info", Some(&paths.launcher_log()));
+    logging::init(format, LogLevel::Info, Some(&paths.launcher_log()));
     let ctx = Context::load(&flags(&args))?;
     ctx.print_warnings();
-    let token = resolve_or_create(&ctx.layers).context("cannot resolve the launcher token")?;
+    let token = ctx.loaded.launcher_token_or_create().context("cannot resolve the launcher token")?;
     tracing::info!(
         source = %token.origin,
         fingerprint = %token.secret.fingerprint(),

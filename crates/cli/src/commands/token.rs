@@ -110,7 +110,7 @@ fn describe(record: &TokenRecord) {
 }
 
 fn fixed_rows(ctx: &Context) -> Vec<Value> {
-    let grace = ctx.layers.security_tree().and_then(|t| GraceDigests::from_tree(t).ok());
+    let grace = GraceDigests::from_tree(ctx.loaded.token_records()).ok();
     let now = Timestamp::now();
     [(FixedCredential::Pico, ctx.credentials.pico()), (FixedCredential::Gateway, ctx.credentials.gateway())]
         .into_iter()
@@ -138,7 +138,7 @@ fn fixed_rows(ctx: &Context) -> Vec<Value> {
 
 fn list(ctx: &Context, json: bool) -> Result<ExitCode> {
     let now = Timestamp::now();
-    let set = TokenSet::from_tokens(ctx.layers.security_tokens())?;
+    let set = TokenSet::from_tokens(ctx.loaded.token_records().get("tokens"))?;
     let summaries: Vec<_> = set.records().iter().map(|r| r.summary(now)).collect();
     let fixed = fixed_rows(ctx);
     if json {

@@ -22,30 +22,36 @@ fn precedence_is_flag_env_security_config_default() {
     let config = r#"{"gateway":{"port":1001,"host":"config-host"}}"#;
     let security = "gateway:\n  port: 1002\n";
     let env = MapEnv::new().with("PICOCLAW_GATEWAY_PORT", "1003");
-    let flags = Flags::new().with("gateway.port", "--port", Some(1004u16));
+    let flags = Flags::new().with(&schema::GATEWAY_PORT, Some(1004u16));
 
     let s = settings(&[("config.json", config)], MapEnv::new(), Flags::new()).unwrap();
     assert_eq!(
-        (s.gateway.port, s.origin("gateway.port").unwrap().to_string()),
+        (s.gateway.port, s.origin(&schema::GATEWAY_PORT).unwrap().to_string()),
         (1001, "config.json:gateway.port".into())
     );
     let s = settings(&[("config.json", config), (".security.yml", security)], MapEnv::new(), Flags::new())
         .unwrap();
     assert_eq!(
-        (s.gateway.port, s.origin("gateway.port").unwrap().to_string()),
+        (s.gateway.port, s.origin(&schema::GATEWAY_PORT).unwrap().to_string()),
         (1002, ".security.yml:gateway.port".into())
     );
     let s =
         settings(&[("config.json", config), (".security.yml", security)], env.clone(), Flags::new()).unwrap();
     assert_eq!(
-        (s.gateway.port, s.origin("gateway.port").unwrap().to_string()),
+        (s.gateway.port, s.origin(&schema::GATEWAY_PORT).unwrap().to_string()),
         (1003, "env:PICOCLAW_GATEWAY_PORT".into())
     );
     let s = settings(&[("config.json", config), (".security.yml", security)], env, flags).unwrap();
-    assert_eq!((s.gateway.port, s.origin("gateway.port").unwrap().to_string()), (1004, "flag:--port".into()));
+    assert_eq!(
+        (s.gateway.port, s.origin(&schema::GATEWAY_PORT).unwrap().to_string()),
+        (1004, "flag:--port".into())
+    );
     let s = settings(&[], MapEnv::new(), Flags::new()).unwrap();
-    assert_eq!((s.gateway.port, s.origin("gateway.port").unwrap().to_string()), (18790, "default".into()));
-    assert_eq!(s.gateway.host, "localhost");
+    assert_eq!(
+        (s.gateway.port, s.origin(&schema::GATEWAY_PORT).unwrap().to_string()),
+        (18790, "default".into())
+    );
+    assert_eq!(s.gateway.host, crate::Host::Localhost);
 }
 
 #[test]
