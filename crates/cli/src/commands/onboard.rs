@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use picoclaw_config::files::{SECRET_MODE, ensure_dir, write_atomic};
-use picoclaw_config::{Paths, ProcessEnv};
+use picoclaw_config::{Paths, ProcessEnv, schema};
 use picoclaw_credentials::Secret;
 use picoclaw_credentials::store::{get_path, read_security_tree, set_path, write_security_tree};
 use serde_json::{Value, json};
@@ -51,11 +51,12 @@ pub fn run() -> Result<ExitCode> {
 
     let security = paths.security_file();
     let mut tree = read_security_tree(&security)?;
-    if get_path(&tree, "channels.pico.token").and_then(Value::as_str).is_some_and(|t| !t.trim().is_empty()) {
+    let key = schema::CHANNELS_PICO_TOKEN.file_key;
+    if get_path(&tree, key).and_then(Value::as_str).is_some_and(|t| !t.trim().is_empty()) {
         println!(".security.yml    {} (pico token already set, kept)", security.display());
     } else {
         let token = Secret::generate().context("cannot generate a token")?;
-        set_path(&mut tree, "channels.pico.token", Value::from(token.expose()));
+        set_path(&mut tree, key, Value::from(token.expose()));
         write_security_tree(&security, &tree)?;
         println!(
             ".security.yml    {} (new 256-bit pico token, fingerprint {}, mode 0600)",
