@@ -3,10 +3,11 @@
 //!
 //! Ownership: the first principal to use a session owns it (recorded durably in the
 //! session file before its first socket opens, so it survives a restart and a cache
-//! eviction). Another principal gets [`SessionError::Forbidden`]. Admin
-//! principals (the gateway token and the runtime token, ids [`ADMIN_PRINCIPALS`], or any
-//! caller of [`Engine::claim_as`] with `admin = true`) may open any session: they can
-//! already read every file of the home directory through the admin API and the host.
+//! eviction). Every other principal gets [`SessionError::Forbidden`] — admin credentials
+//! too: an admin that joined a chat client's session would hand that client whatever it
+//! writes there (docs/credentials.md, "Derived credentials"). Ids starting with
+//! [`RESERVED_PREFIX`] belong to the gateway's own `pico_client` and cannot be claimed by
+//! anyone else.
 
 use std::sync::Arc;
 
@@ -23,6 +24,9 @@ pub enum SessionError {
     /// The session belongs to another principal.
     #[error("session belongs to another credential")]
     Forbidden,
+    /// The id is reserved for the gateway's own channels.
+    #[error("session ids starting with {RESERVED_PREFIX} are reserved for the gateway's pico_client")]
+    Reserved,
     /// The session id is not acceptable (too long, bad characters).
     #[error("invalid session id: {0}")]
     InvalidId(&'static str),
@@ -31,8 +35,11 @@ pub enum SessionError {
     Storage(String),
 }
 
-/// Principal ids with admin scope that may open any session.
-pub const ADMIN_PRINCIPALS: &[&str] = &["gateway", "runtime"];
+/// Session ids with this prefix belong to the `pico_client` channel.
+pub const RESERVED_PREFIX: &str = "pico_client-";
+
+/// The principal that owns [`RESERVED_PREFIX`] sessions.
+pub const PICO_CLIENT_PRINCIPAL: &str = "pico_client";
 
 /// Runs turns: ownership check, history, agent call.
 #[derive(Clone)]
@@ -104,16 +111,9 @@ impl Engine {
         self.agent.name()
     }
 
-    /// Checks that `principal` may use `session_id`, claiming it when new. The gateway
-    /// and runtime tokens (admin) may use any session.
-    pub fn claim(&self, session_id: &str, principal: &str) -> Result<(), SessionError> {
-        self.claim_as(session_id, principal, ADMIN_PRINCIPALS.contains(&principal))
-    }
-
-    /// Like [`claim`](Self::claim), with the admin decision made by the caller (e.g. a
-    /// named token with admin scope). An admin opening a new session claims it too.
-    pub fn claim_as(&self, session_id: &str, principal: &str, admin: bool) -> Result<(), SessionError> {
-        validate_session_id(session_id)?;
+    /// Checks that `principal` may use `session_id`, claiming it (durably) when new.
+    pub fn claim_as(&self, session_id: &str, principal: &str) -> Result<(), SessionError> {
+        check_claim(session_id, principal)?;
         let Some(store) = &self.store else { return Ok(()) };
         let owner = store.claim(session_id, principal).map_err(|e| {
             tracing::error!(session = %session_id, "{e}");
@@ -121,23 +121,18 @@ impl Engine {
                 "the session file could not be read or written (see the gateway log)".into(),
             )
         })?;
-        owner_allows(&owner, principal, admin)
+        owner_allows(&owner, principal)
     }
 
     /// [`claim_as`](Self::claim_as) when it needs no disk access: the session is cached
     /// with its (durable) owner. `None`: call `claim_as` off the async workers instead.
-    pub fn claim_cached(
-        &self,
-        session_id: &str,
-        principal: &str,
-        admin: bool,
-    ) -> Option<Result<(), SessionError>> {
-        if let Err(e) = validate_session_id(session_id) {
+    pub fn claim_cached(&self, session_id: &str, principal: &str) -> Option<Result<(), SessionError>> {
+        if let Err(e) = check_claim(session_id, principal) {
             return Some(Err(e));
         }
         let Some(store) = &self.store else { return Some(Ok(())) };
         let owner = store.cached_owner(session_id)?;
-        Some(owner_allows(&owner, principal, admin))
+        Some(owner_allows(&owner, principal))
     }
 
     /// Answers `text` in `session_id`, feeding the agent the session's bounded history.
@@ -178,9 +173,18 @@ impl Engine {
 /// Longest accepted session id.
 pub const MAX_SESSION_ID: usize = 128;
 
-/// The owner of a session, or an admin, may use it.
-fn owner_allows(owner: &str, principal: &str, admin: bool) -> Result<(), SessionError> {
-    if owner == principal || admin { Ok(()) } else { Err(SessionError::Forbidden) }
+/// Only the owner may use a session.
+fn owner_allows(owner: &str, principal: &str) -> Result<(), SessionError> {
+    if owner == principal { Ok(()) } else { Err(SessionError::Forbidden) }
+}
+
+/// A valid id, and not a reserved one (unless the caller is the one it is reserved for).
+fn check_claim(session_id: &str, principal: &str) -> Result<(), SessionError> {
+    validate_session_id(session_id)?;
+    if session_id.starts_with(RESERVED_PREFIX) && principal != PICO_CLIENT_PRINCIPAL {
+        return Err(SessionError::Reserved);
+    }
+    Ok(())
 }
 
 /// Session ids are used as file names: 1-128 of `[A-Za-z0-9._:-]`, not starting with `.`.
@@ -219,15 +223,16 @@ mod tests {
     }
 
     #[test]
-    fn first_principal_owns_admin_may_enter() {
+    fn first_principal_owns_and_nobody_else_enters() {
         let tmp = tempfile::tempdir().unwrap();
         let store = SessionStore::open(tmp.path(), HistoryLimits::default());
         let engine = Engine::with_store(Arc::new(crate::EchoAgent), store);
-        engine.claim("s", "alice").unwrap();
-        engine.claim("s", "alice").unwrap();
-        assert_eq!(engine.claim("s", "bob"), Err(SessionError::Forbidden));
-        engine.claim("s", "runtime").unwrap();
-        engine.claim_as("s", "ops", true).unwrap();
+        engine.claim_as("s", "alice").unwrap();
+        engine.claim_as("s", "alice").unwrap();
+        assert_eq!(engine.claim_as("s", "bob"), Err(SessionError::Forbidden));
+        assert_eq!(engine.claim_as("s", "runtime"), Err(SessionError::Forbidden), "admins too");
         assert_eq!(engine.owner("s").as_deref(), Some("alice"));
+        assert_eq!(engine.claim_as("pico_client-x", "alice"), Err(SessionError::Reserved));
+        engine.claim_as("pico_client-x", PICO_CLIENT_PRINCIPAL).unwrap();
     }
 }

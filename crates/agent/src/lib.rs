@@ -25,7 +25,9 @@ mod sessions;
 mod sse;
 
 pub use echo::EchoAgent;
-pub use engine::{ADMIN_PRINCIPALS, Engine, MAX_SESSION_ID, SessionError, validate_session_id};
+pub use engine::{
+    Engine, MAX_SESSION_ID, PICO_CLIENT_PRINCIPAL, RESERVED_PREFIX, SessionError, validate_session_id,
+};
 pub use openai::{MAX_ANSWER_BYTES, OpenAiAgent, ProviderConfig, Timeouts};
 pub use pico_client::{PicoClientSnapshot, PicoClientState, PicoClientStatus, spawn_pico_client};
 pub use sessions::{HistoryLimits, SessionStore, StoreError};

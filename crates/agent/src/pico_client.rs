@@ -46,7 +46,7 @@ use crate::Engine;
 use crate::net::{WsStream, connect_ws, ws_request};
 
 /// Principal id that owns the pico_client's local session.
-pub const PRINCIPAL: &str = "pico_client";
+pub const PRINCIPAL: &str = crate::PICO_CLIENT_PRINCIPAL;
 /// Quiet time after which a message without typing indicators counts as complete.
 pub const QUIET_PERIOD: Duration = Duration::from_millis(1500);
 /// Longest wait for `typing.stop` / `message.done` before a message is taken as is.
@@ -209,7 +209,7 @@ fn local_session_id(remote: &str) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-') { c } else { '_' })
         .collect();
-    let id = format!("pico_client-{clean}");
+    let id = format!("{}{clean}", crate::RESERVED_PREFIX);
     id.chars().take(crate::MAX_SESSION_ID).collect()
 }
 
@@ -545,8 +545,8 @@ async fn worker(
     answers: mpsc::Sender<String>,
 ) {
     while let Some(text) = turns.recv().await {
-        // The gateway's own channel: admin, so it can always use its session.
-        if let Err(e) = engine.claim_as(&session, PRINCIPAL, true) {
+        // Its own reserved session (`pico_client-…`): no other principal can claim it.
+        if let Err(e) = engine.claim_as(&session, PRINCIPAL) {
             status.error(format!("local session {session}: {e}; the remote message was not answered"));
             continue;
         }

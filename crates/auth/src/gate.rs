@@ -1,9 +1,11 @@
 //! The gate every protected request passes: try the presented candidates in order, redeem
 //! tickets against the current verifier, apply the failure lockout, check the scope.
 //!
-//! The lockout rule (docs/credentials.md, "Failure lockout"): wrong credentials count per
-//! client address (IPv6 by /64) and globally; a locked-out address is refused with 429 —
-//! unless the credential it presents is valid and cannot be guessed (the runtime token,
+//! The lockout rule (docs/credentials.md, "Failure lockout"): every wrong secret a request
+//! presents counts (per client — an IPv4 address, an IPv6 /64, or this machine for every
+//! loopback address — and globally); a locked-out client, or any client once the global
+//! budget is spent, is refused with 429 — unless the credential it presents is valid and
+//! cannot be guessed (the runtime token,
 //! a named token, a ticket, a configured token that looks like at least 128 random bits).
 //! A lockout exists to stop guessing; refusing a credential nobody can guess would only
 //! let an attacker lock the local tools out of their own gateway. A guessable credential
@@ -53,6 +55,8 @@ impl Gate<'_> {
         let locked = self.limiter.check(client).err();
         let mut first_error = None;
         let mut accepted = None;
+        // Every candidate that was a wrong secret is a guess, whatever else rode along.
+        let mut guesses = 0;
         for candidate in presented.candidates() {
             let verdict = match candidate.how() {
                 Presentation::Ticket => self
@@ -72,21 +76,22 @@ impl Gate<'_> {
                     break;
                 }
                 Err(e) => {
+                    guesses += usize::from(e.counts_as_failure());
                     first_error.get_or_insert(e);
                 }
             }
+        }
+        for _ in 0..guesses {
+            self.limiter.record_failure(client);
         }
         let Some((principal, candidate)) = accepted else {
             if let Some(retry) = locked {
                 return Err(AuthError::RateLimited { retry_after_secs: retry.0 });
             }
-            let error = first_error.or_else(|| presented.problem().cloned()).unwrap_or(AuthError::Missing);
-            // Only a secret that was tried and found wrong is a guess; a missing credential,
-            // a foreign Authorization scheme or a real-but-stale one is not.
-            if first_error_counts(&error, presented) {
-                self.limiter.record_failure(client);
-            }
-            return Err(error);
+            // Only a secret that was tried and found wrong is a guess (counted above); a
+            // missing credential, a foreign Authorization scheme or a real-but-stale one is
+            // not.
+            return Err(first_error.or_else(|| presented.problem().cloned()).unwrap_or(AuthError::Missing));
         };
         if let Some(retry) = locked
             && principal.guessable
@@ -99,10 +104,6 @@ impl Gate<'_> {
         let echo = presented.echo_for(candidate).map(str::to_owned);
         Ok(Admitted { principal, how: candidate.how(), echo })
     }
-}
-
-fn first_error_counts(error: &AuthError, presented: &Presented) -> bool {
-    !presented.candidates().is_empty() && error.counts_as_failure()
 }
 
 #[cfg(test)]
@@ -118,7 +119,7 @@ mod tests {
     use crate::extract::{Presentations, presented};
     use crate::limiter::LimiterConfig;
 
-    const STRONG: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
+    const STRONG: &str = "7f3a9c01e4b2d8567a0c3e9f1b4d6a28e5c70b93d1f46a2c";
 
     fn verifier(pico: &str) -> Verifier {
         let dir = tempfile::tempdir().unwrap();
@@ -188,7 +189,7 @@ mod tests {
     fn a_wrong_or_foreign_header_does_not_block_a_valid_offer() {
         let (v, t, l) = (verifier(STRONG), TicketStore::new(), limiter());
         let gate = Gate { verifier: &v, tickets: &t, limiter: &l };
-        for auth in ["Bearer wrong", "Basic Zm9vOmJhcg=="] {
+        for (auth, guesses) in [("Basic Zm9vOmJhcg==", 0), ("Bearer wrong", 1)] {
             let mut h = HeaderMap::new();
             h.insert(AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
             h.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_str(&format!("token.{STRONG}")).unwrap());
@@ -196,8 +197,8 @@ mod tests {
                 gate.admit(&presented(&h, None, Presentations::SOCKET, false), Scope::Chat, LOCAL, None);
             let admitted = admitted.unwrap_or_else(|e| panic!("{auth}: {e}"));
             assert_eq!(admitted.echo.as_deref(), Some(format!("token.{STRONG}").as_str()));
+            assert_eq!(l.tracked(), guesses, "{auth}: a wrong secret beside a valid one is still a guess");
         }
-        assert_eq!(l.tracked(), 0, "a request that got in counts no failure");
     }
 
     #[test]

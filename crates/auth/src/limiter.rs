@@ -1,12 +1,15 @@
 //! Failed-attempt limiting with bounded memory.
 //!
-//! Only wrong credentials count (a missing credential or a success does not). Per client
-//! address: after `per_key_max` failures within `window`, the address is locked out for
-//! `lockout`. Globally: after `global_max` failures within `window`, any address that has
-//! itself failed in the window is refused until the window passes — so a spray from many
-//! addresses is slowed, while a client that has not failed still gets in. At most
-//! `capacity` addresses are tracked; when full, expired entries are dropped, then the
-//! oldest.
+//! Only wrong credentials count (a missing credential or a success does not). Per client:
+//! after `per_key_max` failures within `window`, the client is locked out for `lockout`.
+//! Globally: after `global_max` failures within `window`, every client is refused until
+//! the window passes. A client is an IPv4 address, an IPv6 /64, or — for every loopback
+//! address (127.0.0.0/8, ::1) — "this machine": any local user can bind any of 127/8, so
+//! counting them apart would give a local attacker 16 million fresh addresses.
+//!
+//! "Refused" is the gate's business: it never refuses a credential that cannot be
+//! guessed (see `gate.rs`), so neither lockout can shut the local tools out. At most
+//! `capacity` clients are tracked; when full, expired entries are dropped, then the oldest.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -65,15 +68,20 @@ pub struct FailureLimiter {
     state: Mutex<State>,
 }
 
-/// The key a client is counted under: its IPv4 address, or its IPv6 /64 (one host
-/// usually owns a whole /64 and could otherwise rotate through it).
+/// The key a client is counted under: its IPv4 address, its IPv6 /64 (one host usually
+/// owns a whole /64 and could otherwise rotate through it), or one key for every loopback
+/// address.
 fn bucket_key(ip: IpAddr) -> IpAddr {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    if ip.is_loopback() {
+        return IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    }
     match ip {
         IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
-        },
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
     }
 }
 
@@ -100,20 +108,19 @@ impl FailureLimiter {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Before verifying: is `key` allowed to try now?
+    /// Is `key` locked out now — by its own failures, or because the global budget is
+    /// spent? The caller decides what a lockout refuses (guessable credentials only).
     pub fn check(&self, key: IpAddr) -> Result<(), RetryAfter> {
         let key = bucket_key(key);
         let now = Instant::now();
         let mut st = self.lock();
         self.roll_global(&mut st, now);
-        let Some(bucket) = st.keys.get(&key).copied() else { return Ok(()) };
-        if let Some(until) = bucket.locked_until
+        if let Some(until) = st.keys.get(&key).and_then(|b| b.locked_until)
             && until > now
         {
             return Err(RetryAfter(secs_until(now, until)));
         }
-        let in_window = now.duration_since(bucket.window_start) < self.config.window;
-        if in_window && bucket.failures > 0 && st.global_failures >= self.config.global_max {
+        if st.global_failures >= self.config.global_max {
             return Err(RetryAfter(secs_until(now, st.global_window_start + self.config.window)));
         }
         Ok(())
@@ -175,29 +182,40 @@ impl FailureLimiter {
 mod tests {
     use super::*;
 
-    fn ip(n: u32) -> IpAddr {
-        IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_0000 + n))
-    }
-
     #[test]
     fn per_address_lockout_leaves_others_alone() {
         let l = FailureLimiter::new(LimiterConfig { per_key_max: 3, ..Default::default() });
         for _ in 0..3 {
-            assert!(l.check(ip(1)).is_ok());
-            l.record_failure(ip(1));
+            assert!(l.check(remote(1)).is_ok());
+            l.record_failure(remote(1));
         }
-        assert!(l.check(ip(1)).is_err());
-        assert!(l.check(ip(2)).is_ok());
+        assert!(l.check(remote(1)).is_err());
+        assert!(l.check(remote(2)).is_ok());
+    }
+
+    fn remote(n: u32) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n))
     }
 
     #[test]
-    fn global_limit_blocks_failing_addresses_not_clean_ones() {
+    fn the_global_budget_locks_every_client() {
         let l = FailureLimiter::new(LimiterConfig { per_key_max: 100, global_max: 5, ..Default::default() });
         for n in 0..5 {
-            l.record_failure(ip(n));
+            l.record_failure(remote(n));
         }
-        assert!(l.check(ip(0)).is_err(), "a failing address is refused once the global budget is spent");
-        assert!(l.check(ip(99)).is_ok(), "a clean address still gets in");
+        assert!(l.check(remote(0)).is_err(), "a failing address is locked once the global budget is spent");
+        assert!(l.check(remote(99)).is_err(), "so is a fresh one: a spray cannot buy tries with addresses");
+    }
+
+    #[test]
+    fn every_loopback_address_is_one_client() {
+        let l = FailureLimiter::new(LimiterConfig { per_key_max: 3, ..Default::default() });
+        l.record_failure("127.0.0.1".parse().unwrap());
+        l.record_failure("127.45.6.7".parse().unwrap());
+        l.record_failure("::1".parse().unwrap());
+        assert!(l.check("127.200.0.1".parse().unwrap()).is_err());
+        assert!(l.check("::ffff:127.0.0.9".parse().unwrap()).is_err());
+        assert!(l.check(remote(1)).is_ok());
     }
 
     #[test]
@@ -213,7 +231,7 @@ mod tests {
     fn memory_is_bounded() {
         let l = FailureLimiter::new(LimiterConfig { capacity: 100, ..Default::default() });
         for n in 0..10_000 {
-            l.record_failure(ip(n));
+            l.record_failure(remote(n));
         }
         assert!(l.tracked() <= 100);
     }

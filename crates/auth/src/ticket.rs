@@ -106,12 +106,10 @@ impl Default for TicketStore {
 }
 
 /// Origins compare case-insensitively and without a trailing slash
-/// (`https://App.example/` = `https://app.example`).
+/// (`https://App.example/` = `https://app.example`). `null` (a sandboxed frame, a `data:`
+/// page) is an origin of its own: never the same as "no Origin header".
 fn normalize_origin(origin: Option<&str>) -> Option<String> {
     let o = origin?.trim();
-    if o.is_empty() || o.eq_ignore_ascii_case("null") {
-        return None;
-    }
     Some(o.trim_end_matches('/').to_ascii_lowercase())
 }
 
@@ -290,6 +288,14 @@ mod tests {
         assert_eq!(s.redeem(t.expose(), APP, &v), Err(TicketError::OriginMismatch));
         let (t, _) = s.issue(&pico(&v), Some("https://app.example/")).unwrap();
         assert!(s.redeem(t.expose(), APP, &v).is_ok(), "case and trailing slash do not matter");
+        for (issued, presented) in [(None, Some("null")), (Some("null"), None), (Some(""), Some("NULL"))] {
+            let (t, _) = s.issue(&pico(&v), issued).unwrap();
+            assert_eq!(
+                s.redeem(t.expose(), presented, &v),
+                Err(TicketError::OriginMismatch),
+                "{issued:?} -> {presented:?}"
+            );
+        }
     }
 
     #[test]

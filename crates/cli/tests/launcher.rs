@@ -265,8 +265,20 @@ async fn failed_logins_are_rate_limited_successes_are_not() {
     let retry: u64 = a.header("retry-after").parse().expect("Retry-After seconds");
     assert!((1..=300).contains(&retry), "{retry}");
     assert_eq!(a.json()["error"]["code"], "rate_limited");
-    assert_eq!(login(&l, &token).await.status, 429, "the address is locked out, even with the right token");
-    let a = get(&l.at(&format!("/?token={token}")), None).await;
+    // The launcher's random 256-bit token cannot be guessed: wrong logins (from another
+    // local user, a cross-site page) cannot lock the owner out with it.
+    assert_eq!(login(&l, &token).await.status, 200, "an unguessable token gets in while locked out");
+    assert_eq!(login(&l, "wrong-while-locked").await.status, 429);
+    drop(l);
+    // A guessable one stays refused while the address is locked out.
+    let weak = "short-launcher-1";
+    let home = home.env("PICOCLAW_LAUNCHER_TOKEN", weak);
+    let l = start(&home, &[]);
+    for i in 0..10 {
+        assert_eq!(login(&l, &format!("wrong-{i}")).await.status, 401);
+    }
+    assert_eq!(login(&l, weak).await.status, 429, "a guessable token is locked out, even when right");
+    let a = get(&l.at(&format!("/?token={weak}")), None).await;
     assert_eq!((a.status, a.header("location").as_str()), (303, "/login?error=rate_limited"));
 }
 

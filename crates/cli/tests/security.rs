@@ -338,3 +338,220 @@ async fn the_handshake_accepts_what_real_clients_send() {
     let frames = ws::until(&mut socket, "typing.stop").await;
     assert!(frames.iter().any(|f| f["payload"]["content"] == "seed url"), "{frames:?}");
 }
+
+/// A WebSocket client over a raw TCP stream that never answers a close frame (the
+/// red-team's "zombie"): upgrade, then masked text frames written by hand.
+mod raw {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    pub fn upgrade(addr: &str, path: &str, bearer: &str) -> TcpStream {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Authorization: Bearer {bearer}\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut byte).unwrap(), 1, "connection closed during the handshake");
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        s
+    }
+
+    /// Writes one masked text frame; `false` when the write failed (the server hung up).
+    pub fn send_text(s: &mut TcpStream, text: &str) -> bool {
+        let payload = text.as_bytes();
+        let mask = [0x12u8, 0x34, 0x56, 0x78];
+        let mut frame = vec![0x81u8];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        s.write_all(&frame).is_ok()
+    }
+
+    /// Reads until a close frame from the server arrives; its code.
+    pub fn close_code(s: &mut TcpStream) -> Option<u16> {
+        let mut buf = [0u8; 65536];
+        let mut data = Vec::new();
+        loop {
+            let n = s.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            data.extend_from_slice(&buf[..n]);
+            // Walk the unmasked server frames.
+            let mut i = 0;
+            while i + 2 <= data.len() {
+                let opcode = data[i] & 0x0f;
+                let (len, header) = match data[i + 1] & 0x7f {
+                    126 if i + 4 <= data.len() => {
+                        (u16::from_be_bytes([data[i + 2], data[i + 3]]) as usize, 4)
+                    }
+                    127 => return None,
+                    126 => break,
+                    n => (n as usize, 2),
+                };
+                if i + header + len > data.len() {
+                    break;
+                }
+                if opcode == 0x8 && len >= 2 {
+                    return Some(u16::from_be_bytes([data[i + header], data[i + header + 1]]));
+                }
+                i += header + len;
+            }
+        }
+    }
+}
+
+/// Red team R1: a socket told to close (its credential was revoked) takes no further frame,
+/// even from a client that never answers the close: no turn runs, nothing is written to
+/// the session.
+#[tokio::test]
+async fn a_revoked_socket_that_ignores_the_close_runs_no_more_turns() {
+    let home = TestHome::with_pico(PICO, json!({}));
+    let gw = home.spawn_gateway(&[]);
+    let named = ok(&home, &["token", "create", "--name", "zombie", "--scope", "chat"]);
+    let addr = gw.addr();
+    let mut raw = raw::upgrade(&addr, "/pico/ws?session_id=zombie1", &named);
+    assert!(raw::send_text(
+        &mut raw,
+        r#"{"type":"message.send","id":"m0","payload":{"content":"before revoke"}}"#
+    ));
+    let file = home.file("sessions/zombie1.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&file).unwrap_or_default().contains("before revoke") {
+        assert!(Instant::now() < deadline, "the first turn was recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ok(&home, &["token", "revoke", "zombie"]);
+    let code = tokio::task::spawn_blocking(move || {
+        let code = raw::close_code(&mut raw);
+        // Keep talking as if nothing happened.
+        for i in 0..5 {
+            let frame = format!(
+                r#"{{"type":"message.send","id":"z{i}","payload":{{"content":"after revoke {i}"}}}}"#
+            );
+            if !raw::send_text(&mut raw, &frame) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        code
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(4001));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let history = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(!history.contains("after revoke"), "a revoked socket ran a turn:\n{history}");
+}
+
+/// Red team R2/R3: every loopback address is one client, and every wrong secret a request
+/// carries is one guess — many source addresses or eight offers per request buy nothing.
+#[tokio::test]
+async fn loopback_addresses_and_extra_offers_buy_no_extra_guesses() {
+    let weak = "weak-pico";
+    let home = TestHome::with_pico(weak, json!({}));
+    let gw = home.spawn_gateway(&[]);
+    let port: u16 = gw.record["port"].as_u64().unwrap() as u16;
+    let mut limited_at = None;
+    for n in 0..10u8 {
+        let src = std::net::Ipv4Addr::new(127, 9, n, 1);
+        let offers: Vec<String> = (0..8).map(|g| format!("token.guess-{n}-{g}")).collect();
+        let status = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let socket = bound_to(src);
+            let mut s = socket.connect_to(port);
+            let req = format!(
+                "GET /pico/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nSec-WebSocket-Protocol: {}\r\n\r\n",
+                offers.join(", ")
+            );
+            s.write_all(req.as_bytes()).unwrap();
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            answer.split(' ').nth(1).and_then(|c| c.parse::<u16>().ok()).unwrap_or(0)
+        })
+        .await
+        .unwrap();
+        if status == 429 {
+            limited_at.get_or_insert(n);
+        }
+    }
+    // 20 guesses a minute: the third request (24 guesses) is already over.
+    assert!(limited_at.is_some_and(|n| n <= 3), "limited from request {limited_at:?}");
+    // The weak token, right, from yet another loopback address: still this machine, locked.
+    let http =
+        reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 9, 200, 1])).build().unwrap();
+    let code = status_of(http.get(format!("{}/auth/whoami", gw.http())).bearer_auth(weak)).await;
+    assert_eq!(code, 429);
+}
+
+/// A TCP socket bound to a chosen loopback source address.
+fn bound_to(src: std::net::Ipv4Addr) -> Bound {
+    Bound(src)
+}
+
+struct Bound(std::net::Ipv4Addr);
+
+impl Bound {
+    fn connect_to(&self, port: u16) -> std::net::TcpStream {
+        // std has no bind-before-connect; tokio's TcpSocket does.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let src = self.0;
+        rt.block_on(async move {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind(std::net::SocketAddr::from((src, 0))).unwrap();
+            let std = s
+                .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+                .await
+                .unwrap()
+                .into_std()
+                .unwrap();
+            std.set_nonblocking(false).unwrap();
+            std
+        })
+    }
+}
+
+/// Red team R5: the pico_client's sessions are its own; no credential can squat one.
+#[tokio::test]
+async fn pico_client_sessions_are_reserved() {
+    let home = TestHome::with_pico(PICO, json!({}));
+    let gw = home.spawn_gateway(&[]);
+    let auth = format!("Bearer {PICO}");
+    let url = format!("{}?session_id=pico_client-remote1", gw.ws());
+    let (code, body) = ws::rejected(&url, &[("authorization", &auth)]).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("reserved_session_id"), "{body}");
+}
+
+/// Red team R14: a token in the pico_client URL's query is shown as `***`.
+#[test]
+fn a_token_in_the_pico_client_url_query_is_never_shown() {
+    let home = TestHome::new();
+    home.write_config(&json!({ "channels": { "pico_client": {
+        "enabled": true, "url": "ws://127.0.0.1:9/pico/ws?token=QUERYCANARY123456789&x=1" } } }));
+    for args in [&["config", "show"][..], &["config", "show", "--json"], &["config", "show", "--origin"]] {
+        let out = home.run(args);
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{args:?}: {all}");
+        assert!(!all.contains("QUERYCANARY"), "{args:?} printed the token:\n{all}");
+        assert!(all.contains("token=***"), "{args:?}: {all}");
+    }
+    let doctor = home.run(&["doctor", "--json"]);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(text.contains("secret-in-url") && !text.contains("QUERYCANARY"), "{text}");
+}

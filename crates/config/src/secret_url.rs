@@ -40,13 +40,55 @@ fn tag(userinfo: &str) -> u64 {
     KEYS.get_or_init(Default::default).hash_one(userinfo)
 }
 
+/// Query parameters that carry a credential (upstream Pico servers accept `?token=`).
+const SECRET_PARAMS: &[&str] = &["token", "access_token", "ticket"];
+
+/// `url` with the values of [`SECRET_PARAMS`] replaced by `***`; `None` when it has none.
+fn redact_query(url: &str) -> Option<String> {
+    let (before, after) = url.split_once('?')?;
+    let (query, fragment) = match after.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (after, None),
+    };
+    let mut hit = false;
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let key = pair.split('=').next().unwrap_or("");
+            let decoded: String = form_decode(key);
+            if SECRET_PARAMS.contains(&decoded.as_str()) {
+                hit = true;
+                format!("{key}=***")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect();
+    hit.then(|| {
+        let mut out = format!("{before}?{}", pairs.join("&"));
+        if let Some(f) = fragment {
+            out.push('#');
+            out.push_str(f);
+        }
+        out
+    })
+}
+
+fn form_decode(key: &str) -> String {
+    url::form_urlencoded::parse(format!("{key}=").as_bytes())
+        .next()
+        .map(|(k, _)| k.into_owned())
+        .unwrap_or_default()
+}
+
 /// `channels.pico_client.url` without its userinfo. `Debug` and `Display` print the
-/// redacted form.
+/// redacted form (userinfo and credential query parameters as `***`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct PicoClientUrl {
     dial: String,
     shown: String,
     userinfo: Option<u64>,
+    secret_query: bool,
 }
 
 /// Why a value is not a Pico server URL. Names no part of the value (it may hold a
@@ -70,10 +112,20 @@ impl PicoClientUrl {
                     Some((scheme, rest)) => format!("{scheme}://{}@{rest}", redacted(userinfo)),
                     None => dial.clone(),
                 };
-                PicoClientUrl { dial, shown, userinfo: Some(tag(userinfo)) }
+                PicoClientUrl { dial, shown, userinfo: Some(tag(userinfo)), secret_query: false }
             }
-            None => PicoClientUrl { dial: raw.to_owned(), shown: raw.to_owned(), userinfo: None },
+            None => PicoClientUrl {
+                dial: raw.to_owned(),
+                shown: raw.to_owned(),
+                userinfo: None,
+                secret_query: false,
+            },
         };
+        let mut url = url;
+        if let Some(shown) = redact_query(&url.shown) {
+            url.shown = shown;
+            url.secret_query = true;
+        }
         let parsed = url::Url::parse(&url.dial).map_err(|_| UrlError)?;
         if !matches!(parsed.scheme(), "ws" | "wss") || parsed.host_str().is_none_or(str::is_empty) {
             return Err(UrlError);
@@ -94,6 +146,12 @@ impl PicoClientUrl {
     /// Whether the configured URL carried a userinfo (a credential).
     pub fn has_userinfo(&self) -> bool {
         self.userinfo.is_some()
+    }
+
+    /// Whether its query carries a credential (`?token=`, `access_token`, `ticket`): the
+    /// URL is then dialed as configured, but shown with the value as `***`.
+    pub fn has_secret_query(&self) -> bool {
+        self.secret_query
     }
 }
 
@@ -143,6 +201,15 @@ mod tests {
         assert_eq!(a, parse("ws://u:one@h/p"));
         assert_ne!(a, parse("ws://u:two@h/p"));
         assert_eq!(a.shown(), parse("ws://u:two@h/p").shown());
+    }
+
+    #[test]
+    fn credential_query_parameters_are_shown_redacted() {
+        let u = PicoClientUrl::parse("ws://h:1/pico/ws?x=1&token=QCANARY&%74oken=Q2#f").unwrap();
+        assert_eq!(u.dial(), "ws://h:1/pico/ws?x=1&token=QCANARY&%74oken=Q2#f");
+        assert_eq!(u.shown(), "ws://h:1/pico/ws?x=1&token=***&%74oken=***#f");
+        assert!(u.has_secret_query() && !format!("{u:?} {u}").contains("CANARY"));
+        assert!(!PicoClientUrl::parse("ws://h/p?session_id=1").unwrap().has_secret_query());
     }
 
     #[test]

@@ -239,7 +239,8 @@ impl Settings {
             resolved: BTreeMap::new(),
         };
         let mut settings = settings;
-        if let Some(url) = settings.pico_client.url.as_ref().filter(|u| u.has_userinfo())
+        if let Some(url) =
+            settings.pico_client.url.as_ref().filter(|u| u.has_userinfo() || u.has_secret_query())
             && let Some(r) = resolved.get_mut(schema::CHANNELS_PICO_CLIENT_URL.path)
         {
             r.value = Value::from(url.shown());

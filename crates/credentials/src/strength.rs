@@ -43,6 +43,10 @@ pub enum Weakness {
     Short(usize),
     /// Too few distinct characters to be random.
     LowVariety,
+    /// A shorter block repeated.
+    Repeated,
+    /// Too short for its alphabet to hold 128 random bits.
+    LowEntropy,
 }
 
 impl std::fmt::Display for Weakness {
@@ -53,6 +57,8 @@ impl std::fmt::Display for Weakness {
             }
             Weakness::Short(n) => write!(f, "it is only {n} characters long (at least {MIN_LEN} expected)"),
             Weakness::LowVariety => f.write_str("it uses too few distinct characters to be random"),
+            Weakness::Repeated => f.write_str("it repeats a shorter block"),
+            Weakness::LowEntropy => f.write_str("it is too short for its characters to hold 128 random bits"),
         }
     }
 }
@@ -80,11 +86,44 @@ pub fn weakness(secret: &Secret) -> Option<Weakness> {
     if len < MIN_LEN {
         return Some(Weakness::Short(len));
     }
-    let distinct: BTreeSet<char> = value.chars().collect();
+    let chars: Vec<char> = value.chars().collect();
+    let distinct: BTreeSet<char> = chars.iter().copied().collect();
     if distinct.len() < 8 {
         return Some(Weakness::LowVariety);
     }
+    if repeats(&chars) {
+        return Some(Weakness::Repeated);
+    }
+    if estimated_bits(&chars) < 128.0 {
+        return Some(Weakness::LowEntropy);
+    }
     None
+}
+
+/// True when the text is a shorter block repeated (`abcdefgh` four times), or one half
+/// equal to the other.
+fn repeats(chars: &[char]) -> bool {
+    (1..=chars.len() / 2).any(|period| chars.iter().skip(period).zip(chars).all(|(a, b)| a == b))
+}
+
+/// A generous estimate of the bits a random token of this length and alphabet would
+/// carry: length × log2 of the alphabet its character classes span (hex digits: 16;
+/// lower case: 26; mixed case: 52; with digits: 62; with anything else: 94). A value
+/// below 128 cannot be 128 random bits, however it was made.
+fn estimated_bits(chars: &[char]) -> f64 {
+    let hex = chars.iter().all(|c| c.is_ascii_hexdigit());
+    let lower = chars.iter().any(char::is_ascii_lowercase);
+    let upper = chars.iter().any(char::is_ascii_uppercase);
+    let digit = chars.iter().any(char::is_ascii_digit);
+    let other = chars.iter().any(|c| !c.is_ascii_alphanumeric());
+    let alphabet: f64 = if hex {
+        16.0
+    } else if other {
+        94.0
+    } else {
+        (if lower { 26.0 } else { 0.0 }) + (if upper { 26.0 } else { 0.0 }) + (if digit { 10.0 } else { 0.0 })
+    };
+    chars.len() as f64 * alphabet.max(2.0).log2()
 }
 
 #[cfg(test)]
@@ -100,5 +139,9 @@ mod tests {
         assert_eq!(w(&"ab".repeat(20)), Some(Weakness::LowVariety));
         assert_eq!(w("REPLACE_WITH_THE_OUTPUT_OF_openssl_rand_hex_32"), Some(Weakness::Placeholder));
         assert_eq!(w(Secret::generate().unwrap().expose()), None);
+        assert_eq!(w(&"abcdefgh".repeat(4)), Some(Weakness::Repeated));
+        assert_eq!(w(&"0123456789abcdef".repeat(2)), Some(Weakness::Repeated));
+        assert_eq!(w("3f9a0c21d4e5b6a7980f1e2d3c4b5a69"), None, "exactly 128 bits of hex");
+        assert_eq!(w("pico-token-for-security-tests-0123456789abcdef"), None);
     }
 }

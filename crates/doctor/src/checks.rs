@@ -317,6 +317,19 @@ fn secrets_in_config(loaded: &Loaded, out: &mut Vec<Finding>) {
 /// Basic auth) and never shows it, but the file or variable holding the URL is read by
 /// other tools as a plain setting. In `.security.yml` it is where secrets belong.
 fn secret_in_url(settings: &Settings, creds: &Credentials, out: &mut Vec<Finding>) {
+    if let Some(url) = settings.pico_client.url.as_ref().filter(|u| u.has_secret_query()) {
+        let source = settings
+            .origin(&schema::CHANNELS_PICO_CLIENT_URL)
+            .map_or_else(|| "-".into(), ToString::to_string);
+        out.push(
+            Finding::new("secret-in-url", Severity::Warning, schema::CHANNELS_PICO_CLIENT_URL.path)
+                .message(format!(
+                    "channels.pico_client.url from {source} carries a token in its query ({}); URLs end up in proxy logs and are shown by other tools as they are",
+                    url.shown()
+                ))
+                .fix("put the token in .security.yml channels.pico_client.token (sent as Authorization: Bearer) and remove it from the URL"),
+        );
+    }
     let Some(basic) = creds.pico_client_basic() else { return };
     let severity = match basic.source {
         Source::SecurityFile(_) => return,

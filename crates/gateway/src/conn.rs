@@ -11,7 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use picoclaw_auth::{Principal, Scope};
+use picoclaw_auth::Principal;
 
 use crate::authenticated::{Authenticated, PicoSocket};
 use picoclaw_pico::{ClientFrame, Frame, decode_client};
@@ -99,23 +99,21 @@ pub(crate) async fn upgrade(
         )
         .into_response();
     };
-    let admin = principal.scope == Scope::Admin;
     // A cached session knows its durable owner; anything else reads (or, for a new
     // session, durably writes) the session file, off the async workers.
-    let claimed = match live.engine.claim_cached(&session_id, &principal.id, admin) {
+    let claimed = match live.engine.claim_cached(&session_id, &principal.id) {
         Some(claimed) => claimed,
         None => {
             let (engine, session_id, id) = (live.engine.clone(), session_id.clone(), principal.id.clone());
-            tokio::task::spawn_blocking(move || engine.claim_as(&session_id, &id, admin))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(picoclaw_agent::SessionError::Storage("the session claim did not complete".into()))
-                })
+            tokio::task::spawn_blocking(move || engine.claim_as(&session_id, &id)).await.unwrap_or_else(
+                |_| Err(picoclaw_agent::SessionError::Storage("the session claim did not complete".into())),
+            )
         }
     };
     if let Err(e) = claimed {
         let (status, code) = match e {
             picoclaw_agent::SessionError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            picoclaw_agent::SessionError::Reserved => (StatusCode::FORBIDDEN, "reserved_session_id"),
             picoclaw_agent::SessionError::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid_session_id"),
             picoclaw_agent::SessionError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "session_storage"),
         };
@@ -203,9 +201,16 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
     let _slot = slot;
     let (tx, rx) = mpsc::channel::<Utf8Bytes>(p.send_queue);
     let (closer, closer_rx) = mpsc::channel::<CloseReason>(1);
+    let (closing, mut closed) = tokio::sync::watch::channel(None);
     let id = shared.hub.next_id();
-    let handle =
-        ConnHandle { id, tx: tx.clone(), closer: closer.clone(), v2: p.v2, principal: p.principal.clone() };
+    let handle = ConnHandle {
+        id,
+        tx: tx.clone(),
+        closer: closer.clone(),
+        closing: Arc::new(closing),
+        v2: p.v2,
+        principal: p.principal.clone(),
+    };
     let joined = shared.hub.join(&p.session_id, handle.clone(), p.last_seq);
     // A reload that ran between the gate and the join swept the hub before this socket
     // was in it: check the credential against the state in force now.
@@ -236,8 +241,16 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
     }
 
     let turns = Arc::new(Semaphore::new(TURNS_PER_SOCKET));
+    let mut running: Vec<tokio::task::AbortHandle> = Vec::new();
     loop {
-        let next = tokio::time::timeout(p.read_timeout, stream.next()).await;
+        if closed.borrow_and_update().is_some() {
+            break;
+        }
+        let next = tokio::select! {
+            biased;
+            _ = closed.changed() => break,
+            next = tokio::time::timeout(p.read_timeout, stream.next()) => next,
+        };
         let message = match next {
             Err(_) => {
                 handle.close(close::GOING_AWAY, "read timeout: no frame or pong within read_timeout");
@@ -253,13 +266,14 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
         };
         match message {
             Message::Text(text) => {
-                let reply =
-                    on_text(&shared, &p.session_id, &handle, &joined.turn_lock, &turns, text.as_str());
-                if let Some(frame) = reply
-                    && tx.try_send(Utf8Bytes::from(frame.encode())).is_err()
-                {
-                    handle.close(close::POLICY, "send queue full: the client is not reading");
-                    break;
+                running.retain(|t| !t.is_finished());
+                match on_text(&shared, &p.session_id, &handle, &joined.turn_lock, &turns, text.as_str()) {
+                    Reply::Frame(frame) if tx.try_send(Utf8Bytes::from(frame.encode())).is_err() => {
+                        handle.close(close::POLICY, "send queue full: the client is not reading");
+                        break;
+                    }
+                    Reply::Frame(_) => {}
+                    Reply::Turn(turn) => running.push(turn),
                 }
             }
             Message::Binary(_) => {
@@ -273,6 +287,13 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
             }
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => {}
+        }
+    }
+    // A socket closed because its credential ended takes its answers in flight with it;
+    // one the client closed lets them finish (other sockets of the session get them).
+    if *closed.borrow() == Some(close::CREDENTIAL_REVOKED) {
+        for turn in &running {
+            turn.abort();
         }
     }
     shared.hub.leave(&p.session_id, id);
@@ -304,6 +325,14 @@ fn classify(e: &axum::Error) -> (u16, &'static str) {
     }
 }
 
+/// What a text frame from the client produced.
+enum Reply {
+    /// A frame for this socket only (pong, error).
+    Frame(Frame),
+    /// A turn was started.
+    Turn(tokio::task::AbortHandle),
+}
+
 fn on_text(
     shared: &Arc<Shared>,
     session_id: &str,
@@ -311,13 +340,13 @@ fn on_text(
     turn_lock: &Arc<tokio::sync::Mutex<()>>,
     turns: &Arc<Semaphore>,
     text: &str,
-) -> Option<Frame> {
+) -> Reply {
     match decode_client(text) {
-        Err(e) => Some(Frame::error(Some(session_id), e.code(), &e.to_string(), e.request_id())),
-        Ok(ClientFrame::Ping { id }) => Some(Frame::pong(session_id, id)),
+        Err(e) => Reply::Frame(Frame::error(Some(session_id), e.code(), &e.to_string(), e.request_id())),
+        Ok(ClientFrame::Ping { id }) => Reply::Frame(Frame::pong(session_id, id)),
         Ok(ClientFrame::Send { id, session_id: envelope, content, media }) => {
             if envelope.as_deref().is_some_and(|s| s != session_id) {
-                return Some(Frame::error(
+                return Reply::Frame(Frame::error(
                     Some(session_id),
                     "session_mismatch",
                     "frame session_id differs from this socket's session; open a socket with ?session_id= instead",
@@ -325,7 +354,7 @@ fn on_text(
                 ));
             }
             if shared.shutting_down.load(Ordering::Acquire) {
-                return Some(Frame::error(
+                return Reply::Frame(Frame::error(
                     Some(session_id),
                     "shutting_down",
                     "the gateway is shutting down",
@@ -333,7 +362,7 @@ fn on_text(
                 ));
             }
             let Ok(permit) = turns.clone().try_acquire_owned() else {
-                return Some(Frame::error(
+                return Reply::Frame(Frame::error(
                     Some(session_id),
                     "busy",
                     "too many messages in flight on this socket; wait for the previous answers",
@@ -347,8 +376,9 @@ fn on_text(
                 media,
                 principal: handle.principal.id.clone(),
             };
-            tokio::spawn(run_turn(shared.clone(), turn, turn_lock.clone(), permit));
-            None
+            Reply::Turn(
+                tokio::spawn(run_turn(shared.clone(), turn, turn_lock.clone(), permit)).abort_handle(),
+            )
         }
     }
 }

@@ -46,15 +46,28 @@ pub(crate) struct ConnHandle {
     pub id: u64,
     pub tx: mpsc::Sender<Utf8Bytes>,
     pub closer: mpsc::Sender<CloseReason>,
+    /// Set (with the close code) the moment a close is requested: the socket's reader
+    /// stops at once, so a socket told to close takes no further frame.
+    pub closing: Arc<tokio::sync::watch::Sender<Option<u16>>>,
     pub v2: bool,
     /// Who authenticated the socket (re-checked on reload and as credentials expire).
     pub principal: Principal,
 }
 
 impl ConnHandle {
-    /// Asks the socket to close (never blocks; a second request is ignored).
+    /// Closes the socket: its reader stops taking frames now, and the writer sends the
+    /// close frame (never blocks; only the first request counts).
     pub fn close(&self, code: u16, reason: impl Into<String>) {
-        let _ = self.closer.try_send(CloseReason { code, reason: reason.into() });
+        let first = self.closing.send_if_modified(|closing| {
+            if closing.is_some() {
+                return false;
+            }
+            *closing = Some(code);
+            true
+        });
+        if first {
+            let _ = self.closer.try_send(CloseReason { code, reason: reason.into() });
+        }
     }
 }
 

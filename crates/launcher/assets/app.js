@@ -318,6 +318,12 @@
     }
     await refreshTokens();
     if (r.data && typeof r.data.token === "string") showOnce($("named"), r.data.token);
+    else if (r.data && typeof r.data.token_shown === "string") {
+      const p = document.createElement("p");
+      p.className = "msg";
+      p.textContent = "Rotated (fingerprint " + (r.data.fingerprint || "?") + "). The new value is not shown here: " + r.data.token_shown.replace(/^no: /, "") + ".";
+      box.prepend(p);
+    }
   }
 
   function renderNamed(box, named) {

@@ -81,6 +81,7 @@ impl Launcher {
         let net = net::NetPolicy {
             allowed: options.settings.allowed_cidrs.clone(),
             trusted_proxies: options.settings.trusted_proxies.clone(),
+            loopback_only: ip.is_loopback(),
         };
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -13,6 +13,10 @@ pub struct NetPolicy {
     pub allowed: Cidrs,
     /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` / `X-Forwarded-Host` are believed.
     pub trusted_proxies: Cidrs,
+    /// The launcher listens on loopback only: a request must then name a loopback host
+    /// (DNS rebinding: a page on `attacker.example` that resolves to 127.0.0.1 reaches the
+    /// listener with `Host: attacker.example`).
+    pub loopback_only: bool,
 }
 
 /// What the launcher knows about the client of one request.
@@ -64,6 +68,28 @@ impl NetPolicy {
     /// Whether `client` may use the launcher at all.
     pub fn allows(&self, client: &Client) -> bool {
         self.allowed.is_empty() || client.ip.is_loopback() || self.allowed.contains(client.ip)
+    }
+}
+
+impl NetPolicy {
+    /// Whether the request names a host this launcher answers for: any host when it listens
+    /// beyond loopback or the request came through a trusted proxy that says which host
+    /// it was for (`X-Forwarded-Host`); otherwise `localhost`, a 127/8 address or `[::1]`.
+    pub fn host_allowed(&self, headers: &HeaderMap, client: &Client) -> bool {
+        if !self.loopback_only || (client.via_proxy && headers.contains_key("x-forwarded-host")) {
+            return true;
+        }
+        let Some(authority) = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()) else {
+            // HTTP/1.1 requires Host; a request without one names nothing we could misread.
+            return true;
+        };
+        let host = match authority.rsplit_once(':') {
+            Some((h, port)) if !h.ends_with(']') || authority.starts_with('[') => {
+                if port.bytes().all(|b| b.is_ascii_digit()) { h } else { authority }
+            }
+            _ => authority,
+        };
+        picoclaw_config::Host::parse(host).is_ok_and(|h| h.is_loopback())
     }
 }
 

@@ -166,6 +166,15 @@ async fn gate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> 
         return ApiError::new(StatusCode::FORBIDDEN, "access_denied", "access denied by network policy")
             .into_response();
     }
+    if !st.net.host_allowed(req.headers(), &client) {
+        tracing::warn!(client = %client.ip, "request for a host that is not this loopback launcher refused");
+        return ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "bad_host",
+            "this dashboard listens on loopback and answers only for localhost, 127.0.0.1 or [::1]",
+        )
+        .into_response();
+    }
     req.extensions_mut().insert(client);
     // Before anything else (the login limiter included): a cross-site page must not be
     // able to log the user in or out, spend their failed-login budget or change anything.
@@ -221,6 +230,40 @@ fn with_cookie(mut resp: Response, cookie: &str) -> Response {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
+}
+
+/// The outcome of presenting a launcher token.
+enum Login {
+    /// Right: a session may be made for this token generation.
+    Accepted { generation: u64, digest: [u8; 32] },
+    /// Wrong (counted).
+    Wrong,
+    /// The client is locked out and the token is guessable (or wrong).
+    Limited(RetryAfter),
+}
+
+/// Checks a presented launcher token against the failed-login limits. The token is
+/// compared first: a right token that cannot be guessed (the random 256-bit token the
+/// launcher generates, or any configured one that looks like 128 random bits) is accepted
+/// even while the address is locked out, so nobody can lock the owner out of their own
+/// dashboard; a guessable one stays refused while locked (docs/credentials.md, "Failure
+/// lockout"). Successes are not counted and do not reset the count.
+fn verify_login(st: &AppState, client: &Client, presented: &str) -> Login {
+    let locked = st.limiter.check(client.ip).err();
+    let (ok, generation, digest, guessable) = {
+        let token = st.token();
+        let guessable = picoclaw_credentials::strength::weakness(&token.secret).is_some();
+        (token.secret.matches(presented), token.generation, token.secret.digest(), guessable)
+    };
+    match (ok, locked) {
+        (true, Some(retry)) if guessable => Login::Limited(retry),
+        (true, _) => Login::Accepted { generation, digest },
+        (false, Some(retry)) => Login::Limited(retry),
+        (false, None) => {
+            st.limiter.record_failure(client.ip);
+            Login::Wrong
+        }
+    }
 }
 
 /// A pasted token without the whitespace around it (spaces, tabs, newlines).
@@ -289,21 +332,18 @@ fn token_login(st: &AppState, client: &Client, login: QueryLogin) -> Response {
         // A blank `?token=` is a missing token, not a wrong one: nothing is counted.
         return redirect("/login?error=missing");
     }
-    if let Err(retry) = st.limiter.check(client.ip) {
-        let mut resp = redirect("/login?error=rate_limited");
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry.0));
-        return resp;
-    }
-    let (ok, generation, digest) = {
-        let token = st.token();
-        (token.secret.matches(&presented), token.generation, token.secret.digest())
+    let (generation, digest) = match verify_login(st, client, &presented) {
+        Login::Accepted { generation, digest } => (generation, digest),
+        Login::Limited(retry) => {
+            let mut resp = redirect("/login?error=rate_limited");
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry.0));
+            return resp;
+        }
+        Login::Wrong => {
+            tracing::warn!(client = %client.ip, "dashboard login with ?token= failed: wrong token");
+            return redirect("/login?error=invalid");
+        }
     };
-    if !ok {
-        st.limiter.record_failure(client.ip);
-        tracing::warn!(client = %client.ip, "dashboard login with ?token= failed: wrong token");
-        return redirect("/login?error=invalid");
-    }
-    st.limiter.record_success(client.ip);
     let Ok((_, cookie)) = st.sessions.create(generation, &digest) else {
         return ApiError::internal().into_response();
     };
@@ -375,26 +415,23 @@ async fn login(
         )
         .into_response();
     };
-    if let Err(retry) = st.limiter.check(client.ip) {
-        tracing::warn!(client = %client.ip, "dashboard login refused: rate limited");
-        return ApiError::limited(retry).into_response();
-    }
-    let (ok, generation, digest) = {
-        let token = st.token();
-        (token.secret.matches(presented), token.generation, token.secret.digest())
-    };
-    if !ok {
-        st.limiter.record_failure(client.ip);
-        tracing::warn!(client = %client.ip, "dashboard login failed: wrong token");
-        if form {
-            let page = "<!doctype html><meta charset=utf-8><title>Wrong token</title>\
-                        <p>Wrong token. <a href=\"/login\">Try again</a>.</p>";
-            return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
+    let (generation, digest) = match verify_login(&st, &client, presented) {
+        Login::Accepted { generation, digest } => (generation, digest),
+        Login::Limited(retry) => {
+            tracing::warn!(client = %client.ip, "dashboard login refused: rate limited");
+            return ApiError::limited(retry).into_response();
         }
-        return ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "wrong launcher token")
-            .into_response();
-    }
-    st.limiter.record_success(client.ip);
+        Login::Wrong => {
+            tracing::warn!(client = %client.ip, "dashboard login failed: wrong token");
+            if form {
+                let page = "<!doctype html><meta charset=utf-8><title>Wrong token</title>\
+                        <p>Wrong token. <a href=\"/login\">Try again</a>.</p>";
+                return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
+            }
+            return ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "wrong launcher token")
+                .into_response();
+        }
+    };
     let Ok((_, cookie)) = st.sessions.create(generation, &digest) else {
         return ApiError::internal().into_response();
     };

@@ -154,7 +154,32 @@ pub(crate) async fn rotate(
     body: Bytes,
 ) -> Response {
     let Some(key) = key.ok().and_then(|Path(k)| TokenKey::parse(&k)) else { return no_such_token() };
-    forward(&st, Method::POST, format!("/api/tokens/{}/rotate", key.0), body).await
+    let fixed = matches!(key.0.as_str(), "pico" | "gateway");
+    let answer = forward(&st, Method::POST, format!("/api/tokens/{}/rotate", key.0), body).await;
+    if fixed { without_value(answer).await } else { answer }
+}
+
+/// A rotation of the pico or gateway token, without the new value: the browser never
+/// receives a gateway or pico token (docs/launcher.md). The value is in `.security.yml`
+/// (the answer says where); a named token's new value is shown once, since it is made for
+/// a device the user is setting up.
+async fn without_value(answer: Response) -> Response {
+    let status = answer.status();
+    let Ok(bytes) = axum::body::to_bytes(answer.into_body(), MAX_ANSWER).await else {
+        return ApiError::internal().into_response();
+    };
+    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&bytes) else {
+        return (status, bytes).into_response();
+    };
+    if body.remove("token").is_some() {
+        body.insert(
+            "token_shown".into(),
+            Value::from(
+                "no: the new value is in .security.yml; `picoclaw token rotate` on the host prints it",
+            ),
+        );
+    }
+    (status, Json(Value::Object(body))).into_response()
 }
 
 /// Forwards one allowed operation to the gateway's named-token admin API with the runtime
