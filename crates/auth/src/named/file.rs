@@ -14,8 +14,11 @@ use picoclaw_credentials::{Credentials, Secret};
 use serde_json::Value;
 
 use super::GraceDigests;
+use super::error::TokenStoreError;
+use super::fixed::FixedCredential;
 use super::format::TokenId;
-use super::record::{FixedCredential, TokenName, TokenRecord, TokenSet, TokenStoreError, TokenSummary};
+use super::record::{TokenName, TokenRecord, TokenSummary};
+use super::set::TokenSet;
 use super::time::Timestamp;
 use crate::verify::Scope;
 
