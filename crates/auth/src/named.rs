@@ -7,7 +7,9 @@
 //!   private `tree` module that names the key of any bad entry;
 //! - [`FixedCredential`]: `gateway.token` and `channels.pico.token`, which rotate too;
 //! - [`time`]: timestamps, the injectable clock and the `30d` duration syntax;
-//! - [`TokenFile`]: locked read-change-write of those records (CLI and admin API);
+//! - [`TokenFile`]: locked read-change-write of those records;
+//! - [`ops`]: the token operations (list, create, revoke, rotate) that `picoclaw token`
+//!   and the admin API both call: typed requests, results and errors, one audit line;
 //! - [`NamedTokenStore`]: id → record map; a presented token is parsed, looked up by its
 //!   id, and its SHA-256 compared in constant time with the current digest and any old
 //!   digest still in its rotation grace;
@@ -29,6 +31,7 @@ mod error;
 mod file;
 mod fixed;
 pub mod format;
+pub mod ops;
 pub mod record;
 mod set;
 pub mod time;

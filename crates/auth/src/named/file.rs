@@ -129,7 +129,17 @@ impl TokenFile {
         expires: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<(TokenRecord, Secret), TokenStoreError> {
-        let name = TokenName::parse(name)?;
+        self.create_named(TokenName::parse(name)?, scope, expires, now)
+    }
+
+    /// [`TokenFile::create`] with a name already parsed.
+    pub fn create_named(
+        &self,
+        name: TokenName,
+        scope: Scope,
+        expires: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(TokenRecord, Secret), TokenStoreError> {
         if expires.is_some_and(|e| e <= now) {
             return Err(TokenStoreError::InvalidExpiry);
         }

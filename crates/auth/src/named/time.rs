@@ -190,6 +190,13 @@ pub struct DurationError {
     reason: &'static str,
 }
 
+impl DurationError {
+    /// What is wrong, without the input (for messages that must not echo a value).
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
 /// Parses `45s`, `10m`, `1h`, `30d`, `2w` and concatenations such as `1h30m`; `0` and `0s`
 /// mean no time at all. At most ten years.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {

@@ -68,7 +68,7 @@ pub(crate) fn invalid(key: &str, message: impl Into<String>) -> TokenStoreError 
 
 /// serde's messages quote unexpected string values, and a user may have pasted a token
 /// into the wrong field: blank out anything between double quotes.
-fn redact_quoted(message: &str) -> String {
+pub(crate) fn redact_quoted(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut inside = false;
     for c in message.chars() {
