@@ -2,7 +2,8 @@
 //! text, and checksum rejection.
 //!
 //! Byte 0 selects the mode. Even: the rest is parsed as it is (never a panic; whatever is
-//! accepted has the documented shape). Odd: the rest seeds a well-formed token built here
+//! accepted has the documented shape), also as the admin API's token requests (path key
+//! and JSON bodies, raw and as the value of each field), whose errors never echo a value. Odd: the rest seeds a well-formed token built here
 //! from the documented format (checksum = first 30 bits of SHA-256 over `pcl_<id>_<secret>`
 //! as 6 base32 characters), which must parse to its id; then one character, chosen and
 //! replaced by the input, is changed — that token must be rejected.
@@ -11,7 +12,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
-use picoclaw_auth::named::{PREFIX, TOKEN_LEN, TokenId, TokenName, format, parse_duration};
+use picoclaw_auth::named::ops::{CreateRequest, RotateRequest, TokenKey};
+use picoclaw_auth::named::{PREFIX, TOKEN_LEN, Timestamp, TokenId, TokenName, format, parse_duration};
 use sha2::{Digest, Sha256};
 
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -40,7 +42,33 @@ fn build(seed: &[u8]) -> String {
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
     if mode & 1 == 0 {
+        let now = Timestamp::from_unix(1_800_000_000);
+        let _ = CreateRequest::from_json(rest, now).map_err(|e| e.to_string());
+        let _ = RotateRequest::from_json("pico", rest).map_err(|e| e.to_string());
         let Ok(text) = std::str::from_utf8(rest) else { return };
+        // A value sent in any field, or as the whole body, is never repeated back: it
+        // starts with U+0001, which no message contains, raw or escaped (`\u{1}`), unless
+        // it echoes the value.
+        let value = serde_json::Value::from(format!("\u{1}{text}")).to_string();
+        let echoes = |message: String| message.contains('\u{1}') || message.contains("\\u{1}");
+        let bodies = [
+            value.clone(),
+            format!(r#"{{"name":{value},"scope":"chat"}}"#),
+            format!(r#"{{"name":"n","scope":{value}}}"#),
+            format!(r#"{{"name":"n","scope":"chat","expires":{value}}}"#),
+            format!(r#"{{"name":"n","scope":"chat","token":{value}}}"#),
+            format!(r#"{{"name":["#) + &value + "]}",
+        ];
+        for body in &bodies {
+            if let Err(e) = CreateRequest::from_json(body.as_bytes(), now) {
+                assert!(!echoes(e.to_string()), "a create error echoes a value");
+            }
+        }
+        let grace = format!(r#"{{"grace":{value}}}"#);
+        if let Err(e) = RotateRequest::from_json("pico", grace.as_bytes()) {
+            assert!(!echoes(e.to_string()), "a rotate error echoes a value");
+        }
+        let _ = TokenKey::parse(text).map_err(|e| e.to_string());
         if let Ok(id) = format::parse(text) {
             assert_eq!(text.len(), TOKEN_LEN);
             assert!(text.starts_with(PREFIX));

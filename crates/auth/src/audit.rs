@@ -83,10 +83,12 @@ pub struct AuditEvent {
     /// Client address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
-    /// Kind of the credential concerned.
+    /// Kind of the credential concerned: the one presented (`auth_*`), or the one a
+    /// token operation created, revoked or rotated (`create`, `revoke`, `rotate`; who
+    /// asked for it is the `actor`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential_kind: Option<CredentialKind>,
-    /// Its public id (`pico`, `gateway`, a named token id).
+    /// Its public id (`pico`, `gateway`, a named token id). Never in `code`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential_id: Option<String>,
     /// Who made a change (the principal id of an admin API call, or `cli`).
@@ -165,9 +167,10 @@ impl AuditEvent {
         self
     }
 
-    /// Sets the error code.
-    pub fn code(mut self, code: &str) -> AuditEvent {
-        self.code = Some(clip(code));
+    /// Sets the error code: one of the stable, static codes (`AuthError::code`,
+    /// `TokenOpError::code`), so no id or value can end up in this field.
+    pub fn code(mut self, code: &'static str) -> AuditEvent {
+        self.code = Some(code.to_owned());
         self
     }
 
@@ -239,6 +242,20 @@ impl Sink {
         file.write_all(text.as_bytes())?;
         self.size += len;
         Ok(())
+    }
+}
+
+/// Where a component sends its audit lines: the gateway's [`AuditLog`] queue, or a
+/// command's synchronous [`append`].
+pub trait AuditSink {
+    /// Records one event. Never fails the operation it describes: a sink that cannot
+    /// write says so where its owner reports problems.
+    fn record(&self, event: &AuditEvent);
+}
+
+impl AuditSink for AuditLog {
+    fn record(&self, event: &AuditEvent) {
+        AuditLog::record(self, event);
     }
 }
 

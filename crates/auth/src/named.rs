@@ -1,9 +1,15 @@
 //! Named tokens and rotation grace: verification in O(1) of the number of tokens.
 //!
 //! - [`format`]: the `pcl_<id>_<secret>_<check>` format, checked offline;
-//! - [`record`]: the hash-only records in `.security.yml` (`tokens:` and `rotated:`);
+//! - [`record`]: one hash-only record of `.security.yml` `tokens:`, its name and state;
+//! - [`TokenSet`]: all the records of one file and the changes to them (create, revoke,
+//!   rotate), validated; the `tokens:` and `rotated:` trees are read and written by a
+//!   private `tree` module that names the key of any bad entry;
+//! - [`FixedCredential`]: `gateway.token` and `channels.pico.token`, which rotate too;
 //! - [`time`]: timestamps, the injectable clock and the `30d` duration syntax;
-//! - [`TokenFile`]: locked read-change-write of those records (CLI and admin API);
+//! - [`TokenFile`]: locked read-change-write of those records;
+//! - [`ops`]: the token operations (list, create, revoke, rotate) that `picoclaw token`
+//!   and the admin API both call: typed requests, results and errors, one audit line;
 //! - [`NamedTokenStore`]: id → record map; a presented token is parsed, looked up by its
 //!   id, and its SHA-256 compared in constant time with the current digest and any old
 //!   digest still in its rotation grace;
@@ -21,18 +27,22 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
+mod error;
 mod file;
+mod fixed;
 pub mod format;
+pub mod ops;
 pub mod record;
+mod set;
 pub mod time;
+mod tree;
 
+pub use error::TokenStoreError;
 pub use file::{FixedRotation, TokenFile};
-
+pub use fixed::{FixedCredential, GraceDigests, MAX_ROTATED, RotatedDigest};
 pub use format::{FormatError, PREFIX, TOKEN_LEN, TokenId};
-pub use record::{
-    Digest, FixedCredential, PreviousSecret, RotatedDigest, TokenName, TokenRecord, TokenSet, TokenState,
-    TokenStoreError, TokenSummary, persist_last_used,
-};
+pub use record::{Digest, MAX_NAME_LEN, PreviousSecret, TokenName, TokenRecord, TokenState, TokenSummary};
+pub use set::{MAX_PREVIOUS, MAX_TOKENS, TokenSet, persist_last_used};
 pub use time::{Clock, DurationError, ManualClock, SystemClock, Timestamp, format_duration, parse_duration};
 
 use crate::verify::{AuthError, CredentialKind, NamedTokens, Principal};
@@ -195,121 +205,6 @@ impl NamedTokenStore {
 impl NamedTokens for NamedTokenStore {
     fn verify(&self, presented: &str) -> Option<Result<Principal, AuthError>> {
         presented.starts_with(PREFIX).then(|| self.check(presented))
-    }
-}
-
-/// Old values of rotated fixed credentials (`gateway.token`, `channels.pico.token`), each
-/// accepted until the end of its grace.
-pub struct GraceDigests {
-    entries: Vec<RotatedDigest>,
-    clock: Arc<dyn Clock>,
-}
-
-impl fmt::Debug for GraceDigests {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GraceDigests").field("entries", &self.entries.len()).finish_non_exhaustive()
-    }
-}
-
-impl GraceDigests {
-    /// From the `.security.yml` tree (`rotated:`), with the system clock.
-    pub fn from_tree(tree: &Value) -> Result<GraceDigests, TokenStoreError> {
-        Ok(GraceDigests { entries: record::rotated_from_tree(tree)?, clock: Arc::new(SystemClock) })
-    }
-
-    /// Replaces the clock.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> GraceDigests {
-        self.clock = clock;
-        self
-    }
-
-    /// Drops the pico entries when the Pico channel is disabled (its token is then not
-    /// accepted at all, old or new).
-    pub fn retain_enabled(mut self, pico_enabled: bool) -> GraceDigests {
-        self.entries.retain(|e| pico_enabled || e.credential != FixedCredential::Pico);
-        self
-    }
-
-    /// The entries (all, including ended ones not yet pruned from the file).
-    pub fn entries(&self) -> &[RotatedDigest] {
-        &self.entries
-    }
-
-    /// Adds the old value of `credential`, accepted until `valid_until`.
-    pub fn push(
-        &mut self,
-        credential: FixedCredential,
-        old: &picoclaw_credentials::Secret,
-        valid_until: Timestamp,
-    ) {
-        self.entries.push(RotatedDigest { credential, sha256: Digest::of(old), valid_until });
-        let excess = self.entries.len().saturating_sub(record::MAX_ROTATED);
-        self.entries.drain(..excess);
-    }
-
-    /// Removes every old value of `credential` (its grace ends now).
-    pub fn clear(&mut self, credential: FixedCredential) {
-        self.entries.retain(|e| e.credential != credential);
-    }
-
-    /// Writes `rotated:` into the tree, dropping ended entries.
-    pub fn write_into(&self, tree: &mut Value) {
-        record::rotated_into(tree, &self.entries, self.clock.now());
-    }
-
-    /// Forgets old values equal to a credential in effect now (someone put an old value
-    /// back by hand): the current value must not inherit the old one's deadline.
-    pub fn forget_current(&mut self, current: &Credentials) {
-        let now: Vec<[u8; 32]> =
-            [current.gateway(), current.pico()].into_iter().flatten().map(|r| r.secret.digest()).collect();
-        self.entries.retain(|e| !now.iter().any(|d| bool::from(d.ct_eq(&e.sha256.0))));
-    }
-
-    /// `Some(principal)` (kind Gateway or Pico) when `presented` is an old value whose
-    /// grace lasts; `None` otherwise. After its grace an old value is simply not
-    /// accepted (the verifier answers "invalid credential"): it is never reported as
-    /// "rotated", in case the same value is in use again elsewhere.
-    pub fn verify(&self, presented: &str) -> Option<Principal> {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let now = self.clock.now();
-        let mut live: Option<&RotatedDigest> = None;
-        // No early exit: every entry is compared.
-        for e in &self.entries {
-            let hit = bool::from(e.sha256.0.ct_eq(&digest));
-            if hit && e.valid_until > now && live.is_none() {
-                live = Some(e);
-            }
-        }
-        live.map(|e| Principal {
-            kind: e.credential.kind(),
-            id: e.credential.id().to_owned(),
-            name: e.credential.id().to_owned(),
-            scope: e.credential.scope(),
-            source: ROTATED_SOURCE.to_owned(),
-            fingerprint: e.sha256.fingerprint(),
-            // Only a digest of the old value is kept: its strength is unknown.
-            guessable: true,
-        })
-    }
-
-    /// True while the old value of `credential` with this fingerprint is in grace.
-    pub fn accepts(&self, credential: FixedCredential, fingerprint: &str) -> bool {
-        let now = self.clock.now();
-        self.entries.iter().any(|e| {
-            e.credential == credential && e.valid_until > now && e.sha256.fingerprint() == fingerprint
-        })
-    }
-
-    /// The next end of a grace, if any is in the future.
-    pub fn next_deadline(&self) -> Option<Timestamp> {
-        let now = self.clock.now();
-        self.entries.iter().map(|e| e.valid_until).filter(|t| *t > now).min()
-    }
-}
-
-impl NamedTokens for GraceDigests {
-    fn verify(&self, presented: &str) -> Option<Result<Principal, AuthError>> {
-        GraceDigests::verify(self, presented).map(Ok)
     }
 }
 

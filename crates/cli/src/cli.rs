@@ -114,6 +114,9 @@ pub enum TokenCommand {
     Revoke {
         /// Token id or name.
         target: String,
+        /// Print JSON (the revoked token's record) on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Give a credential a new secret: a named token (id or name; same id, name and scope),
     /// `pico` or `gateway`. The new value is printed once on stdout.

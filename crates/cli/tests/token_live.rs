@@ -250,3 +250,61 @@ async fn audit_lines_queued_just_before_a_clean_stop_reach_the_file() {
     assert!(found, "no auth_success line for the socket in:\n{text}");
     assert!(!text.contains(token), "the token reached the audit log");
 }
+
+/// Each leaf replaced by its JSON type: what "the same shape" means.
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(shape).collect()),
+        Value::Null => Value::from("null"),
+        Value::Bool(_) => Value::from("bool"),
+        Value::Number(_) => Value::from("number"),
+        Value::String(_) => Value::from("string"),
+    }
+}
+
+/// Issue 14: `picoclaw token … --json` and the admin API answer one operation with one
+/// JSON shape (both serialize `picoclaw_auth::named::ops` results), secret aside.
+#[tokio::test]
+async fn cli_json_and_admin_api_answer_with_the_same_shape() {
+    let home = TestHome::onboarded();
+    let gw = home.spawn_gateway(&[]);
+    let client = reqwest::Client::new();
+    let api = |method: reqwest::Method, path: &str, body: Value| {
+        let request = client.request(method, format!("{}{path}", gw.http())).bearer_auth(gw.runtime_token());
+        async move { request.json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let (cli, _) =
+        ok(&home, &["token", "create", "--name", "cli-made", "--scope", "chat", "--expires", "1h", "--json"]);
+    let cli: Value = serde_json::from_str(&cli).unwrap();
+    let from_api = api(
+        reqwest::Method::POST,
+        "/api/tokens",
+        serde_json::json!({"name": "api-made", "scope": "chat", "expires": "1h"}),
+    )
+    .await;
+    assert_eq!(shape(&cli), shape(&from_api), "create");
+    for key in ["cli-made", "pico"] {
+        let (cli, _) = ok(&home, &["token", "rotate", key, "--grace", "1m", "--json"]);
+        let cli: Value = serde_json::from_str(&cli).unwrap();
+        let from_api = api(
+            reqwest::Method::POST,
+            &format!("/api/tokens/{key}/rotate"),
+            serde_json::json!({"grace": "1m"}),
+        )
+        .await;
+        assert_eq!(shape(&cli), shape(&from_api), "rotate {key}");
+        for field in ["kind", "id", "name", "scope"] {
+            assert_eq!(cli[field], from_api[field], "rotate {key}: {field}");
+        }
+        assert!(cli["token"] != from_api["token"], "two rotations, two new values");
+    }
+    let (cli, _) = ok(&home, &["token", "revoke", "cli-made", "--json"]);
+    let cli: Value = serde_json::from_str(&cli).unwrap();
+    let from_api = api(reqwest::Method::DELETE, "/api/tokens/api-made", Value::Null).await;
+    assert_eq!(shape(&cli), shape(&from_api), "revoke");
+    let (cli, _) = ok(&home, &["token", "list", "--json"]);
+    let cli: Value = serde_json::from_str(&cli).unwrap();
+    let from_api = api(reqwest::Method::GET, "/api/tokens", Value::Null).await;
+    assert_eq!(shape(&cli), shape(&from_api), "list");
+}

@@ -3,27 +3,33 @@
 //!
 //! | route | auth | |
 //! |---|---|---|
-//! | `GET /api/tokens` | admin | `{"tokens":[summary…]}` — ids, names, scopes, fingerprints, dates; never a secret |
-//! | `POST /api/tokens` | admin | `{"name","scope":"chat"|"admin","expires":"30d"?}` → 201 with the token, shown once |
-//! | `DELETE /api/tokens/{id or name}` | admin | revoke |
-//! | `POST /api/tokens/{id, name, pico or gateway}/rotate` | admin | `{"grace":"10m"?}` → the new token, shown once |
+//! | `GET /api/tokens` | admin | `Listed`: `{"tokens":[summary…],"credentials":[pico, gateway]}` — ids, names, scopes, fingerprints, dates; never a secret |
+//! | `POST /api/tokens` | admin | `{"name","scope":"chat"|"admin","expires":"30d"?}` → 201 `Created`, with the token shown once |
+//! | `DELETE /api/tokens/{id or name}` | admin | revoke → `Revoked` |
+//! | `POST /api/tokens/{id, name, pico or gateway}/rotate` | admin | `{"grace":"10m"?}` → `Rotated`, with the new token shown once |
 //! | `POST /auth/ticket` | chat or admin, Bearer only | a single-use `ticket.<t>` for `Sec-WebSocket-Protocol`, 30 s, bound to the Origin and to the credential that asked |
 //!
-//! Changes are written to `.security.yml` (atomic, 0600, locked) and applied at once by a
-//! reload (`Shared::apply`): sockets of a revoked credential are closed with 4001 and its
-//! outstanding tickets dropped.
+//! The token routes are thin: they parse the request and call
+//! `picoclaw_auth::named::ops`, the service `picoclaw token` calls too, so both take the
+//! same input and answer with the same JSON (docs/tokens.md), the same errors
+//! (`TokenOpError`: its code and status, as `{"error":{"code","message"}}`) and the same
+//! audit line. Changes are written to `.security.yml` (atomic, 0600, locked) and applied at
+//! once by a reload (`Shared::apply`): sockets of a revoked credential are closed with 4001
+//! and its outstanding tickets dropped.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use picoclaw_auth::Scope;
-use picoclaw_auth::audit::{AuditEvent, AuditKind, Outcome};
-use picoclaw_auth::named::{FixedCredential, Timestamp, TokenFile, TokenStoreError, parse_duration};
-use serde::Deserialize;
+use picoclaw_auth::audit::{AuditEvent, AuditSink};
+use picoclaw_auth::named::TokenFile;
+use picoclaw_auth::named::ops::{
+    CreateRequest, Listed, Requester, Revoked, RotateRequest, Rotated, TokenKey, TokenOpError, TokenOps,
+};
 use serde_json::{Value, json};
 
 use crate::authenticated::{Admin, Authenticated, Chat};
@@ -31,21 +37,34 @@ use crate::error::ApiError;
 use crate::reload::reload;
 use crate::state::Shared;
 
-fn store_error(e: TokenStoreError) -> ApiError {
-    ApiError::new(
-        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        e.code(),
-        e.to_string(),
-    )
+impl From<TokenOpError> for ApiError {
+    fn from(e: TokenOpError) -> ApiError {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            // The message names a file or key, never a value; it is logged too, for the
+            // operator who did not make the request.
+            tracing::warn!(code = e.code(), "token operation failed: {e}");
+        }
+        ApiError::new(status, e.code(), e.to_string())
+    }
 }
 
+impl AuditSink for Shared {
+    fn record(&self, event: &AuditEvent) {
+        self.audit(event.clone());
+    }
+}
+
+/// The token service for this gateway, with the credentials it runs with.
+fn ops(shared: &Shared) -> TokenOps {
+    TokenOps::new(TokenFile::new(shared.paths.security_file()), shared.live().credentials.clone())
+}
+
+/// Runs a token operation (file I/O under a lock) off the async workers.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, TokenStoreError> + Send + 'static,
+    f: impl FnOnce() -> Result<T, TokenOpError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"))?
-        .map_err(store_error)
+    tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::internal())?.map_err(ApiError::from)
 }
 
 async fn apply(shared: &Arc<Shared>, what: &str) {
@@ -58,132 +77,58 @@ async fn apply(shared: &Arc<Shared>, what: &str) {
 pub(crate) async fn list(
     State(shared): State<Arc<Shared>>,
     _auth: Authenticated<Admin>,
-) -> Result<Json<Value>, ApiError> {
-    let file = TokenFile::new(shared.paths.security_file());
-    let tokens = blocking(move || file.list(Timestamp::now())).await?;
-    Ok(Json(json!({ "tokens": tokens })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateBody {
-    name: String,
-    scope: String,
-    #[serde(default)]
-    expires: Option<String>,
-}
-
-fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, code, message)
-}
-
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, ApiError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body)
-        .map_err(|e| bad_request("invalid_body", format!("expected JSON {expected}: {e}")))
+) -> Result<Json<Listed>, ApiError> {
+    let ops = ops(&shared);
+    Ok(Json(blocking(move || ops.list()).await?))
 }
 
 /// `POST /api/tokens`.
 pub(crate) async fn create(
     State(shared): State<Arc<Shared>>,
     auth: Authenticated<Admin>,
-    body: axum::body::Bytes,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
-    let actor = auth.principal.id;
-    let body: CreateBody =
-        parse_body(&body, r#"{"name": "...", "scope": "chat"|"admin", "expires": "30d"}"#)?;
-    let scope = match body.scope.as_str() {
-        "chat" => Scope::Chat,
-        "admin" => Scope::Admin,
-        _ => return Err(bad_request("invalid_scope", "scope must be \"chat\" or \"admin\"")),
-    };
-    let now = Timestamp::now();
-    let expires = match &body.expires {
-        Some(text) => {
-            Some(now.after(parse_duration(text).map_err(|e| bad_request("invalid_expires", e.to_string()))?))
-        }
-        None => None,
-    };
-    let file = TokenFile::new(shared.paths.security_file());
-    let name = body.name.clone();
-    let (record, secret) = blocking(move || file.create(&name, scope, expires, now)).await?;
-    shared.audit(AuditEvent::new(AuditKind::Create, Outcome::Ok).actor(&actor).code(record.id.as_str()));
+    let ops = ops(&shared);
+    let request = CreateRequest::from_json(&body, ops.now())?;
+    let by = Requester::api(&auth.principal, Some(peer.ip().to_string()));
+    let sink = shared.clone();
+    let created = blocking(move || ops.create(&request, &by, &*sink)).await?;
     apply(&shared, "token created").await;
-    Ok((StatusCode::CREATED, Json(record.shown_once(now, &secret))).into_response())
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// `DELETE /api/tokens/{key}`.
 pub(crate) async fn revoke(
     State(shared): State<Arc<Shared>>,
     auth: Authenticated<Admin>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(key): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let actor = auth.principal.id;
-    if FixedCredential::from_name(&key).is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "not_revocable",
-            format!("{key} is a configured credential; rotate it instead (POST /api/tokens/{key}/rotate)"),
-        ));
-    }
-    let file = TokenFile::new(shared.paths.security_file());
-    let now = Timestamp::now();
-    let record = blocking(move || file.revoke(&key, now)).await?;
-    let summary = record.summary(now);
-    shared.audit(AuditEvent::new(AuditKind::Revoke, Outcome::Ok).actor(&actor).code(&summary.id));
+) -> Result<Json<Revoked>, ApiError> {
+    let key = TokenKey::parse(&key)?;
+    let ops = ops(&shared);
+    let by = Requester::api(&auth.principal, Some(peer.ip().to_string()));
+    let sink = shared.clone();
+    let revoked = blocking(move || ops.revoke(&key, &by, &*sink)).await?;
     apply(&shared, "token revoked").await;
-    Ok(Json(json!({ "revoked": summary })))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RotateBody {
-    #[serde(default)]
-    grace: Option<String>,
+    Ok(Json(revoked))
 }
 
 /// `POST /api/tokens/{key}/rotate`.
 pub(crate) async fn rotate(
     State(shared): State<Arc<Shared>>,
     auth: Authenticated<Admin>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(key): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let actor = auth.principal.id;
-    let body: RotateBody = parse_body(&body, r#"{"grace": "10m"}"#)?;
-    let grace = match &body.grace {
-        Some(text) => parse_duration(text).map_err(|e| bad_request("invalid_grace", e.to_string()))?,
-        None => Duration::ZERO,
-    };
-    let file = TokenFile::new(shared.paths.security_file());
-    let now = Timestamp::now();
-    let out = match FixedCredential::from_name(&key) {
-        Some(cred) => {
-            let current = shared.live().credentials.clone();
-            let rotation =
-                blocking(move || file.rotate_fixed(cred, &current, grace, now)).await.inspect_err(|e| {
-                    shared.audit(
-                        AuditEvent::new(AuditKind::Rotate, Outcome::Denied).actor(&actor).code(e.code),
-                    );
-                })?;
-            json!({
-                "id": key,
-                "fingerprint": rotation.secret.fingerprint().to_string(),
-                "token": rotation.secret.expose(),
-                "old_valid_until": rotation.old_valid_until.map(Timestamp::unix),
-                "old_source": rotation.old_source.to_string(),
-            })
-        }
-        None => {
-            let (record, secret) = blocking(move || file.rotate(&key, grace, now)).await?;
-            record.shown_once(now, &secret)
-        }
-    };
-    shared.audit(
-        AuditEvent::new(AuditKind::Rotate, Outcome::Ok).actor(&actor).code(out["id"].as_str().unwrap_or("")),
-    );
+    body: Bytes,
+) -> Result<Json<Rotated>, ApiError> {
+    let request = RotateRequest::from_json(&key, &body)?;
+    let ops = ops(&shared);
+    let by = Requester::api(&auth.principal, Some(peer.ip().to_string()));
+    let sink = shared.clone();
+    let rotated = blocking(move || ops.rotate(&request, &by, &*sink)).await?;
     apply(&shared, "token rotated").await;
-    Ok(Json(out))
+    Ok(Json(rotated))
 }
 
 /// `POST /auth/ticket`.

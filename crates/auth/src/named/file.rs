@@ -14,8 +14,11 @@ use picoclaw_credentials::{Credentials, Secret};
 use serde_json::Value;
 
 use super::GraceDigests;
+use super::error::TokenStoreError;
+use super::fixed::FixedCredential;
 use super::format::TokenId;
-use super::record::{FixedCredential, TokenName, TokenRecord, TokenSet, TokenStoreError, TokenSummary};
+use super::record::{TokenName, TokenRecord, TokenSummary};
+use super::set::TokenSet;
 use super::time::Timestamp;
 use crate::verify::Scope;
 
@@ -126,7 +129,17 @@ impl TokenFile {
         expires: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<(TokenRecord, Secret), TokenStoreError> {
-        let name = TokenName::parse(name)?;
+        self.create_named(TokenName::parse(name)?, scope, expires, now)
+    }
+
+    /// [`TokenFile::create`] with a name already parsed.
+    pub fn create_named(
+        &self,
+        name: TokenName,
+        scope: Scope,
+        expires: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(TokenRecord, Secret), TokenStoreError> {
         if expires.is_some_and(|e| e <= now) {
             return Err(TokenStoreError::InvalidExpiry);
         }

@@ -16,6 +16,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use data_encoding::BASE32_NOPAD;
 use picoclaw_credentials::Secret;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -33,8 +34,6 @@ const SEP1: usize = ID_START + ID_LEN;
 const SECRET_START: usize = SEP1 + 1;
 const SEP2: usize = SECRET_START + SECRET_LEN;
 const CHECK_START: usize = SEP2 + 1;
-
-const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 /// Why a string is not a well-formed named token. Never carries any part of the value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -128,26 +127,14 @@ fn is_base64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
-/// The first `chars` base32 characters of `bytes` (most significant bits first).
+/// The first `chars` characters of the lowercase RFC 4648 base32 of `bytes` (most
+/// significant bits first, no padding). data-encoding's `BASE32_NOPAD` is the RFC
+/// alphabet in upper case; lowering it gives exactly the alphabet of every token ever
+/// issued (`a-z2-7`, checked against a token made by the former hand-written encoder).
 fn base32(bytes: &[u8], chars: usize) -> String {
-    let mut out = String::with_capacity(chars);
-    let mut acc: u32 = 0;
-    let mut bits = 0u32;
-    for &b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(BASE32[((acc >> bits) & 31) as usize]));
-            acc &= (1 << bits) - 1;
-            if out.len() == chars {
-                return out;
-            }
-        }
-    }
-    if bits > 0 && out.len() < chars {
-        out.push(char::from(BASE32[((acc << (5 - bits)) & 31) as usize]));
-    }
+    let mut out = BASE32_NOPAD.encode(bytes);
+    out.truncate(chars);
+    out.make_ascii_lowercase();
     out
 }
 
@@ -248,6 +235,21 @@ mod tests {
         let err = parse(&typo).unwrap_err();
         assert_eq!(err, FormatError::Checksum);
         assert!(!err.to_string().contains(&typo[SECRET_START..SEP2]));
+    }
+
+    /// Made by the hand-written base32 encoder this module had before data-encoding
+    /// (id from the bytes below, secret from `i * 37 + 11` for i in 0..32), and checked
+    /// against Python's `base64.b32encode`: tokens issued then still parse.
+    const ISSUED_BEFORE: &str = "pcl_t46fuapoij35_CzBVep_E6Q4zWH2ix-wRNluApcrvFDleg6jN8hc8YYY_limr6g";
+
+    #[test]
+    fn tokens_issued_by_the_former_encoder_still_parse() {
+        assert_eq!(parse(ISSUED_BEFORE).map(|id| id.0), Ok("t46fuapoij35".to_owned()));
+        assert_eq!(base32(&[0x9f, 0x3c, 0x5a, 0x01, 0xee, 0x42, 0x77, 0xd0], ID_LEN), "t46fuapoij35");
+        let secret: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
+        let mut body = String::from("pcl_t46fuapoij35_");
+        URL_SAFE_NO_PAD.encode_string(&secret, &mut body);
+        assert_eq!(format!("{body}_{}", checksum(&body)), ISSUED_BEFORE);
     }
 
     #[test]

@@ -1,11 +1,21 @@
 //! Time for token lifecycles: whole-second UTC [`Timestamp`]s written as RFC 3339, an
 //! injectable [`Clock`] (tests move time instead of sleeping), and the `30d` / `10m` /
 //! `1h30m` duration syntax of `--expires` and `--grace`.
+//!
+//! The calendar, RFC 3339 and the duration grammar are jiff's. What is picoclaw's own is
+//! policy: one-second resolution, the clamp at the last instant of year 9999, and which
+//! durations a token lifetime may have (whole seconds of `s`, `m`, `h`, `d`, `w`; at most
+//! ten years).
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jiff::civil::DateTime;
+use jiff::fmt::friendly::{Spacing, SpanPrinter};
+use jiff::fmt::temporal::Pieces;
+use jiff::{SignedDuration, Span, SpanRelativeTo, SpanRound, Unit};
 
 /// A UTC instant with one-second resolution (Unix seconds). Displayed as RFC 3339
 /// (`2026-11-22T03:40:24Z`). At most 9999-12-31T23:59:59Z, the last instant RFC 3339 can
@@ -15,6 +25,11 @@ pub struct Timestamp(u64);
 
 /// Unix seconds of 9999-12-31T23:59:59Z.
 const MAX_UNIX: u64 = 253_402_300_799;
+
+/// The Unix epoch as a civil time in UTC. Civil times, not `jiff::Timestamp`, carry the
+/// arithmetic: jiff's timestamps end about a day before 9999-12-31T23:59:59Z (so that any
+/// offset can be applied to them), its civil times end exactly there.
+const EPOCH: DateTime = DateTime::constant(1970, 1, 1, 0, 0, 0, 0);
 
 impl Timestamp {
     /// From Unix seconds (clamped to 9999-12-31T23:59:59Z).
@@ -37,107 +52,38 @@ impl Timestamp {
         Timestamp::from_unix(self.0.saturating_add(d.as_secs()))
     }
 
-    /// Parses RFC 3339 (`2026-11-22T03:40:24Z`, `...+02:00`, fractional seconds ignored)
-    /// or a plain number of Unix seconds.
+    /// Parses RFC 3339 (`2026-11-22T03:40:24Z`, `...+02:00`, fractional seconds ignored, a
+    /// leap second read as :59) or a plain number of Unix seconds. A time needs a date, a
+    /// time of day and an offset; instants before 1970 are refused.
     pub fn parse(s: &str) -> Option<Timestamp> {
         let s = s.trim();
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
             return s.parse().ok().map(Timestamp::from_unix);
         }
-        let b = s.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        let pieces = Pieces::parse(s).ok()?;
+        if pieces.time_zone_annotation().is_some() {
+            // `[Europe/Paris]` is RFC 9557, not RFC 3339: the offset alone decides.
             return None;
         }
-        if b[13] != b':' || b[16] != b':' {
-            return None;
-        }
-        let num = |r: std::ops::Range<usize>| -> Option<u64> {
-            let part = s.get(r)?;
-            if part.bytes().all(|c| c.is_ascii_digit()) { part.parse().ok() } else { None }
-        };
-        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-            return None;
-        }
-        if hour > 23 || minute > 59 || second > 60 {
-            return None;
-        }
-        let mut rest = &s[19..];
-        if let Some(frac) = rest.strip_prefix('.') {
-            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                return None;
-            }
-            rest = &frac[digits..];
-        }
-        let offset: i64 = match rest {
-            "Z" | "z" => 0,
-            _ => {
-                let rb = rest.as_bytes();
-                if rb.len() != 6 || !matches!(rb[0], b'+' | b'-') || rb[3] != b':' {
-                    return None;
-                }
-                let h: i64 = rest.get(1..3)?.parse().ok()?;
-                let m: i64 = rest.get(4..6)?.parse().ok()?;
-                if h > 23 || m > 59 {
-                    return None;
-                }
-                let o = h * 3600 + m * 60;
-                if rb[0] == b'-' { -o } else { o }
-            }
-        };
-        let days = days_from_civil(i64::try_from(year).ok()?, month, day);
-        let secs = days * 86_400 + i64::try_from(hour * 3600 + minute * 60 + second.min(59)).ok()? - offset;
+        let offset = pieces.offset()?.to_numeric_offset();
+        let local = DateTime::from_parts(pieces.date(), pieces.time()?);
+        let secs = local.duration_since(EPOCH).as_secs().checked_sub(i64::from(offset.seconds()))?;
         u64::try_from(secs).ok().map(Timestamp::from_unix)
+    }
+
+    fn civil(self) -> DateTime {
+        // Every value is within 1970..=9999-12-31T23:59:59 (the clamp), which jiff's civil
+        // times cover; the fallback is never taken.
+        let secs = i64::try_from(self.0).unwrap_or(i64::MAX);
+        EPOCH.checked_add(SignedDuration::from_secs(secs)).unwrap_or(DateTime::MAX)
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let days = i64::try_from(self.0 / 86_400).unwrap_or(i64::MAX / 2);
-        let rem = self.0 % 86_400;
-        let (y, m, d) = civil_from_days(days);
-        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+        // Whole seconds: jiff prints no fraction.
+        write!(f, "{}Z", self.civil())
     }
-}
-
-fn is_leap(y: u64) -> bool {
-    (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400)
-}
-
-fn days_in_month(y: u64, m: u64) -> u64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-// Howard Hinnant's days_from_civil / civil_from_days (public domain algorithms).
-fn days_from_civil(y: i64, m: u64, d: u64) -> i64 {
-    let (m, d) = (m as i64, d as i64);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// Where "now" comes from. The gateway uses [`SystemClock`]; tests use [`ManualClock`]
@@ -190,8 +136,17 @@ pub struct DurationError {
     reason: &'static str,
 }
 
-/// Parses `45s`, `10m`, `1h`, `30d`, `2w` and concatenations such as `1h30m`; `0` and `0s`
-/// mean no time at all. At most ten years.
+impl DurationError {
+    /// What is wrong, without the input (for messages that must not echo a value).
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+/// Parses `45s`, `10m`, `1h`, `30d`, `2w` and combinations such as `1h30m` or `1h 30m`
+/// (jiff's "friendly" syntax, also `sec`, `mins`, `hours`, `days`, `weeks`); `0` and `0s`
+/// mean no time at all. Whole, positive numbers of seconds up to weeks only; at most ten
+/// years.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     let err = |reason| DurationError { input: input.chars().take(40).collect(), reason };
     let s = input.trim();
@@ -201,29 +156,30 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }
-    let mut total: u64 = 0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(err("each part must start with a number"));
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| err("the number is too large"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.chars().take_while(char::is_ascii_alphabetic).count();
-        let unit = match &rest[..unit_len] {
-            "s" | "sec" | "secs" => 1,
-            "m" | "min" | "mins" => 60,
-            "h" | "hr" | "hrs" => 3600,
-            "d" | "day" | "days" => 86_400,
-            "w" | "week" | "weeks" => 7 * 86_400,
-            "" => return Err(err("a unit is missing after the number")),
-            _ => return Err(err("unknown unit; use s, m, h, d or w")),
-        };
-        rest = &rest[unit_len..];
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(|| err("too long"))?;
+    // Refused before jiff sees them: a sign or `ago` (jiff reads negative spans), ISO 8601
+    // (`PT1H`) and fractions (`1.5h`), which the documented syntax does not have.
+    if !s.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(err("each part must start with a number"));
     }
-    let d = Duration::from_secs(total);
+    if s.contains(['.', ',']) {
+        return Err(err("use whole numbers, e.g. 1h30m rather than 1.5h"));
+    }
+    let span: Span =
+        s.parse().map_err(|_| err("unknown unit, missing unit or number too large; use s, m, h, d or w"))?;
+    if span.is_negative() {
+        return Err(err("a duration cannot be negative"));
+    }
+    if span.get_years() != 0 || span.get_months() != 0 {
+        return Err(err("months and years vary in length; use d or w"));
+    }
+    if span.get_milliseconds() != 0 || span.get_microseconds() != 0 || span.get_nanoseconds() != 0 {
+        return Err(err("unknown unit; use s, m, h, d or w (whole seconds)"));
+    }
+    let d = span
+        .to_duration(SpanRelativeTo::days_are_24_hours())
+        .ok()
+        .and_then(|d| Duration::try_from(d).ok())
+        .ok_or_else(|| err("too long"))?;
     if d > MAX_DURATION {
         return Err(err("longer than ten years"));
     }
@@ -232,18 +188,15 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
 
 /// `90` → `1m30s`, `86400` → `1d`: the short form [`parse_duration`] accepts.
 pub fn format_duration(d: Duration) -> String {
-    let mut secs = d.as_secs();
-    if secs == 0 {
-        return "0s".to_owned();
+    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let balanced = Span::new()
+        .try_seconds(secs)
+        .and_then(|span| span.round(SpanRound::new().largest(Unit::Day).days_are_24_hours()));
+    match balanced {
+        Ok(span) => SpanPrinter::new().spacing(Spacing::None).span_to_string(&span),
+        // Beyond jiff's span range (about 20,000 years): nothing picoclaw accepts.
+        Err(_) => format!("{secs}s"),
     }
-    let mut out = String::new();
-    for (unit, name) in [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")] {
-        if secs >= unit {
-            out.push_str(&format!("{}{name}", secs / unit));
-            secs %= unit;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -290,6 +243,29 @@ mod tests {
             assert!(e.contains("expected e.g."), "{bad}: {e}");
         }
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+    }
+
+    #[test]
+    fn edges_of_the_jiff_backed_syntax() {
+        let last = Timestamp::from_unix(MAX_UNIX);
+        assert_eq!(last.to_string(), "9999-12-31T23:59:59Z", "past jiff::Timestamp::MAX");
+        assert_eq!(Timestamp::parse("9999-12-31T23:59:59Z"), Some(last));
+        assert_eq!(Timestamp::parse("2026-11-22T03:40:60Z"), Timestamp::parse("2026-11-22T03:40:59Z"));
+        for bad in [
+            "1969-12-31T23:59:59Z",
+            "-002026-11-22T03:40:24Z",
+            "2026-11-22T03:40:24Z[UTC]",
+            "2026-11-22T03:40:24Zx",
+        ] {
+            assert_eq!(Timestamp::parse(bad), None, "{bad}");
+        }
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2weeks"), Ok(Duration::from_secs(14 * 86_400)));
+        for bad in ["5m ago", "500ms", "1y", "2mo", "PT1H", "1d1d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(86_400 + 61)), "1d1m1s");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
     }
 
     #[test]

@@ -1,22 +1,24 @@
 //! `picoclaw token create|list|revoke|rotate`: named tokens and rotation of the pico and
-//! gateway tokens. Changes go to `.security.yml` (read, validate, atomic 0600 write), are
-//! recorded in `logs/audit.jsonl`, and a running gateway is asked to reload at once (it
-//! also watches the file). A credential that comes from an environment variable is never
-//! changed here: that variable is where it has to be changed.
+//! gateway tokens, through `picoclaw_auth::named::ops` — the service the gateway's admin
+//! API calls too, so both parse the same input, refuse it with the same errors, print the
+//! same JSON (`--json`) and write the same audit line to `logs/audit.jsonl`. What is left
+//! here is the printing (stdout carries only the new token, for scripts) and asking a
+//! running gateway to reload at once (it also watches the file). A credential that comes
+//! from an environment variable is never changed: that variable is where it has to be
+//! changed.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
-use picoclaw_auth::audit::{self, AuditEvent, AuditKind, Outcome};
-use picoclaw_auth::named::{
-    FixedCredential, GraceDigests, Timestamp, TokenFile, TokenRecord, TokenSet, TokenStoreError,
-    format_duration, parse_duration,
+use anyhow::{Result, anyhow};
+use picoclaw_auth::Scope;
+use picoclaw_auth::audit::{self, AuditEvent, AuditSink};
+use picoclaw_auth::named::ops::{
+    CreateRequest, Grace, Listed, Requester, RotateRequest, TokenKey, TokenOpError, TokenOps,
 };
-use picoclaw_auth::{CredentialKind, Scope};
-use picoclaw_config::{Flags, Source};
+use picoclaw_auth::named::{TokenFile, TokenSummary, format_duration};
+use picoclaw_config::Flags;
 use picoclaw_credentials::Secret;
-use serde_json::{Value, json};
 
 use crate::cli::{TokenCommand, TokenScope};
 use crate::context::Context;
@@ -25,13 +27,23 @@ use crate::output::table;
 pub fn run(command: TokenCommand) -> Result<ExitCode> {
     let ctx = Context::load(&Flags::new())?;
     ctx.print_warnings();
+    let ops = TokenOps::new(TokenFile::new(ctx.paths.security_file()), ctx.credentials.clone());
+    let audit = AuditFile(ctx.paths.audit_log());
     match command {
         TokenCommand::Create { name, scope, expires, json } => {
-            create(&ctx, &name, scope, expires.as_deref(), json)
+            let request = CreateRequest::new(&name, scope_of(scope), expires.as_deref(), ops.now())
+                .map_err(cli_error)?;
+            create(&ctx, &ops, &audit, &request, json)
         }
-        TokenCommand::List { json } => list(&ctx, json),
-        TokenCommand::Revoke { target } => revoke(&ctx, &target),
-        TokenCommand::Rotate { target, grace, json } => rotate(&ctx, &target, grace.as_deref(), json),
+        TokenCommand::List { json } => list(&ops, json),
+        TokenCommand::Revoke { target, json } => {
+            let key = TokenKey::parse(&target).map_err(cli_error)?;
+            revoke(&ctx, &ops, &audit, &key, json)
+        }
+        TokenCommand::Rotate { target, grace, json } => {
+            let request = RotateRequest::new(&target, grace.as_deref()).map_err(cli_error)?;
+            rotate(&ctx, &ops, &audit, &request, json)
+        }
     }
 }
 
@@ -42,34 +54,29 @@ fn scope_of(s: TokenScope) -> Scope {
     }
 }
 
-/// `--expires`: a duration from now, or an absolute RFC 3339 time in the future.
-fn expiry(text: &str, now: Timestamp) -> Result<Timestamp> {
-    match parse_duration(text) {
-        Ok(d) if d.is_zero() => {
-            bail!("--expires {text}: a token that expires at once is useless; give e.g. 30d")
+/// The service's message, printed as it is — except that an invalid field's message
+/// starts with the field's name (`grace: ...`), which here is a flag: `--grace: ...`.
+fn cli_error(e: TokenOpError) -> anyhow::Error {
+    match e.field() {
+        Some(field) if field.is_flag() => anyhow!("--{e}"),
+        _ => anyhow::Error::new(e),
+    }
+}
+
+/// `logs/audit.jsonl`, appended to synchronously: this process ends right after.
+struct AuditFile(PathBuf);
+
+impl AuditSink for AuditFile {
+    fn record(&self, event: &AuditEvent) {
+        if let Err(e) = audit::append(&self.0, event) {
+            eprintln!("warning: cannot write {}: {e}", self.0.display());
         }
-        Ok(d) => Ok(now.after(d)),
-        Err(e) => match Timestamp::parse(text) {
-            Some(t) if t > now => Ok(t),
-            Some(_) => bail!("--expires {text}: that time is in the past"),
-            None => Err(e).context("--expires"),
-        },
     }
 }
 
-fn grace_of(text: Option<&str>) -> Result<Duration> {
-    text.map_or(Ok(Duration::ZERO), |g| parse_duration(g).context("--grace"))
-}
-
-fn audit_log(ctx: &Context, event: AuditEvent) {
-    let event = event.actor("cli");
-    if let Err(e) = audit::append(&ctx.paths.audit_log(), &event) {
-        eprintln!("warning: cannot write {}: {e}", ctx.paths.audit_log().display());
-    }
-}
-
-fn token_file(ctx: &Context) -> TokenFile {
-    TokenFile::new(ctx.paths.security_file())
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
 }
 
 fn print_secret(token: &Secret, what: &str) {
@@ -78,80 +85,44 @@ fn print_secret(token: &Secret, what: &str) {
     println!("{}", token.expose());
 }
 
+fn describe(summary: &TokenSummary) {
+    let expires = summary.expires.as_deref().unwrap_or("never");
+    eprintln!("id {}  fingerprint {}  expires {expires}", summary.id, summary.fingerprint);
+}
+
 fn create(
     ctx: &Context,
-    name: &str,
-    scope: TokenScope,
-    expires: Option<&str>,
+    ops: &TokenOps,
+    audit: &AuditFile,
+    request: &CreateRequest,
     json: bool,
 ) -> Result<ExitCode> {
-    let now = Timestamp::now();
-    let expires = expires.map(|e| expiry(e, now)).transpose()?;
-    let (record, token) = token_file(ctx).create(name, scope_of(scope), expires, now)?;
-    audit_log(
-        ctx,
-        AuditEvent::new(AuditKind::Create, Outcome::Ok)
-            .endpoint("cli:token create")
-            .credential(CredentialKind::Named, record.id.as_str()),
-    );
+    let created = ops.create(request, &Requester::Cli, audit).map_err(cli_error)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&record.shown_once(now, &token))?);
+        print_json(&created)?;
     } else {
-        print_secret(&token, &format!("token `{}` ({} scope)", record.name, record.scope));
-        describe(&record);
+        let s = &created.summary;
+        print_secret(created.secret(), &format!("token `{}` ({} scope)", s.name, s.scope));
+        describe(s);
     }
     notify_gateway(ctx);
     Ok(ExitCode::SUCCESS)
 }
 
-fn describe(record: &TokenRecord) {
-    let expires = record.expires.map_or_else(|| "never".to_owned(), |t| t.to_string());
-    eprintln!("id {}  fingerprint {}  expires {expires}", record.id, record.fingerprint());
-}
-
-fn fixed_rows(ctx: &Context) -> Vec<Value> {
-    let grace = GraceDigests::from_tree(ctx.loaded.token_records()).ok();
-    let now = Timestamp::now();
-    [(FixedCredential::Pico, ctx.credentials.pico()), (FixedCredential::Gateway, ctx.credentials.gateway())]
-        .into_iter()
-        .map(|(cred, resolved)| {
-            let grace_until = grace.as_ref().and_then(|g| {
-                g.entries()
-                    .iter()
-                    .filter(|e| e.credential == cred && e.valid_until > now)
-                    .map(|e| e.valid_until)
-                    .max()
-                    .map(|t| t.to_string())
-            });
-            json!({
-                "id": cred.id(),
-                "key": cred.key(),
-                "scope": cred.scope(),
-                "set": resolved.is_some(),
-                "source": resolved.map(|r| r.source.to_string()),
-                "fingerprint": resolved.map(|r| r.secret.fingerprint().to_string()),
-                "old_value_accepted_until": grace_until,
-            })
-        })
-        .collect()
-}
-
-fn list(ctx: &Context, json: bool) -> Result<ExitCode> {
-    let now = Timestamp::now();
-    let set = TokenSet::from_tokens(ctx.loaded.token_records().get("tokens"))?;
-    let summaries: Vec<_> = set.records().iter().map(|r| r.summary(now)).collect();
-    let fixed = fixed_rows(ctx);
+fn list(ops: &TokenOps, json: bool) -> Result<ExitCode> {
+    let listed: Listed = ops.list().map_err(cli_error)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&json!({"tokens": summaries, "credentials": fixed}))?);
+        print_json(&listed)?;
         return Ok(ExitCode::SUCCESS);
     }
-    if summaries.is_empty() {
+    if listed.tokens.is_empty() {
         println!(
             "No named tokens. Create one with `picoclaw token create --name NAME --scope chat|admin`.\n"
         );
     } else {
         let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
-        let rows: Vec<Vec<String>> = summaries
+        let rows: Vec<Vec<String>> = listed
+            .tokens
             .iter()
             .map(|s| {
                 let state = match &s.grace_until {
@@ -176,147 +147,72 @@ fn list(ctx: &Context, json: bool) -> Result<ExitCode> {
         );
         println!();
     }
-    let rows: Vec<Vec<String>> = fixed
+    let rows: Vec<Vec<String>> = listed
+        .credentials
         .iter()
-        .map(|f| {
-            let s = |k: &str| f[k].as_str().unwrap_or("-").to_owned();
-            let mut source = if f["set"] == true { s("source") } else { "not set".to_owned() };
-            if let Some(g) = f["old_value_accepted_until"].as_str() {
+        .map(|c| {
+            let mut source = if c.set { c.source.clone().unwrap_or_default() } else { "not set".to_owned() };
+            if let Some(g) = &c.grace_until {
                 source.push_str(&format!(" (old value accepted until {g})"));
             }
-            vec![s("id"), s("scope"), s("fingerprint"), source]
+            vec![
+                c.id.to_owned(),
+                c.scope.to_string(),
+                c.fingerprint.clone().unwrap_or_else(|| "-".to_owned()),
+                source,
+            ]
         })
         .collect();
     print!("{}", table(&["CREDENTIAL", "SCOPE", "FINGERPRINT", "SOURCE"], &rows));
     Ok(ExitCode::SUCCESS)
 }
 
-/// Refuses to touch a credential whose value comes from an environment variable, and
-/// records the refusal.
-fn refuse_env(ctx: &Context, cred: FixedCredential, action: &str) -> Result<()> {
-    if let Err(e) = TokenFile::check_not_env(cred, &ctx.credentials) {
-        audit_denied(ctx, cred, action, &e);
-        return Err(e).context(format!("cannot {action} {}", cred.id()));
-    }
-    Ok(())
-}
-
-fn audit_denied(ctx: &Context, cred: FixedCredential, action: &str, e: &TokenStoreError) {
-    audit_log(
-        ctx,
-        AuditEvent::new(
-            if action == "rotate" { AuditKind::Rotate } else { AuditKind::Revoke },
-            Outcome::Denied,
-        )
-        .endpoint(&format!("cli:token {action}"))
-        .credential(cred.kind(), cred.id())
-        .code(e.code()),
-    );
-}
-
-fn revoke(ctx: &Context, target: &str) -> Result<ExitCode> {
-    if let Some(cred) = FixedCredential::from_name(target) {
-        refuse_env(ctx, cred, "revoke")?;
-        bail!(
-            "{key} cannot be revoked without a replacement; run `picoclaw token rotate {id}` (without --grace the \
-             old value stops working at once)",
-            key = cred.key(),
-            id = cred.id()
-        );
-    }
-    let record = token_file(ctx).revoke(target, Timestamp::now())?;
-    audit_log(
-        ctx,
-        AuditEvent::new(AuditKind::Revoke, Outcome::Ok)
-            .endpoint("cli:token revoke")
-            .credential(CredentialKind::Named, record.id.as_str()),
-    );
-    println!(
-        "revoked token {} (`{}`); it stops working as soon as the gateway reloads",
-        record.id, record.name
-    );
-    notify_gateway(ctx);
-    Ok(ExitCode::SUCCESS)
-}
-
-fn rotate(ctx: &Context, target: &str, grace: Option<&str>, json: bool) -> Result<ExitCode> {
-    let grace = grace_of(grace)?;
-    if let Some(cred) = FixedCredential::from_name(target) {
-        return rotate_fixed(ctx, cred, grace, json);
-    }
-    let now = Timestamp::now();
-    let (record, token) = token_file(ctx).rotate(target, grace, now)?;
-    audit_log(
-        ctx,
-        AuditEvent::new(AuditKind::Rotate, Outcome::Ok)
-            .endpoint("cli:token rotate")
-            .credential(CredentialKind::Named, record.id.as_str()),
-    );
+fn revoke(ctx: &Context, ops: &TokenOps, audit: &AuditFile, key: &TokenKey, json: bool) -> Result<ExitCode> {
+    let revoked = ops.revoke(key, &Requester::Cli, audit).map_err(cli_error)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&record.shown_once(now, &token))?);
+        print_json(&revoked)?;
     } else {
-        print_secret(&token, &format!("new secret of token `{}` ({} scope)", record.name, record.scope));
-        describe(&record);
-        grace_note(grace, now);
-    }
-    notify_gateway(ctx);
-    Ok(ExitCode::SUCCESS)
-}
-
-fn grace_note(grace: Duration, now: Timestamp) {
-    if grace.is_zero() {
-        eprintln!("the old secret stopped working (no --grace)");
-    } else {
-        eprintln!("the old secret keeps working for {} (until {})", format_duration(grace), now.after(grace));
-    }
-}
-
-fn rotate_fixed(ctx: &Context, cred: FixedCredential, grace: Duration, json: bool) -> Result<ExitCode> {
-    refuse_env(ctx, cred, "rotate")?;
-    let now = Timestamp::now();
-    let file = token_file(ctx);
-    let rotation = match file.rotate_fixed(cred, &ctx.credentials, grace, now) {
-        Ok(r) => r,
-        Err(e @ TokenStoreError::NotSet(_)) => {
-            let hint = match cred {
-                FixedCredential::Pico => "`picoclaw onboard` creates one",
-                FixedCredential::Gateway => {
-                    "local tools use the runtime token; set gateway.token in .security.yml for remote admin clients"
-                }
-            };
-            bail!("{e}; {hint}");
-        }
-        Err(e) => return Err(e.into()),
-    };
-    audit_log(
-        ctx,
-        AuditEvent::new(AuditKind::Rotate, Outcome::Ok)
-            .endpoint("cli:token rotate")
-            .credential(cred.kind(), cred.id()),
-    );
-    let new: &Secret = &rotation.secret;
-    if json {
         println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "id": cred.id(),
-                "key": cred.key(),
-                "fingerprint": new.fingerprint().to_string(),
-                "old_value_accepted_until": rotation.old_valid_until.map(|t| t.to_string()),
-                "token": new.expose(),
-            }))?
+            "revoked token {} (`{}`); it stops working as soon as the gateway reloads",
+            revoked.summary.id, revoked.summary.name
         );
-    } else {
-        eprintln!(
-            "new {} written to {} (fingerprint {}) — shown once here:",
-            cred.key(),
-            file.path().display(),
-            new.fingerprint()
-        );
-        println!("{}", new.expose());
-        grace_note(grace, now);
     }
-    if let Source::ConfigFile(_) = rotation.old_source {
+    notify_gateway(ctx);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rotate(
+    ctx: &Context,
+    ops: &TokenOps,
+    audit: &AuditFile,
+    request: &RotateRequest,
+    json: bool,
+) -> Result<ExitCode> {
+    let rotated = ops.rotate(request, &Requester::Cli, audit).map_err(cli_error)?;
+    if json {
+        print_json(&rotated)?;
+    } else {
+        match (&rotated.record, &rotated.credential) {
+            (Some(record), _) => {
+                print_secret(
+                    rotated.secret(),
+                    &format!("new secret of token `{}` ({} scope)", record.name, record.scope),
+                );
+                describe(record);
+            }
+            (None, credential) => {
+                eprintln!(
+                    "new {} written to {} (fingerprint {}) — shown once here:",
+                    credential.as_ref().map_or(rotated.id.as_str(), |c| c.key),
+                    ctx.paths.security_file().display(),
+                    rotated.fingerprint
+                );
+                println!("{}", rotated.secret().expose());
+            }
+        }
+        grace_note(request.grace, rotated.grace_until.as_deref());
+    }
+    if rotated.old_value_in_config_file() {
         eprintln!(
             "note: the old value is still in config.json, where it is now shadowed by .security.yml; remove it \
              from config.json (or run `picoclaw doctor --fix`)"
@@ -324,6 +220,18 @@ fn rotate_fixed(ctx: &Context, cred: FixedCredential, grace: Duration, json: boo
     }
     notify_gateway(ctx);
     Ok(ExitCode::SUCCESS)
+}
+
+fn grace_note(grace: Grace, until: Option<&str>) {
+    match until {
+        Some(until) if !grace.is_none() => {
+            eprintln!(
+                "the old secret keeps working for {} (until {until})",
+                format_duration(grace.duration())
+            )
+        }
+        _ => eprintln!("the old secret stopped working (no --grace)"),
+    }
 }
 
 /// Asks the running gateway (if any) to reload now, with its runtime token, and says

@@ -1,0 +1,109 @@
+//! Why the token records cannot be read or changed: [`TokenStoreError`], with the HTTP
+//! status and the stable code each kind of failure answers with.
+
+use picoclaw_credentials::CredentialError;
+
+use super::set::MAX_TOKENS;
+
+/// Why the token records cannot be read or changed. Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenStoreError {
+    /// A record in `.security.yml` is malformed.
+    #[error(".security.yml: `{key}`: {message}")]
+    Invalid {
+        /// Where, e.g. `tokens[2].sha256`.
+        key: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// No token has this id or name.
+    #[error("no named token with id or name `{0}` (see `picoclaw token list`)")]
+    NotFound(String),
+    /// The name is used by another active token.
+    #[error("a token named `{0}` already exists; pick another name or revoke it first")]
+    NameTaken(String),
+    /// The name is not acceptable.
+    #[error("invalid token name: {0}")]
+    InvalidName(&'static str),
+    /// The token is already revoked.
+    #[error("token {id} (`{name}`) is revoked; create a new one with `picoclaw token create`")]
+    Revoked {
+        /// Public id.
+        id: String,
+        /// Its name.
+        name: String,
+    },
+    /// Too many tokens.
+    #[error("at most {MAX_TOKENS} named tokens are supported; revoke unused ones first")]
+    TooMany,
+    /// The OS random source failed.
+    #[error("cannot generate a random token: {0}")]
+    Random(#[from] getrandom::Error),
+    /// Reading or writing `.security.yml` failed.
+    #[error(transparent)]
+    File(#[from] CredentialError),
+    /// The credential's value comes from an environment variable, which overrides the
+    /// file: it can only be changed where that variable is set.
+    #[error(
+        "{key} comes from the environment variable {var}, which overrides .security.yml, so picoclaw \
+         cannot change it. Change {var} where it is set (the service unit's Environment=, the container \
+         or pod spec / Kubernetes Secret, or your shell profile), then restart the gateway so it sees the \
+         new value"
+    )]
+    EnvManaged {
+        /// The key, e.g. `channels.pico.token`.
+        key: &'static str,
+        /// The variable.
+        var: &'static str,
+    },
+    /// The fixed credential is not configured at all.
+    #[error("{0} is not set, so there is nothing to rotate")]
+    NotSet(&'static str),
+    /// An expiry that is not in the future.
+    #[error("the expiry must be in the future")]
+    InvalidExpiry,
+    /// The advisory lock beside `.security.yml` could not be taken.
+    #[error("{path}: {message}")]
+    Lock {
+        /// The lock file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl TokenStoreError {
+    /// The HTTP status an API should answer with.
+    pub fn status(&self) -> u16 {
+        match self {
+            TokenStoreError::NotFound(_) => 404,
+            TokenStoreError::NameTaken(_)
+            | TokenStoreError::Revoked { .. }
+            | TokenStoreError::EnvManaged { .. }
+            | TokenStoreError::NotSet(_)
+            | TokenStoreError::TooMany => 409,
+            TokenStoreError::InvalidName(_) | TokenStoreError::InvalidExpiry => 400,
+            TokenStoreError::Lock { .. } => 503,
+            TokenStoreError::Invalid { .. } | TokenStoreError::Random(_) | TokenStoreError::File(_) => 500,
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenStoreError::Invalid { .. } => "invalid_security_file",
+            TokenStoreError::NotFound(_) => "token_not_found",
+            TokenStoreError::NameTaken(_) => "name_taken",
+            TokenStoreError::InvalidName(_) => "invalid_name",
+            TokenStoreError::Revoked { .. } => "token_revoked",
+            TokenStoreError::TooMany => "too_many_tokens",
+            TokenStoreError::Random(_) => "random_failed",
+            TokenStoreError::File(_) => "security_file_error",
+            TokenStoreError::EnvManaged { .. } => "env_managed",
+            TokenStoreError::NotSet(_) => "not_set",
+            TokenStoreError::InvalidExpiry => "invalid_expiry",
+            TokenStoreError::Lock { .. } => "busy",
+        }
+    }
+}
