@@ -3,16 +3,15 @@
 //! statement (resolution order, persistence, source reporting, /login /setup /logout,
 //! `?token=`, sessions ending on restart, rate limiting, Referrer-Policy) and DESIGN §7.
 
-mod launcher_support;
-mod support;
-
 use std::time::Duration;
 
-use launcher_support::{
-    Body, alive, eventually, get, home, login, mode, post_json, send, session, start, start_args,
-};
 use serde_json::{Value, json};
-use support::ws::{self, Next};
+
+use crate::launcher_support::{
+    self, Body, alive, eventually, get, home, login, mode, post_json, send, session, start, start_args,
+};
+use crate::support;
+use crate::support::ws::{self, Next};
 
 const ENV_TOKEN: &str = "env-launcher-token-canary-7f3a9c1e";
 

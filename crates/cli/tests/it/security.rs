@@ -4,13 +4,12 @@
 //! `pcl_`-shaped configured tokens work, the discovery record is published before the
 //! first answer, and the handshake accepts what real clients send.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::TestHome;
-use support::ws::{self, Next};
+
+use crate::support::ws::{self, Next};
+use crate::support::{self, TestHome};
 
 const PICO: &str = "pico-token-for-security-tests-0123456789abcdef";
 

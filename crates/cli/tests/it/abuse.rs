@@ -5,8 +5,6 @@
 //! 503 over `max_connections`, 1009 for an oversized frame, a never-reading client) are
 //! in gateway.rs; these extend them.
 
-mod support;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::TestHome;
-use support::ws::{self, Next};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::support::ws::{self, Next};
+use crate::support::{self, TestHome};
 
 const PICO: &str = "pico-token-for-abuse-tests-0123456789abcdef";
 

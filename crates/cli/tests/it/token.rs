@@ -1,8 +1,6 @@
 //! Black-box tests of `picoclaw token`: the real binary on a temporary home; what it
 //! writes is checked with the same library the gateway verifies with.
 
-mod support;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +11,8 @@ use picoclaw_config::{Flags, Layers, MapEnv, Paths, Settings};
 use picoclaw_credentials::Credentials;
 use picoclaw_credentials::store::read_security_tree;
 use serde_json::Value;
-use support::TestHome;
+
+use crate::support::TestHome;
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -2,10 +2,10 @@
 //! Docker engine here), and the rendered kustomization validated against the Kubernetes
 //! schemas plus picoclaw's own rules (deploy/kubernetes/validate.py).
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
+
+use crate::support;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -5,14 +5,12 @@
 //! the unit file and `/proc/<pid>/{cmdline,environ}` of the spawned gateway are searched.
 //! Zero hits, or the test fails naming where.
 
-mod launcher_support;
-mod support;
-
 use std::path::Path;
 
-use launcher_support::{get, post_json};
 use serde_json::json;
-use support::{TestHome, ws};
+
+use crate::launcher_support::{self, get, post_json};
+use crate::support::{self, TestHome, ws};
 
 const GATEWAY: &str = "CANARYgw7f3a9c1e5b2d4a6f8e0c";
 const PICO: &str = "CANARYpico7f3a9c1e5b2d4a6f8e0";

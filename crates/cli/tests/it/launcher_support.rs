@@ -1,6 +1,5 @@
 //! Helpers for the launcher's black-box tests: start `picoclaw launcher` on a temp home,
 //! read its console, talk to it over HTTP with a cookie, stop it with SIGTERM.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

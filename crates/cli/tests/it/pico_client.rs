@@ -2,25 +2,22 @@
 //! server (tokio-tungstenite on loopback) that streams, drops the connection and comes
 //! back; the status shows in `GET /status` and `picoclaw gateway status`.
 
-// The handshake callback signature is fixed by tungstenite.
-#![allow(clippy::result_large_err)]
-
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::TestHome;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
+use crate::support::TestHome;
+
 const REMOTE_TOKEN: &str = "remote-pico-token-CANARY-for-pico-client";
 const GATEWAY: &str = "gateway-token-for-pico-client-tests-01";
 
+#[expect(clippy::result_large_err, reason = "the handshake callback's signature is fixed by tungstenite")]
 async fn accept(
     listener: &TcpListener,
     auth: &Arc<Mutex<Vec<Option<String>>>>,

@@ -1,13 +1,12 @@
 //! Black-box tests of `picoclaw chat`: one-shot and interactive against a real gateway,
 //! local (runtime token from .picoclaw.pid) and remote (`--url` + configured token).
 
-mod support;
-
 use std::io::Write;
 use std::process::Stdio;
 
 use serde_json::json;
-use support::TestHome;
+
+use crate::support::TestHome;
 
 const PICO: &str = "pico-token-for-chat-tests-0123456789";
 

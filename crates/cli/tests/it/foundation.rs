@@ -1,10 +1,9 @@
 //! Black-box tests of the foundation commands: onboard, config show/env, auth explain,
 //! version, completions — as a new user would run them, plus the canary check.
 
-mod support;
-
 use serde_json::{Value, json};
-use support::TestHome;
+
+use crate::support::{self, TestHome};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

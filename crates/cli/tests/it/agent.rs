@@ -2,17 +2,13 @@
 //! SSE server on loopback, including misbehaving ones), persisted history across a
 //! restart, and session ownership between named principals.
 
-mod support;
-
-#[path = "../../agent/tests/fake_provider/mod.rs"]
-mod fake_provider;
-
 use std::time::Duration;
 
-use fake_provider::{FakeProvider, Reply};
 use serde_json::{Value, json};
-use support::TestHome;
-use support::ws::{self, Next};
+
+use crate::fake_provider::{FakeProvider, Reply};
+use crate::support::TestHome;
+use crate::support::ws::{self, Next};
 
 const PICO: &str = "pico-token-for-agent-tests-0123456789";
 const GATEWAY: &str = "gateway-token-for-agent-tests-012345";

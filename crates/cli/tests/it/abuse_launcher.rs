@@ -4,11 +4,8 @@
 //! the real session keeps working. Stands in for a fuzz target until the launcher's
 //! cookie decoder is reachable from `fuzz/` (RELIABILITY.md).
 
-mod launcher_support;
-mod support;
-
-use launcher_support::{get, home, session, start};
-use support::XorShift;
+use crate::launcher_support::{get, home, session, start};
+use crate::support::XorShift;
 
 const FORGERIES: usize = 2_000;
 

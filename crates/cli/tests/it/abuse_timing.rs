@@ -7,15 +7,14 @@
 //! A control runs the same statistic over a deliberately leaky early-exit comparison and
 //! must see the leak, so the test is known to be able to fail.
 
-mod support;
-
 use std::hint::black_box;
 use std::time::Instant;
 
 use picoclaw_auth::{Scope, Verifier};
 use picoclaw_config::{Flags, Layers, MapEnv, Paths, Settings};
 use picoclaw_credentials::{Credentials, Secret};
-use support::XorShift;
+
+use crate::support::XorShift;
 
 /// 64 characters, like a generated token.
 const REAL: &str = "k3Jq9vXcT2mNw8bRf5LpZy1HdG7sAe4UoVi6QtKx0CnMjWbYrPaFg2EhSl9DzXu3";

@@ -1,13 +1,12 @@
 //! `picoclaw service`: units hold no secret, validate with systemd-analyze, and the audit
 //! finds tokens in hand-written units.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::TestHome;
+
+use crate::support::{self, TestHome};
 
 const CANARY: &str = "c4nary-5e7v1ce-0123456789abcdef0123456789abcdef";
 

@@ -3,13 +3,12 @@
 //! `.security.yml` edit keeps the old credentials; the "rotate pico then chat"
 //! user story; tickets; the admin HTTP API.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::Value;
-use support::TestHome;
-use support::ws::{self, Next};
+
+use crate::support::ws::{self, Next};
+use crate::support::{self, TestHome};
 
 fn ok(home: &TestHome, args: &[&str]) -> (String, String) {
     let out = home.run(args);

@@ -1,13 +1,12 @@
 //! Black-box tests of `picoclaw gateway`: a real process, real HTTP and WebSocket clients.
 //! Covers seed 001's Pico auth and options tables, DESIGN §5 and §8.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::ws::{self, Next};
-use support::{TestHome, wait_for_record};
+
+use crate::support::ws::{self, Next};
+use crate::support::{self, TestHome, wait_for_record};
 
 const PICO: &str = "pico-token-for-tests-0123456789";
 const GATEWAY: &str = "gateway-token-for-tests-0123456789";

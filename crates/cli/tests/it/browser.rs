@@ -6,15 +6,13 @@
 //! Needs Debian's `chromium` and `chromium-driver`; `scripts/test` installs them. Without
 //! them this test fails (it never passes silently).
 
-mod launcher_support;
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use launcher_support::{Launcher, home, start};
 use serde_json::{Value, json};
+
+use crate::launcher_support::{self, Launcher, home, start};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 

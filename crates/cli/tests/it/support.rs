@@ -1,7 +1,6 @@
 //! Shared harness for black-box tests: a temporary PICOCLAW_HOME, the real `picoclaw`
-//! binary, and a gateway process started on a free port. Owned by the gateway tests;
-//! other test files `mod support;` and use it.
-#![allow(dead_code)]
+//! binary, and a gateway process started on a free port. Every module of the `it` suite
+//! uses it through `crate::support`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -100,7 +99,7 @@ impl TestHome {
         args.extend_from_slice(extra);
         let log = std::fs::File::create(self.file("test-gateway.stderr")).unwrap();
         let child = self.cmd(&args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
-        let mut gw = Gateway { child, home: self.path().to_owned(), record: Value::Null };
+        let mut gw = Gateway { child, record: Value::Null };
         gw.record = wait_for_record(self.path(), gw.child.id(), Duration::from_secs(20))
             .unwrap_or_else(|| panic!("gateway did not start: {}", self.gateway_stderr()));
         gw
@@ -147,8 +146,6 @@ pub fn wait_for_record(home: &Path, pid: u32, within: Duration) -> Option<Value>
 pub struct Gateway {
     /// The process.
     pub child: Child,
-    /// Its home.
-    pub home: PathBuf,
     /// The parsed `.picoclaw.pid` record.
     pub record: Value,
 }

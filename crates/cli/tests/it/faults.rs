@@ -8,15 +8,14 @@
 //! `PICOCLAW_FAULT_ITERATIONS` (default 100 per scenario) and `PICOCLAW_FAULT_SEED` set
 //! the run; RELIABILITY.md has the figures of the long run.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use picoclaw_credentials::store::{get_path, read_security_tree};
 use serde_json::{Value, json};
-use support::{TestHome, XorShift, wait_for_record};
+
+use crate::support::{self, TestHome, XorShift, wait_for_record};
 
 /// The generator for a fault run: seeded from PICOCLAW_FAULT_SEED so a failure replays.
 fn seeded_rng() -> XorShift {

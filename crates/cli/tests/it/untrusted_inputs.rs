@@ -10,11 +10,6 @@
 //!   logged, and it is sent only as HTTP Basic auth to the remote server.
 //! - 10: a pico token equal to the gateway token is a doctor error.
 
-// The handshake callback signature is fixed by tungstenite.
-#![allow(clippy::result_large_err)]
-
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
@@ -24,7 +19,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Gateway, TestHome, write_private};
+
+use crate::support::{self, Gateway, TestHome, write_private};
 
 const GATEWAY: &str = "gw-token-untrusted-inputs-7c1d9e2f4a6b8c0d1e3f5a7b9c";
 const PICO: &str = "pico-token-untrusted-inputs-3e5f7a9b1c2d4e6f8a0b2c4d6e";
@@ -368,6 +364,7 @@ mod url_secret {
 
     /// A remote Pico server that records the Authorization header of each upgrade and
     /// keeps the socket open.
+    #[expect(clippy::result_large_err, reason = "the handshake callback's signature is fixed by tungstenite")]
     async fn remote(listener: tokio::net::TcpListener, auth: Arc<Mutex<Vec<Option<String>>>>) {
         loop {
             let Ok((tcp, _)) = listener.accept().await else { return };

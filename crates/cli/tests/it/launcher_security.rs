@@ -12,14 +12,12 @@
 //! - the chat proxy echoes the browser's first subprotocol offer (finding 12a);
 //! - a pasted token is trimmed of surrounding whitespace (finding 12b).
 
-mod launcher_support;
-mod support;
-
 use std::time::Duration;
 
-use launcher_support::{Body, Launcher, get, home, login, post_json, send, session, start};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::launcher_support::{Body, Launcher, get, home, login, post_json, send, session, start};
 
 /// Every wait in this file is bounded by this.
 const WAIT: Duration = Duration::from_secs(10);

@@ -2,15 +2,14 @@
 //! processes, files and environment as those seeds describe), embedded unit tokens,
 //! secrets in config.json, permissions, stale records, weak tokens.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Gateway, TestHome};
+
+use crate::support::{self, Gateway, TestHome};
 
 const OLD: &str = "0ld-gateway-token-6f1c2a9be83d4c7f9a0e5b2d1c3f4a5b";
 const NEW: &str = "n3w-gateway-token-9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f";
@@ -27,7 +26,7 @@ fn spawn_with(home: &TestHome, env: &[(&str, &str)]) -> Gateway {
     let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
     let record = support::wait_for_record(home.path(), child.id(), Duration::from_secs(20))
         .unwrap_or_else(|| panic!("gateway did not start: {}", home.gateway_stderr()));
-    let gw = Gateway { child, home: home.path().to_owned(), record };
+    let gw = Gateway { child, record };
     // The record is published once bound; readiness follows a moment later.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while get(&gw, "/ready", None) != 200 {

@@ -1,0 +1,31 @@
+//! The command line's black-box tests: one test binary (`cargo test -p picoclaw --test it`),
+//! one module per area, each running the real `picoclaw` binary on a temporary home.
+//! Run one module with `cargo test -p picoclaw --test it security::`.
+
+// Shared harness.
+#[path = "../../../agent/tests/fake_provider/mod.rs"]
+mod fake_provider;
+mod launcher_support;
+mod support;
+
+// One module per area (formerly one test binary each).
+mod abuse;
+mod abuse_launcher;
+mod abuse_timing;
+mod agent;
+mod browser;
+mod canary;
+mod chat;
+mod deploy;
+mod doctor;
+mod faults;
+mod foundation;
+mod gateway;
+mod launcher;
+mod launcher_security;
+mod pico_client;
+mod security;
+mod service;
+mod token;
+mod token_live;
+mod untrusted_inputs;
