@@ -301,6 +301,7 @@ impl SessionStore {
                 continue;
             }
             match serde_json::from_slice::<Line>(&buf) {
+                Ok(line) if line.content.is_empty() => {}
                 Ok(line) => session.push(Turn { role: line.role, content: line.content }, limits),
                 Err(_) => tracing::warn!(session = %id, "skipping an unreadable line in the session file"),
             }
@@ -341,10 +342,14 @@ impl SessionStore {
         let limits = *lock(&self.limits);
         let ts = now_ms();
         let mut bytes = Vec::new();
-        let mut turns = vec![Turn { role: Role::User, content: user.to_owned() }];
-        if !answer.is_empty() {
-            turns.push(Turn { role: Role::Assistant, content: answer.to_owned() });
-        }
+        // Both lines always, even for an empty answer: a turn on disk is a user line and
+        // its assistant line, so a user line at the end of a file is a turn a crash cut
+        // short (a write interrupted by SIGKILL can stop after any byte), and is cut off
+        // before the next append.
+        let turns = vec![
+            Turn { role: Role::User, content: user.to_owned() },
+            Turn { role: Role::Assistant, content: answer.to_owned() },
+        ];
         for t in &turns {
             let line = Line { role: t.role, content: t.content.clone(), ts_ms: ts };
             bytes.extend(serde_json::to_vec(&line).unwrap_or_default());
@@ -352,7 +357,7 @@ impl SessionStore {
         }
         self.append(id, &bytes)?;
         self.with(id, |s| {
-            for t in turns {
+            for t in turns.into_iter().filter(|t| !t.content.is_empty()) {
                 s.push(t, limits);
             }
         })
@@ -419,6 +424,7 @@ impl SessionStore {
             }
         }
         let end = valid_end(&mut file, len).map_err(Self::io(&path))?;
+        let end = without_torn_turn(&mut file, end).map_err(Self::io(&path))?;
         if end != len {
             file.set_len(end).map_err(Self::io(&path))?;
         }
@@ -470,6 +476,20 @@ fn still_linked(file: &File) -> bool {
 fn write_at_end(open: &mut OpenFile, bytes: &[u8]) -> std::io::Result<()> {
     open.file.write_all(bytes)?;
     open.file.sync_data()
+}
+
+/// `end` (a line boundary), moved back before a last line that is a user message: its
+/// turn's write was cut short after the user line (see `append_turn`).
+fn without_torn_turn(file: &mut File, end: u64) -> std::io::Result<u64> {
+    if end == 0 {
+        return Ok(0);
+    }
+    let start = valid_end(file, end - 1)?;
+    let mut last = vec![0u8; usize::try_from(end - start).unwrap_or(0).min(MAX_LINE_BYTES)];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut last)?;
+    let torn = serde_json::from_slice::<Line>(&last).is_ok_and(|l| l.role == Role::User);
+    Ok(if torn { start } else { end })
 }
 
 /// The length of the file up to and including its last newline (0 when it has none).
@@ -548,6 +568,27 @@ mod tests {
         assert_eq!(h.iter().map(|t| t.content.as_str()).collect::<Vec<_>>(), ["one", "uno", "two", "dos"]);
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(!text.contains("\"cont{"), "torn line glued to a record: {text}");
+    }
+
+    #[test]
+    fn a_turn_cut_after_its_user_line_is_dropped_before_the_next() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sessions");
+        {
+            let s = store(&dir);
+            s.append_turn("c", "one", "uno").unwrap();
+        }
+        let file = dir.join("c.jsonl");
+        let mut f = OpenOptions::new().append(true).open(&file).unwrap();
+        f.write_all(b"{\"role\":\"user\",\"content\":\"cut\",\"ts_ms\":1}\n{\"role\":\"assis").unwrap();
+        drop(f);
+        let s = store(&dir);
+        s.append_turn("c", "two", "").unwrap();
+        drop(s);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("\"cut\"") && !text.contains("assis\n"), "{text}");
+        let h = store(&dir).history("c").unwrap();
+        assert_eq!(h.iter().map(|t| t.content.as_str()).collect::<Vec<_>>(), ["one", "uno", "two"]);
     }
 
     #[test]
