@@ -67,10 +67,20 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::internal())?.map_err(ApiError::from)
 }
 
-async fn apply(shared: &Arc<Shared>, what: &str) {
-    // The file watcher would also notice; reloading here makes the change effective
-    // before the response is sent.
-    let _ = reload(shared, what).await;
+/// Reloads so the change is in effect before the answer is sent. When the reload is
+/// rejected (another part of the configuration is invalid), the change is written but not
+/// in effect: the caller is told so (409 `not_applied`), never "done".
+async fn apply(shared: &Arc<Shared>, what: &str) -> Result<(), ApiError> {
+    reload(shared, what).await.map(|_| ()).map_err(|message| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "not_applied",
+            format!(
+                "the change was written to .security.yml but is not in effect: the configuration does not \
+                 reload ({message}); fix it and run `picoclaw gateway reload`"
+            ),
+        )
+    })
 }
 
 /// `GET /api/tokens`.
@@ -94,7 +104,7 @@ pub(crate) async fn create(
     let by = Requester::api(&auth.principal, Some(peer.ip().to_string()));
     let sink = shared.clone();
     let created = blocking(move || ops.create(&request, &by, &*sink)).await?;
-    apply(&shared, "token created").await;
+    apply(&shared, "token created").await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -110,7 +120,7 @@ pub(crate) async fn revoke(
     let by = Requester::api(&auth.principal, Some(peer.ip().to_string()));
     let sink = shared.clone();
     let revoked = blocking(move || ops.revoke(&key, &by, &*sink)).await?;
-    apply(&shared, "token revoked").await;
+    apply(&shared, "token revoked").await?;
     Ok(Json(revoked))
 }
 
@@ -127,7 +137,7 @@ pub(crate) async fn rotate(
     let by = Requester::api(&auth.principal, Some(peer.ip().to_string()));
     let sink = shared.clone();
     let rotated = blocking(move || ops.rotate(&request, &by, &*sink)).await?;
-    apply(&shared, "token rotated").await;
+    apply(&shared, "token rotated").await?;
     Ok(Json(rotated))
 }
 

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use picoclaw_auth::Scope;
 use picoclaw_auth::audit::{self, AuditEvent, AuditSink};
 use picoclaw_auth::named::ops::{
@@ -188,6 +188,10 @@ fn rotate(
     request: &RotateRequest,
     json: bool,
 ) -> Result<ExitCode> {
+    let fixed = matches!(request.key, TokenKey::Fixed(_));
+    if let TokenKey::Fixed(credential) = &request.key {
+        refuse_if_the_gateway_takes_it_from_env(ctx, credential.id())?;
+    }
     let rotated = ops.rotate(request, &Requester::Cli, audit).map_err(cli_error)?;
     if json {
         print_json(&rotated)?;
@@ -219,7 +223,50 @@ fn rotate(
         );
     }
     notify_gateway(ctx);
+    if fixed {
+        return confirm_the_gateway_accepts(ctx, rotated.secret());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The running gateway resolved `pico`/`gateway` from its *own* environment (a service
+/// unit, a container spec), which this shell may not have: rewriting `.security.yml` would
+/// then change nothing. Refuse, as the admin API does, before writing anything.
+fn refuse_if_the_gateway_takes_it_from_env(ctx: &Context, id: &str) -> Result<()> {
+    let Ok(gateway) = picoclaw_lifecycle::running(&ctx.paths) else { return Ok(()) };
+    let Ok((200, listed)) = super::gateway::call(&gateway, "GET", "/api/tokens", true) else { return Ok(()) };
+    let source = listed["credentials"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["id"] == id))
+        .and_then(|r| r["source"].as_str())
+        .unwrap_or("");
+    if let Some(var) = source.strip_prefix("env:") {
+        bail!(
+            "the running gateway (pid {}) takes the {id} token from its environment ({var}); rotating it in \
+             .security.yml would change nothing. Change {var} where it is set (the service unit, the container \
+             spec or Kubernetes Secret) and restart the gateway",
+            gateway.record().pid
+        );
+    }
+    Ok(())
+}
+
+/// After a fixed rotation: the running gateway must accept the new value, or the command
+/// fails (exit 1) instead of reporting a rotation that is not in effect.
+fn confirm_the_gateway_accepts(ctx: &Context, secret: &picoclaw_credentials::Secret) -> Result<ExitCode> {
+    use picoclaw_lifecycle::http::{Credential, request};
+    let Ok(gateway) = picoclaw_lifecycle::running(&ctx.paths) else { return Ok(ExitCode::SUCCESS) };
+    match request(&gateway, "GET", "/auth/whoami", Credential::Configured(secret)) {
+        Ok(answer) if answer.status == 200 => Ok(ExitCode::SUCCESS),
+        Ok(answer) => bail!(
+            "the running gateway (pid {}) does not accept the new value yet ({}: {}); the file is written — \
+             run `picoclaw gateway reload` or `picoclaw doctor` to see why",
+            gateway.record().pid,
+            answer.status,
+            answer.body["error"]["code"].as_str().unwrap_or("no details")
+        ),
+        Err(e) => bail!("could not confirm the rotation with the running gateway: {e}"),
+    }
 }
 
 fn grace_note(grace: Grace, until: Option<&str>) {

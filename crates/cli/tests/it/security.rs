@@ -554,3 +554,86 @@ fn a_token_in_the_pico_client_url_query_is_never_shown() {
     let text = String::from_utf8_lossy(&doctor.stdout);
     assert!(text.contains("secret-in-url") && !text.contains("QUERYCANARY"), "{text}");
 }
+
+/// Red team R4: the gateway takes the pico token from its own environment (a unit, a pod
+/// spec) that the operator's shell lacks: `token rotate pico` refuses instead of reporting
+/// a rotation that changed nothing.
+#[tokio::test]
+async fn rotating_a_token_the_gateway_takes_from_its_environment_is_refused() {
+    let env_token = "pico-token-from-the-unit-environment-0123456789";
+    let home = TestHome::with_pico(PICO, json!({}));
+    let log = std::fs::File::create(home.file("test-gateway.stderr")).unwrap();
+    let mut child = home
+        .cmd(&["gateway", "--port", "0"])
+        .env("PICOCLAW_CHANNELS_PICO_TOKEN", env_token)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let record = support::wait_for_record(home.path(), child.id(), Duration::from_secs(20)).expect("started");
+    let before = std::fs::read_to_string(home.file(".security.yml")).unwrap();
+    let out = home.run(&["token", "rotate", "pico"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the rotation must fail: {err}");
+    assert!(err.contains("PICOCLAW_CHANNELS_PICO_TOKEN"), "{err}");
+    assert_eq!(std::fs::read_to_string(home.file(".security.yml")).unwrap(), before, "nothing written");
+    let base = format!("http://{}:{}", record["host"].as_str().unwrap(), record["port"]);
+    let code =
+        status_of(reqwest::Client::new().get(format!("{base}/auth/whoami")).bearer_auth(env_token)).await;
+    assert_eq!(code, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Red team R6: the admin API never answers "done" for a change the gateway could not apply.
+#[tokio::test]
+async fn a_token_change_that_cannot_be_applied_is_not_reported_done() {
+    let home = TestHome::with_pico(PICO, json!({}));
+    let gw = home.spawn_gateway(&[]);
+    let tablet = ok(&home, &["token", "create", "--name", "tablet", "--scope", "chat"]);
+    home.write_config(
+        &json!({ "channels": { "pico": { "enabled": true } }, "gateway": { "port": "notaport" } }),
+    );
+    let resp = reqwest::Client::new()
+        .delete(format!("{}/api/tokens/tablet", gw.http()))
+        .bearer_auth(gw.runtime_token())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("not_applied"), "{body}");
+    // Fixed, the change takes effect.
+    home.write_config(&json!({ "channels": { "pico": { "enabled": true } } }));
+    ok(&home, &["gateway", "reload"]);
+    let code =
+        status_of(reqwest::Client::new().get(format!("{}/auth/whoami", gw.http())).bearer_auth(&tablet))
+            .await;
+    assert_eq!(code, 401);
+}
+
+/// Red team R7: a loopback dashboard answers only for loopback host names (DNS rebinding).
+#[tokio::test]
+async fn a_loopback_dashboard_refuses_other_host_names() {
+    let home = crate::launcher_support::home();
+    let l = crate::launcher_support::start(&home, &[]);
+    let port: u16 =
+        l.url.trim_end_matches('/').rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    for (host, want) in [("attacker.example", 421u16), ("127.0.0.1", 303), ("localhost", 303), ("[::1]", 303)]
+    {
+        let status = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let req = format!("GET / HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).unwrap();
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            answer.split(' ').nth(1).and_then(|c| c.parse::<u16>().ok()).unwrap_or(0)
+        })
+        .await
+        .unwrap();
+        assert_eq!(status, want, "Host: {host}");
+    }
+}
