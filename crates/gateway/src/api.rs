@@ -10,14 +10,14 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, delete, get, post};
 use picoclaw_auth::endpoints::{self, EndpointId, Server};
-use serde_json::json;
+use picoclaw_wire::body;
 
 use crate::authenticated::{Admin, Authenticated, Chat, PicoMedia};
 use crate::conn;
-use crate::error::ApiError;
 use crate::reload;
 use crate::state::Shared;
 use crate::tokens_api;
+use picoclaw_wire::{ApiError, Code};
 
 /// Longest accepted request body (none of these endpoints needs a large one).
 const MAX_BODY: usize = 64 * 1024;
@@ -58,89 +58,86 @@ fn handler(id: EndpointId) -> MethodRouter<Arc<Shared>> {
     }
 }
 
-async fn health(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
-    Json(json!({
-        "status": "ok",
-        "uptime_s": shared.uptime_secs(),
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
+async fn health(State(shared): State<Arc<Shared>>) -> Json<body::Health> {
+    Json(body::Health { status: "ok", uptime_s: shared.uptime_secs(), version: env!("CARGO_PKG_VERSION") })
 }
 
 async fn ready(State(shared): State<Arc<Shared>>) -> Response {
     let live = shared.live();
     let pico = if live.settings.pico.enabled { "serving" } else { "disabled" };
     if shared.is_ready() {
-        (StatusCode::OK, Json(json!({ "status": "ready", "checks": { "http": "serving", "pico": pico } })))
-            .into_response()
+        let checks = body::ReadyChecks { http: "serving", pico: Some(pico) };
+        (StatusCode::OK, Json(body::Ready { status: "ready", checks })).into_response()
     } else {
         let http =
             if shared.ready.load(std::sync::atomic::Ordering::Acquire) { "draining" } else { "starting" };
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready", "checks": { "http": http } })))
-            .into_response()
+        let checks = body::ReadyChecks { http, pico: None };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body::Ready { status: "not ready", checks })).into_response()
     }
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST")
+    ApiError::new(Code::MethodNotAllowed, "use POST")
 }
 
 async fn not_found(uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no such endpoint: {}", uri.path()))
+    ApiError::new(Code::NotFound, format!("no such endpoint: {}", uri.path()))
 }
 
 async fn not_found_here() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint on the gateway")
+    ApiError::new(Code::NotFound, "no such endpoint on the gateway")
 }
 
 async fn reload_handler(
     State(shared): State<Arc<Shared>>,
     auth: Authenticated<Admin>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<body::Reloaded>, ApiError> {
     match reload::reload(&shared, &format!("POST /reload by {}", auth.principal.id)).await {
-        Ok(summary) => Ok(Json(
-            json!({ "status": "reloaded", "closed_sockets": summary.closed_sockets, "warnings": summary.warnings }),
-        )),
+        Ok(summary) => Ok(Json(body::Reloaded {
+            status: "reloaded",
+            closed_sockets: summary.closed_sockets,
+            warnings: summary.warnings,
+        })),
         Err(message) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_config",
+            Code::InvalidConfig,
             format!("reload rejected, the previous configuration stays in effect: {message}"),
         )),
     }
 }
 
-async fn whoami(auth: Authenticated<Chat>) -> Json<serde_json::Value> {
+async fn whoami(auth: Authenticated<Chat>) -> Json<body::Whoami> {
     let p = auth.principal;
-    Json(json!({
-        "kind": p.kind,
-        "id": p.id,
-        "name": p.name,
-        "scope": p.scope,
-        "source": p.source,
-        "fingerprint": p.fingerprint,
-        "presented_as": auth.how,
-    }))
+    Json(body::Whoami {
+        kind: p.kind,
+        id: p.id,
+        name: p.name,
+        scope: p.scope,
+        source: p.source,
+        fingerprint: p.fingerprint,
+        presented_as: auth.how,
+    })
 }
 
-async fn status(State(shared): State<Arc<Shared>>, _auth: Authenticated<Admin>) -> Json<serde_json::Value> {
+async fn status(State(shared): State<Arc<Shared>>, _auth: Authenticated<Admin>) -> Json<body::Status> {
     let live = shared.live();
     let (sessions, sockets) = shared.hub.counts();
-    Json(json!({
-        "pid": std::process::id(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": shared.uptime_secs(),
-        "ready": shared.is_ready(),
-        "agent": live.engine.agent_name(),
-        "pico": {
-            "enabled": live.settings.pico.enabled,
-            "connections": sockets,
-            "max_connections": live.settings.pico.max_connections,
-            "sessions": sessions,
+    Json(body::Status {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_s: shared.uptime_secs(),
+        ready: shared.is_ready(),
+        agent: live.engine.agent_name().to_owned(),
+        pico: body::PicoStatus {
+            enabled: live.settings.pico.enabled,
+            connections: sockets,
+            max_connections: live.settings.pico.max_connections,
+            sessions,
         },
-        "pico_client": shared.pico_client_status(),
-    }))
+        pico_client: shared.pico_client_status(),
+    })
 }
 
 /// `/pico/media/<id>`: authenticated like the channel; picoclaw stores no media yet.
 async fn media(_auth: Authenticated<PicoMedia>) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such media")
+    ApiError::new(Code::NotFound, "no such media")
 }

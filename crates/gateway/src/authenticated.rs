@@ -13,13 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use picoclaw_auth::audit::AuditEvent;
 use picoclaw_auth::{Gate, Presentation, Presentations, Principal, Scope, presented};
 
-use crate::error::ApiError;
+use crate::LOG;
 use crate::state::Shared;
+use picoclaw_wire::{ApiError, Code};
 
 /// What a guard requires.
 pub(crate) trait Guard: Send + Sync + 'static {
@@ -83,23 +84,18 @@ impl<G: Guard> FromRequestParts<Arc<Shared>> for Authenticated<G> {
         if G::PICO {
             if !live.settings.pico.enabled {
                 return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "channel_disabled",
+                    Code::ChannelDisabled,
                     "the Pico channel is disabled (set channels.pico.enabled to true)",
                 ));
             }
             if shared.shutting_down.load(Ordering::Acquire) {
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "shutting_down",
-                    "the gateway is shutting down",
-                ));
+                return Err(ApiError::new(Code::ShuttingDown, "the gateway is shutting down"));
             }
         }
         let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() else {
             // Every connection is served with its peer address; fail closed if not.
             tracing::error!("request without a peer address; refusing it");
-            return Err(ApiError::internal());
+            return Err(ApiError::internal(LOG));
         };
         let client = peer.ip();
         let endpoint = parts

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use picoclaw_auth::Principal;
@@ -17,10 +17,10 @@ use crate::authenticated::{Authenticated, PicoSocket};
 use picoclaw_pico::{ClientFrame, Frame, decode_client};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::error::ApiError;
 use crate::hub::{CloseReason, ConnHandle, close};
 use crate::state::Shared;
 use crate::turn::{Turn, run_turn};
+use picoclaw_wire::{ApiError, Code};
 
 /// Initial read buffer of one socket (see `upgrade`).
 const READ_BUFFER: usize = 4 * 1024;
@@ -93,8 +93,7 @@ pub(crate) async fn upgrade(
     let query = parse_query(uri.query());
     let Some(session_id) = query.session_id.or_else(random_id) else {
         return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_randomness",
+            Code::NoRandomness,
             "the OS random number generator failed; cannot make a session id",
         )
         .into_response();
@@ -111,20 +110,19 @@ pub(crate) async fn upgrade(
         }
     };
     if let Err(e) = claimed {
-        let (status, code) = match e {
-            picoclaw_agent::SessionError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-            picoclaw_agent::SessionError::Reserved => (StatusCode::FORBIDDEN, "reserved_session_id"),
-            picoclaw_agent::SessionError::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid_session_id"),
-            picoclaw_agent::SessionError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "session_storage"),
+        let code = match e {
+            picoclaw_agent::SessionError::Forbidden => Code::SessionOwned,
+            picoclaw_agent::SessionError::Reserved => Code::ReservedSessionId,
+            picoclaw_agent::SessionError::InvalidId(_) => Code::InvalidSessionId,
+            picoclaw_agent::SessionError::Storage(_) => Code::SessionStorage,
         };
-        return ApiError::new(status, code, e.to_string()).into_response();
+        return ApiError::new(code, e.to_string()).into_response();
     }
     let ws = match ws {
         Ok(ws) => ws,
         Err(_) => {
             return ApiError::new(
-                StatusCode::UPGRADE_REQUIRED,
-                "websocket_required",
+                Code::WebSocketRequired,
                 "this endpoint needs a WebSocket upgrade (GET with Connection: Upgrade, Upgrade: websocket)",
             )
             .into_response();
@@ -135,8 +133,7 @@ pub(crate) async fn upgrade(
     let slot = Slot(shared.clone());
     if before >= pico.max_connections {
         return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
+            Code::TooManyConnections,
             format!("the Pico channel is at its limit of {} connections", pico.max_connections),
         )
         .into_response();
@@ -178,11 +175,7 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
     if allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin)) {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            "this Origin is not in channels.pico.allow_origins",
-        ))
+        Err(ApiError::new(Code::OriginNotAllowed, "this Origin is not in channels.pico.allow_origins"))
     }
 }
 

@@ -10,6 +10,9 @@
 //! token (scope chat) on the chat endpoints, named tokens per scope, tickets on the Pico
 //! socket only. Nothing is composed or rewritten.
 
+/// The log a 500 answer points the operator to.
+pub(crate) const LOG: &str = "logs/gateway.log";
+
 mod api;
 mod authenticated;
 mod conn;

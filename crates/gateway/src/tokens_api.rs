@@ -30,24 +30,12 @@ use picoclaw_auth::named::TokenFile;
 use picoclaw_auth::named::ops::{
     CreateRequest, Listed, Requester, Revoked, RotateRequest, Rotated, TokenKey, TokenOpError, TokenOps,
 };
-use serde_json::{Value, json};
 
+use crate::LOG;
 use crate::authenticated::{Admin, Authenticated, Chat};
-use crate::error::ApiError;
 use crate::reload::reload;
 use crate::state::Shared;
-
-impl From<TokenOpError> for ApiError {
-    fn from(e: TokenOpError) -> ApiError {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
-            // The message names a file or key, never a value; it is logged too, for the
-            // operator who did not make the request.
-            tracing::warn!(code = e.code(), "token operation failed: {e}");
-        }
-        ApiError::new(status, e.code(), e.to_string())
-    }
-}
+use picoclaw_wire::{ApiError, Code, body};
 
 impl AuditSink for Shared {
     fn record(&self, event: &AuditEvent) {
@@ -64,7 +52,7 @@ fn ops(shared: &Shared) -> TokenOps {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, TokenOpError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::internal())?.map_err(ApiError::from)
+    tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::internal(LOG))?.map_err(ApiError::from)
 }
 
 /// Reloads so the change is in effect before the answer is sent. When the reload is
@@ -73,8 +61,7 @@ async fn blocking<T: Send + 'static>(
 async fn apply(shared: &Arc<Shared>, what: &str) -> Result<(), ApiError> {
     reload(shared, what).await.map(|_| ()).map_err(|message| {
         ApiError::new(
-            StatusCode::CONFLICT,
-            "not_applied",
+            Code::NotApplied,
             format!(
                 "the change was written to .security.yml but is not in effect: the configuration does not \
                  reload ({message}); fix it and run `picoclaw gateway reload`"
@@ -146,17 +133,18 @@ pub(crate) async fn ticket(
     State(shared): State<Arc<Shared>>,
     auth: Authenticated<Chat>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<body::TicketIssued>, ApiError> {
     let principal = auth.principal;
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-    let (ticket, expires) = shared.tickets.issue(&principal, origin).map_err(|_| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "random_failed", "cannot generate a ticket")
-    })?;
-    Ok(Json(json!({
-        "ticket": ticket.expose(),
-        "protocol": format!("ticket.{}", ticket.expose()),
-        "expires_at": expires.unix(),
-        "origin": origin,
-        "single_use": true,
-    })))
+    let (ticket, expires) = shared
+        .tickets
+        .issue(&principal, origin)
+        .map_err(|_| ApiError::new(Code::RandomFailed, "cannot generate a ticket"))?;
+    Ok(Json(body::TicketIssued {
+        ticket: ticket.expose().to_owned(),
+        protocol: format!("ticket.{}", ticket.expose()),
+        expires_at: expires.unix(),
+        origin: origin.map(str::to_owned),
+        single_use: true,
+    }))
 }

@@ -6,6 +6,9 @@
 //! proxies the Pico chat socket so the browser never holds a gateway or pico token.
 //! Routes are listed in `routes`; decisions are written down in `docs/launcher.md`.
 
+/// The log a 500 answer points the operator to.
+pub(crate) const LOG: &str = "logs/launcher.log";
+
 mod assets;
 mod error;
 mod gateway;

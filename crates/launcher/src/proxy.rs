@@ -19,10 +19,11 @@ use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, protocol::WebSocketConfig};
 
+use crate::LOG;
 use crate::net::{self, Client};
-use crate::routes::ApiError;
 use crate::session::SessionId;
 use crate::state::AppState;
+use picoclaw_wire::{ApiError, Code};
 
 /// Largest message relayed either way (the gateway's own default limit).
 pub const MAX_MESSAGE: usize = 1024 * 1024;
@@ -41,22 +42,17 @@ pub(crate) async fn pico_ws(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if !net::same_origin(&headers, &client) {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "bad_origin",
-            "the Origin header must match the dashboard's address",
-        )
-        .into_response();
+        return ApiError::new(Code::BadOrigin, "the Origin header must match the dashboard's address")
+            .into_response();
     }
     if let Some(why) = net::cross_site(&headers, &client) {
-        return ApiError::new(StatusCode::FORBIDDEN, "bad_origin", why.message()).into_response();
+        return ApiError::new(Code::BadOrigin, why.message()).into_response();
     }
     let offer = match first_offer(&headers) {
         Ok(offer) => offer,
         Err(()) => {
             return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_subprotocol",
+                Code::BadSubprotocol,
                 "Sec-WebSocket-Protocol must be a comma-separated list of tokens (RFC 6455 §4.1)",
             )
             .into_response();
@@ -64,8 +60,7 @@ pub(crate) async fn pico_ws(
     };
     let Some(record) = st.gateway.record().await else {
         return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "gateway_unavailable",
+            Code::GatewayUnavailable,
             "the gateway is not running; start it from the dashboard",
         )
         .into_response();
@@ -80,12 +75,11 @@ pub(crate) async fn pico_ws(
         url.push_str(&query);
     }
     let Ok(mut request) = url.into_client_request() else {
-        return ApiError::new(StatusCode::BAD_REQUEST, "bad_query", "session_id must be URL-encoded")
-            .into_response();
+        return ApiError::new(Code::BadQuery, "session_id must be URL-encoded").into_response();
     };
     // Presenting the runtime token to the gateway it belongs to.
     let Ok(mut auth) = HeaderValue::from_str(&format!("Bearer {}", record.token.expose())) else {
-        return ApiError::internal().into_response();
+        return ApiError::internal(LOG).into_response();
     };
     auth.set_sensitive(true);
     request.headers_mut().insert(http::header::AUTHORIZATION, auth);
@@ -97,18 +91,17 @@ pub(crate) async fn pico_ws(
         Ok((socket, _)) => socket,
         Err(tungstenite::Error::Http(resp)) => {
             tracing::warn!(status = resp.status().as_u16(), "the gateway refused the proxied socket");
-            let status = if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
-                StatusCode::SERVICE_UNAVAILABLE
+            // At its connection limit or shutting down: "try later", not "broken".
+            let code = if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+                Code::GatewayUnavailable
             } else {
-                StatusCode::BAD_GATEWAY
+                Code::GatewayRefused
             };
-            return ApiError::new(status, "gateway_refused", "the gateway refused the chat connection")
-                .into_response();
+            return ApiError::new(code, "the gateway refused the chat connection").into_response();
         }
         Err(e) => {
             tracing::warn!("cannot reach the gateway's /pico/ws: {e}");
-            return ApiError::new(StatusCode::BAD_GATEWAY, "gateway_unreachable", "cannot reach the gateway")
-                .into_response();
+            return ApiError::new(Code::GatewayUnreachable, "cannot reach the gateway").into_response();
         }
     };
     let upgrade = match offer {

@@ -37,13 +37,14 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use picoclaw_auth::RetryAfter;
 use picoclaw_credentials::Secret;
 use picoclaw_credentials::launcher::Origin;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
+use crate::LOG;
 use crate::net::{self, Client};
 use crate::session::{self, SessionId};
 use crate::state::AppState;
 use crate::{assets, proxy};
+use picoclaw_wire::{ApiError, Code, body};
 
 /// Request bodies larger than this are refused.
 const MAX_BODY: usize = 16 * 1024;
@@ -56,47 +57,6 @@ pub const MAX_TOKEN_LEN: usize = 512;
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
      frame-ancestors 'none'";
-
-/// A JSON error: `{"error":{"code","message"}}`.
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    retry_after: Option<u64>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), retry_after: None }
-    }
-
-    pub fn internal() -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see logs/launcher.log")
-    }
-
-    fn limited(RetryAfter(secs): RetryAfter) -> ApiError {
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many failed logins; try again in {secs} s"),
-        );
-        e.retry_after = Some(secs);
-        e
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut resp =
-            (self.status, Json(json!({ "error": { "code": self.code, "message": self.message } })))
-                .into_response();
-        if let Some(secs) = self.retry_after {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        resp
-    }
-}
 
 /// Builds the router over shared state.
 pub(crate) fn router(st: Arc<AppState>) -> Router {
@@ -163,14 +123,12 @@ async fn gate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> 
     let client = st.net.client(peer, req.headers());
     if !st.net.allows(&client) {
         tracing::warn!(client = %client.ip, "request refused by launcher.allowed_cidrs");
-        return ApiError::new(StatusCode::FORBIDDEN, "access_denied", "access denied by network policy")
-            .into_response();
+        return ApiError::new(Code::AccessDenied, "access denied by network policy").into_response();
     }
     if !st.net.host_allowed(req.headers(), &client) {
         tracing::warn!(client = %client.ip, "request for a host that is not this loopback launcher refused");
         return ApiError::new(
-            StatusCode::MISDIRECTED_REQUEST,
-            "bad_host",
+            Code::BadHost,
             "this dashboard listens on loopback and answers only for localhost, 127.0.0.1 or [::1]",
         )
         .into_response();
@@ -183,7 +141,7 @@ async fn gate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> 
     {
         // Not the path: it is the client's text and could hold anything.
         tracing::warn!(client = %client.ip, method = %req.method(), "cross-site request refused");
-        return ApiError::new(StatusCode::FORBIDDEN, "bad_origin", why.message()).into_response();
+        return ApiError::new(Code::BadOrigin, why.message()).into_response();
     }
     let path = req.uri().path().to_owned();
     if req.method() == Method::GET
@@ -193,8 +151,7 @@ async fn gate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> 
         if net::foreign_subresource(req.headers(), &client) {
             tracing::warn!(client = %client.ip, "?token= login from another site's page refused, untried");
             return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "bad_origin",
+                Code::BadOrigin,
                 "cross-site request refused: a ?token= login must be a top-level navigation",
             )
             .into_response();
@@ -210,8 +167,7 @@ async fn gate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> 
             next.run(req).await
         }
         None if api_like(&path) => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "not_logged_in", "log in to the dashboard first")
-                .into_response()
+            ApiError::new(Code::NotLoggedIn, "log in to the dashboard first").into_response()
         }
         None => redirect("/login"),
     }
@@ -345,7 +301,7 @@ fn token_login(st: &AppState, client: &Client, login: QueryLogin) -> Response {
         }
     };
     let Ok((_, cookie)) = st.sessions.create(generation, &digest) else {
-        return ApiError::internal().into_response();
+        return ApiError::internal(LOG).into_response();
     };
     tracing::info!(client = %client.ip, "dashboard login (?token=)");
     with_cookie(redirect(&target), &session::set_cookie(&cookie, client.secure))
@@ -370,7 +326,7 @@ async fn asset(Path(file): Path<String>) -> Response {
 }
 
 pub(crate) async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such page")
+    ApiError::new(Code::NotFound, "no such page")
 }
 
 #[derive(Deserialize)]
@@ -398,8 +354,7 @@ async fn login(
             Ok(body) => body.0.token,
             Err(_) => {
                 return ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
+                    Code::BadRequest,
                     "expected JSON {\"token\": \"...\"} or a form field `token`",
                 )
                 .into_response();
@@ -409,8 +364,7 @@ async fn login(
     // A pasted token often comes with a space or a newline around it.
     let Some(presented) = presented.as_deref().map(trimmed).filter(|t| !t.is_empty()) else {
         return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "missing_token",
+            Code::MissingToken,
             "the token field is empty (or only whitespace): paste the launcher token",
         )
         .into_response();
@@ -419,7 +373,11 @@ async fn login(
         Login::Accepted { generation, digest } => (generation, digest),
         Login::Limited(retry) => {
             tracing::warn!(client = %client.ip, "dashboard login refused: rate limited");
-            return ApiError::limited(retry).into_response();
+            return ApiError::rate_limited(
+                retry.0,
+                format!("too many failed logins; try again in {} s", retry.0),
+            )
+            .into_response();
         }
         Login::Wrong => {
             tracing::warn!(client = %client.ip, "dashboard login failed: wrong token");
@@ -428,15 +386,14 @@ async fn login(
                         <p>Wrong token. <a href=\"/login\">Try again</a>.</p>";
                 return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
             }
-            return ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "wrong launcher token")
-                .into_response();
+            return ApiError::new(Code::WrongToken, "wrong launcher token").into_response();
         }
     };
     let Ok((_, cookie)) = st.sessions.create(generation, &digest) else {
-        return ApiError::internal().into_response();
+        return ApiError::internal(LOG).into_response();
     };
     tracing::info!(client = %client.ip, "dashboard login");
-    let resp = if form { redirect("/") } else { Json(json!({ "status": "ok" })).into_response() };
+    let resp = if form { redirect("/") } else { Json(body::Done::OK).into_response() };
     with_cookie(resp, &session::set_cookie(&cookie, client.secure))
 }
 
@@ -449,8 +406,7 @@ async fn logout(
         st.sessions.revoke(id);
         tracing::info!(client = %client.ip, "dashboard logout");
     }
-    let resp =
-        if is_form(&headers) { redirect("/login") } else { Json(json!({ "status": "ok" })).into_response() };
+    let resp = if is_form(&headers) { redirect("/login") } else { Json(body::Done::OK).into_response() };
     with_cookie(resp, &session::clear_cookie(client.secure))
 }
 
@@ -461,7 +417,7 @@ struct SetupBody {
 }
 
 fn validate_new_token(body: &SetupBody) -> Result<(), ApiError> {
-    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", m);
+    let bad = |m: String| ApiError::new(Code::UnacceptableToken, m);
     let t = &body.token;
     if body.confirm.as_deref().is_some_and(|c| c != t) {
         return Err(bad("the confirmation does not match the token".into()));
@@ -486,8 +442,7 @@ async fn setup(
 ) -> Response {
     if st.token().origin == Origin::Env {
         return ApiError::new(
-            StatusCode::CONFLICT,
-            "token_from_env",
+            Code::TokenFromEnv,
             "the launcher token is set by the PICOCLAW_LAUNCHER_TOKEN environment variable; \
              change or unset it there and restart the launcher",
         )
@@ -495,8 +450,7 @@ async fn setup(
     }
     let Ok(Json(body)) = body else {
         return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
+            Code::BadRequest,
             "expected JSON {\"token\": \"<new token>\", \"confirm\": \"<new token>\"}",
         )
         .into_response();
@@ -513,14 +467,9 @@ async fn setup(
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::error!("cannot save the launcher token: {e}");
-            return ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "save_failed",
-                format!("cannot save the token: {e}"),
-            )
-            .into_response();
+            return ApiError::new(Code::SaveFailed, format!("cannot save the token: {e}")).into_response();
         }
-        Err(_) => return ApiError::internal().into_response(),
+        Err(_) => return ApiError::internal(LOG).into_response(),
     }
     let fingerprint = secret.fingerprint().to_string();
     let new_digest = secret.digest();
@@ -537,57 +486,97 @@ async fn setup(
     let cookie = st.sessions.cookie_value(session, &new_digest);
     tracing::info!(fingerprint = %fingerprint, "launcher token changed from the dashboard; other sessions ended");
     with_cookie(
-        Json(json!({ "status": "ok", "source": "config", "fingerprint": fingerprint })).into_response(),
+        Json(SetupDone { status: "ok", source: "config", fingerprint }).into_response(),
         &session::set_cookie(&cookie, client.secure),
     )
 }
 
-async fn session_info(State(st): State<Arc<AppState>>) -> Json<Value> {
-    let token = st.token();
-    Json(json!({
-        "authenticated": true,
-        "token_source": token.origin.to_string(),
-        "token_fingerprint": token.secret.fingerprint().to_string(),
-        "setup_allowed": token.origin != Origin::Env,
-        "min_token_length": MIN_TOKEN_LEN,
-    }))
+/// `POST /setup`.
+#[derive(Serialize)]
+struct SetupDone {
+    status: &'static str,
+    source: &'static str,
+    fingerprint: String,
 }
 
-async fn gateway_status(State(st): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!(st.gateway.status().await))
+/// `GET /api/session`.
+#[derive(Serialize)]
+struct SessionInfo {
+    authenticated: bool,
+    token_source: String,
+    token_fingerprint: String,
+    setup_allowed: bool,
+    min_token_length: usize,
+}
+
+/// `POST /api/gateway/start|stop|restart`.
+#[derive(Serialize)]
+struct GatewayAction {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped_pid: Option<Option<u32>>,
+    gateway: crate::gateway::GatewayStatus,
+}
+
+/// `GET /api/gateway/logs`.
+#[derive(Serialize)]
+struct Logs {
+    source: &'static str,
+    lines: Vec<String>,
+}
+
+async fn session_info(State(st): State<Arc<AppState>>) -> Json<SessionInfo> {
+    let token = st.token();
+    Json(SessionInfo {
+        authenticated: true,
+        token_source: token.origin.to_string(),
+        token_fingerprint: token.secret.fingerprint().to_string(),
+        setup_allowed: token.origin != Origin::Env,
+        min_token_length: MIN_TOKEN_LEN,
+    })
+}
+
+async fn gateway_status(State(st): State<Arc<AppState>>) -> Json<crate::gateway::GatewayStatus> {
+    Json(st.gateway.status().await)
 }
 
 async fn gateway_start(State(st): State<Arc<AppState>>) -> Response {
     match st.gateway.start().await {
-        Ok(_) => Json(json!({ "status": "ok", "gateway": st.gateway.status().await })).into_response(),
-        Err(e) => ApiError::new(StatusCode::BAD_GATEWAY, "start_failed", e.to_string()).into_response(),
+        Ok(_) => Json(GatewayAction { status: "ok", stopped_pid: None, gateway: st.gateway.status().await })
+            .into_response(),
+        Err(e) => ApiError::new(Code::StartFailed, e.to_string()).into_response(),
     }
 }
 
 async fn gateway_stop(State(st): State<Arc<AppState>>) -> Response {
     match st.gateway.stop().await {
-        Ok(pid) => Json(json!({ "status": if pid.is_some() { "ok" } else { "not_running" }, "stopped_pid": pid, "gateway": st.gateway.status().await }))
-            .into_response(),
-        Err(e) => ApiError::new(StatusCode::BAD_GATEWAY, "stop_failed", e.to_string()).into_response(),
+        Ok(pid) => Json(GatewayAction {
+            status: if pid.is_some() { "ok" } else { "not_running" },
+            stopped_pid: Some(pid),
+            gateway: st.gateway.status().await,
+        })
+        .into_response(),
+        Err(e) => ApiError::new(Code::StopFailed, e.to_string()).into_response(),
     }
 }
 
 async fn gateway_restart(State(st): State<Arc<AppState>>) -> Response {
     match st.gateway.restart().await {
-        Ok(_) => Json(json!({ "status": "ok", "gateway": st.gateway.status().await })).into_response(),
-        Err(e) => ApiError::new(StatusCode::BAD_GATEWAY, "restart_failed", e.to_string()).into_response(),
+        Ok(_) => Json(GatewayAction { status: "ok", stopped_pid: None, gateway: st.gateway.status().await })
+            .into_response(),
+        Err(e) => ApiError::new(Code::RestartFailed, e.to_string()).into_response(),
     }
 }
 
-async fn gateway_logs(State(st): State<Arc<AppState>>) -> Json<Value> {
+async fn gateway_logs(State(st): State<Arc<AppState>>) -> Json<Logs> {
     let lines = st.gateway.logs();
     if !lines.is_empty() {
-        return Json(json!({ "source": "child", "lines": lines }));
+        return Json(Logs { source: "child", lines });
     }
     // An adopted gateway's output is not ours: show the tail of the log it writes itself.
     let path = st.paths.gateway_log();
     let tail = tokio::task::spawn_blocking(move || file_tail(&path, crate::gateway::LOG_LINES)).await;
-    Json(json!({ "source": "logs/gateway.log", "lines": tail.unwrap_or_default() }))
+    Json(Logs { source: "logs/gateway.log", lines: tail.unwrap_or_default() })
 }
 
 /// The last `n` lines of a file, reading at most its last 256 KiB.

@@ -23,8 +23,9 @@ use picoclaw_config::{Flags, ProcessEnv};
 use picoclaw_credentials::runtime::RuntimeRecord;
 use serde_json::{Value, json};
 
-use crate::routes::ApiError;
+use crate::LOG;
 use crate::state::AppState;
+use picoclaw_wire::{ApiError, Code};
 
 /// Largest gateway answer relayed.
 const MAX_ANSWER: usize = 256 * 1024;
@@ -79,9 +80,9 @@ pub(crate) async fn list(State(st): State<Arc<AppState>>) -> Response {
     let explained = match explained {
         Ok(Ok(e)) => e,
         Ok(Err(message)) => {
-            return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "config_error", message).into_response();
+            return ApiError::new(Code::ConfigError, message).into_response();
         }
-        Err(_) => return ApiError::internal().into_response(),
+        Err(_) => return ApiError::internal(LOG).into_response(),
     };
     let named = match &record {
         Some(r) => match gateway_json(r, Method::GET, "/api/tokens", Bytes::new()).await {
@@ -90,14 +91,26 @@ pub(crate) async fn list(State(st): State<Arc<AppState>>) -> Response {
         },
         None => None,
     };
-    Json(json!({
-        "credentials": explained.credentials,
-        "endpoints": explained.endpoints,
-        "warnings": explained.warnings,
-        "named": named,
-        "management": named.is_some(),
-    }))
+    let management = named.is_some();
+    Json(TokensPanel {
+        credentials: explained.credentials,
+        endpoints: explained.endpoints,
+        warnings: explained.warnings,
+        named,
+        management,
+    })
     .into_response()
+}
+
+/// `GET /api/tokens`: the credentials table of `auth explain`, and the gateway's
+/// named-token list when it runs.
+#[derive(serde::Serialize)]
+struct TokensPanel {
+    credentials: Vec<picoclaw_auth::explain::CredentialRow>,
+    endpoints: Vec<picoclaw_auth::explain::EndpointRow>,
+    warnings: Vec<String>,
+    named: Option<Value>,
+    management: bool,
 }
 
 /// A credential the dashboard may revoke or rotate, as one path segment: `pico`,
@@ -125,8 +138,7 @@ impl TokenKey {
 
 fn no_such_token() -> Response {
     ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
+        Code::NotFound,
         "no such token: expected pico, gateway, a token id or a token name \
          (letters, digits, `.`, `_`, `-`; not starting with `.`)",
     )
@@ -166,7 +178,7 @@ pub(crate) async fn rotate(
 async fn without_value(answer: Response) -> Response {
     let status = answer.status();
     let Ok(bytes) = axum::body::to_bytes(answer.into_body(), MAX_ANSWER).await else {
-        return ApiError::internal().into_response();
+        return ApiError::internal(LOG).into_response();
     };
     let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&bytes) else {
         return (status, bytes).into_response();
@@ -188,8 +200,7 @@ async fn without_value(answer: Response) -> Response {
 async fn forward(st: &AppState, method: Method, path: String, body: Bytes) -> Response {
     let Some(record) = st.gateway.record().await else {
         return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "gateway_unavailable",
+            Code::GatewayUnavailable,
             "the gateway is not running; start it to manage tokens",
         )
         .into_response();
@@ -197,14 +208,12 @@ async fn forward(st: &AppState, method: Method, path: String, body: Bytes) -> Re
     let create = path == "/api/tokens";
     match gateway_json(&record, method, &path, body).await {
         Some((StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED, _)) if create => ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "tokens_api_unavailable",
+            Code::TokensApiUnavailable,
             "this gateway has no named-token API yet; tokens are shown read-only",
         )
         .into_response(),
         Some((status, body)) => (status, Json(body)).into_response(),
-        None => ApiError::new(StatusCode::BAD_GATEWAY, "gateway_unreachable", "cannot reach the gateway")
-            .into_response(),
+        None => ApiError::new(Code::GatewayUnreachable, "cannot reach the gateway").into_response(),
     }
 }
 
