@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use picoclaw_config::Settings;
+use picoclaw_config::schema;
 use picoclaw_credentials::{Credentials, Secret};
 use picoclaw_pico::{Frame, kind};
 use serde::Serialize;
@@ -226,7 +227,9 @@ impl Auth {
     fn header(&self) -> Result<HeaderValue, String> {
         use base64::Engine as _;
         let (text, key) = match self {
-            Auth::Bearer(token) => (format!("Bearer {}", token.expose()), "channels.pico_client.token"),
+            Auth::Bearer(token) => {
+                (format!("Bearer {}", token.expose()), schema::CHANNELS_PICO_CLIENT_TOKEN.path)
+            }
             Auth::Basic(userinfo) => (
                 format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(userinfo.expose())),
                 "the user:password of channels.pico_client.url",
@@ -241,7 +244,7 @@ impl Auth {
     /// Which credential a 401 rejected.
     fn key(&self) -> &'static str {
         match self {
-            Auth::Bearer(_) => "channels.pico_client.token",
+            Auth::Bearer(_) => schema::CHANNELS_PICO_CLIENT_TOKEN.path,
             Auth::Basic(_) => "the user:password of channels.pico_client.url",
         }
     }

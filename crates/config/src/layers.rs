@@ -166,7 +166,7 @@ impl Layers {
     /// `.security.yml` `model_list`: model_name → `{api_keys: [...]}`. For the credentials
     /// crate only.
     pub fn security_models(&self) -> Option<&Map<String, Value>> {
-        self.security.as_ref()?.root.get("model_list")?.as_object()
+        self.security.as_ref()?.root.get(schema::MODEL_LIST.file_key)?.as_object()
     }
 
     /// `.security.yml` `tokens`: the named-token records (hashes only). For the

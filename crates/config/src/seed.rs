@@ -71,7 +71,7 @@ impl Ctx {
     /// What lives at `path` in this file.
     fn node(&self, path: &str) -> Node {
         if self.file == FileKind::SecurityYml {
-            if path == "model_list" {
+            if path == schema::MODEL_LIST.file_key {
                 return Node::SecurityModels;
             }
             if path == "tokens" || path == "rotated" {

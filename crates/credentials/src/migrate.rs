@@ -78,7 +78,8 @@ fn collect(config: &Value) -> Vec<Item> {
             });
         }
     }
-    let models = config.get("model_list").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    let models =
+        config.get(schema::MODEL_LIST.file_key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
     for (index, model) in models.iter().enumerate() {
         let Some(name) = model.get("model_name").and_then(non_blank) else { continue };
         for field in ["api_key", "api_keys"] {
@@ -215,7 +216,9 @@ fn remove(config: &mut Value, removal: &Removal) {
             }
         }
         Removal::Model { index, field } => {
-            if let Some(Value::Object(model)) = config.get_mut("model_list").and_then(|l| l.get_mut(*index)) {
+            if let Some(Value::Object(model)) =
+                config.get_mut(schema::MODEL_LIST.file_key).and_then(|l| l.get_mut(*index))
+            {
                 model.remove(*field);
             }
         }

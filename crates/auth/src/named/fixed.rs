@@ -37,8 +37,8 @@ impl FixedCredential {
     /// The key in `.security.yml` (also its schema path).
     pub fn key(self) -> &'static str {
         match self {
-            FixedCredential::Gateway => "gateway.token",
-            FixedCredential::Pico => "channels.pico.token",
+            FixedCredential::Gateway => picoclaw_config::schema::GATEWAY_TOKEN.path,
+            FixedCredential::Pico => picoclaw_config::schema::CHANNELS_PICO_TOKEN.path,
         }
     }
 

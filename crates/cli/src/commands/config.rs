@@ -45,17 +45,17 @@ pub fn show(origin: bool, json: bool) -> Result<ExitCode> {
     for key in KEYS {
         if key.is_secret() {
             let (value, source) = match key.path {
-                "gateway.token" => redacted(creds.gateway()),
-                "channels.pico.token" => redacted(creds.pico()),
-                "channels.pico_client.token" => redacted(creds.pico_client()),
-                "launcher.token" => match &launcher {
+                k if k == schema::GATEWAY_TOKEN.path => redacted(creds.gateway()),
+                k if k == schema::CHANNELS_PICO_TOKEN.path => redacted(creds.pico()),
+                k if k == schema::CHANNELS_PICO_CLIENT_TOKEN.path => redacted(creds.pico_client()),
+                k if k == schema::LAUNCHER_TOKEN.path => match &launcher {
                     Some(t) => (
                         Value::from(format!("[redacted fp={}]", t.secret.fingerprint())),
                         Some(t.source.clone()),
                     ),
                     None => (Value::Null, None),
                 },
-                "agents.defaults.api_key" => {
+                k if k == schema::AGENTS_DEFAULTS_API_KEY.path => {
                     match ctx.settings.agents.default_model.as_deref().and_then(|m| creds.model(m)) {
                         Some(m) => (
                             Value::from(format!("[redacted fp={}]", m.keys[0].fingerprint())),
