@@ -9,17 +9,20 @@
 //! [`RESERVED_PREFIX`] belong to the gateway's own `pico_client` and cannot be claimed by
 //! anyone else.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use picoclaw_config::{Paths, Settings};
 use picoclaw_credentials::Credentials;
+use picoclaw_store::{SqliteStore, Store, StoreError, StoreOptions, TurnRecord};
 
 use crate::openai::{OpenAiAgent, ProviderConfig, Timeouts};
-use crate::sessions::{HistoryLimits, SessionStore};
-use crate::{AgentError, ReplyStream, SharedAgent, Turn, TurnRequest};
+use crate::{AgentError, ReplyStream, Role, SharedAgent, Turn, TurnRequest};
 
-/// Why a session cannot be used by this caller.
+/// Why a session cannot be used by this caller, or a turn not be taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
     /// The session belongs to another principal.
     #[error("session belongs to another credential")]
@@ -30,9 +33,44 @@ pub enum SessionError {
     /// The session id is not acceptable (too long, bad characters).
     #[error("invalid session id: {0}")]
     InvalidId(&'static str),
-    /// The session file could not be read or written.
+    /// The history could not be read or written.
     #[error("session history is unavailable: {0}")]
     Storage(String),
+    /// The history is at its size bound: the turn was refused before any work.
+    #[error("{0}")]
+    Full(String),
+    /// The credential sent more messages than `agents.defaults.messages_per_minute`.
+    #[error("too many messages; retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// When to try again.
+        retry_after_ms: u64,
+    },
+}
+
+impl SessionError {
+    /// The stable code of the Pico `error` frame / HTTP answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SessionError::Forbidden => "forbidden",
+            SessionError::Reserved => "reserved_session_id",
+            SessionError::InvalidId(_) => "invalid_session_id",
+            SessionError::Storage(_) => "session_storage",
+            SessionError::Full(_) => "storage_full",
+            SessionError::RateLimited { .. } => "rate_limited",
+        }
+    }
+}
+
+fn from_store(e: StoreError) -> SessionError {
+    match e {
+        StoreError::Full { .. } => SessionError::Full(e.to_string()),
+        other => {
+            tracing::error!("session store: {other}");
+            SessionError::Storage(
+                "the session history could not be read or written (see the gateway log)".into(),
+            )
+        }
+    }
 }
 
 /// Session ids with this prefix belong to the `pico_client` channel.
@@ -41,28 +79,86 @@ pub const RESERVED_PREFIX: &str = "pico_client-";
 /// The principal that owns [`RESERVED_PREFIX`] sessions.
 pub const PICO_CLIENT_PRINCIPAL: &str = "pico_client";
 
-/// Runs turns: ownership check, history, agent call.
+/// How much history is fed to the agent per turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// Most recent messages (a turn is two).
+    pub max_messages: usize,
+    /// Upper bound on their summed text bytes.
+    pub max_bytes: usize,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        HistoryLimits { max_messages: 40, max_bytes: 256 * 1024 }
+    }
+}
+
+/// Per-credential message rate: a token bucket per principal (bounded table).
+struct Rate {
+    per_minute: u32,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+/// Principals whose message rate is remembered at once.
+const RATE_TABLE: usize = 4096;
+
+impl Rate {
+    fn take(&self, principal: &str) -> Result<(), SessionError> {
+        let capacity = f64::from(self.per_minute.max(1));
+        let per_ms = capacity / 60_000.0;
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() >= RATE_TABLE && !buckets.contains_key(principal) {
+            // Full buckets carry no information: forget those first.
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_millis() as f64 * per_ms < capacity
+            });
+        }
+        let (tokens, at) = buckets.entry(principal.to_owned()).or_insert((capacity, now));
+        *tokens = (*tokens + now.duration_since(*at).as_millis() as f64 * per_ms).min(capacity);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            let retry_after_ms = ((1.0 - *tokens) / per_ms).ceil() as u64;
+            Err(SessionError::RateLimited { retry_after_ms })
+        }
+    }
+}
+
+/// Runs turns: ownership check, history, agent call, recording.
 #[derive(Clone)]
 pub struct Engine {
     agent: SharedAgent,
-    store: Option<Arc<SessionStore>>,
+    store: Option<Arc<dyn Store>>,
+    limits: HistoryLimits,
+    rate: Arc<Rate>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("agent", &self.agent.name()).field("store", &self.store).finish()
+        f.debug_struct("Engine").field("agent", &self.agent.name()).finish_non_exhaustive()
     }
 }
 
+fn rate(per_minute: usize) -> Arc<Rate> {
+    Arc::new(Rate {
+        per_minute: u32::try_from(per_minute).unwrap_or(u32::MAX),
+        buckets: Mutex::new(HashMap::new()),
+    })
+}
+
 impl Engine {
-    /// An engine answering with `agent`, keeping history in memory only (tests, tools).
+    /// An engine answering with `agent`, keeping no history (tests, tools).
     pub fn new(agent: SharedAgent) -> Engine {
-        Engine { agent, store: None }
+        Engine { agent, store: None, limits: HistoryLimits::default(), rate: rate(usize::MAX) }
     }
 
-    /// An engine answering with `agent`, persisting sessions in `store`.
-    pub fn with_store(agent: SharedAgent, store: Arc<SessionStore>) -> Engine {
-        Engine { agent, store: Some(store) }
+    /// An engine answering with `agent`, keeping sessions in `store`.
+    pub fn with_store(agent: SharedAgent, store: Arc<dyn Store>) -> Engine {
+        Engine { store: Some(store), ..Engine::new(agent) }
     }
 
     /// An engine with the built-in echo agent (no persistence).
@@ -73,17 +169,19 @@ impl Engine {
     /// The engine the configuration asks for: the echo agent when
     /// `agents.defaults.model` is unset, else the OpenAI-compatible provider of that
     /// `model_list` entry with its key(s) from the credentials. Sessions live in
-    /// `paths.sessions_dir()`.
+    /// `paths.sessions_dir()/sessions.db`.
     pub fn from_config(
         settings: &Settings,
         creds: &Credentials,
         paths: &Paths,
     ) -> Result<Engine, AgentError> {
-        let limits = HistoryLimits {
-            max_messages: settings.agents.history_messages,
-            max_bytes: settings.agents.history_bytes,
+        let options = StoreOptions {
+            max_session_bytes: settings.storage.max_session_bytes,
+            max_total_bytes: settings.storage.max_total_bytes,
         };
-        let store = SessionStore::open(&paths.sessions_dir(), limits);
+        let store = SqliteStore::shared(&paths.sessions_dir(), options).map_err(|e| {
+            AgentError::new("session_storage", format!("cannot open the session history: {e}"))
+        })?;
         let agent: SharedAgent = match (&settings.agents.default_model, settings.default_model()) {
             (None, _) => Arc::new(crate::EchoAgent),
             (Some(name), None) => {
@@ -103,7 +201,11 @@ impl Engine {
                 })?)
             }
         };
-        Ok(Engine::with_store(agent, store))
+        let limits = HistoryLimits {
+            max_messages: settings.agents.history_messages,
+            max_bytes: settings.agents.history_bytes,
+        };
+        Ok(Engine { agent, store: Some(store), limits, rate: rate(settings.agents.messages_per_minute) })
     }
 
     /// The agent's name (for `model_name` in frames).
@@ -111,62 +213,76 @@ impl Engine {
         self.agent.name()
     }
 
-    /// Checks that `principal` may use `session_id`, claiming it (durably) when new.
-    pub fn claim_as(&self, session_id: &str, principal: &str) -> Result<(), SessionError> {
-        check_claim(session_id, principal)?;
-        let Some(store) = &self.store else { return Ok(()) };
-        let owner = store.claim(session_id, principal).map_err(|e| {
-            tracing::error!(session = %session_id, "{e}");
-            SessionError::Storage(
-                "the session file could not be read or written (see the gateway log)".into(),
-            )
-        })?;
-        owner_allows(&owner, principal)
+    /// The session store, for the history API.
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.store.as_ref()
     }
 
-    /// [`claim_as`](Self::claim_as) when it needs no disk access: the session is cached
-    /// with its (durable) owner. `None`: call `claim_as` off the async workers instead.
-    pub fn claim_cached(&self, session_id: &str, principal: &str) -> Option<Result<(), SessionError>> {
+    /// Checks that `principal` may use `session_id`, claiming it (durably) when new;
+    /// answers the last stored `seq` of the session.
+    pub async fn claim(&self, session_id: &str, principal: &str) -> Result<u64, SessionError> {
+        check_claim(session_id, principal)?;
+        let Some(store) = &self.store else { return Ok(0) };
+        let claim = store.claim(session_id.to_owned(), principal.to_owned()).await.map_err(from_store)?;
+        owner_allows(&claim.owner, principal)?;
+        Ok(claim.last_seq)
+    }
+
+    /// [`claim`](Self::claim) when it needs no disk access: the session is cached with its
+    /// (durable) owner. `None`: call `claim`.
+    pub fn claim_cached(&self, session_id: &str, principal: &str) -> Option<Result<u64, SessionError>> {
         if let Err(e) = check_claim(session_id, principal) {
             return Some(Err(e));
         }
-        let Some(store) = &self.store else { return Some(Ok(())) };
-        let owner = store.cached_owner(session_id)?;
-        Some(owner_allows(&owner, principal))
+        let Some(store) = &self.store else { return Some(Ok(0)) };
+        let claim = store.cached_owner(session_id)?;
+        Some(owner_allows(&claim.owner, principal).map(|()| claim.last_seq))
+    }
+
+    /// Before any work for a turn: the credential's message rate, and room in the history.
+    pub fn begin_turn(&self, session_id: &str, principal: &str) -> Result<(), SessionError> {
+        self.rate.take(principal)?;
+        if let Some(store) = &self.store {
+            store.check_room(session_id).map_err(from_store)?;
+        }
+        Ok(())
     }
 
     /// Answers `text` in `session_id`, feeding the agent the session's bounded history.
-    pub fn run_turn(&self, session_id: &str, text: String, media: Vec<String>) -> ReplyStream {
-        let history = if self.agent.uses_history() { self.history(session_id) } else { Vec::new() };
+    pub async fn run_turn(&self, session_id: &str, text: String, media: Vec<String>) -> ReplyStream {
+        let history = if self.agent.uses_history() { self.history(session_id).await } else { Vec::new() };
         self.agent.reply(TurnRequest { session_id: session_id.to_owned(), history, text, media })
     }
 
-    /// Records the finished answer (or the partial text of a failed one) and fsyncs it.
-    /// A storage failure is logged; the chat goes on.
-    pub fn finish_turn(&self, session_id: &str, user_text: &str, answer: &str) {
-        if let Some(store) = &self.store
-            && let Err(e) = store.append_turn(session_id, user_text, answer)
-        {
-            tracing::error!(session = %session_id, "could not record the turn: {e}");
-        }
+    /// Records a finished turn (or the partial answer of a failed one); durable when it
+    /// returns (group-committed with the other sockets' turns).
+    pub async fn finish_turn(&self, turn: TurnRecord) -> Result<(), SessionError> {
+        let Some(store) = &self.store else { return Ok(()) };
+        store.record_turn(turn).await.map_err(from_store)
     }
 
     /// The session's bounded history, oldest first (empty when unknown or unreadable).
-    pub fn history(&self, session_id: &str) -> Vec<Turn> {
+    pub async fn history(&self, session_id: &str) -> Vec<Turn> {
         let Some(store) = &self.store else { return Vec::new() };
         if validate_session_id(session_id).is_err() {
             return Vec::new();
         }
-        store.history(session_id).unwrap_or_else(|e| {
-            tracing::error!(session = %session_id, "could not read the history: {e}");
-            Vec::new()
-        })
-    }
-
-    /// The owner of a session, if it has one.
-    pub fn owner(&self, session_id: &str) -> Option<String> {
-        validate_session_id(session_id).ok()?;
-        self.store.as_ref()?.owner(session_id).ok().flatten()
+        match store.history(session_id.to_owned(), self.limits.max_messages, self.limits.max_bytes).await {
+            Ok(messages) => messages
+                .into_iter()
+                .map(|m| Turn {
+                    role: match m.role {
+                        picoclaw_store::Role::User => Role::User,
+                        picoclaw_store::Role::Assistant => Role::Assistant,
+                    },
+                    content: m.content,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::error!(session = %session_id, "could not read the history: {e}");
+                Vec::new()
+            }
+        }
     }
 }
 
@@ -210,29 +326,41 @@ mod tests {
     #[tokio::test]
     async fn echo_replies_with_exactly_the_text() {
         let engine = Engine::echo();
-        let parts: Vec<_> = engine.run_turn("s", "héllo  world".into(), vec![]).collect().await;
+        let parts: Vec<_> = engine.run_turn("s", "héllo  world".into(), vec![]).await.collect().await;
         assert_eq!(parts, vec![Ok("héllo  world".to_owned())]);
     }
 
     #[test]
-    fn session_ids_are_safe_file_names() {
+    fn session_ids_are_safe() {
         assert!(validate_session_id("s1").is_ok());
         assert!(validate_session_id("../etc").is_err());
         assert!(validate_session_id("").is_err());
         assert!(validate_session_id(&"a".repeat(129)).is_err());
     }
 
-    #[test]
-    fn first_principal_owns_and_nobody_else_enters() {
+    #[tokio::test]
+    async fn first_principal_owns_and_nobody_else_enters() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = SessionStore::open(tmp.path(), HistoryLimits::default());
+        let store = SqliteStore::open(tmp.path(), StoreOptions::default()).unwrap();
         let engine = Engine::with_store(Arc::new(crate::EchoAgent), store);
-        engine.claim_as("s", "alice").unwrap();
-        engine.claim_as("s", "alice").unwrap();
-        assert_eq!(engine.claim_as("s", "bob"), Err(SessionError::Forbidden));
-        assert_eq!(engine.claim_as("s", "runtime"), Err(SessionError::Forbidden), "admins too");
-        assert_eq!(engine.owner("s").as_deref(), Some("alice"));
-        assert_eq!(engine.claim_as("pico_client-x", "alice"), Err(SessionError::Reserved));
-        engine.claim_as("pico_client-x", PICO_CLIENT_PRINCIPAL).unwrap();
+        engine.claim("s", "alice").await.unwrap();
+        engine.claim("s", "alice").await.unwrap();
+        assert_eq!(engine.claim("s", "bob").await, Err(SessionError::Forbidden));
+        assert_eq!(engine.claim("s", "runtime").await, Err(SessionError::Forbidden), "admins too");
+        assert_eq!(engine.claim_cached("s", "bob"), Some(Err(SessionError::Forbidden)));
+        assert_eq!(engine.claim("pico_client-x", "alice").await, Err(SessionError::Reserved));
+        engine.claim("pico_client-x", PICO_CLIENT_PRINCIPAL).await.unwrap();
+    }
+
+    #[test]
+    fn the_message_rate_is_per_credential() {
+        let r = rate(3);
+        for _ in 0..3 {
+            r.take("a").unwrap();
+        }
+        assert!(
+            matches!(r.take("a"), Err(SessionError::RateLimited { retry_after_ms }) if retry_after_ms > 0)
+        );
+        r.take("b").unwrap();
     }
 }

@@ -8,7 +8,7 @@
 //! - [`OpenAiAgent`]: the OpenAI-compatible chat-completions provider, streaming over SSE.
 //! - [`Engine`]: what the gateway calls: it checks session ownership, feeds history to the
 //!   agent and records each turn.
-//! - [`SessionStore`]: bounded in-memory history, appended to `sessions/<id>.jsonl`.
+//! - sessions are kept by a [`Store`] (`picoclaw_store`: SQLite with group commit).
 //! - [`pico_client`]: the outbound `channels.pico_client` channel.
 
 use std::pin::Pin;
@@ -21,16 +21,16 @@ mod engine;
 pub mod net;
 mod openai;
 pub mod pico_client;
-mod sessions;
 mod sse;
 
 pub use echo::EchoAgent;
 pub use engine::{
-    Engine, MAX_SESSION_ID, PICO_CLIENT_PRINCIPAL, RESERVED_PREFIX, SessionError, validate_session_id,
+    Engine, HistoryLimits, MAX_SESSION_ID, PICO_CLIENT_PRINCIPAL, RESERVED_PREFIX, SessionError,
+    validate_session_id,
 };
 pub use openai::{MAX_ANSWER_BYTES, OpenAiAgent, ProviderConfig, Timeouts};
 pub use pico_client::{PicoClientSnapshot, PicoClientState, PicoClientStatus, spawn_pico_client};
-pub use sessions::{HistoryLimits, SessionStore, StoreError};
+pub use picoclaw_store::{Store, TurnRecord};
 
 /// Who said a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

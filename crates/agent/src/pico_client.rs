@@ -549,11 +549,13 @@ async fn worker(
 ) {
     while let Some(text) = turns.recv().await {
         // Its own reserved session (`pico_client-…`): no other principal can claim it.
-        if let Err(e) = engine.claim_as(&session, PRINCIPAL) {
+        let claimed =
+            engine.claim(&session, PRINCIPAL).await.and_then(|_| engine.begin_turn(&session, PRINCIPAL));
+        if let Err(e) = claimed {
             status.error(format!("local session {session}: {e}; the remote message was not answered"));
             continue;
         }
-        let mut stream = engine.run_turn(&session, text.clone(), Vec::new());
+        let mut stream = engine.run_turn(&session, text.clone(), Vec::new()).await;
         let mut answer = String::new();
         let mut failed = None;
         while let Some(part) = stream.next().await {
@@ -565,7 +567,17 @@ async fn worker(
                 }
             }
         }
-        engine.finish_turn(&session, &text, &answer);
+        let record = crate::TurnRecord {
+            session: session.clone(),
+            user: (0, text.clone()),
+            answer: (0, String::new(), answer.clone()),
+            ts_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        };
+        if let Err(e) = engine.finish_turn(record).await {
+            status.error(format!("local session {session}: the turn was not recorded: {e}"));
+        }
         if let Some(e) = failed {
             status.error(format!("the agent failed to answer a remote message ({}): {}", e.code, e.message));
             continue;

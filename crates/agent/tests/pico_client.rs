@@ -157,7 +157,7 @@ async fn streams_are_answered_once_and_the_client_reconnects() {
     assert!(!seen[0].query.contains("last_seq"));
 
     // History of the local session is persisted, one turn per remote message.
-    let history = engine.history("pico_client-remote-s1");
+    let history = engine.history("pico_client-remote-s1").await;
     let texts: Vec<&str> = history.iter().map(|t| t.content.as_str()).collect();
     assert_eq!(texts, ["Hello there", "Hello there", "second", "second", "third", "third"]);
 

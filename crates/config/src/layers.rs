@@ -328,11 +328,12 @@ fn parse_env(key: &Key, name: &'static str, raw: &str) -> Result<Option<Value>, 
             "false" | "0" | "no" | "off" => Value::Bool(false),
             _ => return Err(bad()),
         },
-        Kind::Port | Kind::Seconds | Kind::Count => {
+        Kind::Port | Kind::Seconds | Kind::Count | Kind::Bytes => {
             let n: u64 = raw.parse().map_err(|_| bad())?;
             let ok = match key.kind {
                 Kind::Port => n <= u64::from(u16::MAX),
                 Kind::Seconds => (1..=86_400).contains(&n),
+                Kind::Bytes => (1..=1 << 50).contains(&n),
                 _ => (1..=1 << 30).contains(&n),
             };
             if !ok {

@@ -39,7 +39,7 @@ pub use paths::Paths;
 pub use secret_url::{PicoClientUrl, UrlError, split_userinfo};
 pub use settings::{
     AgentSettings, GatewaySettings, LauncherSettings, ModelEntry, PicoClientSettings, PicoSettings,
-    Resolution, Settings, resolve,
+    Resolution, Settings, StorageSettings, resolve,
 };
 pub use source::Source;
 pub use values::{Cidrs, Host, HostError, LogLevel, canonical};

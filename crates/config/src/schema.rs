@@ -29,6 +29,8 @@ pub enum Kind {
     Seconds,
     /// A count or size, at least 1.
     Count,
+    /// A size in bytes, at least 1 (up to 1 PiB).
+    Bytes,
     /// A string.
     Str,
     /// A list of strings; from env a comma-separated list.
@@ -56,6 +58,7 @@ impl Kind {
             Kind::Port => "an integer port between 0 and 65535",
             Kind::Seconds => "a whole number of seconds between 1 and 86400",
             Kind::Count => "a whole number of at least 1",
+            Kind::Bytes => "a whole number of bytes, at least 1",
             Kind::Str => "a string",
             Kind::StrList => "a list of strings",
             Kind::Secret => "a string",
@@ -74,6 +77,7 @@ impl Kind {
             Kind::Port => "port",
             Kind::Seconds => "seconds",
             Kind::Count => "count",
+            Kind::Bytes => "bytes",
             Kind::Str => "string",
             Kind::StrList => "list",
             Kind::Secret => "secret",
@@ -449,6 +453,36 @@ pub const AGENTS_DEFAULTS_PROVIDER_TIMEOUT: Key = key(
     "seconds to wait for the model provider's first byte and between streamed chunks",
 );
 
+/// `storage.max_session_bytes`.
+pub const STORAGE_MAX_SESSION_BYTES: Key = key(
+    "storage.max_session_bytes",
+    Some("PICOCLAW_STORAGE_MAX_SESSION_BYTES"),
+    None,
+    Kind::Bytes,
+    Default::Int(8 * 1024 * 1024),
+    "history text kept per session; past it the oldest messages of the session are dropped",
+);
+
+/// `storage.max_total_bytes`.
+pub const STORAGE_MAX_TOTAL_BYTES: Key = key(
+    "storage.max_total_bytes",
+    Some("PICOCLAW_STORAGE_MAX_TOTAL_BYTES"),
+    None,
+    Kind::Bytes,
+    Default::Int(256 * 1024 * 1024),
+    "history text kept in all; past it new turns are refused with storage_full",
+);
+
+/// `agents.defaults.messages_per_minute`.
+pub const AGENTS_DEFAULTS_MESSAGES_PER_MINUTE: Key = key(
+    "agents.defaults.messages_per_minute",
+    Some("PICOCLAW_AGENTS_DEFAULTS_MESSAGES_PER_MINUTE"),
+    None,
+    Kind::Count,
+    Default::Int(120),
+    "chat messages one credential may send per minute; more get a rate_limited error frame",
+);
+
 /// `model_list`.
 pub const MODEL_LIST: Key = key(
     "model_list",
@@ -553,6 +587,9 @@ pub static KEYS: &[Key] = &[
     AGENTS_DEFAULTS_API_KEY,
     AGENTS_DEFAULTS_HISTORY_MESSAGES,
     AGENTS_DEFAULTS_PROVIDER_TIMEOUT,
+    AGENTS_DEFAULTS_MESSAGES_PER_MINUTE,
+    STORAGE_MAX_SESSION_BYTES,
+    STORAGE_MAX_TOTAL_BYTES,
     MODEL_LIST,
     LAUNCHER_HOST,
     LAUNCHER_PORT,

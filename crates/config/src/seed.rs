@@ -220,6 +220,7 @@ impl LeafVisitor {
             Kind::Port => n <= u64::from(u16::MAX),
             Kind::Seconds => (1..=86_400).contains(&n),
             Kind::Count => (1..=1 << 30).contains(&n),
+            Kind::Bytes => (1..=1 << 50).contains(&n),
             _ => return Err(self.wrong("a number")),
         };
         if ok {
@@ -259,9 +260,13 @@ impl<'de> Visitor<'de> for LeafVisitor {
     fn visit_i64<E: de::Error>(self, n: i64) -> Result<Value, E> {
         match u64::try_from(n) {
             Ok(n) => self.number(n),
-            Err(_) if matches!(self.kind, Kind::Port | Kind::Seconds | Kind::Count) => Err(E::custom(
-                format!("key `{}`: expected {}, found a negative number", self.path, self.kind.expected()),
-            )),
+            Err(_) if matches!(self.kind, Kind::Port | Kind::Seconds | Kind::Count | Kind::Bytes) => {
+                Err(E::custom(format!(
+                    "key `{}`: expected {}, found a negative number",
+                    self.path,
+                    self.kind.expected()
+                )))
+            }
             Err(_) => Err(self.wrong("a number")),
         }
     }

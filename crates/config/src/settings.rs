@@ -107,6 +107,17 @@ pub struct AgentSettings {
     pub history_bytes: usize,
     /// First-byte and idle-gap limit for the model provider.
     pub provider_timeout: Duration,
+    /// Chat messages one credential may send per minute.
+    pub messages_per_minute: usize,
+}
+
+/// `storage.*`: the bounds of the session history on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageSettings {
+    /// Text bytes kept per session (older messages are dropped past it).
+    pub max_session_bytes: u64,
+    /// Text bytes kept in all (new turns are refused past it).
+    pub max_total_bytes: u64,
 }
 
 /// One `model_list` entry (its API key is resolved by the credentials crate).
@@ -150,6 +161,8 @@ pub struct Settings {
     pub models: Vec<ModelEntry>,
     /// `launcher-config.json`.
     pub launcher: LauncherSettings,
+    /// `storage.*`.
+    pub storage: StorageSettings,
     resolved: BTreeMap<&'static str, Resolution>,
 }
 
@@ -227,6 +240,11 @@ impl Settings {
                 history_messages: r.count(&schema::AGENTS_DEFAULTS_HISTORY_MESSAGES)?,
                 history_bytes: 256 * 1024,
                 provider_timeout: r.secs(&schema::AGENTS_DEFAULTS_PROVIDER_TIMEOUT)?,
+                messages_per_minute: r.count(&schema::AGENTS_DEFAULTS_MESSAGES_PER_MINUTE)?,
+            },
+            storage: StorageSettings {
+                max_session_bytes: r.u64_in(&schema::STORAGE_MAX_SESSION_BYTES, 1..=1 << 50)?,
+                max_total_bytes: r.u64_in(&schema::STORAGE_MAX_TOTAL_BYTES, 1..=1 << 50)?,
             },
             models,
             launcher: LauncherSettings {

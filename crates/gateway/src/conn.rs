@@ -98,26 +98,16 @@ pub(crate) async fn upgrade(
         )
         .into_response();
     };
-    // A cached session knows its durable owner; anything else reads (or, for a new
-    // session, durably writes) the session file, off the async workers.
+    // A cached session knows its durable owner; a new one is claimed in the store (the
+    // owner committed with the other writes waiting, before the 101 is sent).
     let claimed = match live.engine.claim_cached(&session_id, &principal.id) {
         Some(claimed) => claimed,
-        None => {
-            let (engine, session_id, id) = (live.engine.clone(), session_id.clone(), principal.id.clone());
-            tokio::task::spawn_blocking(move || engine.claim_as(&session_id, &id)).await.unwrap_or_else(
-                |_| Err(picoclaw_agent::SessionError::Storage("the session claim did not complete".into())),
-            )
-        }
+        None => live.engine.claim(&session_id, &principal.id).await,
     };
-    if let Err(e) = claimed {
-        let code = match e {
-            picoclaw_agent::SessionError::Forbidden => Code::SessionOwned,
-            picoclaw_agent::SessionError::Reserved => Code::ReservedSessionId,
-            picoclaw_agent::SessionError::InvalidId(_) => Code::InvalidSessionId,
-            picoclaw_agent::SessionError::Storage(_) => Code::SessionStorage,
-        };
-        return ApiError::new(code, e.to_string()).into_response();
-    }
+    let stored_seq = match claimed {
+        Ok(seq) => seq,
+        Err(e) => return session_error(&e).into_response(),
+    };
     let ws = match ws {
         Ok(ws) => ws,
         Err(_) => {
@@ -152,6 +142,7 @@ pub(crate) async fn upgrade(
         None => ws,
     };
     let params = Params {
+        stored_seq,
         session_id,
         principal,
         v2,
@@ -163,6 +154,20 @@ pub(crate) async fn upgrade(
     };
     ws.on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
         .on_upgrade(move |socket| serve_socket(shared, socket, params, slot))
+}
+
+/// The HTTP answer for a session that cannot be used.
+pub(crate) fn session_error(e: &picoclaw_agent::SessionError) -> ApiError {
+    use picoclaw_agent::SessionError as E;
+    let code = match e {
+        E::Forbidden => Code::SessionOwned,
+        E::Reserved => Code::ReservedSessionId,
+        E::InvalidId(_) => Code::InvalidSessionId,
+        E::Full(_) => Code::StorageFull,
+        E::RateLimited { .. } => Code::RateLimited,
+        _ => Code::SessionStorage,
+    };
+    ApiError::new(code, e.to_string())
 }
 
 fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
@@ -180,6 +185,8 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
 }
 
 struct Params {
+    /// The highest `seq` the store holds for the session (frames continue after it).
+    stored_seq: u64,
     session_id: String,
     principal: Principal,
     v2: bool,
@@ -204,7 +211,7 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
         v2: p.v2,
         principal: p.principal.clone(),
     };
-    let joined = shared.hub.join(&p.session_id, handle.clone(), p.last_seq);
+    let joined = shared.hub.join(&p.session_id, handle.clone(), p.last_seq, p.stored_seq);
     // A reload that ran between the gate and the join swept the hub before this socket
     // was in it: check the credential against the state in force now.
     if let Err(e) = shared.live().verifier.still_valid(&p.principal) {
@@ -368,6 +375,7 @@ fn on_text(
                 text: content,
                 media,
                 principal: handle.principal.id.clone(),
+                reply: handle.tx.clone(),
             };
             Reply::Turn(
                 tokio::spawn(run_turn(shared.clone(), turn, turn_lock.clone(), permit)).abort_handle(),

@@ -121,9 +121,12 @@ impl Hub {
     }
 
     /// Adds a socket to a session.
-    pub fn join(&self, session_id: &str, conn: ConnHandle, last_seq: Option<u64>) -> Joined {
+    /// Adds a socket to a session. `stored_seq` is the highest `seq` the store holds for
+    /// it: frames are numbered after it, so numbers never repeat across restarts.
+    pub fn join(&self, session_id: &str, conn: ConnHandle, last_seq: Option<u64>, stored_seq: u64) -> Joined {
         let mut sessions = self.lock();
         let session = sessions.entry(session_id.to_owned()).or_insert_with(Session::new);
+        session.seq = session.seq.max(stored_seq);
         session.idle_since = None;
         let (replay, replay_gap) = match last_seq {
             Some(last) if conn.v2 => {
@@ -156,7 +159,7 @@ impl Hub {
     /// Sends a frame to every socket of the session (protocol-2 only frames skip v1
     /// sockets). Every frame gets the session's next `seq` and is kept for replay. A socket
     /// whose queue is full is closed: it stopped reading, and nobody else waits for it.
-    pub fn broadcast(&self, session_id: &str, mut frame: Frame, v2_only: bool) {
+    pub fn broadcast(&self, session_id: &str, mut frame: Frame, v2_only: bool) -> u64 {
         let mut sessions = self.lock();
         let session = sessions.entry(session_id.to_owned()).or_insert_with(Session::new);
         session.seq += 1;
@@ -179,6 +182,7 @@ impl Hub {
                 conn.close(close::POLICY, "send queue full: the client is not reading");
             }
         }
+        seq
     }
 
     /// Calls `check` for every socket; closes those for which it returns a reason.

@@ -23,6 +23,8 @@ pub(crate) struct Turn {
     pub text: String,
     pub media: Vec<String>,
     pub principal: String,
+    /// The socket that sent it (refusals go only there).
+    pub reply: tokio::sync::mpsc::Sender<axum::extract::ws::Utf8Bytes>,
 }
 
 /// Counts a running turn, for the shutdown drain.
@@ -51,10 +53,21 @@ pub(crate) async fn run_turn(
     };
     let send = |frame: Frame| shared.hub.broadcast(session, tag(frame), false);
 
-    send(Frame::typing_start(session));
+    // Refused before any work: over the credential's message rate, or no room left in the
+    // history. Only the socket that sent it hears why.
+    if let Err(e) = engine.begin_turn(session, &turn.principal) {
+        let mut frame = Frame::error(Some(session), e.code(), &e.to_string(), turn.request_id.as_deref());
+        if let picoclaw_agent::SessionError::RateLimited { retry_after_ms } = e {
+            frame = frame.with("retry_after_ms", retry_after_ms);
+        }
+        let _ = turn.reply.try_send(axum::extract::ws::Utf8Bytes::from(frame.encode()));
+        return;
+    }
+    let user_seq = send(Frame::typing_start(session));
     let message_id = new_message_id();
     let model = engine.agent_name().to_owned();
-    let mut stream = engine.run_turn(session, turn.text.clone(), turn.media);
+    let mut answer_seq = 0;
+    let mut stream = engine.run_turn(session, turn.text.clone(), turn.media).await;
     let mut full = String::new();
     let mut created = false;
     let mut dirty = false;
@@ -75,7 +88,7 @@ pub(crate) async fn run_turn(
             Some(Ok(delta)) => {
                 full.push_str(&delta);
                 if !created {
-                    send(
+                    answer_seq = send(
                         Frame::message_create(session, &message_id, &full).with("model_name", model.as_str()),
                     );
                     created = true;
@@ -103,17 +116,32 @@ pub(crate) async fn run_turn(
         send(Frame::message_update(session, &message_id, &full).with("model_name", model.as_str()));
     }
     if !created && !failed {
-        send(Frame::message_create(session, &message_id, "").with("model_name", model.as_str()));
+        answer_seq = send(Frame::message_create(session, &message_id, "").with("model_name", model.as_str()));
     }
-    // Recording the turn appends to and fsyncs the session file: do it on the blocking
-    // pool (still under the session's turn lock, so history stays in order), and before
-    // the end-of-turn frames, so a turn a client saw finish survives a crash.
-    let (engine, session_id, text) = (engine.clone(), turn.session_id.clone(), turn.text);
+    // Recorded (committed with the turns of the other sockets, one sync) before the
+    // end-of-turn frames: a turn a client saw finish is on disk.
     let chars = full.len();
-    let _ = tokio::task::spawn_blocking(move || engine.finish_turn(&session_id, &text, &full)).await;
+    let record = picoclaw_agent::TurnRecord {
+        session: turn.session_id.clone(),
+        user: (user_seq, turn.text),
+        answer: (answer_seq, message_id.clone(), full),
+        ts_ms: now_ms(),
+    };
+    if let Err(e) = engine.finish_turn(record).await {
+        tracing::error!(session = %session, "the turn was not recorded: {e}");
+        send(Frame::error(Some(session), e.code(), &e.to_string(), turn.request_id.as_deref()));
+        send(Frame::typing_stop(session));
+        return;
+    }
     send(Frame::typing_stop(session));
     shared.hub.broadcast(session, tag(Frame::message_done(session, &message_id)), true);
     tracing::debug!(session = %turn.session_id, principal = %turn.principal, chars, "turn done");
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn new_message_id() -> String {

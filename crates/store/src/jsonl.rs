@@ -59,8 +59,10 @@ fn session_files(dir: &Path) -> Vec<(String, PathBuf)> {
 /// Imports the old files of `dir` once (see the module docs).
 pub(crate) fn import(conn: &mut Connection, dir: &Path) -> Result<(), StoreError> {
     let files = session_files(dir);
-    let done: Option<String> =
-        conn.query_row("SELECT value FROM meta WHERE key = ?1", params![DONE], |r| r.get(0)).optional().map_err(storage)?;
+    let done: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", params![DONE], |r| r.get(0))
+        .optional()
+        .map_err(storage)?;
     if done.is_none() && !files.is_empty() {
         let tx = conn.transaction().map_err(storage)?;
         let mut sessions = 0usize;
@@ -69,12 +71,19 @@ pub(crate) fn import(conn: &mut Connection, dir: &Path) -> Result<(), StoreError
                 sessions += 1;
             }
         }
-        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![DONE, sessions.to_string()])
-            .map_err(storage)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![DONE, sessions.to_string()],
+        )
+        .map_err(storage)?;
         tx.commit().map_err(storage)?;
-        tracing::info!(sessions, "imported the session history of sessions/*.jsonl into sessions/sessions.db");
+        tracing::info!(
+            sessions,
+            "imported the session history of sessions/*.jsonl into sessions/sessions.db"
+        );
     } else if done.is_none() {
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '0')", params![DONE]).map_err(storage)?;
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '0')", params![DONE])
+            .map_err(storage)?;
     }
     if !files.is_empty() {
         let backup = dir.join(BACKUP);
@@ -99,7 +108,8 @@ fn read_file(conn: &Connection, id: &str, path: &Path) -> Result<bool, StoreErro
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = std::io::Read::take(&mut reader, MAX_LINE + 1).read_until(b'\n', &mut buf).map_err(storage)?;
+        let n =
+            std::io::Read::take(&mut reader, MAX_LINE + 1).read_until(b'\n', &mut buf).map_err(storage)?;
         if n == 0 || buf.last() != Some(&b'\n') {
             break; // end, or a torn last line
         }
@@ -137,7 +147,9 @@ fn read_file(conn: &Connection, id: &str, path: &Path) -> Result<bool, StoreErro
     )
     .map_err(storage)?;
     let mut insert = conn
-        .prepare_cached("INSERT OR IGNORE INTO messages (session, seq, role, content, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .prepare_cached(
+            "INSERT OR IGNORE INTO messages (session, seq, role, content, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
         .map_err(storage)?;
     for (i, (role, content, ts)) in messages.iter().enumerate() {
         insert.execute(params![id, int(i as u64 + 1), role, content, int(*ts)]).map_err(storage)?;

@@ -14,8 +14,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-mod sqlite;
 mod jsonl;
+mod sqlite;
 
 pub use sqlite::{SqliteStore, StoreOptions};
 

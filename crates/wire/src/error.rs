@@ -87,6 +87,8 @@ pub enum Code {
     NoRandomness,
     /// 503 `session_storage`: session history could not be read or written.
     SessionStorage,
+    /// 507 `storage_full`: the history is at `storage.max_total_bytes`.
+    StorageFull,
 }
 
 impl Code {
@@ -116,6 +118,7 @@ impl Code {
             GatewayUnavailable | ShuttingDown | TooManyConnections | NoRandomness | SessionStorage => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -159,6 +162,7 @@ impl Code {
             TooManyConnections => "too_many_connections",
             NoRandomness => "no_randomness",
             SessionStorage => "session_storage",
+            StorageFull => "storage_full",
         }
     }
 }

@@ -184,7 +184,9 @@ async fn history_survives_a_gateway_restart() {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&home.file("sessions")), 0o700);
-        assert_eq!(mode(&home.file("sessions/keep.jsonl")), 0o600);
+        for f in ["sessions/sessions.db", "sessions/sessions.db-wal"] {
+            assert_eq!(mode(&home.file(f)), 0o600, "{f}");
+        }
     }
     drop(gw);
 }

@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use serde_json::json;
 
-use crate::support::TestHome;
+use crate::support::{self, TestHome};
 
 const PICO: &str = "pico-token-for-chat-tests-0123456789";
 
@@ -62,8 +62,8 @@ fn interactive_chat_reads_lines_and_keeps_one_session() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "one\ntwo\n");
-    let history = std::fs::read_to_string(home.file("sessions/lines.jsonl")).unwrap();
-    assert_eq!(history.matches("\"role\":\"user\"").count(), 2, "{history}");
+    let history = support::session_text(&home, "lines");
+    assert_eq!(history.matches("user: ").count(), 2, "{history}");
     assert!(!history.contains("never sent"));
 }
 

@@ -429,9 +429,8 @@ async fn a_revoked_socket_that_ignores_the_close_runs_no_more_turns() {
         &mut raw,
         r#"{"type":"message.send","id":"m0","payload":{"content":"before revoke"}}"#
     ));
-    let file = home.file("sessions/zombie1.jsonl");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&file).unwrap_or_default().contains("before revoke") {
+    while !support::session_text(&home, "zombie1").contains("before revoke") {
         assert!(Instant::now() < deadline, "the first turn was recorded");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -454,7 +453,7 @@ async fn a_revoked_socket_that_ignores_the_close_runs_no_more_turns() {
     .unwrap();
     assert_eq!(code, Some(4001));
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let history = std::fs::read_to_string(&file).unwrap_or_default();
+    let history = support::session_text(&home, "zombie1");
     assert!(!history.contains("after revoke"), "a revoked socket ran a turn:\n{history}");
 }
 

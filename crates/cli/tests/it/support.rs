@@ -346,3 +346,22 @@ pub mod ws {
         }
     }
 }
+
+/// The messages of `session` in `home` as text, one `role: content` line each (read from
+/// `sessions/sessions.db` without disturbing a running gateway).
+pub fn session_text(home: &TestHome, session: &str) -> String {
+    picoclaw_store::SqliteStore::read_messages(&home.file("sessions"), session)
+        .map(|messages| {
+            messages
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}: {}\n",
+                        if m.role == picoclaw_store::Role::User { "user" } else { "assistant" },
+                        m.content
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -98,7 +98,9 @@ fn storage(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// SQLite integers are i64; every count and time here fits.
@@ -153,7 +155,9 @@ impl SqliteStore {
         let mut conn = connect(&path)?;
         migrate(&conn)?;
         crate::jsonl::import(&mut conn, dir)?;
-        let used: i64 = conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM sessions", [], |r| r.get(0)).map_err(storage)?;
+        let used: i64 = conn
+            .query_row("SELECT COALESCE(SUM(bytes), 0) FROM sessions", [], |r| r.get(0))
+            .map_err(storage)?;
         let used = Arc::new(AtomicU64::new(uint(used)));
         let reader = Arc::new(Mutex::new(connect(&path)?));
         let owners = Arc::new(Mutex::new(HashMap::new()));
@@ -166,13 +170,51 @@ impl SqliteStore {
         Ok(Arc::new(SqliteStore { writer: Mutex::new(tx), reader, owners, used, options, path }))
     }
 
+    /// The store of `dir` in this process: opened at the first call, the same instance
+    /// after (one writer per database, whatever rebuilds its engine). `options` of a later
+    /// call are ignored while the first store lives: size bounds change at a restart.
+    pub fn shared(dir: &Path, options: StoreOptions) -> Result<Arc<SqliteStore>, StoreError> {
+        static OPEN: Mutex<Vec<(PathBuf, std::sync::Weak<SqliteStore>)>> = Mutex::new(Vec::new());
+        let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
+        open.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(store) = open.iter().find(|(d, _)| d == dir).and_then(|(_, w)| w.upgrade()) {
+            return Ok(store);
+        }
+        let store = SqliteStore::open(dir, options)?;
+        open.push((dir.to_owned(), Arc::downgrade(&store)));
+        Ok(store)
+    }
+
+    /// Every message of `session` in the database of `dir`, read without a store (no
+    /// writer, no import): for tools and tests that look at a home another process serves.
+    pub fn read_messages(dir: &Path, session: &str) -> Result<Vec<Message>, StoreError> {
+        let path = dir.join("sessions.db");
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(storage)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(storage)?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT seq, role, content, message_id, ts_ms FROM messages WHERE session = ?1 ORDER BY seq",
+            )
+            .map_err(storage)?;
+        let rows = stmt.query_map(params![session], row_message).map_err(storage)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(storage)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     fn send(&self, command: Command) -> Result<(), StoreError> {
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner).send(command).map_err(|_| StoreError::Closed)
+        self.writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(command)
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Runs `f` with the read connection, off the async workers.
@@ -381,7 +423,9 @@ impl Writer {
                     Command::Claim { session, principal, reply } => {
                         Done::Claim(reply, claim(&sp, &session, &principal).map(|c| (session, c)))
                     }
-                    Command::Turn { turn, reply } => Done::Turn(reply, record(&sp, &turn, options, &mut used)),
+                    Command::Turn { turn, reply } => {
+                        Done::Turn(reply, record(&sp, &turn, options, &mut used))
+                    }
                     Command::Delete { session, reply } => {
                         Done::Delete(reply, delete(&sp, &session, &mut used).map(|d| (session, d)))
                     }
@@ -471,7 +515,12 @@ fn claim(conn: &Connection, session: &str, principal: &str) -> Result<Claim, Sto
     .map_err(storage)
 }
 
-fn record(conn: &Connection, turn: &TurnRecord, options: StoreOptions, used: &mut u64) -> Result<(), StoreError> {
+fn record(
+    conn: &Connection,
+    turn: &TurnRecord,
+    options: StoreOptions,
+    used: &mut u64,
+) -> Result<(), StoreError> {
     let (user_seq, user) = &turn.user;
     let (answer_seq, message_id, answer) = &turn.answer;
     let added = (user.len() + answer.len()) as u64;
@@ -508,21 +557,27 @@ fn record(conn: &Connection, turn: &TurnRecord, options: StoreOptions, used: &mu
     .map_err(storage)?;
     *used += added;
     // The per-session bound: drop the oldest messages until the session fits again.
-    let bytes: i64 =
-        conn.query_row("SELECT bytes FROM sessions WHERE id = ?1", params![turn.session], |r| r.get(0)).map_err(storage)?;
+    let bytes: i64 = conn
+        .query_row("SELECT bytes FROM sessions WHERE id = ?1", params![turn.session], |r| r.get(0))
+        .map_err(storage)?;
     let mut over = uint(bytes).saturating_sub(options.max_session_bytes);
     if over > 0 {
         let mut oldest = conn
-            .prepare_cached("SELECT seq, length(CAST(content AS BLOB)) FROM messages WHERE session = ?1 ORDER BY seq")
+            .prepare_cached(
+                "SELECT seq, length(CAST(content AS BLOB)), role FROM messages WHERE session = ?1 ORDER BY seq",
+            )
             .map_err(storage)?;
         let rows = oldest
-            .query_map(params![turn.session], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .query_map(params![turn.session], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+            })
             .map_err(storage)?;
         let mut cut_to = None;
         let (mut freed, mut count) = (0u64, 0i64);
         for row in rows {
-            let (seq, len) = row.map_err(storage)?;
-            if over == 0 || seq >= int(user_seq) {
+            let (seq, len, role) = row.map_err(storage)?;
+            // Whole turns go: stop only where the next message starts one.
+            if (over == 0 && role == Role::User.as_str()) || seq >= int(user_seq) {
                 break;
             }
             let len = uint(len);

@@ -83,7 +83,8 @@ async fn many_writers_share_commits_and_none_is_lost() {
 #[tokio::test]
 async fn the_session_bound_rolls_and_the_total_bound_refuses() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(tmp.path(), StoreOptions { max_session_bytes: 100, max_total_bytes: 300 }).unwrap();
+    let s =
+        SqliteStore::open(tmp.path(), StoreOptions { max_session_bytes: 100, max_total_bytes: 300 }).unwrap();
     for i in 0..10 {
         s.record_turn(turn("roll", &format!("{i:0>20}"), &format!("{i:0>20}"))).await.unwrap();
     }
