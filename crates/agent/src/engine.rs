@@ -3,7 +3,7 @@
 //!
 //! Ownership: the first principal to use a session owns it (recorded durably in the
 //! session file before its first socket opens, so it survives a restart and a cache
-//! eviction). Every other principal gets [`SessionError::Forbidden`] — admin credentials
+//! eviction). Every other principal gets [`SessionError::NotFound`] — admin credentials
 //! too: an admin that joined a chat client's session would hand that client whatever it
 //! writes there (docs/credentials.md, "Derived credentials"). Ids starting with
 //! [`RESERVED_PREFIX`] belong to the gateway's own `pico_client` and cannot be claimed by
@@ -24,9 +24,10 @@ use crate::{AgentError, ReplyStream, Role, SharedAgent, Turn, TurnRequest};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
-    /// The session belongs to another principal.
-    #[error("session belongs to another credential")]
-    Forbidden,
+    /// The session belongs to another principal: to the caller it does not exist (the
+    /// answer is the same as for an id nobody uses, so ids cannot be probed).
+    #[error("no such session for this credential (a session belongs to the credential that opened it first)")]
+    NotFound,
     /// The id is reserved for the gateway's own channels.
     #[error("session ids starting with {RESERVED_PREFIX} are reserved for the gateway's pico_client")]
     Reserved,
@@ -51,7 +52,7 @@ impl SessionError {
     /// The stable code of the Pico `error` frame / HTTP answer.
     pub fn code(&self) -> &'static str {
         match self {
-            SessionError::Forbidden => "forbidden",
+            SessionError::NotFound => "session_not_found",
             SessionError::Reserved => "reserved_session_id",
             SessionError::InvalidId(_) => "invalid_session_id",
             SessionError::Storage(_) => "session_storage",
@@ -291,7 +292,7 @@ pub const MAX_SESSION_ID: usize = 128;
 
 /// Only the owner may use a session.
 fn owner_allows(owner: &str, principal: &str) -> Result<(), SessionError> {
-    if owner == principal { Ok(()) } else { Err(SessionError::Forbidden) }
+    if owner == principal { Ok(()) } else { Err(SessionError::NotFound) }
 }
 
 /// A valid id, and not a reserved one (unless the caller is the one it is reserved for).
@@ -345,9 +346,9 @@ mod tests {
         let engine = Engine::with_store(Arc::new(crate::EchoAgent), store);
         engine.claim("s", "alice").await.unwrap();
         engine.claim("s", "alice").await.unwrap();
-        assert_eq!(engine.claim("s", "bob").await, Err(SessionError::Forbidden));
-        assert_eq!(engine.claim("s", "runtime").await, Err(SessionError::Forbidden), "admins too");
-        assert_eq!(engine.claim_cached("s", "bob"), Some(Err(SessionError::Forbidden)));
+        assert_eq!(engine.claim("s", "bob").await, Err(SessionError::NotFound));
+        assert_eq!(engine.claim("s", "runtime").await, Err(SessionError::NotFound), "admins too");
+        assert_eq!(engine.claim_cached("s", "bob"), Some(Err(SessionError::NotFound)));
         assert_eq!(engine.claim("pico_client-x", "alice").await, Err(SessionError::Reserved));
         engine.claim("pico_client-x", PICO_CLIENT_PRINCIPAL).await.unwrap();
     }

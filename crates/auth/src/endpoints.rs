@@ -84,6 +84,16 @@ pub enum EndpointId {
     PicoSocketShort,
     /// `GET /pico/media/{id}`.
     PicoMedia,
+    /// `GET /api/sessions`.
+    Sessions,
+    /// `DELETE /api/sessions/{id}`.
+    Session,
+    /// `GET /api/sessions/{id}/messages`.
+    SessionMessages,
+    /// `POST /v1/chat/completions` (OpenAI-compatible).
+    ChatCompletions,
+    /// `GET /v1/models` (OpenAI-compatible).
+    Models,
     /// Launcher `POST /login`.
     LauncherLogin,
     /// Launcher `POST /logout`.
@@ -117,6 +127,10 @@ pub struct Endpoint {
 
 const fn admin() -> Guard {
     Guard::Credential { scope: Scope::Admin, presentations: Presentations::BEARER }
+}
+
+const fn read() -> Guard {
+    Guard::Credential { scope: Scope::Read, presentations: Presentations::BEARER }
 }
 
 const fn chat() -> Guard {
@@ -166,7 +180,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         EndpointId::Whoami,
         &["GET"],
         "/auth/whoami",
-        chat(),
+        read(),
         "the caller's kind, id, scope, source and fingerprint",
     ),
     gateway(
@@ -201,6 +215,41 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "/pico/media/{id}",
         Guard::Credential { scope: Scope::Chat, presentations: Presentations::MEDIA },
         "media of the Pico channel",
+    ),
+    gateway(
+        EndpointId::Sessions,
+        &["GET"],
+        "/api/sessions",
+        read(),
+        "the caller's sessions (scopes admin and read: every session): id, owner, created, last activity, messages",
+    ),
+    gateway(
+        EndpointId::Session,
+        &["DELETE"],
+        "/api/sessions/{id}",
+        chat(),
+        "delete one of the caller's sessions (admin: any) and close its sockets (4004)",
+    ),
+    gateway(
+        EndpointId::SessionMessages,
+        &["GET"],
+        "/api/sessions/{id}/messages",
+        read(),
+        "history, `?after_seq=N&limit=M`, numbered like protocol 2's `seq`; another chat credential's session is 404",
+    ),
+    gateway(
+        EndpointId::ChatCompletions,
+        &["POST"],
+        "/v1/chat/completions",
+        chat(),
+        "OpenAI-compatible chat (JSON or `stream: true` SSE), answered by the agent and recorded in a session",
+    ),
+    gateway(
+        EndpointId::Models,
+        &["GET"],
+        "/v1/models",
+        chat(),
+        "OpenAI-compatible list of the one model served",
     ),
     launcher(
         EndpointId::LauncherLogin,
@@ -264,6 +313,9 @@ impl Guard {
             Guard::Open => "none".to_owned(),
             Guard::Credential { scope: Scope::Admin, .. } => {
                 "gateway token, runtime token, named tokens with scope admin".to_owned()
+            }
+            Guard::Credential { scope: Scope::Read, .. } => {
+                "gateway token, runtime token, pico token, named tokens (read, chat or admin)".to_owned()
             }
             Guard::Credential { scope: Scope::Chat, presentations } => {
                 let mut s =

@@ -58,23 +58,44 @@ pub struct Extra<'a> {
     pub runtime: Option<&'a RuntimeRecord>,
     /// The dashboard token, if configured.
     pub launcher: Option<&'a LauncherToken>,
-    /// Named tokens with `admin` scope that are currently valid.
-    pub named_admin: usize,
-    /// Named tokens with `chat` scope that are currently valid.
-    pub named_chat: usize,
+    /// Named tokens that are currently valid, per scope.
+    pub named: NamedCounts,
 }
 
-/// (admin, chat): how many named tokens of the loaded setup are active now. The one count
+/// How many named tokens of each scope are active now.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NamedCounts {
+    /// Scope `admin`.
+    pub admin: usize,
+    /// Scope `chat`.
+    pub chat: usize,
+    /// Scope `read`.
+    pub read: usize,
+}
+
+impl NamedCounts {
+    /// All of them.
+    pub fn total(self) -> usize {
+        self.admin + self.chat + self.read
+    }
+}
+
+/// How many named tokens of the loaded setup are active now, per scope. The one count
 /// used by `auth explain`, the dashboard and `doctor`.
-pub fn named_token_counts(loaded: &Loaded) -> (usize, usize) {
+pub fn named_token_counts(loaded: &Loaded) -> NamedCounts {
     use crate::named::{Timestamp, TokenSet, TokenState};
-    let Ok(set) = TokenSet::from_tokens(loaded.token_records().get("tokens")) else { return (0, 0) };
+    let mut counts = NamedCounts::default();
+    let Ok(set) = TokenSet::from_tokens(loaded.token_records().get("tokens")) else { return counts };
     let now = Timestamp::now();
     let active = set.records().iter().map(|r| r.summary(now)).filter(|s| s.state == TokenState::Active);
-    active.fold((0, 0), |(a, c), s| match s.scope {
-        Scope::Admin => (a + 1, c),
-        Scope::Chat => (a, c + 1),
-    })
+    for summary in active {
+        match summary.scope {
+            Scope::Admin => counts.admin += 1,
+            Scope::Chat => counts.chat += 1,
+            Scope::Read => counts.read += 1,
+        }
+    }
+    counts
 }
 
 /// The whole explanation.
@@ -134,7 +155,7 @@ pub fn explain(settings: &Settings, creds: &Credentials, extra: &Extra<'_>) -> E
     let pico_on = settings.pico.enabled;
     let everything = accepted_on(Scope::Admin, pico_on);
     let chat_endpoints = if pico_on { accepted_on(Scope::Chat, true) } else { Vec::new() };
-    let named_total = extra.named_admin + extra.named_chat;
+    let named_total = extra.named.total();
 
     let mut credentials = vec![
         row(
@@ -172,11 +193,12 @@ pub fn explain(settings: &Settings, creds: &Credentials, extra: &Extra<'_>) -> E
             key: ".security.yml tokens",
             env: None,
             set: named_total > 0,
-            source: (named_total > 0)
-                .then(|| format!("{} admin, {} chat", extra.named_admin, extra.named_chat)),
+            source: (named_total > 0).then(|| {
+                format!("{} admin, {} chat, {} read", extra.named.admin, extra.named.chat, extra.named.read)
+            }),
             fingerprint: None,
             accepted_on: everything.clone(),
-            note: "scope chat: like the pico token; scope admin: everything (`picoclaw token list`)",
+            note: "scope read: history only; scope chat: like the pico token; scope admin: everything (`picoclaw token list`)",
         },
         CredentialRow {
             name: "launcher token",
@@ -223,11 +245,15 @@ pub fn explain(settings: &Settings, creds: &Credentials, extra: &Extra<'_>) -> E
                 Guard::Credential { scope, presentations } => {
                     let mut accepts = match scope {
                         Scope::Admin => names(&["gateway token", "runtime token"]),
-                        Scope::Chat => names(&["gateway token", "runtime token", "pico token"]),
+                        Scope::Chat | Scope::Read => names(&["gateway token", "runtime token", "pico token"]),
                     };
+                    let named = extra.named;
                     match scope {
-                        Scope::Admin if extra.named_admin > 0 => accepts.push("named tokens (admin)".into()),
-                        Scope::Chat if named_total > 0 => accepts.push("named tokens".into()),
+                        Scope::Admin if named.admin > 0 => accepts.push("named tokens (admin)".into()),
+                        Scope::Chat if named.admin + named.chat > 0 => {
+                            accepts.push("named tokens (chat, admin)".into())
+                        }
+                        Scope::Read if named_total > 0 => accepts.push("named tokens".into()),
                         _ => {}
                     }
                     if presentations.ticket {

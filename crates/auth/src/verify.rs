@@ -15,6 +15,10 @@ use crate::named::{FixedCredential, StoredCredentials};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
+    /// Reading history only — every session's (`GET /api/sessions`,
+    /// `GET /api/sessions/{id}/messages`, `/auth/whoami`): cannot send, delete or open a
+    /// socket.
+    Read,
     /// The Pico channel (`/pico/ws`, `/pico/media`, `/auth/ticket`, `/auth/whoami`).
     Chat,
     /// Everything, including `/reload` and the token API.
@@ -31,6 +35,7 @@ impl Scope {
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Scope::Read => "read",
             Scope::Chat => "chat",
             Scope::Admin => "admin",
         })

@@ -45,6 +45,9 @@ pub enum Command {
     Launcher(LauncherArgs),
     /// Chat with the gateway: one message when MESSAGE is given, else line by line from stdin.
     Chat(ChatArgs),
+    /// Chat history kept by the running gateway: list, show, export (JSONL) or delete sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
     /// Install, remove, show or audit the gateway's systemd user unit or launchd agent.
     #[command(subcommand)]
     Service(ServiceCommand),
@@ -73,6 +76,48 @@ pub enum ConfigCommand {
     },
     /// Every environment variable picoclaw reads, with its key, type and default.
     Env,
+}
+
+/// `picoclaw sessions ...` (through the running local gateway, with its runtime token:
+/// every session, whoever owns it).
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Sessions, most recent first: id, owner, messages, last activity.
+    List {
+        /// At most this many (1-1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One session's messages, oldest first.
+    Show {
+        /// The session id.
+        id: String,
+        /// Only messages with a larger `seq` (protocol 2's numbering).
+        #[arg(long, default_value_t = 0)]
+        after_seq: u64,
+        /// At most this many messages (1-1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every message of a session as JSON Lines (one object per message, oldest first).
+    Export {
+        /// The session id.
+        id: String,
+        /// Write to this file (atomically) instead of stdout.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Delete a session and its history; its open sockets are closed (code 4004).
+    Delete {
+        /// The session id.
+        id: String,
+    },
 }
 
 /// `picoclaw auth ...`
@@ -135,6 +180,8 @@ pub enum TokenCommand {
 /// Scope of a named token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TokenScope {
+    /// Reading the history of every session (`/api/sessions`); cannot send or delete.
+    Read,
     /// The Pico channel only.
     Chat,
     /// Everything, including /reload and the token API.

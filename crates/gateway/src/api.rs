@@ -12,8 +12,10 @@ use axum::routing::{MethodRouter, any, delete, get, post};
 use picoclaw_auth::endpoints::{self, EndpointId, Server};
 use picoclaw_wire::body;
 
-use crate::authenticated::{Admin, Authenticated, Chat, PicoMedia};
+use crate::authenticated::{Admin, Authenticated, PicoMedia, Read};
 use crate::conn;
+use crate::history;
+use crate::openai;
 use crate::reload;
 use crate::state::Shared;
 use crate::tokens_api;
@@ -48,6 +50,13 @@ fn handler(id: EndpointId) -> MethodRouter<Arc<Shared>> {
             any(conn::upgrade)
         }
         EndpointId::PicoMedia => get(media),
+        EndpointId::Sessions => get(history::list),
+        EndpointId::Session => delete(history::delete),
+        EndpointId::SessionMessages => get(history::messages),
+        EndpointId::ChatCompletions => post(openai::completions)
+            .layer(axum::extract::DefaultBodyLimit::max(openai::MAX_BODY))
+            .fallback(method_not_allowed),
+        EndpointId::Models => get(openai::models),
         // Launcher rows are served by the launcher.
         EndpointId::LauncherLogin
         | EndpointId::LauncherLogout
@@ -105,7 +114,7 @@ async fn reload_handler(
     }
 }
 
-async fn whoami(auth: Authenticated<Chat>) -> Json<body::Whoami> {
+async fn whoami(auth: Authenticated<Read>) -> Json<body::Whoami> {
     let p = auth.principal;
     Json(body::Whoami {
         kind: p.kind,

@@ -1,8 +1,8 @@
 //! Authentication as a type: a handler that takes [`Authenticated<G>`] cannot run unless
 //! the request passed the gate for guard `G`; a handler that does not take it is public.
 //!
-//! The guards match the rows of [`picoclaw_auth::endpoints::ENDPOINTS`]: [`Admin`] and
-//! [`Chat`] take `Authorization: Bearer` only; [`PicoSocket`] also takes `token.<t>` and
+//! The guards match the rows of [`picoclaw_auth::endpoints::ENDPOINTS`]: [`Admin`],
+//! [`Chat`] and [`Read`] take `Authorization: Bearer` only; [`PicoSocket`] also takes `token.<t>` and
 //! `ticket.<t>` offers and `?token=` when allowed; [`PicoMedia`] takes Bearer and
 //! `?token=` when allowed. The in-process matrix test (`tests.rs`) checks every row of the
 //! table against what its handler really does.
@@ -34,8 +34,10 @@ pub(crate) trait Guard: Send + Sync + 'static {
 
 /// Admin scope, `Authorization: Bearer`.
 pub(crate) struct Admin;
-/// Chat scope (any valid credential), `Authorization: Bearer`.
+/// Chat scope, `Authorization: Bearer`.
 pub(crate) struct Chat;
+/// Read scope (any valid credential), `Authorization: Bearer`.
+pub(crate) struct Read;
 /// The Pico socket: chat scope; Bearer, `token.<t>` / `ticket.<t>` offers, `?token=` when allowed.
 pub(crate) struct PicoSocket;
 /// Pico media: chat scope; Bearer and `?token=` when allowed.
@@ -49,6 +51,12 @@ impl Guard for Admin {
 
 impl Guard for Chat {
     const SCOPE: Scope = Scope::Chat;
+    const PRESENTATIONS: Presentations = Presentations::BEARER;
+    const PICO: bool = false;
+}
+
+impl Guard for Read {
+    const SCOPE: Scope = Scope::Read;
     const PRESENTATIONS: Presentations = Presentations::BEARER;
     const PICO: bool = false;
 }

@@ -59,7 +59,7 @@ fn parse_query(query: Option<&str>) -> WsQuery {
 /// A new session id: 128 random bits, so no session file can already hold it. `None`
 /// when the OS has no randomness to give (the socket is refused rather than handed a
 /// guessable or shared id).
-fn random_id() -> Option<String> {
+pub(crate) fn random_id() -> Option<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).ok()?;
     Some(hex::encode(bytes))
@@ -160,7 +160,7 @@ pub(crate) async fn upgrade(
 pub(crate) fn session_error(e: &picoclaw_agent::SessionError) -> ApiError {
     use picoclaw_agent::SessionError as E;
     let code = match e {
-        E::Forbidden => Code::SessionOwned,
+        E::NotFound => Code::NoSuchSession,
         E::Reserved => Code::ReservedSessionId,
         E::InvalidId(_) => Code::InvalidSessionId,
         E::Full(_) => Code::StorageFull,
@@ -376,6 +376,7 @@ fn on_text(
                 media,
                 principal: handle.principal.id.clone(),
                 reply: handle.tx.clone(),
+                closing: handle.closing.subscribe(),
             };
             Reply::Turn(
                 tokio::spawn(run_turn(shared.clone(), turn, turn_lock.clone(), permit)).abort_handle(),

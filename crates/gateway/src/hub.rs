@@ -38,6 +38,8 @@ pub(crate) mod close {
     pub const TOO_BIG: u16 = 1009;
     /// The credential this socket authenticated with is no longer valid.
     pub const CREDENTIAL_REVOKED: u16 = 4001;
+    /// The session was deleted (`DELETE /api/sessions/{id}`, `picoclaw sessions delete`).
+    pub const SESSION_DELETED: u16 = 4004;
 }
 
 /// One socket as the hub sees it.
@@ -204,6 +206,22 @@ impl Hub {
         for conn in sessions.values().flat_map(|s| s.conns.iter()) {
             conn.close(code, reason);
         }
+    }
+
+    /// The turn lock of a session the hub holds (`None`: no socket has it open and no turn
+    /// of it runs).
+    pub fn turn_lock(&self, session_id: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        self.lock().get(session_id).map(|s| s.turn_lock.clone())
+    }
+
+    /// Closes every socket of a session with `code` and forgets the session (its history
+    /// was deleted); answers how many sockets were closed.
+    pub fn forget(&self, session_id: &str, code: u16, reason: &str) -> usize {
+        let Some(session) = self.lock().remove(session_id) else { return 0 };
+        for conn in &session.conns {
+            conn.close(code, reason);
+        }
+        session.conns.len()
     }
 
     /// (sessions, sockets).

@@ -231,7 +231,8 @@ fn log_credentials(live: &crate::state::Live, settings: &picoclaw_config::Settin
     for p in live.verifier.principals() {
         let endpoints = match p.scope {
             Scope::Admin => "every endpoint (including /pico/ws)",
-            Scope::Chat => "/pico/ws and /pico/media only",
+            Scope::Chat => "the chat endpoints (/pico/ws, /pico/media, /v1, history)",
+            Scope::Read => "the history endpoints only",
         };
         tracing::info!(
             "accepting the {} token from {} (fingerprint {}) on {}",

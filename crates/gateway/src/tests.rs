@@ -41,6 +41,7 @@ struct Matrix {
     gateway: Gateway,
     named_chat: String,
     named_admin: String,
+    named_read: String,
     next_client: AtomicU32,
 }
 
@@ -59,12 +60,14 @@ impl Matrix {
         let now = Timestamp::now();
         let (_, chat) = file.create("chat-app", Scope::Chat, None, now).expect("named chat token");
         let (_, admin) = file.create("admin-app", Scope::Admin, None, now).expect("named admin token");
+        let (_, read) = file.create("read-app", Scope::Read, None, now).expect("named read token");
         let gateway = Gateway::build(Options { paths, flags: Flags::new() }).expect("gateway builds");
         Matrix {
             _home: home,
             gateway,
             named_chat: chat.expose().to_owned(),
             named_admin: admin.expose().to_owned(),
+            named_read: read.expose().to_owned(),
             next_client: AtomicU32::new(1),
         }
     }
@@ -80,6 +83,7 @@ impl Matrix {
             ("pico token", bearer(PICO, Scope::Chat)),
             ("named chat token", bearer(&self.named_chat, Scope::Chat)),
             ("named admin token", bearer(&self.named_admin, Scope::Admin)),
+            ("named read token", bearer(&self.named_read, Scope::Read)),
             ("pico token as token.<t>", Presenting::Offer),
             ("pico token as ?token=", Presenting::Query),
             ("ticket", Presenting::Ticket),

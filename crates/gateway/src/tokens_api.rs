@@ -4,7 +4,7 @@
 //! | route | auth | |
 //! |---|---|---|
 //! | `GET /api/tokens` | admin | `Listed`: `{"tokens":[summary…],"credentials":[pico, gateway]}` — ids, names, scopes, fingerprints, dates; never a secret |
-//! | `POST /api/tokens` | admin | `{"name","scope":"chat"|"admin","expires":"30d"?}` → 201 `Created`, with the token shown once |
+//! | `POST /api/tokens` | admin | `{"name","scope":"read"|"chat"|"admin","expires":"30d"?}` → 201 `Created`, with the token shown once |
 //! | `DELETE /api/tokens/{id or name}` | admin | revoke → `Revoked` |
 //! | `POST /api/tokens/{id, name, pico or gateway}/rotate` | admin | `{"grace":"10m"?}` → `Rotated`, with the new token shown once |
 //! | `POST /auth/ticket` | chat or admin, Bearer only | a single-use `ticket.<t>` for `Sec-WebSocket-Protocol`, 30 s, bound to the Origin and to the credential that asked |

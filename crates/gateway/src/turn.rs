@@ -11,6 +11,7 @@ use picoclaw_pico::Frame;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+use crate::hub::close;
 use crate::state::Shared;
 
 /// Minimum spacing of `message.update` frames for one answer.
@@ -25,6 +26,9 @@ pub(crate) struct Turn {
     pub principal: String,
     /// The socket that sent it (refusals go only there).
     pub reply: tokio::sync::mpsc::Sender<axum::extract::ws::Utf8Bytes>,
+    /// The close code of that socket once it is closing: a turn still waiting for the
+    /// session when its session was deleted or its credential revoked does not run.
+    pub closing: tokio::sync::watch::Receiver<Option<u16>>,
 }
 
 /// Counts a running turn, for the shutdown drain.
@@ -45,6 +49,9 @@ pub(crate) async fn run_turn(
     shared.active_turns.fetch_add(1, Ordering::AcqRel);
     let _active = Active(shared.clone());
     let _serial = lock.lock().await;
+    if matches!(*turn.closing.borrow(), Some(close::SESSION_DELETED | close::CREDENTIAL_REVOKED)) {
+        return;
+    }
     let engine = shared.live().engine.clone();
     let session = turn.session_id.as_str();
     let tag = |frame: Frame| match &turn.request_id {

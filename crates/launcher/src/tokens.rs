@@ -41,8 +41,8 @@ fn explanation(
 ) -> Result<Explanation, String> {
     let loaded = picoclaw_credentials::load(paths, &ProcessEnv, &Flags::new()).map_err(|e| e.to_string())?;
     let launcher = loaded.launcher_token();
-    let (named_admin, named_chat) = named_token_counts(&loaded);
-    let extra = Extra { runtime, launcher: launcher.as_ref(), named_admin, named_chat };
+    let named = named_token_counts(&loaded);
+    let extra = Extra { runtime, launcher: launcher.as_ref(), named };
     Ok(explain(&loaded.settings, &loaded.credentials, &extra))
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::VerifiedGateway;
 
-/// Largest answer read.
+/// Largest answer read by [`request`].
 const MAX_RESPONSE: usize = 64 * 1024;
 /// Connect and whole-request timeout.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,9 +38,9 @@ pub enum HttpError {
     /// Connecting, sending or reading failed (the message names no credential).
     #[error("{0}")]
     Request(String),
-    /// The answer is larger than 64 KiB.
-    #[error("the gateway's answer is larger than 64 KiB")]
-    TooLarge,
+    /// The answer is larger than the bound of the request (64 KiB for [`request`]).
+    #[error("the gateway's answer is larger than {0} bytes")]
+    TooLarge(usize),
 }
 
 /// Resolves a record's host to a loopback socket address.
@@ -67,12 +67,24 @@ pub enum Credential<'a> {
     Configured(&'a Secret),
 }
 
-/// Sends one request (blocking) to a verified local gateway, at its loopback address.
+/// Sends one request (blocking) to a verified local gateway, at its loopback address;
+/// reads at most 64 KiB of answer.
 pub fn request(
     gateway: &VerifiedGateway,
     method: &str,
     path: &str,
     credential: Credential<'_>,
+) -> Result<Response, HttpError> {
+    request_bounded(gateway, method, path, credential, MAX_RESPONSE)
+}
+
+/// [`request`], reading at most `max_response` bytes of answer (history pages).
+pub fn request_bounded(
+    gateway: &VerifiedGateway,
+    method: &str,
+    path: &str,
+    credential: Credential<'_>,
+    max_response: usize,
 ) -> Result<Response, HttpError> {
     let addr = gateway.loopback_addr()?;
     // Presented only to the gateway whose pid holds the lock and owns this listener.
@@ -81,12 +93,18 @@ pub fn request(
         Credential::Runtime => Some(gateway.record().token.expose()),
         Credential::Configured(secret) => Some(secret.expose()),
     };
-    send(addr, method, path, bearer)
+    send(addr, method, path, bearer, max_response)
 }
 
 /// Sends one request (blocking) to `addr`, which must be a loopback address;
 /// `bearer` goes out as `Authorization: Bearer`.
-fn send(addr: SocketAddr, method: &str, path: &str, bearer: Option<&str>) -> Result<Response, HttpError> {
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    max_response: usize,
+) -> Result<Response, HttpError> {
     if !addr.ip().is_loopback() {
         return Err(HttpError::NotLoopback(addr.ip().to_string()));
     }
@@ -110,8 +128,8 @@ fn send(addr: SocketAddr, method: &str, path: &str, bearer: Option<&str>) -> Res
         let status = resp.status().as_u16();
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| failed(&e.without_url()))? {
-            if body.len() + chunk.len() > MAX_RESPONSE {
-                return Err(HttpError::TooLarge);
+            if body.len() + chunk.len() > max_response {
+                return Err(HttpError::TooLarge(max_response));
             }
             body.extend_from_slice(&chunk);
         }
@@ -131,7 +149,7 @@ mod tests {
         assert!(matches!(loopback_addr("10.0.0.1", 1), Err(HttpError::NotLoopback(_))));
         assert!(matches!(loopback_addr("example.com", 1), Err(HttpError::NotLoopback(_))));
         let remote: SocketAddr = "192.0.2.1:80".parse().unwrap();
-        assert!(matches!(send(remote, "GET", "/", Some("t")), Err(HttpError::NotLoopback(_))));
+        assert!(matches!(send(remote, "GET", "/", Some("t"), MAX_RESPONSE), Err(HttpError::NotLoopback(_))));
     }
 
     #[test]
@@ -139,7 +157,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let err = send(addr, "GET", "/ready", Some("secret-canary")).unwrap_err().to_string();
+        let err = send(addr, "GET", "/ready", Some("secret-canary"), MAX_RESPONSE).unwrap_err().to_string();
         assert!(err.contains("cannot reach") && !err.contains("secret-canary"), "{err}");
     }
 }

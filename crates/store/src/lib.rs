@@ -152,8 +152,8 @@ pub trait Store: Send + Sync + 'static {
     /// most `max_bytes` of text (the newest message always, even when larger).
     fn history(&self, session: String, max_messages: usize, max_bytes: usize) -> StoreFuture<Vec<Message>>;
 
-    /// The sessions of `owner` (all sessions for `None`), most recent first.
-    fn sessions(&self, owner: Option<String>) -> StoreFuture<Vec<SessionInfo>>;
+    /// The sessions of `owner` (all sessions for `None`), most recent first, at most `limit`.
+    fn sessions(&self, owner: Option<String>, limit: usize) -> StoreFuture<Vec<SessionInfo>>;
 
     /// One session's summary.
     fn session(&self, session: String) -> StoreFuture<Option<SessionInfo>>;

@@ -123,3 +123,68 @@ impl Done {
     /// `{"status":"ok"}`.
     pub const OK: Done = Done { status: "ok" };
 }
+
+/// One session, as `GET /api/sessions` lists it.
+#[derive(Debug, Serialize)]
+pub struct SessionSummary {
+    /// Its id (the `session_id` of the Pico channel).
+    pub id: String,
+    /// The principal id that owns it.
+    pub owner: String,
+    /// When it was first opened (RFC 3339).
+    pub created: String,
+    /// Its last turn, or its first claim (RFC 3339).
+    pub last_activity: String,
+    /// Messages stored.
+    pub messages: u64,
+    /// Bytes of message text stored.
+    pub bytes: u64,
+}
+
+/// `GET /api/sessions`.
+#[derive(Debug, Serialize)]
+pub struct SessionList {
+    /// Most recent first.
+    pub sessions: Vec<SessionSummary>,
+    /// True when more sessions exist than `limit` allowed.
+    pub truncated: bool,
+}
+
+/// One stored message.
+#[derive(Debug, Serialize)]
+pub struct HistoryMessage {
+    /// The protocol-2 `seq` of the frame that carried it (a user message: its turn's
+    /// `typing.start`; an answer: its `message.create`).
+    pub seq: u64,
+    /// `user` or `assistant`.
+    pub role: &'static str,
+    /// The text.
+    pub content: String,
+    /// The answer's `message_id` (answers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// When it was recorded (RFC 3339).
+    pub at: String,
+}
+
+/// `GET /api/sessions/{id}/messages`.
+#[derive(Debug, Serialize)]
+pub struct MessagesPage {
+    /// The session.
+    pub session_id: String,
+    /// Oldest first, every `seq` greater than the request's `after_seq`.
+    pub messages: Vec<HistoryMessage>,
+    /// The `after_seq` of the next page; `null` when this page is the last.
+    pub next_after_seq: Option<u64>,
+}
+
+/// `DELETE /api/sessions/{id}`.
+#[derive(Debug, Serialize)]
+pub struct SessionDeleted {
+    /// `deleted`.
+    pub status: &'static str,
+    /// The session.
+    pub session_id: String,
+    /// Sockets of the session that were closed (code 4004).
+    pub closed_sockets: usize,
+}

@@ -35,12 +35,15 @@ pub enum Code {
     AccessDenied,
     /// 403 `origin_not_allowed`: an `Origin` not in `channels.pico.allow_origins`.
     OriginNotAllowed,
-    /// 403 `forbidden`: the session belongs to another credential.
-    SessionOwned,
     /// 403 `reserved_session_id`: a session id reserved for the gateway's `pico_client`.
     ReservedSessionId,
     /// 404 `not_found`.
     NotFound,
+    /// 404 `session_not_found`: no such session for this credential (another credential's
+    /// session answers the same).
+    NoSuchSession,
+    /// 413 `too_large`: a message longer than `channels.pico.max_frame_bytes`.
+    TooLarge,
     /// 404 `channel_disabled`: the Pico channel is off.
     ChannelDisabled,
     /// 405 `method_not_allowed`.
@@ -67,6 +70,8 @@ pub enum Code {
     RandomFailed,
     /// 501 `tokens_api_unavailable`: a gateway without the named-token API.
     TokensApiUnavailable,
+    /// 502 `agent_failed`: the agent (model provider) failed to answer.
+    AgentFailed,
     /// 502 `gateway_unreachable`.
     GatewayUnreachable,
     /// 502 `gateway_refused`: the gateway refused the proxied chat socket.
@@ -100,10 +105,9 @@ impl Code {
                 StatusCode::BAD_REQUEST
             }
             WrongToken | NotLoggedIn => StatusCode::UNAUTHORIZED,
-            BadOrigin | AccessDenied | OriginNotAllowed | SessionOwned | ReservedSessionId => {
-                StatusCode::FORBIDDEN
-            }
-            NotFound | ChannelDisabled => StatusCode::NOT_FOUND,
+            BadOrigin | AccessDenied | OriginNotAllowed | ReservedSessionId => StatusCode::FORBIDDEN,
+            NotFound | NoSuchSession | ChannelDisabled => StatusCode::NOT_FOUND,
+            TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             NotApplied | TokenFromEnv => StatusCode::CONFLICT,
             BadHost => StatusCode::MISDIRECTED_REQUEST,
@@ -112,7 +116,7 @@ impl Code {
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Internal | ConfigError | SaveFailed | RandomFailed => StatusCode::INTERNAL_SERVER_ERROR,
             TokensApiUnavailable => StatusCode::NOT_IMPLEMENTED,
-            GatewayUnreachable | GatewayRefused | StartFailed | StopFailed | RestartFailed => {
+            AgentFailed | GatewayUnreachable | GatewayRefused | StartFailed | StopFailed | RestartFailed => {
                 StatusCode::BAD_GATEWAY
             }
             GatewayUnavailable | ShuttingDown | TooManyConnections | NoRandomness | SessionStorage => {
@@ -136,9 +140,10 @@ impl Code {
             BadOrigin => "bad_origin",
             AccessDenied => "access_denied",
             OriginNotAllowed => "origin_not_allowed",
-            SessionOwned => "forbidden",
             ReservedSessionId => "reserved_session_id",
             NotFound => "not_found",
+            NoSuchSession => "session_not_found",
+            TooLarge => "too_large",
             ChannelDisabled => "channel_disabled",
             MethodNotAllowed => "method_not_allowed",
             NotApplied => "not_applied",
@@ -152,6 +157,7 @@ impl Code {
             SaveFailed => "save_failed",
             RandomFailed => "random_failed",
             TokensApiUnavailable => "tokens_api_unavailable",
+            AgentFailed => "agent_failed",
             GatewayUnreachable => "gateway_unreachable",
             GatewayRefused => "gateway_refused",
             StartFailed => "start_failed",
@@ -190,6 +196,16 @@ struct Detail<'a> {
 }
 
 impl ApiError {
+    fn body(&self) -> Body<'_> {
+        Body { error: Detail { code: self.code, message: &self.message } }
+    }
+
+    /// The JSON body, `{"error":{"code","message"}}` (for an error that ends a stream
+    /// whose status was already sent).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.body()).unwrap_or_default()
+    }
+
     /// `code` with a message for the client (what was wrong, what to do; never a secret).
     pub fn new(code: Code, message: impl Into<String>) -> ApiError {
         ApiError {
@@ -253,7 +269,7 @@ impl From<TokenOpError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body { error: Detail { code: self.code, message: &self.message } };
+        let body = self.body();
         let mut response = (self.status, Json(body)).into_response();
         if self.challenge {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -271,8 +287,8 @@ mod tests {
 
     #[test]
     fn statuses_and_codes() {
-        assert_eq!(Code::SessionOwned.status(), StatusCode::FORBIDDEN);
-        assert_eq!(Code::SessionOwned.as_str(), "forbidden");
+        assert_eq!(Code::NoSuchSession.status(), StatusCode::NOT_FOUND);
+        assert_eq!(Code::NoSuchSession.as_str(), "session_not_found");
         let e = ApiError::from(AuthError::Missing);
         assert_eq!((e.status(), e.code()), (StatusCode::UNAUTHORIZED, "missing_credential"));
         let r = ApiError::rate_limited(7, "slow down").into_response();

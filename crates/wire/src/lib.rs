@@ -7,8 +7,10 @@
 //!   or token-operation error ([`picoclaw_auth::named::ops::TokenOpError`]), which carry
 //!   their own codes. A 5xx never says more than "internal error"; the detail is logged.
 //! - [`body`]: the typed JSON bodies of the answers both servers send.
+//! - [`openai`]: the request and answer bodies of the OpenAI-compatible endpoints.
 
 pub mod body;
 mod error;
+pub mod openai;
 
 pub use error::{ApiError, Code};

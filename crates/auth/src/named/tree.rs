@@ -106,9 +106,10 @@ fn digest_field(s: &str, key: &str) -> Result<Digest, TokenStoreError> {
 
 fn scope_field(s: &str, key: &str) -> Result<Scope, TokenStoreError> {
     match s {
+        "read" => Ok(Scope::Read),
         "chat" => Ok(Scope::Chat),
         "admin" => Ok(Scope::Admin),
-        _ => Err(invalid(key, "expected `chat` or `admin`")),
+        _ => Err(invalid(key, "expected `read`, `chat` or `admin`")),
     }
 }
 

@@ -18,12 +18,7 @@ pub fn explain(json: bool) -> Result<ExitCode> {
     let launcher = ctx.loaded.launcher_token();
     let runtime = super::gateway::live_record(&ctx.paths);
     let named = named_token_counts(&ctx.loaded);
-    let extra = Extra {
-        runtime: runtime.as_ref(),
-        launcher: launcher.as_ref(),
-        named_admin: named.0,
-        named_chat: named.1,
-    };
+    let extra = Extra { runtime: runtime.as_ref(), launcher: launcher.as_ref(), named };
     let explanation = build(&ctx.settings, &ctx.credentials, &extra);
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&explanation)?)?;

@@ -15,6 +15,7 @@ mod gateway;
 mod launcher;
 mod onboard;
 mod service;
+mod sessions;
 mod token;
 
 /// Runs the parsed command line.
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token(command) => token::run(command),
         Command::Launcher(args) => launcher::run(args, cli.log_format),
         Command::Chat(args) => chat::run(args),
+        Command::Sessions(command) => sessions::run(command),
         Command::Service(command) => service::run(command),
         Command::Doctor(args) => doctor::run(args),
         Command::Version => {

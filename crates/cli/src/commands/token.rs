@@ -49,6 +49,7 @@ pub fn run(command: TokenCommand) -> Result<ExitCode> {
 
 fn scope_of(s: TokenScope) -> Scope {
     match s {
+        TokenScope::Read => Scope::Read,
         TokenScope::Chat => Scope::Chat,
         TokenScope::Admin => Scope::Admin,
     }
@@ -117,7 +118,7 @@ fn list(ops: &TokenOps, json: bool) -> Result<ExitCode> {
     }
     if listed.tokens.is_empty() {
         println!(
-            "No named tokens. Create one with `picoclaw token create --name NAME --scope chat|admin`.\n"
+            "No named tokens. Create one with `picoclaw token create --name NAME --scope read|chat|admin`.\n"
         );
     } else {
         let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());

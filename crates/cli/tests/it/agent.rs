@@ -205,13 +205,13 @@ async fn open(url: &str, token: &str) -> Result<ws::Socket, (u16, String)> {
     ws::connect(url, &[("authorization", &auth)]).await.map(|(s, _)| s).map_err(|(s, b)| (s.as_u16(), b))
 }
 
-/// Asserts `token` cannot read or write `session`: refused at the upgrade (403
-/// `forbidden`), or, if the upgrade is accepted, every message gets a `forbidden` error.
+/// Asserts `token` cannot read or write `session`: refused at the upgrade (404
+/// `session_not_found`), or, if the upgrade is accepted, every message gets that error.
 async fn assert_forbidden(url: &str, token: &str, secret_text: &str) {
     match open(url, token).await {
         Err((status, body)) => {
-            assert_eq!(status, 403, "{body}");
-            assert!(body.contains("forbidden"), "{body}");
+            assert_eq!(status, 404, "{body}");
+            assert!(body.contains("session_not_found"), "{body}");
             assert!(!body.contains(secret_text), "history leaked: {body}");
         }
         Ok(mut socket) => {
@@ -221,7 +221,7 @@ async fn assert_forbidden(url: &str, token: &str, secret_text: &str) {
                 let text = f.to_string();
                 assert!(!text.contains(secret_text), "history leaked: {text}");
                 assert_ne!(f["type"], "message.create", "another principal got an answer: {text}");
-                if f["payload"]["code"] == "forbidden" {
+                if f["payload"]["code"] == "session_not_found" {
                     saw_forbidden = true;
                 }
             }

@@ -181,7 +181,7 @@ async fn no_number_of_sessions_opened_by_another_principal_changes_an_owner() {
     }
     let auth = format!("Bearer {bob}");
     let (code, body) = ws::rejected(&url("alice-fresh"), &[("authorization", &auth)]).await;
-    assert_eq!(code, 403, "bob must not open alice's session: {body}");
+    assert_eq!(code, 404, "bob must not open alice's session: {body}");
     ws::send(
         &mut alice_socket,
         json!({ "type": "message.send", "id": "a1", "payload": { "content": "mine" } }),
@@ -195,7 +195,7 @@ async fn no_number_of_sessions_opened_by_another_principal_changes_an_owner() {
     let gw = home.spawn_gateway(&[]);
     let url = |session: &str| format!("{}?session_id={session}", gw.ws());
     let (code, _) = ws::rejected(&url("alice-fresh"), &[("authorization", &auth)]).await;
-    assert_eq!(code, 403, "ownership survives a restart");
+    assert_eq!(code, 404, "ownership survives a restart");
     ws::bearer(&url("alice-fresh"), &alice).await;
 }
 

@@ -304,12 +304,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn sessions(&self, owner: Option<String>) -> StoreFuture<Vec<SessionInfo>> {
+    fn sessions(&self, owner: Option<String>, limit: usize) -> StoreFuture<Vec<SessionInfo>> {
         self.read(move |conn| {
             let sql = "SELECT id, owner, created_ms, last_ms, messages, bytes FROM sessions \
-                       WHERE ?1 IS NULL OR owner = ?1 ORDER BY last_ms DESC";
+                       WHERE ?1 IS NULL OR owner = ?1 ORDER BY last_ms DESC LIMIT ?2";
             let mut stmt = conn.prepare_cached(sql).map_err(storage)?;
-            let rows = stmt.query_map(params![owner], row_session).map_err(storage)?;
+            let rows = stmt.query_map(params![owner, int(limit as u64)], row_session).map_err(storage)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(storage)
         })
     }

@@ -57,8 +57,8 @@ pub enum TokenOpError {
         /// What a name must be.
         reason: &'static str,
     },
-    /// `scope` is neither `chat` nor `admin`.
-    #[error("scope: expected `chat` or `admin`")]
+    /// `scope` is not `read`, `chat` or `admin`.
+    #[error("scope: expected `read`, `chat` or `admin`")]
     InvalidScope,
     /// `expires` is neither a positive duration nor a future RFC 3339 time.
     #[error("expires: {problem}")]

@@ -160,9 +160,10 @@ pub struct CreateRequest {
     pub expires: Option<Expiry>,
 }
 
-/// `scope`: `chat` or `admin`.
+/// `scope`: `read`, `chat` or `admin`.
 pub fn parse_scope(text: &str) -> Result<Scope, TokenOpError> {
     match text {
+        "read" => Ok(Scope::Read),
         "chat" => Ok(Scope::Chat),
         "admin" => Ok(Scope::Admin),
         _ => Err(TokenOpError::InvalidScope),
@@ -189,7 +190,7 @@ impl CreateRequest {
         })
     }
 
-    /// From the admin API's body: `{"name": "...", "scope": "chat"|"admin", "expires": "30d"}`.
+    /// From the admin API's body: `{"name": "...", "scope": "read"|"chat"|"admin", "expires": "30d"}`.
     pub fn from_json(body: &[u8], now: Timestamp) -> Result<CreateRequest, TokenOpError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -233,7 +234,7 @@ impl RotateRequest {
     }
 }
 
-const CREATE_BODY: &str = r#"{"name": "...", "scope": "chat"|"admin", "expires": "30d"}"#;
+const CREATE_BODY: &str = r#"{"name": "...", "scope": "read"|"chat"|"admin", "expires": "30d"}"#;
 const ROTATE_BODY: &str = r#"{"grace": "10m"}"#;
 
 /// A JSON body (all whitespace counts as `{}`). serde's message may quote a value the
