@@ -393,3 +393,43 @@ fn sigkill_while_the_gateway_appends_session_history() {
          answered but not stored {answered_lost}"
     );
 }
+
+/// The promise of protocol 2 exactly: SIGKILL the instant `message.done` arrives, and that
+/// turn is on disk. One gateway start per iteration (`PICOCLAW_FAULT_ITERATIONS`, default
+/// 100; the closing note of issue 16 records a 1,000-iteration run).
+#[test]
+fn sigkill_right_after_message_done_never_loses_that_turn() {
+    let home = TestHome::onboarded();
+    let token = pico_token(&home);
+    let mut rng = seeded_rng();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let n = iterations();
+    let mut expected = Vec::new();
+    for i in 0..n {
+        let gw = home.spawn_gateway(&[]);
+        let pid = gw.child.id();
+        let url = format!("{}?session_id=done&protocol=2", gw.ws());
+        // A few bytes to a few KiB, so commits of different sizes are killed.
+        let text = format!("turn {i} {}", "y".repeat(rng.below(4096)));
+        rt.block_on(async {
+            let mut s = support::ws::bearer(&url, &token).await;
+            support::ws::send(
+                &mut s,
+                json!({"type": "message.send", "id": format!("d{i}"), "payload": {"content": text}}),
+            )
+            .await;
+            support::ws::until(&mut s, "message.done").await;
+            support::unsafe_free_kill(pid, "KILL");
+        });
+        drop(gw);
+        expected.push(format!("turn {i} "));
+        let on_disk = check_session(&home, "done", &format!("iteration {i}"));
+        assert_eq!(
+            on_disk.len(),
+            expected.len(),
+            "iteration {i}: a turn answered with message.done was lost"
+        );
+        assert!(on_disk.last().is_some_and(|t| t.starts_with(&format!("turn {i} "))), "iteration {i}");
+    }
+    eprintln!("message.done then SIGKILL: {n} iterations, {n} turns stored, none lost");
+}
