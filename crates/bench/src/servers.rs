@@ -104,6 +104,9 @@ impl Launch {
                     .env("PICOCLAW_HOME", home.path())
                     .env("PICOCLAW_CHANNELS_PICO_ENABLED", "true")
                     .env("PICOCLAW_CHANNELS_PICO_MAX_CONNECTIONS", "20000")
+                    // All 100 load sockets share one token; the per-credential message rate
+                    // (120/min by default) would measure the limiter, not the gateway.
+                    .env("PICOCLAW_AGENTS_DEFAULTS_MESSAGES_PER_MINUTE", "1000000000")
                     .env("PICOCLAW_LOG_LEVEL", "warn");
                 (cmd, Some(token))
             }

@@ -116,7 +116,8 @@ pub(crate) async fn completions(
     if let Err(e) = live.verifier.still_valid(&auth.principal) {
         return Err(ApiError::from(e));
     }
-    let request_id = format!("chatcmpl-{}", random_id().unwrap_or_default());
+    // Unique in this process (the hub's connection id), unguessable across processes.
+    let request_id = format!("chatcmpl-{}{}", handle.id, random_id().unwrap_or_default());
     let permit =
         Arc::new(Semaphore::new(1)).try_acquire_owned().map_err(|_| ApiError::internal(crate::LOG))?;
     let turn = Turn {

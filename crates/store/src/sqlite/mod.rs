@@ -143,6 +143,11 @@ fn connect(file: &Path) -> Result<Connection, StoreError> {
     // FULL in WAL mode: every commit syncs the WAL, so a committed turn survives power loss.
     conn.pragma_update(None, "synchronous", "FULL").map_err(storage)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(storage)?;
+    // Memory and disk the database may hold beyond the history itself: a page cache of at
+    // most 1 MiB per connection (two connections), and a WAL truncated back to 4 MiB after
+    // each checkpoint (SQLite checkpoints every 1,000 pages).
+    conn.pragma_update(None, "cache_size", -1024).map_err(storage)?;
+    conn.pragma_update(None, "journal_size_limit", 4 * 1024 * 1024).map_err(storage)?;
     Ok(conn)
 }
 
