@@ -11,9 +11,9 @@ use picoclaw_credentials::units::{Adoption, adopt};
 use picoclaw_lifecycle::Probe;
 use picoclaw_lifecycle::service::{self, Manager, ManagerCall, UserDirs};
 
-use crate::{Action, Finding, Options, http};
+use crate::{Action, Code, Finding, Options, http};
 
-type Notes = HashMap<(&'static str, String), String>;
+type Notes = HashMap<(Code, String), String>;
 
 fn priority(action: &Action) -> u8 {
     match action {
@@ -60,7 +60,7 @@ pub fn apply(findings: &[Finding], options: &Options<'_>) -> Notes {
                     for (secret, outcome) in results {
                         if let MoveOutcome::Conflict { file_fingerprint } = outcome {
                             notes.insert(
-                                ("secret-in-config-json", secret.key.clone()),
+                                (Code::SecretInConfigJson, secret.key.clone()),
                                 format!(
                                     "left in config.json: .security.yml:{} already holds a different value (fingerprint {file_fingerprint}), which wins; delete the one that is wrong by hand",
                                     secret.target
@@ -70,7 +70,7 @@ pub fn apply(findings: &[Finding], options: &Options<'_>) -> Notes {
                     }
                 }
                 Err(e) => {
-                    for f in findings.iter().filter(|f| f.code == "secret-in-config-json") {
+                    for f in findings.iter().filter(|f| f.code == Code::SecretInConfigJson) {
                         notes.insert((f.code, f.subject.clone()), format!("nothing was changed: {e}"));
                     }
                 }
@@ -88,7 +88,7 @@ pub fn apply(findings: &[Finding], options: &Options<'_>) -> Notes {
             }
             Action::ReloadGateway => {
                 if let Some(note) = reload(&paths) {
-                    for f in findings.iter().filter(|f| f.code == "client-gateway-token-mismatch") {
+                    for f in findings.iter().filter(|f| f.code == Code::ClientGatewayTokenMismatch) {
                         notes.insert((f.code, f.subject.clone()), note.clone());
                     }
                 }
