@@ -21,6 +21,7 @@ mod doctor;
 mod faults;
 mod foundation;
 mod gateway;
+mod golden;
 mod launcher;
 mod launcher_security;
 mod pico_client;
