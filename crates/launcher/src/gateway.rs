@@ -6,12 +6,12 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use picoclaw_config::Paths;
 use picoclaw_credentials::runtime::RuntimeRecord;
+use picoclaw_lifecycle::spawn::Background;
 use picoclaw_lifecycle::{LifecycleError, Probe};
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
@@ -317,19 +317,12 @@ impl GatewayControl {
         if inner.child.is_some() {
             return self.wait_for(None, &mut inner).await;
         }
-        let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.arg("gateway")
-            .env_clear()
-            .env("PICOCLAW_HOME", self.paths.home())
-            .env("PICOCLAW_CONFIG", self.paths.config_file())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(false);
-        // Its own process group: a Ctrl-C in the launcher's terminal reaches the launcher,
-        // which then stops the child gracefully itself.
-        #[cfg(unix)]
-        cmd.process_group(0);
+        // Its own process group (a Ctrl-C in the launcher's terminal reaches the launcher,
+        // which then stops the child gracefully itself), the files' credentials only.
+        let mut cmd = tokio::process::Command::from(
+            Background::new(&self.exe).only_paths(&self.paths).piped_output().into_command(),
+        );
+        cmd.kill_on_drop(false);
         let mut child = cmd.spawn().map_err(ControlError::Spawn)?;
         if let Some(out) = child.stdout.take() {
             tokio::spawn(pump_lines(out, self.logs.clone()));

@@ -21,6 +21,7 @@
 pub mod http;
 pub mod migrate;
 pub mod service;
+pub mod spawn;
 pub mod unit;
 mod verify;
 
