@@ -105,6 +105,7 @@ mod tests {
         let stripped = strip(PLIST);
         assert!(scan(&stripped).is_empty(), "{stripped}");
         assert!(stripped.contains("<key>PICOCLAW_HOME</key>"), "{stripped}");
+        assert!(stripped.starts_with("<?xml") && stripped.ends_with("</plist>\n"), "{stripped}");
         assert_eq!(environment_value(&stripped, "PICOCLAW_HOME").as_deref(), Some("/h"));
         assert_eq!(program(&stripped), Some(PathBuf::from("/bin/picoclaw")));
         assert_eq!(strip(&stripped), stripped, "nothing left to strip: unchanged");
