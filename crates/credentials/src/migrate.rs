@@ -392,8 +392,9 @@ mod tests {
         );
         assert!(matches!(&outcomes[1], Adoption::Conflict { .. }));
         let tree = read_security_tree(&paths.security_file()).unwrap();
-        assert_eq!(get_path(&tree, "gateway.token").and_then(Value::as_str), Some("unit-gw"));
-        assert_eq!(get_path(&tree, "channels.pico.token").and_then(Value::as_str), Some("other"));
+        let at = |key: &Key| get_path(&tree, key.file_key).and_then(Value::as_str);
+        assert_eq!(at(&schema::GATEWAY_TOKEN), Some("unit-gw"));
+        assert_eq!(at(&schema::CHANNELS_PICO_TOKEN), Some("other"));
         assert!(matches!(adopt(&paths, &found[..1]).unwrap()[0], Adoption::AlreadyThere { .. }));
         let other = Secret::new("unit-gw-2");
         let twice = [(&schema::GATEWAY_TOKEN, &gateway), (&schema::GATEWAY_TOKEN, &other)];
