@@ -183,7 +183,7 @@ pub fn explain(settings: &Settings, creds: &Credentials, extra: &Extra<'_>) -> E
             creds.pico(),
             chat_endpoints.clone(),
             if pico_on {
-                "scope chat: the Pico channel, /auth/whoami and /auth/ticket"
+                "scope chat: the Pico channel, /v1 chat, its own history, /auth/whoami and /auth/ticket"
             } else {
                 "Pico channel is disabled"
             },

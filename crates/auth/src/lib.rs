@@ -33,4 +33,4 @@ pub use gate::{Admitted, Gate};
 pub use limiter::{FailureLimiter, LimiterConfig, RetryAfter};
 pub use named::{GraceDigests, NamedTokenStore, StoredCredentials};
 pub use ticket::TicketStore;
-pub use verify::{AuthError, CredentialKind, NamedTokens, Principal, Scope, Verifier};
+pub use verify::{AuthError, CredentialKind, Lapse, NamedTokens, Principal, Scope, Verifier};

@@ -45,7 +45,7 @@ pub use record::{Digest, MAX_NAME_LEN, PreviousSecret, TokenName, TokenRecord, T
 pub use set::{MAX_PREVIOUS, MAX_TOKENS, TokenSet, persist_last_used};
 pub use time::{Clock, DurationError, ManualClock, SystemClock, Timestamp, format_duration, parse_duration};
 
-use crate::verify::{AuthError, CredentialKind, NamedTokens, Principal};
+use crate::verify::{AuthError, CredentialKind, Lapse, NamedTokens, Principal};
 
 /// Where named-token principals say they come from.
 pub const NAMED_SOURCE: &str = ".security.yml:tokens";
@@ -139,12 +139,12 @@ impl NamedTokenStore {
         // The secret matched: from here on it is safe to say what is wrong with it.
         let expired = |state| AuthError::Expired { id: record.id.to_string(), state };
         match record.state(now) {
-            TokenState::Revoked => return Err(expired("revoked")),
-            TokenState::Expired => return Err(expired("expired")),
+            TokenState::Revoked => return Err(expired(Lapse::Revoked)),
+            TokenState::Expired => return Err(expired(Lapse::Expired)),
             TokenState::Active => {}
         }
         if !current && !live {
-            return Err(expired("rotated"));
+            return Err(expired(Lapse::Rotated));
         }
         self.note_use(&record.id, now);
         let mut principal = entry.principal.clone();
@@ -173,20 +173,20 @@ impl NamedTokenStore {
     /// the current one or still in grace. Used after a reload and when a deadline passes.
     pub fn still_valid(&self, principal: &Principal) -> Result<(), AuthError> {
         let Some(entry) = TokenId::parse(&principal.id).ok().and_then(|id| self.by_id.get(&id)) else {
-            return Err(AuthError::Expired { id: principal.id.clone(), state: "revoked" });
+            return Err(AuthError::Expired { id: principal.id.clone(), state: Lapse::Revoked });
         };
         let now = self.clock.now();
         let r = &entry.record;
         let expired = |state| AuthError::Expired { id: principal.id.clone(), state };
         match r.state(now) {
-            TokenState::Revoked => return Err(expired("revoked")),
-            TokenState::Expired => return Err(expired("expired")),
+            TokenState::Revoked => return Err(expired(Lapse::Revoked)),
+            TokenState::Expired => return Err(expired(Lapse::Expired)),
             TokenState::Active => {}
         }
         let current = r.fingerprint() == principal.fingerprint;
         let in_grace =
             r.previous.iter().any(|p| p.valid_until > now && p.sha256.fingerprint() == principal.fingerprint);
-        if current || in_grace { Ok(()) } else { Err(expired("rotated")) }
+        if current || in_grace { Ok(()) } else { Err(expired(Lapse::Rotated)) }
     }
 
     /// The next instant at which some accepted secret stops working (an expiry or the end
@@ -251,7 +251,7 @@ impl StoredCredentials {
                 Some(if self.grace.accepts(cred, &principal.fingerprint) {
                     Ok(())
                 } else {
-                    Err(AuthError::Expired { id: principal.id.clone(), state: "rotated" })
+                    Err(AuthError::Expired { id: principal.id.clone(), state: Lapse::Rotated })
                 })
             }
             _ => None,

@@ -31,7 +31,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::named::{Clock, SystemClock, Timestamp};
-use crate::verify::{AuthError, Principal, Verifier};
+use crate::verify::{AuthError, Lapse, Principal, Verifier};
 
 /// How long a ticket is valid.
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
@@ -67,8 +67,10 @@ impl From<TicketError> for AuthError {
         match e {
             TicketError::Malformed => AuthError::Malformed("ticket: expected 43 characters of base64url"),
             TicketError::Unknown | TicketError::OriginMismatch => AuthError::Invalid,
-            TicketError::Expired => AuthError::Expired { id: "ticket".to_owned(), state: "expired" },
-            TicketError::ParentRevoked => AuthError::Expired { id: "ticket".to_owned(), state: "revoked" },
+            TicketError::Expired => AuthError::Expired { id: "ticket".to_owned(), state: Lapse::Expired },
+            TicketError::ParentRevoked => {
+                AuthError::Expired { id: "ticket".to_owned(), state: Lapse::Revoked }
+            }
         }
     }
 }

@@ -107,8 +107,8 @@ pub enum AuthError {
     Expired {
         /// Public id.
         id: String,
-        /// `expired`, `revoked` or `rotated`.
-        state: &'static str,
+        /// Why it no longer opens anything.
+        state: Lapse,
     },
     /// Valid, but not allowed here.
     #[error("credential {id} has scope {has}, this endpoint needs {needed}")]
@@ -158,6 +158,36 @@ impl AuthError {
     /// Missing credentials and stale-but-real credentials do not.
     pub fn counts_as_failure(&self) -> bool {
         matches!(self, AuthError::Invalid | AuthError::Malformed(_))
+    }
+}
+
+/// Why a real credential is no longer accepted. Shown as `expired`, `revoked` or
+/// `rotated` (in error messages; the wire code stays `expired_credential`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lapse {
+    /// Past its `expires`, or a ticket past its 30 s.
+    Expired,
+    /// Revoked (or a ticket whose parent was).
+    Revoked,
+    /// Replaced by a rotation and past its grace period.
+    Rotated,
+}
+
+impl Lapse {
+    /// `expired`, `revoked` or `rotated`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lapse::Expired => "expired",
+            Lapse::Revoked => "revoked",
+            Lapse::Rotated => "rotated",
+        }
+    }
+}
+
+impl std::fmt::Display for Lapse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -310,7 +340,7 @@ impl Verifier {
         if current || in_grace {
             Ok(())
         } else {
-            Err(AuthError::Expired { id: principal.id.clone(), state: "revoked" })
+            Err(AuthError::Expired { id: principal.id.clone(), state: Lapse::Revoked })
         }
     }
 

@@ -270,7 +270,7 @@ pub const CHANNELS_PICO_TOKEN: Key = key(
     None,
     Kind::Secret,
     Default::None,
-    "pico token: accepted on /pico/ws and /pico/media only",
+    "pico token: accepted on the chat endpoints (/pico/ws, /pico/media, /v1, its own history)",
 );
 
 /// `channels.pico.allow_token_query`.

@@ -108,13 +108,15 @@ pub fn store(path: &Path, secret: &Secret) -> Result<(), CredentialError> {
             message: "expected a JSON object".into(),
         });
     };
-    if !map.contains_key("port") {
-        map.insert("port".into(), Value::from(18800));
+    let port = schema::LAUNCHER_PORT.file_key;
+    if !map.contains_key(port) {
+        map.insert(port.into(), Value::from(18800));
     }
-    map.insert("launcher_token".into(), Value::from(secret.expose()));
+    let token = schema::LAUNCHER_TOKEN.file_key;
+    map.insert(token.into(), Value::from(secret.expose()));
     let text = zeroize::Zeroizing::new(serde_json::to_string_pretty(&tree).unwrap_or_default() + "\n");
     if let Value::Object(map) = &mut tree {
-        map.remove("launcher_token");
+        map.remove(token);
     }
     write_atomic(path, text.as_bytes(), SECRET_MODE)?;
     Ok(())

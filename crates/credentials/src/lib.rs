@@ -27,7 +27,6 @@ pub mod runtime;
 mod secret;
 pub mod store;
 pub mod strength;
-pub mod units;
 
 pub use error::CredentialError;
 pub use load::{Loaded, load};

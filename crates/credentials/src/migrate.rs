@@ -1,4 +1,6 @@
-//! Moving secrets out of `config.json` into `.security.yml`, the file meant for them.
+//! Moving secrets into `.security.yml`, the file meant for them: out of `config.json`
+//! ([`move_config_secrets`]), and from a service definition ([`adopt`], before the unit
+//! is rewritten without them by `picoclaw-lifecycle`).
 //!
 //! Seed 001 rates config.json "development/testing only" for tokens. `doctor` lists the
 //! secrets found there ([`config_secrets`]) and `doctor --fix` moves them
@@ -9,7 +11,7 @@
 
 use picoclaw_config::Paths;
 use picoclaw_config::files::{SECRET_MODE, write_atomic};
-use picoclaw_config::schema::{self, Home};
+use picoclaw_config::schema::{self, Home, Key};
 use serde_json::{Map, Value};
 
 use crate::error::CredentialError;
@@ -225,6 +227,103 @@ fn remove(config: &mut Value, removal: &Removal) {
     }
 }
 
+/// What happened to one adopted secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adoption {
+    /// It was written to the file (it was not set there).
+    Stored {
+        /// File and key, e.g. `.security.yml:gateway.token`.
+        destination: String,
+    },
+    /// The file already holds the same value.
+    AlreadyThere {
+        /// File and key.
+        destination: String,
+    },
+    /// The file holds a different value; it was kept, the adopted one was not written.
+    Conflict {
+        /// File and key.
+        destination: String,
+        /// Fingerprint of the value the file holds.
+        file_fingerprint: Fingerprint,
+    },
+    /// The same key comes with different values; nothing was written for it.
+    Ambiguous,
+}
+
+/// Largest `launcher-config.json` read while adopting.
+const MAX_LAUNCHER_FILE_BYTES: u64 = 1 << 20;
+
+/// Moves secrets found outside the picoclaw files (a service definition) into
+/// `.security.yml` (launcher token: `launcher-config.json`) at the same key, so a client
+/// holding the value keeps working once the definition no longer carries it. A value
+/// already in the file is never overwritten. Files that do not parse are left untouched
+/// (error). One outcome per entry of `found`, in order.
+pub fn adopt(paths: &Paths, found: &[(&'static Key, &Secret)]) -> Result<Vec<Adoption>, CredentialError> {
+    let security_path = paths.security_file();
+    let mut tree: Option<Value> = None;
+    let mut dirty = false;
+    let mut outcomes = Vec::with_capacity(found.len());
+    for &(key, secret) in found {
+        let ambiguous = found.iter().any(|(k, s)| k.path == key.path && *s != secret);
+        if ambiguous {
+            outcomes.push(Adoption::Ambiguous);
+            continue;
+        }
+        match key.home {
+            Home::Config => {
+                if tree.is_none() {
+                    tree = Some(read_security_tree(&security_path)?);
+                }
+                let Some(t) = tree.as_mut() else { continue };
+                let destination = format!(".security.yml:{}", key.file_key);
+                let existing = get_path(t, key.file_key)
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty());
+                match existing {
+                    None => {
+                        set_path(t, key.file_key, Value::from(secret.expose()));
+                        dirty = true;
+                        outcomes.push(Adoption::Stored { destination });
+                    }
+                    Some(v) if secret.matches(v) => outcomes.push(Adoption::AlreadyThere { destination }),
+                    Some(v) => outcomes.push(Adoption::Conflict {
+                        destination,
+                        file_fingerprint: Secret::new(v).fingerprint(),
+                    }),
+                }
+            }
+            Home::Launcher => {
+                let path = paths.launcher_file();
+                let destination = format!("launcher-config.json:{}", key.file_key);
+                let existing = std::fs::metadata(&path)
+                    .ok()
+                    .filter(|m| m.is_file() && m.len() <= MAX_LAUNCHER_FILE_BYTES)
+                    .and_then(|_| std::fs::read_to_string(&path).ok())
+                    .map(zeroize::Zeroizing::new)
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                    .and_then(|v| v.get(key.file_key).and_then(Value::as_str).map(Secret::new))
+                    .filter(|s| !s.is_empty());
+                match existing {
+                    None => {
+                        crate::launcher::store(&path, secret)?;
+                        outcomes.push(Adoption::Stored { destination });
+                    }
+                    Some(v) if v == *secret => outcomes.push(Adoption::AlreadyThere { destination }),
+                    Some(v) => {
+                        outcomes.push(Adoption::Conflict { destination, file_fingerprint: v.fingerprint() })
+                    }
+                }
+            }
+        }
+    }
+    if dirty && let Some(t) = &tree {
+        write_security_tree(&security_path, t)?;
+    }
+    Ok(outcomes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +377,27 @@ mod tests {
         assert_eq!(std::fs::read_to_string(paths.config_file()).unwrap(), r#"{"gateway":{"token":"t"}}"#);
         private(paths.config_file(), r#"{"gateway":{"token":"#);
         assert!(move_config_secrets(&paths).is_err());
+    }
+
+    #[test]
+    fn adopt_stores_keeps_and_reports_conflicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::at(dir.path());
+        let (gateway, pico) = (Secret::new("unit-gw"), Secret::new("unit-pico"));
+        let found = [(&schema::GATEWAY_TOKEN, &gateway), (&schema::CHANNELS_PICO_TOKEN, &pico)];
+        private(&paths.security_file(), "channels:\n  pico:\n    token: other\n");
+        let outcomes = adopt(&paths, &found).unwrap();
+        assert!(
+            matches!(&outcomes[0], Adoption::Stored { destination } if destination == ".security.yml:gateway.token")
+        );
+        assert!(matches!(&outcomes[1], Adoption::Conflict { .. }));
+        let tree = read_security_tree(&paths.security_file()).unwrap();
+        let at = |key: &Key| get_path(&tree, key.file_key).and_then(Value::as_str);
+        assert_eq!(at(&schema::GATEWAY_TOKEN), Some("unit-gw"));
+        assert_eq!(at(&schema::CHANNELS_PICO_TOKEN), Some("other"));
+        assert!(matches!(adopt(&paths, &found[..1]).unwrap()[0], Adoption::AlreadyThere { .. }));
+        let other = Secret::new("unit-gw-2");
+        let twice = [(&schema::GATEWAY_TOKEN, &gateway), (&schema::GATEWAY_TOKEN, &other)];
+        assert_eq!(adopt(&paths, &twice).unwrap(), [Adoption::Ambiguous, Adoption::Ambiguous]);
     }
 }

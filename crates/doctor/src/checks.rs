@@ -12,7 +12,7 @@ use picoclaw_lifecycle::service::{self, Manager, UserDirs};
 use picoclaw_lifecycle::{Probe, VerifiedGateway};
 
 use crate::http;
-use crate::{Action, Finding, Severity};
+use crate::{Action, Code, Finding, Severity};
 
 /// Runs every check.
 pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
@@ -21,7 +21,7 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
         Ok(p) => p,
         Err(e) => {
             out.push(
-                Finding::new("config-invalid", Severity::Error, "PICOCLAW_HOME")
+                Finding::new(Code::ConfigInvalid, Severity::Error, "PICOCLAW_HOME")
                     .message(e.to_string())
                     .fix("set PICOCLAW_HOME (or HOME)"),
             );
@@ -37,7 +37,7 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
     }
     match &loaded {
         Err(message) => out.push(
-            Finding::new("config-invalid", Severity::Error, "config")
+            Finding::new(Code::ConfigInvalid, Severity::Error, "config")
                 .message(format!("the configuration does not load: {message}"))
                 .fix("correct the file, key or variable named above; picoclaw never rewrites a file it cannot parse"),
         ),
@@ -45,7 +45,7 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
             let (settings, creds) = (&loaded.settings, &loaded.credentials);
             for w in loaded.warnings() {
                 out.push(
-                    Finding::new("config-warning", Severity::Warning, format!("{}:{}", w.file, w.key))
+                    Finding::new(Code::ConfigWarning, Severity::Warning, format!("{}:{}", w.file, w.key))
                         .message(w.to_string())
                         .fix("correct or remove the key"),
                 );
@@ -74,7 +74,7 @@ fn permissions(paths: &Paths, loaded: Option<&Loaded>, out: &mut Vec<Finding>) {
     for file in files {
         if let Some(mode) = picoclaw_config::files::too_open(&file) {
             out.push(
-                Finding::new("insecure-permissions", Severity::Error, file.display().to_string())
+                Finding::new(Code::InsecurePermissions, Severity::Error, file.display().to_string())
                     .message(format!(
                         "{} holds secrets and has mode {mode:04o}: other users can read it",
                         file.display()
@@ -95,7 +95,7 @@ fn lock_state(paths: &Paths, out: &mut Vec<Finding>) -> Option<VerifiedGateway> 
         Ok(Probe::Running(verified)) => Some(verified),
         Ok(Probe::Starting(pending)) if pending.recorded.is_none() => {
             out.push(
-                Finding::new("gateway-starting", Severity::Info, "gateway")
+                Finding::new(Code::GatewayStarting, Severity::Info, "gateway")
                     .message(format!("{pending}"))
                     .fix("wait a moment and run doctor again"),
             );
@@ -109,7 +109,7 @@ fn lock_state(paths: &Paths, out: &mut Vec<Finding>) -> Option<VerifiedGateway> 
                 None => "restart the gateway; the start writes a new record".to_owned(),
             };
             out.push(
-                Finding::new("gateway-unverified", Severity::Error, paths.pid_file().display().to_string())
+                Finding::new(Code::GatewayUnverified, Severity::Error, paths.pid_file().display().to_string())
                     .message(format!(
                         "{pending}. The doctor sent nothing to the address it names, and `picoclaw gateway stop` will not signal it"
                     ))
@@ -119,7 +119,7 @@ fn lock_state(paths: &Paths, out: &mut Vec<Finding>) -> Option<VerifiedGateway> 
         }
         Ok(Probe::Unverified(mismatch)) => {
             out.push(
-                Finding::new("gateway-unverified", Severity::Error, paths.pid_file().display().to_string())
+                Finding::new(Code::GatewayUnverified, Severity::Error, paths.pid_file().display().to_string())
                     .message(format!(
                         "{mismatch}. The doctor sent nothing to it (no token, no request), and `picoclaw gateway stop` will not signal it"
                     ))
@@ -130,7 +130,7 @@ fn lock_state(paths: &Paths, out: &mut Vec<Finding>) -> Option<VerifiedGateway> 
         Ok(Probe::Stale) => {
             let pid = RuntimeRecord::read(&paths.pid_file()).ok().flatten().map(|r| r.pid);
             out.push(
-                Finding::new("stale-pid-file", Severity::Warning, paths.pid_file().display().to_string())
+                Finding::new(Code::StalePidFile, Severity::Warning, paths.pid_file().display().to_string())
                     .message(format!(
                         "{} names pid {} but no gateway holds the lock: it was left by a crash or SIGKILL",
                         paths.pid_file().display(),
@@ -143,7 +143,7 @@ fn lock_state(paths: &Paths, out: &mut Vec<Finding>) -> Option<VerifiedGateway> 
         }
         Ok(Probe::NotRunning) => {
             out.push(
-                Finding::new("gateway-not-running", Severity::Info, "gateway")
+                Finding::new(Code::GatewayNotRunning, Severity::Info, "gateway")
                     .message(format!("no gateway is running for {}", paths.home().display()))
                     .fix("picoclaw gateway start (or systemctl --user start picoclaw-gateway.service)"),
             );
@@ -151,7 +151,7 @@ fn lock_state(paths: &Paths, out: &mut Vec<Finding>) -> Option<VerifiedGateway> 
         }
         Err(e) => {
             out.push(
-                Finding::new("gateway-unreachable", Severity::Error, "lock")
+                Finding::new(Code::GatewayUnreachable, Severity::Error, "lock")
                     .message(format!("cannot check the gateway lock: {e}"))
                     .fix("check the permissions of the home directory"),
             );
@@ -183,7 +183,7 @@ fn ownership(paths: &Paths, out: &mut Vec<Finding>) {
         // The home holds only picoclaw's files: private. A config directory may be shared
         // for reading (a ConfigMap, /etc): only the write bits go.
         let target = if *is_home { 0o700 } else { mode & !0o022 };
-        let mut finding = Finding::new("insecure-home-permissions", Severity::Error, dir.display().to_string())
+        let mut finding = Finding::new(Code::InsecureHomePermissions, Severity::Error, dir.display().to_string())
             .message(format!(
                 "{what} {} has mode {mode:04o}: other users can write it, so they can replace .picoclaw.pid, the lock or the configuration that picoclaw trusts",
                 dir.display()
@@ -211,7 +211,7 @@ fn ownership(paths: &Paths, out: &mut Vec<Finding>) {
             continue;
         }
         out.push(
-            Finding::new("foreign-owner", Severity::Error, path.display().to_string())
+            Finding::new(Code::ForeignOwner, Severity::Error, path.display().to_string())
                 .message(format!(
                     "{what} {} belongs to uid {}, not to you (uid {me}): that user decides what picoclaw reads there (which pid `gateway stop` signals, where tokens are sent)",
                     path.display(),
@@ -250,7 +250,7 @@ fn units(paths: &Paths, dirs: &UserDirs, out: &mut Vec<Finding>) {
                 Manager::Systemd => "systemctl --user daemon-reload && systemctl --user restart <unit>",
                 Manager::Launchd => "launchctl kickstart -k gui/$UID/<label>",
             };
-            let mut finding = Finding::new("token-embedded-in-unit", Severity::Error, path.display().to_string())
+            let mut finding = Finding::new(Code::TokenEmbeddedInUnit, Severity::Error, path.display().to_string())
                 .message(format!(
                     "{} embeds {} secret(s): {}. A copy in a service definition shadows .security.yml and goes stale when the token is rotated",
                     path.display(),
@@ -287,7 +287,7 @@ fn units(paths: &Paths, dirs: &UserDirs, out: &mut Vec<Finding>) {
                         .to_owned()
                 };
                 out.push(
-                    Finding::new("unit-outdated", Severity::Warning, path.display().to_string())
+                    Finding::new(Code::UnitOutdated, Severity::Warning, path.display().to_string())
                         .message(format!("{}: {why}", path.display()))
                         .fix("re-render it (`picoclaw service install --force`), then reload the service manager")
                         .action(Action::RerenderUnit(path.clone())),
@@ -300,7 +300,7 @@ fn units(paths: &Paths, dirs: &UserDirs, out: &mut Vec<Finding>) {
 fn secrets_in_config(loaded: &Loaded, out: &mut Vec<Finding>) {
     for s in loaded.config_secrets() {
         out.push(
-            Finding::new("secret-in-config-json", Severity::Error, s.key.clone())
+            Finding::new(Code::SecretInConfigJson, Severity::Error, s.key.clone())
                 .message(format!(
                     "{} holds {} (fingerprint {}); config.json is for settings and is often shared or committed",
                     loaded.paths.config_file().display(),
@@ -322,7 +322,7 @@ fn secret_in_url(settings: &Settings, creds: &Credentials, out: &mut Vec<Finding
             .origin(&schema::CHANNELS_PICO_CLIENT_URL)
             .map_or_else(|| "-".into(), ToString::to_string);
         out.push(
-            Finding::new("secret-in-url", Severity::Warning, schema::CHANNELS_PICO_CLIENT_URL.path)
+            Finding::new(Code::SecretInUrl, Severity::Warning, schema::CHANNELS_PICO_CLIENT_URL.path)
                 .message(format!(
                     "channels.pico_client.url from {source} carries a token in its query ({}); URLs end up in proxy logs and are shown by other tools as they are",
                     url.shown()
@@ -343,7 +343,7 @@ fn secret_in_url(settings: &Settings, creds: &Credentials, out: &mut Vec<Finding
         "pico_client sends it as HTTP Basic auth"
     };
     out.push(
-        Finding::new("secret-in-url", severity, schema::CHANNELS_PICO_CLIENT_URL.path)
+        Finding::new(Code::SecretInUrl, severity, schema::CHANNELS_PICO_CLIENT_URL.path)
             .message(format!(
                 "channels.pico_client.url from {} carries a user:password (fingerprint {}); picoclaw shows the URL as {shown} and never logs the password, but {} is a settings source other tools show as is. {used}",
                 basic.source,
@@ -358,7 +358,7 @@ fn shadows(creds: &Credentials, out: &mut Vec<Finding>) {
     for w in creds.shadow_warnings() {
         let Source::Env(name) = &w.winner else { continue };
         out.push(
-            Finding::new("env-shadows-file", Severity::Warning, w.key.clone())
+            Finding::new(Code::EnvShadowsFile, Severity::Warning, w.key.clone())
                 .message(format!(
                     "{w}. Processes started without {name} (a service unit, cron, another shell) resolve the file's value instead"
                 ))
@@ -374,7 +374,7 @@ fn exposure(settings: &Settings, out: &mut Vec<Finding>) {
     let origin = |key: &Key| settings.origin(key).map_or_else(|| "default".to_owned(), ToString::to_string);
     if settings.pico.enabled && settings.pico.allow_token_query {
         out.push(
-            Finding::new("query-token-enabled", Severity::Warning, schema::CHANNELS_PICO_ALLOW_TOKEN_QUERY.path)
+            Finding::new(Code::QueryTokenEnabled, Severity::Warning, schema::CHANNELS_PICO_ALLOW_TOKEN_QUERY.path)
                 .message(format!(
                     "channels.pico.allow_token_query is true (from {}): tokens in URLs end up in logs, proxies and browser history",
                     origin(&schema::CHANNELS_PICO_ALLOW_TOKEN_QUERY)
@@ -385,7 +385,7 @@ fn exposure(settings: &Settings, out: &mut Vec<Finding>) {
     if settings.pico.enabled && !settings.gateway.host.is_loopback() && settings.pico.allow_origins.is_empty()
     {
         out.push(
-            Finding::new("public-bind-without-origins", Severity::Warning, schema::CHANNELS_PICO_ALLOW_ORIGINS.path)
+            Finding::new(Code::PublicBindWithoutOrigins, Severity::Warning, schema::CHANNELS_PICO_ALLOW_ORIGINS.path)
                 .message(format!(
                     "the gateway binds {} (from {}) and channels.pico.allow_origins is empty, so a web page on any origin can open /pico/ws with a token it holds",
                     settings.gateway.host,
@@ -408,7 +408,7 @@ fn weak(loaded: &Loaded, creds: &Credentials, out: &mut Vec<Finding>) {
         let Some((secret, source)) = found else { continue };
         if let Some(w) = weakness(secret) {
             out.push(
-                Finding::new("weak-token", Severity::Error, key)
+                Finding::new(Code::WeakToken, Severity::Error, key)
                     .message(format!("{key} from {source} (fingerprint {}) is weak: {w}", secret.fingerprint()))
                     .fix(format!(
                         "replace it with a random token (`openssl rand -hex 32`) in {source}, then update the clients that use it"
@@ -432,7 +432,7 @@ fn shared_tokens(creds: &Credentials, settings: &Settings, out: &mut Vec<Finding
         " (the Pico channel is off now, but the value is still the gateway token)"
     };
     out.push(
-        Finding::new("pico-token-equals-gateway-token", Severity::Error, schema::CHANNELS_PICO_TOKEN.path)
+        Finding::new(Code::PicoTokenEqualsGatewayToken, Severity::Error, schema::CHANNELS_PICO_TOKEN.path)
             .message(format!(
                 "channels.pico.token ({}) is the same value as gateway.token ({}): every client given the pico token for chat can also reload the gateway and manage tokens{channel}",
                 pico.source, gateway.source
@@ -450,7 +450,7 @@ fn gateway(verified: &VerifiedGateway, settings: &Settings, creds: &Credentials,
         Ok(_) => {}
         Err(e) => {
             out.push(
-                Finding::new("gateway-check-skipped", Severity::Info, "gateway")
+                Finding::new(Code::GatewayCheckSkipped, Severity::Info, "gateway")
                     .message(format!(
                         "the running gateway (pid {}) is recorded at {}: {e}",
                         record.pid,
@@ -466,7 +466,7 @@ fn gateway(verified: &VerifiedGateway, settings: &Settings, creds: &Credentials,
             let theirs = r.body.get("version").and_then(|v| v.as_str()).unwrap_or(&record.version);
             if theirs != env!("CARGO_PKG_VERSION") {
                 out.push(
-                    Finding::new("gateway-version-mismatch", Severity::Warning, "gateway")
+                    Finding::new(Code::GatewayVersionMismatch, Severity::Warning, "gateway")
                         .message(format!(
                             "the running gateway (pid {}) is version {theirs}, this picoclaw is {}: an upgrade is not in effect until the gateway restarts",
                             record.pid,
@@ -488,7 +488,7 @@ fn gateway(verified: &VerifiedGateway, settings: &Settings, creds: &Credentials,
     match http::request(verified, "GET", "/ready", Credential::None) {
         Ok(r) if r.status == 200 => {}
         Ok(r) => out.push(
-            Finding::new("gateway-not-ready", Severity::Warning, "gateway")
+            Finding::new(Code::GatewayNotReady, Severity::Warning, "gateway")
                 .message(format!(
                     "the gateway (pid {}) answers /ready with {} ({})",
                     record.pid,
@@ -513,7 +513,7 @@ fn gateway(verified: &VerifiedGateway, settings: &Settings, creds: &Credentials,
         let answer = http::request(verified, "GET", "/auth/whoami", Credential::Configured(&resolved.secret));
         let ours = resolved.secret.fingerprint().to_string();
         let mismatch = |detail: String| {
-            Finding::new("client-gateway-token-mismatch", Severity::Error, key)
+            Finding::new(Code::ClientGatewayTokenMismatch, Severity::Error, key)
                 .message(format!(
                     "{key} as this environment resolves it ({}, fingerprint {ours}) {detail} by the running gateway (pid {}, {}). Clients configured like this shell fail with 401",
                     resolved.source,
@@ -535,7 +535,7 @@ fn gateway(verified: &VerifiedGateway, settings: &Settings, creds: &Credentials,
                     )));
                 } else if their_kind != kind && their_kind != "gateway" {
                     out.push(
-                        Finding::new("client-gateway-token-mismatch", Severity::Warning, key)
+                        Finding::new(Code::ClientGatewayTokenMismatch, Severity::Warning, key)
                             .message(format!("{key} (fingerprint {ours}) is accepted by the gateway as a {their_kind} credential, not as the {kind} token"))
                             .fix("use distinct values for distinct credentials"),
                     );
@@ -547,7 +547,7 @@ fn gateway(verified: &VerifiedGateway, settings: &Settings, creds: &Credentials,
             }
             Ok(r) => out.push(
                 // Not verified is not "fine": e.g. 429 after many failed attempts.
-                Finding::new("client-gateway-token-unverified", Severity::Warning, key)
+                Finding::new(Code::ClientGatewayTokenUnverified, Severity::Warning, key)
                     .message(format!(
                         "could not verify {key} against the running gateway: /auth/whoami answered {}{}",
                         r.status,
@@ -564,7 +564,7 @@ fn gateway(verified: &VerifiedGateway, settings: &Settings, creds: &Credentials,
 }
 
 fn unreachable(record: &RuntimeRecord, why: &str) -> Finding {
-    Finding::new("gateway-unreachable", Severity::Error, "gateway")
+    Finding::new(Code::GatewayUnreachable, Severity::Error, "gateway")
         .message(format!(
             "the gateway (pid {}) holds the lock but {} does not answer: {why}",
             record.pid,
@@ -572,3 +572,6 @@ fn unreachable(record: &RuntimeRecord, why: &str) -> Finding {
         ))
         .fix("see logs/gateway.log; restart it with `picoclaw gateway restart` or `systemctl --user restart picoclaw-gateway.service`")
 }
+
+#[cfg(test)]
+mod tests;

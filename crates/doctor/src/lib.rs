@@ -15,6 +15,7 @@
 //! `.picoclaw.pid`, over loopback, at `/auth/whoami`.
 
 mod checks;
+mod code;
 pub use picoclaw_lifecycle::http;
 mod repair;
 
@@ -22,6 +23,8 @@ use std::path::PathBuf;
 
 use picoclaw_config::EnvSource;
 use serde::Serialize;
+
+pub use crate::code::Code;
 
 /// How bad a finding is. Errors and warnings are problems (non-zero exit); infos are not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -72,7 +75,7 @@ enum Action {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// Stable code, e.g. `token-embedded-in-unit`.
-    pub code: &'static str,
+    pub code: Code,
     /// Severity.
     pub severity: Severity,
     /// What is wrong (names sources and fingerprints, never a value).
@@ -91,7 +94,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(code: &'static str, severity: Severity, subject: impl Into<String>) -> Finding {
+    fn new(code: Code, severity: Severity, subject: impl Into<String>) -> Finding {
         Finding {
             code,
             severity,

@@ -6,14 +6,15 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use picoclaw_config::Paths;
+use picoclaw_credentials::migrate::Adoption;
 use picoclaw_credentials::migrate::{MoveOutcome, move_config_secrets};
-use picoclaw_credentials::units::{Adoption, adopt};
 use picoclaw_lifecycle::Probe;
+use picoclaw_lifecycle::migrate::{self, MigrateError};
 use picoclaw_lifecycle::service::{self, Manager, ManagerCall, UserDirs};
 
-use crate::{Action, Finding, Options, http};
+use crate::{Action, Code, Finding, Options, http};
 
-type Notes = HashMap<(&'static str, String), String>;
+type Notes = HashMap<(Code, String), String>;
 
 fn priority(action: &Action) -> u8 {
     match action {
@@ -60,7 +61,7 @@ pub fn apply(findings: &[Finding], options: &Options<'_>) -> Notes {
                     for (secret, outcome) in results {
                         if let MoveOutcome::Conflict { file_fingerprint } = outcome {
                             notes.insert(
-                                ("secret-in-config-json", secret.key.clone()),
+                                (Code::SecretInConfigJson, secret.key.clone()),
                                 format!(
                                     "left in config.json: .security.yml:{} already holds a different value (fingerprint {file_fingerprint}), which wins; delete the one that is wrong by hand",
                                     secret.target
@@ -70,7 +71,7 @@ pub fn apply(findings: &[Finding], options: &Options<'_>) -> Notes {
                     }
                 }
                 Err(e) => {
-                    for f in findings.iter().filter(|f| f.code == "secret-in-config-json") {
+                    for f in findings.iter().filter(|f| f.code == Code::SecretInConfigJson) {
                         notes.insert((f.code, f.subject.clone()), format!("nothing was changed: {e}"));
                     }
                 }
@@ -88,7 +89,7 @@ pub fn apply(findings: &[Finding], options: &Options<'_>) -> Notes {
             }
             Action::ReloadGateway => {
                 if let Some(note) = reload(&paths) {
-                    for f in findings.iter().filter(|f| f.code == "client-gateway-token-mismatch") {
+                    for f in findings.iter().filter(|f| f.code == Code::ClientGatewayTokenMismatch) {
                         notes.insert((f.code, f.subject.clone()), note.clone());
                     }
                 }
@@ -131,47 +132,44 @@ fn after_rewrite(manager: Manager, label: &str) -> String {
 }
 
 fn migrate_unit(paths: &Paths, dirs: &UserDirs, path: &Path) -> String {
-    let audit = match service::audit_file(path, dirs) {
-        Ok(a) => a,
-        Err(e) => return format!("cannot read it: {e}"),
-    };
-    let outcomes = match adopt(paths, &audit.embedded) {
-        Ok(o) => o,
+    let done = match migrate::unit(paths, dirs, path) {
+        Ok(done) => done,
+        Err(MigrateError::Read(e)) => return format!("cannot read it: {e}"),
+        Err(MigrateError::Ambiguous { .. }) => {
+            return "nothing was changed: the unit sets the same key to different values; remove the wrong one by hand"
+                .to_owned();
+        }
         Err(e) => return format!("nothing was changed: {e}"),
     };
-    if outcomes.contains(&Adoption::Ambiguous) {
-        return "nothing was changed: the unit sets the same key to different values; remove the wrong one by hand"
-            .to_owned();
-    }
     let mut parts = Vec::new();
-    for (e, outcome) in audit.embedded.iter().zip(&outcomes) {
-        match outcome {
+    for a in &done.adopted {
+        match &a.outcome {
             Adoption::Stored { destination } => {
-                parts.push(format!("{} (fingerprint {}) moved to {destination}", e.key.path, e.fingerprint()));
+                parts.push(format!("{} (fingerprint {}) moved to {destination}", a.key.path, a.fingerprint));
             }
             Adoption::AlreadyThere { destination } => {
-                parts.push(format!("{} already in {destination}", e.key.path));
+                parts.push(format!("{} already in {destination}", a.key.path));
             }
             Adoption::Conflict { destination, file_fingerprint } => parts.push(format!(
                 "{destination} holds a different value (fingerprint {file_fingerprint}) and was kept: after a restart the service uses it, so clients still holding fingerprint {} must be updated",
-                e.fingerprint()
+                a.fingerprint
             )),
             Adoption::Ambiguous => {}
         }
     }
-    let label = match audit.manager {
+    let label = match done.audit.manager {
         Manager::Systemd => path
             .file_name()
             .map_or_else(|| service::SYSTEMD_UNIT.into(), |n| n.to_string_lossy().into_owned()),
         Manager::Launchd => service::LAUNCHD_LABEL.to_owned(),
     };
-    match service::rewrite_without_secrets(&audit, dirs) {
+    match done.rewrite {
         Ok(r) if r.remaining > 0 => parts.push(format!(
             "{} secret(s) remain in a command line, which cannot be edited safely: remove them from {} by hand",
             r.remaining,
             path.display()
         )),
-        Ok(_) => parts.push(format!("unit rewritten without secrets; {}", after_rewrite(audit.manager, &label))),
+        Ok(_) => parts.push(format!("unit rewritten without secrets; {}", after_rewrite(done.audit.manager, &label))),
         Err(e) => parts.push(format!("the unit was not rewritten: {e}")),
     }
     parts.join("; ")

@@ -26,7 +26,7 @@ pub enum GatewayError {
     },
     /// The agent could not be built.
     #[error("agent: {0}")]
-    Agent(String),
+    Agent(#[source] picoclaw_agent::AgentError),
 }
 
 impl GatewayError {

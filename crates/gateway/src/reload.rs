@@ -45,7 +45,7 @@ fn same_agent(a: &Settings, b: &Settings) -> bool {
 }
 
 fn make_engine(settings: &Settings, creds: &Credentials, paths: &Paths) -> Result<Engine, GatewayError> {
-    Engine::from_config(settings, creds, paths).map_err(|e| GatewayError::Agent(e.to_string()))
+    Engine::from_config(settings, creds, paths).map_err(GatewayError::Agent)
 }
 
 /// What a reload did.

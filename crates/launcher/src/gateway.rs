@@ -6,12 +6,12 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use picoclaw_config::Paths;
 use picoclaw_credentials::runtime::RuntimeRecord;
+use picoclaw_lifecycle::spawn::Background;
 use picoclaw_lifecycle::{LifecycleError, Probe};
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
@@ -61,11 +61,31 @@ impl LogRing {
     }
 }
 
+/// What the gateway is doing, as the dashboard shows it (serialized in lower case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum GatewayState {
+    /// A verified gateway answers.
+    Running,
+    /// Being started (by this launcher or another process), or holding the lock before
+    /// publishing its record.
+    Starting,
+    /// This launcher is stopping it.
+    Stopping,
+    /// This launcher is restarting it.
+    Restarting,
+    /// None runs.
+    Stopped,
+    /// The last start or stop failed, or the lock holder does not verify.
+    Error,
+}
+
 /// The gateway as the dashboard shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct GatewayStatus {
     /// `running`, `starting`, `stopping`, `restarting`, `stopped` or `error`.
-    pub state: &'static str,
+    pub state: GatewayState,
     /// Whether this launcher started it (and will stop it on exit).
     pub owned: bool,
     /// Its pid, when running.
@@ -86,7 +106,7 @@ pub struct GatewayStatus {
 pub enum ControlError {
     /// The child could not be spawned.
     #[error("cannot start the gateway process: {0}")]
-    Spawn(String),
+    Spawn(#[source] std::io::Error),
     /// The child exited before publishing its record.
     #[error("the gateway exited during start ({status}){}", last_lines(.log))]
     Exited {
@@ -98,13 +118,17 @@ pub enum ControlError {
     /// No record within the start timeout.
     #[error("the gateway did not come up within {} s", START_TIMEOUT.as_secs())]
     Timeout,
-    /// Stopping failed.
+    /// Stopping failed, or the lock holder is not provably the gateway (then nothing was
+    /// signalled).
     #[error("cannot stop the gateway: {0}")]
-    Stop(String),
+    Stop(#[source] LifecycleError),
+    /// The blocking stop task did not finish.
+    #[error("cannot stop the gateway: {0}")]
+    StopTask(#[source] tokio::task::JoinError),
     /// A gateway holds the lock but its record does not verify: it is neither signalled
     /// nor sent a token.
-    #[error("{0}")]
-    Unverified(String),
+    #[error(transparent)]
+    Unverified(LifecycleError),
 }
 
 fn last_lines(log: &[String]) -> String {
@@ -126,18 +150,18 @@ pub struct GatewayControl {
     logs: Arc<LogRing>,
     /// The operation in progress (`starting`, `stopping`, `restarting`), so status answers
     /// at once instead of waiting for it.
-    busy: Mutex<Option<&'static str>>,
+    busy: Mutex<Option<GatewayState>>,
 }
 
 /// Marks an operation in progress until dropped (the outermost one wins: a restart stays
 /// "restarting" through its stop and start).
 struct Busy<'a> {
-    slot: &'a Mutex<Option<&'static str>>,
+    slot: &'a Mutex<Option<GatewayState>>,
     set: bool,
 }
 
 impl<'a> Busy<'a> {
-    fn new(slot: &'a Mutex<Option<&'static str>>, what: &'static str) -> Busy<'a> {
+    fn new(slot: &'a Mutex<Option<GatewayState>>, what: GatewayState) -> Busy<'a> {
         let mut current = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let set = current.is_none();
         if set {
@@ -219,10 +243,9 @@ impl GatewayControl {
             // An operation holds the lock: report it rather than wait for it.
             let running = matches!(probe, Probe::Running(_));
             let state = match busy {
-                Some("starting") if running => "running",
+                Some(GatewayState::Starting) | None if running => GatewayState::Running,
                 Some(op) => op,
-                None if running => "running",
-                None => "starting",
+                None => GatewayState::Starting,
             };
             let record = if let Probe::Running(gateway) = probe { Some(gateway.into_record()) } else { None };
             return GatewayStatus {
@@ -238,7 +261,7 @@ impl GatewayControl {
         self.reap(&mut inner);
         let child_pid = inner.child.as_ref().and_then(tokio::process::Child::id);
         let mut status = GatewayStatus {
-            state: "stopped",
+            state: GatewayState::Stopped,
             owned: false,
             pid: None,
             version: None,
@@ -252,7 +275,7 @@ impl GatewayControl {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
-                status.state = "running";
+                status.state = GatewayState::Running;
                 status.owned = child_pid == Some(record.pid);
                 status.pid = Some(record.pid);
                 status.url = Some(record.base_url());
@@ -260,17 +283,17 @@ impl GatewayControl {
                 status.version = Some(record.version);
                 status.error = None;
             }
-            Probe::Starting(_) => status.state = "starting",
+            Probe::Starting(_) => status.state = GatewayState::Starting,
             Probe::Unverified(mismatch) => {
-                status.state = "error";
+                status.state = GatewayState::Error;
                 status.error = Some(LifecycleError::Unverified(mismatch).to_string());
             }
             Probe::Stale | Probe::NotRunning => {
                 if child_pid.is_some() {
-                    status.state = "starting";
+                    status.state = GatewayState::Starting;
                     status.owned = true;
                 } else if status.error.is_some() {
-                    status.state = "error";
+                    status.state = GatewayState::Error;
                 }
             }
         }
@@ -279,7 +302,7 @@ impl GatewayControl {
 
     /// Starts a gateway unless one is running; returns its record.
     pub async fn start(&self) -> Result<RuntimeRecord, ControlError> {
-        let _busy = Busy::new(&self.busy, "starting");
+        let _busy = Busy::new(&self.busy, GatewayState::Starting);
         let mut inner = self.inner.lock().await;
         self.reap(&mut inner);
         match self.probe().await {
@@ -287,27 +310,20 @@ impl GatewayControl {
             Probe::Starting(_) => return self.wait_for(None, &mut inner).await,
             // The lock is held: a second gateway could not start, and this one is not used.
             Probe::Unverified(mismatch) => {
-                return Err(ControlError::Unverified(LifecycleError::Unverified(mismatch).to_string()));
+                return Err(ControlError::Unverified(LifecycleError::Unverified(mismatch)));
             }
             Probe::Stale | Probe::NotRunning => {}
         }
         if inner.child.is_some() {
             return self.wait_for(None, &mut inner).await;
         }
-        let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.arg("gateway")
-            .env_clear()
-            .env("PICOCLAW_HOME", self.paths.home())
-            .env("PICOCLAW_CONFIG", self.paths.config_file())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(false);
-        // Its own process group: a Ctrl-C in the launcher's terminal reaches the launcher,
-        // which then stops the child gracefully itself.
-        #[cfg(unix)]
-        cmd.process_group(0);
-        let mut child = cmd.spawn().map_err(|e| ControlError::Spawn(e.to_string()))?;
+        // Its own process group (a Ctrl-C in the launcher's terminal reaches the launcher,
+        // which then stops the child gracefully itself), the files' credentials only.
+        let mut cmd = tokio::process::Command::from(
+            Background::new(&self.exe).only_paths(&self.paths).piped_output().into_command(),
+        );
+        cmd.kill_on_drop(false);
+        let mut child = cmd.spawn().map_err(ControlError::Spawn)?;
         if let Some(out) = child.stdout.take() {
             tokio::spawn(pump_lines(out, self.logs.clone()));
         }
@@ -342,9 +358,9 @@ impl GatewayControl {
                 Probe::Running(gateway) if pid.is_none_or(|p| p == gateway.pid()) => {
                     return Ok(gateway.into_record());
                 }
-                Probe::Unverified(m) => unverified = Some(LifecycleError::Unverified(m).to_string()),
+                Probe::Unverified(m) => unverified = Some(LifecycleError::Unverified(m)),
                 Probe::Starting(p) if p.recorded.is_some() => {
-                    unverified = Some(LifecycleError::Starting(p).to_string());
+                    unverified = Some(LifecycleError::Starting(p));
                 }
                 _ => {}
             }
@@ -357,22 +373,22 @@ impl GatewayControl {
 
     /// Stops the running gateway (owned or adopted): SIGTERM, then SIGKILL after a grace.
     pub async fn stop(&self) -> Result<Option<u32>, ControlError> {
-        let _busy = Busy::new(&self.busy, "stopping");
+        let _busy = Busy::new(&self.busy, GatewayState::Stopping);
         let mut inner = self.inner.lock().await;
         let stopped = match self.settled().await {
             Probe::Running(gateway) => {
                 let pid = tokio::task::spawn_blocking(move || gateway.stop(STOP_GRACE))
                     .await
-                    .map_err(|e| ControlError::Stop(e.to_string()))?
-                    .map_err(|e| ControlError::Stop(e.to_string()))?;
+                    .map_err(ControlError::StopTask)?
+                    .map_err(ControlError::Stop)?;
                 Some(pid)
             }
             // Not provably the gateway: never signalled. A child of ours is ended below.
             Probe::Starting(pending) if inner.child.is_none() => {
-                return Err(ControlError::Stop(LifecycleError::Starting(pending).to_string()));
+                return Err(ControlError::Stop(LifecycleError::Starting(pending)));
             }
             Probe::Unverified(mismatch) if inner.child.is_none() => {
-                return Err(ControlError::Stop(LifecycleError::Unverified(mismatch).to_string()));
+                return Err(ControlError::Stop(LifecycleError::Unverified(mismatch)));
             }
             Probe::Starting(_) | Probe::Unverified(_) | Probe::Stale | Probe::NotRunning => None,
         };
@@ -392,7 +408,7 @@ impl GatewayControl {
 
     /// Stop, then start.
     pub async fn restart(&self) -> Result<RuntimeRecord, ControlError> {
-        let _busy = Busy::new(&self.busy, "restarting");
+        let _busy = Busy::new(&self.busy, GatewayState::Restarting);
         self.stop().await?;
         self.start().await
     }
@@ -444,5 +460,20 @@ mod tests {
         assert_eq!(lines[0], "line 50");
         ring.push("x".repeat(LOG_LINE_MAX * 3));
         assert!(ring.snapshot().last().unwrap().len() <= LOG_LINE_MAX + 4);
+    }
+
+    #[test]
+    fn states_serialize_as_the_dashboard_reads_them() {
+        let all = [
+            (GatewayState::Running, "running"),
+            (GatewayState::Starting, "starting"),
+            (GatewayState::Stopping, "stopping"),
+            (GatewayState::Restarting, "restarting"),
+            (GatewayState::Stopped, "stopped"),
+            (GatewayState::Error, "error"),
+        ];
+        for (state, text) in all {
+            assert_eq!(serde_json::to_value(state).unwrap(), serde_json::json!(text));
+        }
     }
 }

@@ -29,7 +29,7 @@ use picoclaw_config::{Host, LauncherSettings, Paths};
 use picoclaw_credentials::launcher::LauncherToken;
 
 pub use error::LauncherError;
-pub use gateway::{ControlError, GatewayStatus, LOG_LINES};
+pub use gateway::{ControlError, GatewayState, GatewayStatus, LOG_LINES};
 pub use routes::{CSP, MAX_TOKEN_LEN, MIN_TOKEN_LEN};
 pub use session::{COOKIE, MAX_AGE};
 

@@ -19,7 +19,10 @@
 //!   other than Linux only "the lock is held" is proven, [`Assurance::LockOnly`]).
 
 pub mod http;
+pub mod migrate;
 pub mod service;
+pub mod spawn;
+pub mod unit;
 mod verify;
 
 pub use verify::{Assurance, Mismatch, Pending};

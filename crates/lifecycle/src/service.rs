@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use picoclaw_config::EnvSource;
-use picoclaw_credentials::units::{self, Embedded};
+
+use crate::unit::systemd::{self, Escape};
+use crate::unit::{self, Embedded, launchd};
 
 /// systemd unit name.
 pub const SYSTEMD_UNIT: &str = "picoclaw-gateway.service";
@@ -156,20 +158,6 @@ fn check_path(what: &'static str, path: &Path) -> Result<String, ServiceError> {
     Ok(s.to_owned())
 }
 
-/// `%` is a specifier in every unit setting; `$` expands in command lines; quotes and
-/// backslashes need escaping inside a double-quoted word.
-fn systemd_word(s: &str, exec: bool) -> String {
-    let mut escaped = s.replace('%', "%%").replace('\\', "\\\\").replace('"', "\\\"");
-    if exec {
-        escaped = escaped.replace('$', "$$");
-    }
-    if escaped.contains(char::is_whitespace) || escaped.contains('\'') || escaped != s {
-        format!("\"{escaped}\"")
-    } else {
-        escaped
-    }
-}
-
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
@@ -186,9 +174,13 @@ pub fn render(manager: Manager, spec: &UnitSpec) -> Result<String, ServiceError>
 }
 
 fn render_systemd(binary: &str, home: &str, config: Option<&str>) -> String {
-    let mut env = format!("Environment={}\n", systemd_word(&format!("PICOCLAW_HOME={home}"), false));
+    let mut env =
+        format!("Environment={}\n", systemd::quote(&format!("PICOCLAW_HOME={home}"), Escape::Setting));
     if let Some(config) = config {
-        env.push_str(&format!("Environment={}\n", systemd_word(&format!("PICOCLAW_CONFIG={config}"), false)));
+        env.push_str(&format!(
+            "Environment={}\n",
+            systemd::quote(&format!("PICOCLAW_CONFIG={config}"), Escape::Setting)
+        ));
     }
     format!(
         "# {MARKER}; `picoclaw doctor --fix` may rewrite it.\n\
@@ -228,8 +220,8 @@ RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n\
 \n\
 [Install]\n\
 WantedBy=default.target\n",
-        exec = systemd_word(binary, true),
-        rw = systemd_word(home, false),
+        exec = systemd::quote(binary, Escape::Command),
+        rw = systemd::quote(home, Escape::Setting),
     )
 }
 
@@ -294,20 +286,7 @@ pub struct Installed {
 }
 
 fn read_text(path: &Path) -> Result<Option<String>, ServiceError> {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.len() > units::MAX_FILE_BYTES => {
-            return Err(ServiceError::Io {
-                path: path.to_owned(),
-                source: std::io::Error::other("file is larger than 1 MiB"),
-            });
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(ServiceError::Io { path: path.to_owned(), source }),
-    }
-    std::fs::read_to_string(path)
-        .map(Some)
-        .map_err(|source| ServiceError::Io { path: path.to_owned(), source })
+    unit::read_text(path).map_err(|source| ServiceError::Io { path: path.to_owned(), source })
 }
 
 /// True when `text` is a definition rendered by picoclaw.
@@ -386,50 +365,16 @@ impl UnitAudit {
 
 fn plain_env(text: &str, manager: Manager, name: &str) -> Option<PathBuf> {
     match manager {
-        Manager::Systemd => text
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("Environment="))
-            .flat_map(units::split_words)
-            .filter_map(|w| w.strip_prefix(&format!("{name}=")).map(|v| v.replace("%%", "%")))
-            .rfind(|v| !v.is_empty())
-            .map(PathBuf::from),
-        Manager::Launchd => {
-            let marker = format!("<key>{name}</key>");
-            let at = text.find(&marker)? + marker.len();
-            let rest = text[at..].trim_start().strip_prefix("<string>")?;
-            let end = rest.find("</string>")?;
-            Some(PathBuf::from(
-                rest[..end]
-                    .replace("&lt;", "<")
-                    .replace("&gt;", ">")
-                    .replace("&quot;", "\"")
-                    .replace("&amp;", "&"),
-            ))
-        }
+        Manager::Systemd => systemd::environment_value(text, name),
+        Manager::Launchd => launchd::environment_value(text, name),
     }
+    .map(PathBuf::from)
 }
 
 fn first_exec_word(text: &str, manager: Manager) -> Option<PathBuf> {
     match manager {
-        Manager::Systemd => {
-            let line = text.lines().find_map(|l| l.trim().strip_prefix("ExecStart="))?;
-            let word = units::split_words(line).into_iter().next()?;
-            let word = word.trim_start_matches(['-', '@', ':', '+', '!']);
-            Some(PathBuf::from(word.replace("$$", "$").replace("%%", "%")))
-        }
-        Manager::Launchd => {
-            let at = text.find("<key>ProgramArguments</key>")?;
-            let rest = &text[at..];
-            let s = rest.find("<string>")? + "<string>".len();
-            let e = rest[s..].find("</string>")? + s;
-            Some(PathBuf::from(
-                rest[s..e]
-                    .replace("&lt;", "<")
-                    .replace("&gt;", ">")
-                    .replace("&quot;", "\"")
-                    .replace("&amp;", "&"),
-            ))
-        }
+        Manager::Systemd => systemd::exec_binary(text),
+        Manager::Launchd => launchd::program(text),
     }
 }
 
@@ -460,14 +405,14 @@ pub fn audit_file(path: &Path, dirs: &UserDirs) -> Result<UnitAudit, ServiceErro
         source: std::io::ErrorKind::NotFound.into(),
     })?;
     let mut embedded = match manager {
-        Manager::Systemd => units::scan_systemd(&text, dirs.home()),
-        Manager::Launchd => units::scan_plist(&text),
+        Manager::Systemd => systemd::scan(&text, dirs.home()),
+        Manager::Launchd => launchd::scan(&text),
     };
     let mut all_text = text.clone();
     if manager == Manager::Systemd {
         for drop_in in drop_ins(path) {
             if let Ok(Some(extra)) = read_text(&drop_in) {
-                embedded.extend(units::scan_systemd(&extra, dirs.home()));
+                embedded.extend(systemd::scan(&extra, dirs.home()));
                 all_text.push('\n');
                 all_text.push_str(&extra);
             }
@@ -496,7 +441,7 @@ pub fn discover(dirs: &UserDirs) -> Vec<PathBuf> {
             .filter(|p| p.extension().is_some_and(|e| e == ext))
             .take(MAX_DISCOVERED)
             .filter(|p| {
-                std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() <= units::MAX_FILE_BYTES)
+                std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() <= unit::MAX_FILE_BYTES)
                     && std::fs::read_to_string(p).is_ok_and(|t| t.to_ascii_lowercase().contains("picoclaw"))
             })
             .collect();
@@ -518,15 +463,15 @@ pub struct Rewritten {
 /// Rewrites a definition without any picoclaw secret: ours is re-rendered from its own
 /// binary and home; a hand-written one loses only the secret assignments (its
 /// environment files too). Call only after the secrets were adopted into the picoclaw
-/// files ([`picoclaw_credentials::units::adopt`]).
+/// files ([`crate::migrate::adopt`]).
 pub fn rewrite_without_secrets(audit: &UnitAudit, dirs: &UserDirs) -> Result<Rewritten, ServiceError> {
     let mut changed = Vec::new();
     let text = read_text(&audit.path)?.unwrap_or_default();
     let new_text = match (audit.ours, audit.spec(dirs)) {
         (true, Some(spec)) => render(audit.manager, &spec)?,
         _ => match audit.manager {
-            Manager::Systemd => units::strip_systemd(&text),
-            Manager::Launchd => units::strip_plist(&text),
+            Manager::Systemd => systemd::strip(&text),
+            Manager::Launchd => launchd::strip(&text),
         },
     };
     if new_text != text {
@@ -536,20 +481,20 @@ pub fn rewrite_without_secrets(audit: &UnitAudit, dirs: &UserDirs) -> Result<Rew
     if audit.manager == Manager::Systemd {
         for drop_in in drop_ins(&audit.path) {
             let Some(t) = read_text(&drop_in)? else { continue };
-            let stripped = units::strip_systemd(&t);
+            let stripped = systemd::strip(&t);
             if stripped != t {
                 picoclaw_config::files::write_atomic(&drop_in, stripped.as_bytes(), mode_of(&drop_in))?;
                 changed.push(drop_in.clone());
             }
         }
-        let mut env_files = units::environment_files(&text, dirs.home());
+        let mut env_files = systemd::environment_files(&text, dirs.home());
         for drop_in in drop_ins(&audit.path) {
             if let Ok(Some(t)) = read_text(&drop_in) {
-                env_files.extend(units::environment_files(&t, dirs.home()));
+                env_files.extend(systemd::environment_files(&t, dirs.home()));
             }
         }
         for file in env_files {
-            if units::strip_env_file(&file)? {
+            if systemd::strip_env_file(&file)? {
                 changed.push(file);
             }
         }
@@ -559,16 +504,7 @@ pub fn rewrite_without_secrets(audit: &UnitAudit, dirs: &UserDirs) -> Result<Rew
 }
 
 fn mode_of(path: &Path) -> u32 {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o777)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        0o644
-    }
+    unit::mode_or(path, 0o644)
 }
 
 /// The outcome of asking the user's service manager to do something.
@@ -636,7 +572,7 @@ mod tests {
         assert!(is_ours(&unit));
         assert!(unit.contains("ExecStart=/opt/pc/bin/picoclaw gateway\n"), "{unit}");
         assert!(unit.contains("Environment=\"PICOCLAW_HOME=/home/u/my 100%%\"\n"), "{unit}");
-        assert!(units::scan_systemd(&unit, Path::new("/")).is_empty());
+        assert!(systemd::scan(&unit, Path::new("/")).is_empty());
         let dir = tempfile::tempdir().unwrap();
         let d = dirs(dir.path());
         let path = d.unit_path(Manager::Systemd);
@@ -648,7 +584,7 @@ mod tests {
         assert_eq!(audit.spec(&d).unwrap(), spec);
 
         let plist = render(Manager::Launchd, &spec).unwrap();
-        assert!(is_ours(&plist) && units::scan_plist(&plist).is_empty());
+        assert!(is_ours(&plist) && launchd::scan(&plist).is_empty());
         assert!(plist.contains("<string>/home/u/my 100%</string>"));
     }
 

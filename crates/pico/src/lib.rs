@@ -6,9 +6,17 @@
 //! `typing.stop`, `pong`, `error`; with `?protocol=2` also `message.done`, and every reply
 //! carries `reply_to` and `seq` in its payload (extra payload fields a v1 client ignores).
 //!
+//! With the `client` feature, `client` dials a remote Pico server and answers its messages
+//! (`channels.pico_client`), over `dial` (TLS and WebSocket dialing).
+//!
 //! [`decode_client`] turns text into a [`ClientFrame`] or a [`DecodeError`] whose
 //! [`code`](DecodeError::code) is the protocol error code (`invalid_message`,
 //! `unknown_type`, `empty_content`, `invalid_media`).
+
+#[cfg(feature = "client")]
+pub mod client;
+#[cfg(feature = "client")]
+pub mod dial;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

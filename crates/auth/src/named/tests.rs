@@ -7,7 +7,7 @@ use picoclaw_credentials::Secret;
 use serde_json::json;
 
 use super::*;
-use crate::verify::{Scope, Verifier};
+use crate::verify::{Lapse, Scope, Verifier};
 
 fn t0() -> Timestamp {
     Timestamp::from_unix(1_800_000_000)
@@ -44,7 +44,7 @@ fn create_verify_revoke_rejected() {
     let s = store(&set, &clock);
     assert_eq!(
         s.verify(token.expose()),
-        Some(Err(AuthError::Expired { id: rec.id.to_string(), state: "revoked" }))
+        Some(Err(AuthError::Expired { id: rec.id.to_string(), state: Lapse::Revoked }))
     );
     assert!(s.still_valid(&p).is_err());
 }
@@ -81,7 +81,7 @@ fn expiry_is_enforced() {
     clock.advance(Duration::from_secs(60));
     assert_eq!(
         s.verify(token.expose()),
-        Some(Err(AuthError::Expired { id: rec.id.to_string(), state: "expired" }))
+        Some(Err(AuthError::Expired { id: rec.id.to_string(), state: Lapse::Expired }))
     );
     assert!(s.still_valid(&p).is_err());
 }
@@ -102,10 +102,13 @@ fn rotate_with_grace_old_and_new_work_then_old_is_rejected() {
     clock.advance(Duration::from_secs(2));
     assert_eq!(
         s.verify(old.expose()),
-        Some(Err(AuthError::Expired { id: rec.id.to_string(), state: "rotated" }))
+        Some(Err(AuthError::Expired { id: rec.id.to_string(), state: Lapse::Rotated }))
     );
     assert!(s.verify(new.expose()).unwrap().is_ok());
-    assert_eq!(s.still_valid(&via_old), Err(AuthError::Expired { id: rec.id.to_string(), state: "rotated" }));
+    assert_eq!(
+        s.still_valid(&via_old),
+        Err(AuthError::Expired { id: rec.id.to_string(), state: Lapse::Rotated })
+    );
     assert!(s.still_valid(&via_new).is_ok());
 }
 
@@ -155,7 +158,10 @@ fn grace_digests_accept_old_fixed_values_until_their_deadline() {
 
     clock.advance(Duration::from_secs(2));
     assert_eq!(stored.verify("old-pico-token"), None, "past grace: left to the fixed set, which rejects it");
-    assert_eq!(stored.still_valid(&p), Some(Err(AuthError::Expired { id: "pico".into(), state: "rotated" })));
+    assert_eq!(
+        stored.still_valid(&p),
+        Some(Err(AuthError::Expired { id: "pico".into(), state: Lapse::Rotated }))
+    );
     assert!(stored.verify("old-gateway-token").unwrap().is_ok());
 
     // Pruned on the next write.

@@ -3,13 +3,14 @@
 //! `.picoclaw.pid`, with that gateway's runtime token.
 
 use std::io::Write;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use picoclaw_config::{Flags, LogLevel, Paths, ProcessEnv, schema};
 use picoclaw_credentials::runtime::RuntimeRecord;
 use picoclaw_gateway::{Gateway, Options};
+use picoclaw_lifecycle::spawn::Background;
 use picoclaw_lifecycle::{LifecycleError, Probe, VerifiedGateway};
 use serde_json::Value;
 
@@ -99,20 +100,16 @@ fn start(args: &GatewayArgs) -> Result<ExitCode> {
     let ctx = Context::load(&flags(args))?;
     ctx.print_warnings();
     let exe = std::env::current_exe().context("cannot find the picoclaw executable")?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("gateway");
-    if let Some(host) = &args.host {
-        cmd.args(["--host", host]);
-    }
-    if let Some(port) = args.port {
-        cmd.args(["--port", &port.to_string()]);
-    }
     // The child inherits this shell's environment (as a foreground start would); its log
     // goes to logs/gateway.log, which the gateway writes itself.
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().context("cannot start the gateway process")?;
+    let mut background = Background::new(&exe);
+    if let Some(host) = &args.host {
+        background = background.flag("--host", host);
+    }
+    if let Some(port) = args.port {
+        background = background.flag("--port", &port.to_string());
+    }
+    let mut child = background.spawn().context("cannot start the gateway process")?;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let mut last_mismatch = None;
     while std::time::Instant::now() < deadline {

@@ -10,25 +10,31 @@ use picoclaw_credentials::store::{get_path, read_security_tree, set_path, write_
 use serde_json::{Value, json};
 
 /// The config.json onboarding writes: seed 001's shape with the Pico channel on and no
-/// secret (the token goes to .security.yml).
+/// secret (the token goes to .security.yml). Keys from the schema, so a renamed key
+/// cannot leave the template behind.
 fn default_config() -> Value {
-    json!({
-        "gateway": { "host": "localhost", "port": 18790 },
-        "channels": {
-            "pico": {
-                "enabled": true,
-                "allow_token_query": false,
-                "allow_origins": [],
-                "ping_interval": 30,
-                "read_timeout": 60,
-                "write_timeout": 60,
-                "max_connections": 100
-            },
-            "pico_client": { "enabled": false }
-        },
-        "model_list": [],
-        "agents": { "defaults": {} }
-    })
+    let mut config = json!({});
+    let values = [
+        (&schema::GATEWAY_HOST, json!("localhost")),
+        (&schema::GATEWAY_PORT, json!(18790)),
+        (&schema::CHANNELS_PICO_ENABLED, json!(true)),
+        (&schema::CHANNELS_PICO_ALLOW_TOKEN_QUERY, json!(false)),
+        (&schema::CHANNELS_PICO_ALLOW_ORIGINS, json!([])),
+        (&schema::CHANNELS_PICO_PING_INTERVAL, json!(30)),
+        (&schema::CHANNELS_PICO_READ_TIMEOUT, json!(60)),
+        (&schema::CHANNELS_PICO_WRITE_TIMEOUT, json!(60)),
+        (&schema::CHANNELS_PICO_MAX_CONNECTIONS, json!(100)),
+        (&schema::CHANNELS_PICO_CLIENT_ENABLED, json!(false)),
+        (&schema::MODEL_LIST, json!([])),
+    ];
+    for (key, value) in values {
+        set_path(&mut config, key.file_key, value);
+    }
+    // An empty `agents.defaults` section, where the model is chosen.
+    if let Some((section, _)) = schema::AGENTS_DEFAULTS_MODEL.file_key.rsplit_once('.') {
+        set_path(&mut config, section, json!({}));
+    }
+    config
 }
 
 pub fn run() -> Result<ExitCode> {
@@ -73,15 +79,17 @@ pub fn run() -> Result<ExitCode> {
     println!("  picoclaw gateway start       run the gateway in the background");
     println!("  picoclaw launcher --console  open the web dashboard");
     println!(
-        "The pico token is stored only in {} (key channels.pico.token); picoclaw never prints it.",
+        "The pico token is stored only in {} (key {key}); picoclaw never prints it.",
         security.display()
     );
     println!(
         "To hand it to a client you configure yourself, read it there: grep 'token:' {}",
         security.display()
     );
-    if std::env::var_os("PICOCLAW_CHANNELS_PICO_TOKEN").is_some() {
-        println!("note: PICOCLAW_CHANNELS_PICO_TOKEN is set and overrides the file's pico token.");
+    if let Some(var) = schema::CHANNELS_PICO_TOKEN.env
+        && std::env::var_os(var).is_some()
+    {
+        println!("note: {var} is set and overrides the file's pico token.");
     }
     Ok(ExitCode::SUCCESS)
 }

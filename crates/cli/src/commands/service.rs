@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use picoclaw_config::{Paths, ProcessEnv};
+use picoclaw_credentials::migrate::Adoption;
 use picoclaw_lifecycle::Probe;
+use picoclaw_lifecycle::migrate::{self, MigrateError};
 use picoclaw_lifecycle::service::{self, Manager, ManagerCall, UnitAudit, UnitSpec, UserDirs};
 use serde_json::json;
 
@@ -126,40 +128,39 @@ fn adopt_existing(dirs: &UserDirs, manager: Manager, paths: &Paths, force: bool)
     if audit.embedded.is_empty() || (!audit.ours && !force) {
         return Ok(());
     }
-    let unit_home = audit.effective_home(dirs);
-    let canon = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
-    if canon(&unit_home) != canon(paths.home()) {
-        anyhow::bail!(
+    let adopted = match migrate::adopt(paths, dirs, &audit) {
+        Ok(adopted) => adopted,
+        Err(MigrateError::OtherHome { home, .. }) => anyhow::bail!(
             "{} embeds secrets for PICOCLAW_HOME={}; run `PICOCLAW_HOME={} picoclaw doctor --fix` first, so they are not lost",
             path.display(),
-            unit_home.display(),
-            unit_home.display()
-        );
-    }
-    let outcomes = picoclaw_credentials::units::adopt(paths, &audit.embedded).with_context(|| {
-        format!("{} embeds secrets that could not be preserved; nothing was changed", path.display())
-    })?;
-    for (e, outcome) in audit.embedded.iter().zip(&outcomes) {
-        use picoclaw_credentials::units::Adoption;
-        match outcome {
+            home.display(),
+            home.display()
+        ),
+        Err(MigrateError::Ambiguous { key }) => anyhow::bail!(
+            "{} sets {} to two different values; remove the wrong one by hand, then install again",
+            path.display(),
+            key.path
+        ),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "{} embeds secrets that could not be preserved; nothing was changed",
+                path.display()
+            )));
+        }
+    };
+    for a in &adopted {
+        match &a.outcome {
             Adoption::Stored { destination } => {
                 println!(
                     "moved {} (fingerprint {}) from the old unit to {destination}",
-                    e.key.path,
-                    e.fingerprint()
+                    a.key.path, a.fingerprint
                 )
             }
-            Adoption::AlreadyThere { .. } => {}
             Adoption::Conflict { destination, file_fingerprint } => println!(
                 "note: the old unit set {} (fingerprint {}); {destination} holds fingerprint {file_fingerprint} and is kept: the service uses it after a restart",
-                e.key.path,
-                e.fingerprint()
+                a.key.path, a.fingerprint
             ),
-            Adoption::Ambiguous => anyhow::bail!(
-                "{} sets {} to two different values; remove the wrong one by hand, then install again",
-                path.display(),
-                e.key.path
-            ),
+            Adoption::AlreadyThere { .. } | Adoption::Ambiguous => {}
         }
     }
     Ok(())

@@ -21,6 +21,7 @@ mod doctor;
 mod faults;
 mod foundation;
 mod gateway;
+mod golden;
 mod history;
 mod launcher;
 mod launcher_security;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use picoclaw_auth::named::{ManualClock, StoredCredentials, Timestamp};
-use picoclaw_auth::{AuthError, CredentialKind, NamedTokens, Scope};
+use picoclaw_auth::{AuthError, CredentialKind, Lapse, NamedTokens, Scope};
 use picoclaw_config::{Flags, Layers, MapEnv, Paths, Settings};
 use picoclaw_credentials::Credentials;
 use picoclaw_credentials::store::read_security_tree;
@@ -95,7 +95,7 @@ fn create_use_revoke_rejected() {
     assert!(out.contains("revoked"), "{out}");
     assert_eq!(
         stored(&home).verify(&token),
-        Some(Err(AuthError::Expired { id: p.id.clone(), state: "revoked" }))
+        Some(Err(AuthError::Expired { id: p.id.clone(), state: Lapse::Revoked }))
     );
     let (list, _) = ok(&home, &["token", "list", "--json"]);
     assert_eq!(serde_json::from_str::<Value>(&list).unwrap()["tokens"][0]["state"], "revoked");
@@ -126,7 +126,7 @@ fn expiring_token_and_json_output() {
     let s = stored_at(&home, clock.clone());
     assert!(s.verify(token).unwrap().is_ok());
     clock.advance(Duration::from_secs(3700));
-    assert!(matches!(s.verify(token), Some(Err(AuthError::Expired { state: "expired", .. }))));
+    assert!(matches!(s.verify(token), Some(Err(AuthError::Expired { state: Lapse::Expired, .. }))));
 }
 
 #[test]
@@ -195,11 +195,11 @@ fn rotate_named_token_with_grace() {
     assert_eq!((via_old.id.as_str(), via_old.name.as_str()), (via_new.id.as_str(), "bot"));
     assert_eq!(via_new.scope, Scope::Chat);
     clock.advance(Duration::from_secs(3));
-    assert!(matches!(s.verify(&old), Some(Err(AuthError::Expired { state: "rotated", .. }))));
+    assert!(matches!(s.verify(&old), Some(Err(AuthError::Expired { state: Lapse::Rotated, .. }))));
     assert!(s.verify(&new).unwrap().is_ok());
     assert_eq!(
         s.named.still_valid(&via_old),
-        Err(AuthError::Expired { id: via_old.id.clone(), state: "rotated" })
+        Err(AuthError::Expired { id: via_old.id.clone(), state: Lapse::Rotated })
     );
 
     // Without --grace the old secret stops at once.
@@ -232,7 +232,7 @@ fn rotate_pico_with_grace_keeps_the_old_value_until_then() {
     assert_eq!(s.verify(&new), None, "the new value is the verifier's fixed pico token");
     clock.advance(Duration::from_secs(61));
     assert_eq!(s.verify(&old), None, "after the grace the old value is just wrong");
-    assert_eq!(s.still_valid(&p), Some(Err(AuthError::Expired { id: "pico".into(), state: "rotated" })));
+    assert_eq!(s.still_valid(&p), Some(Err(AuthError::Expired { id: "pico".into(), state: Lapse::Rotated })));
 
     let (list, _) = ok(&home, &["token", "list"]);
     assert!(list.contains("old value accepted until"), "{list}");
