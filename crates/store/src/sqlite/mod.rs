@@ -506,18 +506,33 @@ fn fail(command: Command, e: &StoreError) -> Done {
 
 fn claim(conn: &Connection, session: &str, principal: &str) -> Result<Claim, StoreError> {
     let now = int(now_ms());
-    conn.execute(
-        "INSERT INTO sessions (id, owner, created_ms, last_ms) VALUES (?1, ?2, ?3, ?3) ON CONFLICT (id) DO NOTHING",
-        params![session, principal, now],
+    // New: owned by the claimer. Imported without an owner record (owner ''): it belongs to
+    // its first claimer. Owned: unchanged. Every statement is prepared once and cached.
+    conn.prepare_cached(
+        "INSERT INTO sessions (id, owner, created_ms, last_ms) VALUES (?1, ?2, ?3, ?3) \
+         ON CONFLICT (id) DO UPDATE SET owner = excluded.owner WHERE owner = '' \
+         RETURNING owner, last_seq",
     )
-    .map_err(storage)?;
-    // A session imported without an owner record belongs to its first claimer.
-    conn.execute("UPDATE sessions SET owner = ?2 WHERE id = ?1 AND owner = ''", params![session, principal])
-        .map_err(storage)?;
-    conn.query_row("SELECT owner, last_seq FROM sessions WHERE id = ?1", params![session], |r| {
-        Ok(Claim { owner: r.get(0)?, last_seq: uint(r.get(1)?) })
+    .and_then(|mut insert| {
+        insert.query_row(params![session, principal, now], |r| {
+            Ok(Claim { owner: r.get(0)?, last_seq: uint(r.get(1)?) })
+        })
     })
-    .map_err(storage)
+    .optional()
+    .map_err(storage)?
+    .map_or_else(
+        // An owned session: the upsert changed nothing and returned no row.
+        || {
+            conn.prepare_cached("SELECT owner, last_seq FROM sessions WHERE id = ?1")
+                .and_then(|mut select| {
+                    select.query_row(params![session], |r| {
+                        Ok(Claim { owner: r.get(0)?, last_seq: uint(r.get(1)?) })
+                    })
+                })
+                .map_err(storage)
+        },
+        Ok,
+    )
 }
 
 fn record(
@@ -533,13 +548,14 @@ fn record(
         return Err(StoreError::Full { used: *used, limit: options.max_total_bytes });
     }
     let now = int(turn.ts_ms);
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO sessions (id, owner, created_ms, last_ms) VALUES (?1, '', ?2, ?2) ON CONFLICT (id) DO NOTHING",
-        params![turn.session, now],
     )
+    .and_then(|mut insert| insert.execute(params![turn.session, now]))
     .map_err(storage)?;
     let last: i64 = conn
-        .query_row("SELECT last_seq FROM sessions WHERE id = ?1", params![turn.session], |r| r.get(0))
+        .prepare_cached("SELECT last_seq FROM sessions WHERE id = ?1")
+        .and_then(|mut select| select.query_row(params![turn.session], |r| r.get(0)))
         .map_err(storage)?;
     // Sequence numbers only grow, whatever the caller passed (0 = "the next one").
     let user_seq = (*user_seq).max(uint(last) + 1);
@@ -555,16 +571,17 @@ fn record(
     insert
         .execute(params![turn.session, int(answer_seq), Role::Assistant.as_str(), answer, message_id, now])
         .map_err(storage)?;
-    conn.execute(
-        "UPDATE sessions SET last_ms = ?2, last_seq = ?3, messages = messages + 2, bytes = bytes + ?4 WHERE id = ?1",
-        params![turn.session, now, int(answer_seq), int(added)],
-    )
-    .map_err(storage)?;
+    let bytes: i64 = conn
+        .prepare_cached(
+            "UPDATE sessions SET last_ms = ?2, last_seq = ?3, messages = messages + 2, bytes = bytes + ?4 \
+             WHERE id = ?1 RETURNING bytes",
+        )
+        .and_then(|mut update| {
+            update.query_row(params![turn.session, now, int(answer_seq), int(added)], |r| r.get(0))
+        })
+        .map_err(storage)?;
     *used += added;
     // The per-session bound: drop the oldest messages until the session fits again.
-    let bytes: i64 = conn
-        .query_row("SELECT bytes FROM sessions WHERE id = ?1", params![turn.session], |r| r.get(0))
-        .map_err(storage)?;
     let mut over = uint(bytes).saturating_sub(options.max_session_bytes);
     if over > 0 {
         let mut oldest = conn

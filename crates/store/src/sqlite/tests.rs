@@ -28,6 +28,12 @@ async fn the_first_claim_owns_and_survives_a_reopen() {
     let s = open(&dir);
     assert!(s.cached_owner("a").is_none(), "a new process asks the file");
     assert_eq!(s.claim("a".into(), "bob".into()).await.unwrap().owner, "alice");
+    // A session with history but no owner (recorded before any claim) goes to its first
+    // claimer, and stays with it; its seq continues.
+    s.record_turn(turn("unowned", "u", "a")).await.unwrap();
+    let first = s.claim("unowned".into(), "bob".into()).await.unwrap();
+    assert_eq!((first.owner.as_str(), first.last_seq), ("bob", 2));
+    assert_eq!(s.claim("unowned".into(), "alice".into()).await.unwrap().owner, "bob");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
