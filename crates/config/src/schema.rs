@@ -253,6 +253,16 @@ pub const GATEWAY_SHUTDOWN_TIMEOUT: Key = key(
     "seconds to drain connections on SIGTERM before closing them",
 );
 
+/// `gateway.trusted_proxies`.
+pub const GATEWAY_TRUSTED_PROXIES: Key = key(
+    "gateway.trusted_proxies",
+    Some("PICOCLAW_GATEWAY_TRUSTED_PROXIES"),
+    None,
+    Kind::Cidrs,
+    Default::EmptyList,
+    "proxy addresses whose X-Forwarded-For is believed (client = right-most untrusted hop)",
+);
+
 /// `channels.pico.enabled`.
 pub const CHANNELS_PICO_ENABLED: Key = key(
     "channels.pico.enabled",
@@ -567,6 +577,7 @@ pub static KEYS: &[Key] = &[
     GATEWAY_LOG_LEVEL,
     GATEWAY_HOT_RELOAD,
     GATEWAY_SHUTDOWN_TIMEOUT,
+    GATEWAY_TRUSTED_PROXIES,
     CHANNELS_PICO_ENABLED,
     CHANNELS_PICO_TOKEN,
     CHANNELS_PICO_ALLOW_TOKEN_QUERY,

@@ -54,6 +54,8 @@ pub struct GatewaySettings {
     pub hot_reload: bool,
     /// Drain bound on shutdown.
     pub shutdown_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (rate limits count the real client).
+    pub trusted_proxies: Cidrs,
 }
 
 /// The Pico channel (`channels.pico`).
@@ -216,6 +218,7 @@ impl Settings {
                 log_level: r.log_level(&schema::GATEWAY_LOG_LEVEL)?,
                 hot_reload: r.bool(&schema::GATEWAY_HOT_RELOAD)?,
                 shutdown_timeout: r.secs(&schema::GATEWAY_SHUTDOWN_TIMEOUT)?,
+                trusted_proxies: r.cidrs(&schema::GATEWAY_TRUSTED_PROXIES)?,
             },
             pico: PicoSettings {
                 enabled: r.bool(&schema::CHANNELS_PICO_ENABLED)?,

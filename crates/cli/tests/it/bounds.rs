@@ -1,0 +1,142 @@
+//! Issue 15, "Bounded under abuse": every resource a peer can make the gateway or the
+//! launcher spend has a bound that holds however the peer behaves, and everyone else
+//! keeps being served. Real binary, real sockets; figures in RELIABILITY.md.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::launcher_support::{self, client, send};
+use crate::support::{self, TestHome};
+
+const PICO: &str = "pico-token-for-bounds-tests-0123456789abcdef";
+
+/// A home with the Pico channel on and `gateway` merged into config.json's `gateway`.
+fn home_with_gateway(gateway: Value) -> TestHome {
+    let home = TestHome::with_pico(PICO, json!({}));
+    home.write_config(&json!({ "gateway": gateway, "channels": { "pico": { "enabled": true } } }));
+    home
+}
+
+/// `GET /auth/whoami` with a wrong Bearer token and `X-Forwarded-For: xff` (none when
+/// empty); the status.
+async fn wrong_token_via(gw: &support::Gateway, xff: &str, n: usize) -> u16 {
+    let mut req = client().get(format!("{}/auth/whoami", gw.http())).bearer_auth(format!("wrong-{n}-{PICO}"));
+    if !xff.is_empty() {
+        req = req.header("x-forwarded-for", xff);
+    }
+    req.send().await.expect("whoami").status().as_u16()
+}
+
+/// Finding 5: behind a trusted proxy the client is the right-most untrusted hop, parsed
+/// strictly; an unparseable chain is one untrusted client, never the proxy's loopback
+/// address. The gateway's failure limiter (20 wrong tokens per client per minute) shows
+/// which client each request was counted as.
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarded_for_counts_the_real_client_and_an_unparseable_chain_is_never_loopback() {
+    let home = home_with_gateway(json!({ "trusted_proxies": ["127.0.0.0/8"] }));
+    let gw = home.spawn_gateway(&[]);
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+
+    // One real client behind the proxy locks itself out, and only itself.
+    for _ in 0..20 {
+        assert_eq!(wrong_token_via(&gw, "198.51.100.1", next()).await, 401);
+    }
+    assert_eq!(wrong_token_via(&gw, "198.51.100.1", next()).await, 429, "the client's own limit");
+    assert_eq!(
+        wrong_token_via(&gw, "203.0.113.50, 198.51.100.1", next()).await,
+        429,
+        "hops left of the right-most untrusted one are the client's own words"
+    );
+    assert_eq!(wrong_token_via(&gw, "198.51.100.2", next()).await, 401, "another client behind the proxy");
+    assert_eq!(
+        wrong_token_via(&gw, "198.51.100.1, 127.0.0.1", next()).await,
+        429,
+        "trusted hops are skipped"
+    );
+
+    // Unparseable chains: all one untrusted client, not the proxy.
+    let garbage = ["unknown", "198.51.100.3:4711", "[2001:db8::1]", "198.51.100.4, unknown", "[::1]:80"];
+    for i in 0..20 {
+        assert_eq!(wrong_token_via(&gw, garbage[i % garbage.len()], next()).await, 401);
+    }
+    for g in garbage {
+        assert_eq!(wrong_token_via(&gw, g, next()).await, 429, "{g}: unparseable chains share one client");
+    }
+    assert_eq!(
+        wrong_token_via(&gw, "", next()).await,
+        401,
+        "the proxy's own address was not charged for the unparseable chains"
+    );
+
+    // IPv6 clients count by /64.
+    for i in 1..=20 {
+        assert_eq!(wrong_token_via(&gw, &format!("2001:db8:1:2::{i:x}"), next()).await, 401);
+    }
+    assert_eq!(wrong_token_via(&gw, "2001:db8:1:2:ffff::1", next()).await, 429, "same /64");
+    assert_eq!(wrong_token_via(&gw, "2001:db8:1:3::1", next()).await, 401, "another /64");
+
+    // The audit log names the real client.
+    let audit = home.file("logs/audit.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        if text.contains("198.51.100.1") && text.contains("0.0.0.0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "audit log without the forwarded clients:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Without trusted_proxies the header means nothing: every request is the peer's.
+    let plain = home_with_gateway(json!({}));
+    let gw = plain.spawn_gateway(&[]);
+    for i in 0..20 {
+        assert_eq!(wrong_token_via(&gw, &format!("198.51.100.{}", i + 1), i).await, 401);
+    }
+    assert_eq!(
+        wrong_token_via(&gw, "198.51.100.200", 99).await,
+        429,
+        "an untrusted peer's header is ignored"
+    );
+}
+
+/// Finding 5 on the launcher: an unparseable `X-Forwarded-For` from its trusted proxy
+/// used to fall back to the proxy's loopback address, which `allowed_cidrs` always
+/// admits.
+#[tokio::test(flavor = "multi_thread")]
+async fn launcher_allowed_cidrs_hold_for_unparseable_forwarded_chains() {
+    let home = launcher_support::home();
+    support::write_private(
+        &home.file("launcher-config.json"),
+        &json!({ "port": 18800, "trusted_proxies": ["127.0.0.1/32"], "allowed_cidrs": ["198.51.100.0/24"] })
+            .to_string(),
+    );
+    let l = launcher_support::start(&home, &[]);
+    let status = |xff: &'static str| {
+        let url = l.at("/");
+        async move {
+            let headers: Vec<(&str, &str)> =
+                if xff.is_empty() { vec![] } else { vec![("x-forwarded-for", xff)] };
+            send("GET", &url, None, &headers, None).await.status
+        }
+    };
+    assert_ne!(status("198.51.100.7").await, 403, "an allowed client behind the proxy");
+    assert_ne!(status("").await, 403, "the proxy's own host (loopback)");
+    for refused in [
+        "203.0.113.9",
+        "unknown",
+        "198.51.100.7:4711",
+        "[::1]",
+        "[2001:db8::1]:443",
+        "198.51.100.7, unknown",
+        "127.0.0.1:80",
+        "localhost",
+    ] {
+        assert_eq!(status(refused).await, 403, "X-Forwarded-For: {refused}");
+    }
+}
