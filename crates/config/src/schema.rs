@@ -363,6 +363,26 @@ pub const CHANNELS_PICO_SEND_QUEUE: Key = key(
     "frames queued per socket; a client that stops reading is closed when it fills",
 );
 
+/// `channels.pico.send_queue_bytes`.
+pub const CHANNELS_PICO_SEND_QUEUE_BYTES: Key = key(
+    "channels.pico.send_queue_bytes",
+    Some("PICOCLAW_CHANNELS_PICO_SEND_QUEUE_BYTES"),
+    None,
+    Kind::Bytes,
+    Default::Int(4 * 1024 * 1024),
+    "bytes queued per socket (pending updates of a message coalesce); past it the socket is closed with 1008",
+);
+
+/// `channels.pico.send_queue_total_bytes`.
+pub const CHANNELS_PICO_SEND_QUEUE_TOTAL_BYTES: Key = key(
+    "channels.pico.send_queue_total_bytes",
+    Some("PICOCLAW_CHANNELS_PICO_SEND_QUEUE_TOTAL_BYTES"),
+    None,
+    Kind::Bytes,
+    Default::Int(64 * 1024 * 1024),
+    "bytes queued on all sockets together; a lagging socket that would pass it is closed with 1008",
+);
+
 /// `channels.pico_client.enabled`.
 pub const CHANNELS_PICO_CLIENT_ENABLED: Key = key(
     "channels.pico_client.enabled",
@@ -588,6 +608,8 @@ pub static KEYS: &[Key] = &[
     CHANNELS_PICO_MAX_CONNECTIONS,
     CHANNELS_PICO_MAX_FRAME_BYTES,
     CHANNELS_PICO_SEND_QUEUE,
+    CHANNELS_PICO_SEND_QUEUE_BYTES,
+    CHANNELS_PICO_SEND_QUEUE_TOTAL_BYTES,
     CHANNELS_PICO_CLIENT_ENABLED,
     CHANNELS_PICO_CLIENT_URL,
     CHANNELS_PICO_CLIENT_TOKEN,

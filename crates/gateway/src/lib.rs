@@ -18,6 +18,7 @@ mod authenticated;
 mod conn;
 mod error;
 mod hub;
+mod outbox;
 mod reload;
 mod server;
 mod state;

@@ -24,7 +24,7 @@ pub(crate) struct Turn {
     pub media: Vec<String>,
     pub principal: String,
     /// The socket that sent it (refusals go only there).
-    pub reply: tokio::sync::mpsc::Sender<axum::extract::ws::Utf8Bytes>,
+    pub reply: crate::hub::ConnHandle,
 }
 
 /// Counts a running turn, for the shutdown drain.
@@ -60,7 +60,7 @@ pub(crate) async fn run_turn(
         if let picoclaw_agent::SessionError::RateLimited { retry_after_ms } = e {
             frame = frame.with("retry_after_ms", retry_after_ms);
         }
-        let _ = turn.reply.try_send(axum::extract::ws::Utf8Bytes::from(frame.encode()));
+        turn.reply.send(axum::extract::ws::Utf8Bytes::from(frame.encode()), None);
         return;
     }
     let user_seq = send(Frame::typing_start(session));

@@ -224,3 +224,124 @@ async fn the_global_failure_budget_holds_for_sixteen_thousand_addresses() {
     let ok = client().get(&url).bearer_auth(gw.runtime_token()).send().await.expect("whoami");
     assert_eq!(ok.status().as_u16(), 200);
 }
+
+/// Samples the gateway's `VmRSS` every 20 ms until stopped; returns the peak in KiB.
+fn rss_sampler(pid: u32) -> (std::sync::Arc<std::sync::atomic::AtomicBool>, tokio::task::JoinHandle<u64>) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut peak = 0;
+        while !flag.load(std::sync::atomic::Ordering::Acquire) {
+            peak = peak.max(rss_kib(pid));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        peak.max(rss_kib(pid))
+    });
+    (stop, task)
+}
+
+/// A `message.send` of `size` bytes of text.
+fn big_message(id: &str, size: usize) -> tokio_tungstenite::tungstenite::Message {
+    let frame = json!({ "type": "message.send", "id": id, "payload": { "content": "x".repeat(size) } });
+    tokio_tungstenite::tungstenite::Message::text(frame.to_string())
+}
+
+/// Finding 1: eight sockets that stop reading while ~900 KiB answers stream to them (the
+/// echo agent; 30 messages each) cost the gateway a bounded amount of memory — each is
+/// closed with 1008 once its queue passes its byte budget — a reading socket is served
+/// meanwhile, and after they are gone the gateway's RSS is back near idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sockets_that_stop_reading_cost_bounded_memory() {
+    use futures_util::SinkExt;
+    use support::ws::{self, Next};
+    const SOCKETS: usize = 8;
+    const MESSAGES: usize = 30;
+    const SIZE: usize = 900 * 1024;
+    let home = TestHome::with_pico(PICO, json!({}));
+    home.write_config(&json!({
+        "channels": { "pico": { "enabled": true } },
+        "agents": { "defaults": { "messages_per_minute": 100_000 } }
+    }));
+    let gw = home.spawn_gateway(&[]);
+    let pid = gw.child.id();
+
+    // Warm up with a reader: the idle figure includes one served large answer.
+    let mut reader = ws::bearer(&format!("{}?session_id=reader", gw.ws()), PICO).await;
+    reader.send(big_message("warm", SIZE)).await.expect("send");
+    let frames = ws::until(&mut reader, "typing.stop").await;
+    assert!(frames.iter().any(
+        |f| f["type"] == "message.create" && f["payload"]["content"].as_str().map(str::len) == Some(SIZE)
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = rss_kib(pid);
+    let (stop, peak) = rss_sampler(pid);
+
+    let mut tasks = Vec::new();
+    for i in 0..SOCKETS {
+        let url = format!("{}?session_id=silent-{i}", gw.ws());
+        tasks.push(tokio::spawn(async move {
+            let mut socket = ws::bearer(&url, PICO).await;
+            let mut sent = 0;
+            for n in 0..MESSAGES {
+                // Never reads. Once the gateway has closed it, sends stall or fail.
+                match tokio::time::timeout(
+                    Duration::from_secs(5),
+                    socket.send(big_message(&format!("m{n}"), SIZE)),
+                )
+                .await
+                {
+                    Ok(Ok(())) => sent += 1,
+                    _ => break,
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (socket, sent)
+        }));
+    }
+    // Meanwhile a socket that reads is served in full.
+    reader.send(big_message("during", SIZE)).await.expect("send");
+    let frames = ws::until(&mut reader, "typing.stop").await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["type"] == "message.create"
+                && f["payload"]["content"].as_str().map(str::len) == Some(SIZE)),
+        "the reading socket was not served"
+    );
+    let mut silent = Vec::new();
+    for t in tasks {
+        silent.push(t.await.expect("sender"));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let peak = peak.await.expect("sampler");
+    let sent: usize = silent.iter().map(|(_, n)| n).sum();
+    eprintln!("VmRSS: idle {idle} KiB, peak {peak} KiB with {SOCKETS} silent sockets ({sent} messages sent)");
+
+    // Each silent socket was closed by the gateway: reading it now yields what the
+    // kernel buffered, then the close (1008) or the end of the connection.
+    for (i, (socket, sent)) in silent.iter_mut().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let end = loop {
+            assert!(Instant::now() < deadline, "socket {i} still open");
+            match ws::next(socket, Duration::from_secs(10)).await {
+                Next::Frame(_) => continue,
+                other => break other,
+            }
+        };
+        match end {
+            Next::Closed(Some((1008, _))) | Next::Closed(None) | Next::Ended => {}
+            other => panic!("socket {i} (sent {sent}): expected the gateway to close it, got {other:?}"),
+        }
+    }
+    drop(silent);
+    // Still serving.
+    reader.send(big_message("after", 1024)).await.expect("send");
+    ws::until(&mut reader, "typing.stop").await;
+    drop(reader);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss_kib(pid);
+    eprintln!("VmRSS: {after} KiB after they closed");
+    assert!(peak < idle + 96 * 1024, "peak RSS {peak} KiB, idle {idle} KiB");
+    assert!(after < idle + 48 * 1024, "RSS {after} KiB after the sockets closed, idle {idle} KiB");
+}
