@@ -18,18 +18,17 @@ use picoclaw_auth::{FailureLimiter, LimiterConfig, Scope};
 use picoclaw_config::{Flags, Host, Paths};
 use picoclaw_credentials::Secret;
 use picoclaw_credentials::runtime::RuntimeRecord;
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tower::ServiceExt;
 
+use crate::admission::{self, Admission, Admitted};
 use crate::api;
 use crate::error::GatewayError;
 use crate::hub::close;
 use crate::reload::{build_live, reload};
 use crate::state::Shared;
 
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often sockets are re-checked against expiring credentials.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// How often named tokens' last-use times are written (throttled writes).
@@ -167,7 +166,9 @@ impl Gateway {
         };
         let router = api::router(shared.clone());
         let (stop_tx, stop_rx) = watch::channel(false);
-        let tcp_slots = Arc::new(Semaphore::new(settings.pico.max_connections.saturating_add(512)));
+        // HTTP connections that are not (yet) Pico sockets: their own budget, apart from
+        // `max_connections` (see `admission`).
+        let admission = Admission::new(admission::PER_ADDRESS, admission::TOTAL);
         if settings.gateway.hot_reload {
             spawn_watcher(shared.clone(), &paths);
         }
@@ -184,7 +185,7 @@ impl Gateway {
                 listener,
                 router.clone(),
                 stop_rx.clone(),
-                tcp_slots.clone(),
+                admission.clone(),
             )));
         }
         tracing::info!(
@@ -266,7 +267,7 @@ async fn accept_loop(
     listener: TcpListener,
     router: axum::Router,
     mut stop: watch::Receiver<bool>,
-    slots: Arc<Semaphore>,
+    admission: Arc<Admission>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -282,34 +283,67 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        let (stream, waiting) = request_waiting(stream);
+        let Some(stream) = stream else { continue };
+        let Some(admitted) = admission.admit(peer.ip(), waiting) else {
+            // Every counted connection is busy answering a request.
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(move |req: hyper::Request<hyper::body::Incoming>| {
-            let mut req = req.map(axum::body::Body::new);
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req
-        });
+        let (state, table) = (admitted.state(), admitted.admission());
+        let busy = state.clone();
+        let service = router
+            .clone()
+            .map_request(move |req: hyper::Request<hyper::body::Incoming>| {
+                Admitted::busy(&busy);
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            })
+            .map_response({
+                let state = state.clone();
+                move |resp: axum::response::Response| {
+                    // A 101 hands the connection to its WebSocket: it stays busy until the
+                    // hand-over completes and it leaves the budget.
+                    if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+                        Admitted::idle(&state, &table);
+                    }
+                    resp
+                }
+            });
         let mut stop = stop.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _admitted = admitted;
             let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+            builder.timer(TokioTimer::new()).header_read_timeout(admission::HEADER_READ_TIMEOUT);
             let conn = builder
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
                 .with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
+                // Its slot went to a newer connection: close it now.
+                () = state.evicted() => {}
                 _ = stop.changed() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(2), conn.as_mut()).await;
                 }
             }
         });
+        // Let the new connection read its request before the next accept: a real request
+        // is then already busy (not evictable) when a flood's connections pile in behind it.
+        tokio::task::yield_now().await;
     }
+}
+
+/// Whether the client's first bytes have already arrived (a real request usually has by
+/// the time a busy server accepts it; a flood's silent connections have not). Peeks
+/// without consuming; `None` when the socket could not be handed back to the runtime.
+fn request_waiting(stream: TcpStream) -> (Option<TcpStream>, bool) {
+    let Ok(std) = stream.into_std() else { return (None, false) };
+    let waiting = matches!(std.peek(&mut [0u8; 1]), Ok(n) if n > 0);
+    (TcpStream::from_std(std).ok(), waiting)
 }
 
 async fn sweep_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {

@@ -345,3 +345,106 @@ async fn sockets_that_stop_reading_cost_bounded_memory() {
     assert!(peak < idle + 96 * 1024, "peak RSS {peak} KiB, idle {idle} KiB");
     assert!(after < idle + 48 * 1024, "RSS {after} KiB after the sockets closed, idle {idle} KiB");
 }
+
+/// A TCP connection to `gw` from the loopback source address `src` (all of 127/8 is local).
+async fn connect_from(
+    src: std::net::Ipv4Addr,
+    gw: std::net::SocketAddr,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::from((src, 0)))?;
+    socket.connect(gw).await
+}
+
+/// One `GET path` on a fresh connection from 127.0.0.1; the status line's code, or `None`
+/// when the gateway did not answer within 5 s (a health checker's usual patience; a SYN
+/// the kernel dropped from a full listen backlog is retried after 1 s and 3 s).
+async fn probe(gw: std::net::SocketAddr, path: &str, token: Option<&str>) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut s = connect_from(std::net::Ipv4Addr::LOCALHOST, gw).await.ok()?;
+        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {gw}\r\n{auth}Connection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.ok()?;
+        let text = String::from_utf8_lossy(&answer);
+        text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(5), attempt).await.ok().flatten()
+}
+
+/// Finding 4: 1,000 connections that never send a request, reopened as soon as the
+/// gateway cuts them (half from 127.0.0.1, half from 500 other loopback addresses), do
+/// not keep `/health`, `/ready` or an authenticated client from being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_unauthenticated_connections_do_not_deny_service() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt;
+    const FLOOD: usize = 1000;
+    const PROBES: usize = 30;
+    let home = TestHome::with_pico(PICO, json!({}));
+    let gw = home.spawn_gateway(&[]);
+    let addr: std::net::SocketAddr = gw.addr().parse().expect("address");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (opened, cut) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut flood = Vec::new();
+    for i in 0..FLOOD {
+        let src = if i % 2 == 0 {
+            std::net::Ipv4Addr::LOCALHOST
+        } else {
+            std::net::Ipv4Addr::new(127, 2, (i / 250) as u8, (i % 250 + 1) as u8)
+        };
+        let (stop, opened, cut) = (stop.clone(), opened.clone(), cut.clone());
+        flood.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Acquire) {
+                let Ok(mut s) = connect_from(src, addr).await else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                opened.fetch_add(1, Ordering::Relaxed);
+                let mut buf = [0u8; 64];
+                // Hold it, silent, until the gateway closes it.
+                loop {
+                    if stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let read = tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await;
+                    if let Ok(Ok(0) | Err(_)) = read {
+                        break;
+                    }
+                }
+                cut.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut answered = 0;
+    let mut worst = Duration::ZERO;
+    let token = gw.runtime_token();
+    for n in 0..PROBES {
+        let started = Instant::now();
+        let (path, expect, token) = match n % 3 {
+            0 => ("/health", 200, None),
+            1 => ("/ready", 200, None),
+            _ => ("/auth/whoami", 200, Some(token.as_str())),
+        };
+        match probe(addr, path, token).await {
+            Some(status) if status == expect => answered += 1,
+            other => eprintln!("probe {n} {path}: {other:?} after {:?}", started.elapsed()),
+        }
+        worst = worst.max(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Release);
+    for t in flood {
+        let _ = t.await;
+    }
+    eprintln!(
+        "{FLOOD} idle connections ({} opened, {} cut by the gateway): {answered}/{PROBES} probes answered, slowest {worst:?}",
+        opened.load(Ordering::Relaxed),
+        cut.load(Ordering::Relaxed)
+    );
+    assert_eq!(answered, PROBES, "probes answered under an idle-connection flood");
+}
