@@ -13,7 +13,6 @@
 /// The log a 500 answer points the operator to.
 pub(crate) const LOG: &str = "logs/gateway.log";
 
-mod admission;
 mod api;
 mod authenticated;
 mod conn;

@@ -11,18 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use picoclaw_auth::{FailureLimiter, LimiterConfig, Scope};
 use picoclaw_config::{Flags, Host, Paths};
 use picoclaw_credentials::Secret;
 use picoclaw_credentials::runtime::RuntimeRecord;
-use tokio::net::{TcpListener, TcpStream};
+use picoclaw_serve::admission::{self, Admission};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower::ServiceExt;
 
-use crate::admission::{self, Admission, Admitted};
 use crate::api;
 use crate::error::GatewayError;
 use crate::hub::close;
@@ -181,7 +177,7 @@ impl Gateway {
         lock.publish(&record)?;
         let mut accept_tasks = Vec::new();
         for listener in listeners {
-            accept_tasks.push(tokio::spawn(accept_loop(
+            accept_tasks.push(tokio::spawn(picoclaw_serve::accept_loop(
                 listener,
                 router.clone(),
                 stop_rx.clone(),
@@ -261,89 +257,6 @@ fn log_credentials(live: &crate::state::Live, settings: &picoclaw_config::Settin
             }
         }
     }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-    admission: Arc<Admission>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(ok) => ok,
-            Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let (stream, waiting) = request_waiting(stream);
-        let Some(stream) = stream else { continue };
-        let Some(admitted) = admission.admit(peer.ip(), waiting) else {
-            // Every counted connection is busy answering a request.
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let (state, table) = (admitted.state(), admitted.admission());
-        let busy = state.clone();
-        let service = router
-            .clone()
-            .map_request(move |req: hyper::Request<hyper::body::Incoming>| {
-                Admitted::busy(&busy);
-                let mut req = req.map(axum::body::Body::new);
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            })
-            .map_response({
-                let state = state.clone();
-                move |resp: axum::response::Response| {
-                    // A 101 hands the connection to its WebSocket: it stays busy until the
-                    // hand-over completes and it leaves the budget.
-                    if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
-                        Admitted::idle(&state, &table);
-                    }
-                    resp
-                }
-            });
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let _admitted = admitted;
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(admission::HEADER_READ_TIMEOUT);
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                // Its slot went to a newer connection: close it now.
-                () = state.evicted() => {}
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(2), conn.as_mut()).await;
-                }
-            }
-        });
-        // Let the new connection read its request before the next accept: a real request
-        // is then already busy (not evictable) when a flood's connections pile in behind it.
-        tokio::task::yield_now().await;
-    }
-}
-
-/// Whether the client's first bytes have already arrived (a real request usually has by
-/// the time a busy server accepts it; a flood's silent connections have not). Peeks
-/// without consuming; `None` when the socket could not be handed back to the runtime.
-fn request_waiting(stream: TcpStream) -> (Option<TcpStream>, bool) {
-    let Ok(std) = stream.into_std() else { return (None, false) };
-    let waiting = matches!(std.peek(&mut [0u8; 1]), Ok(n) if n > 0);
-    (TcpStream::from_std(std).ok(), waiting)
 }
 
 async fn sweep_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {

@@ -374,19 +374,19 @@ async fn probe(gw: std::net::SocketAddr, path: &str, token: Option<&str>) -> Opt
     tokio::time::timeout(Duration::from_secs(5), attempt).await.ok().flatten()
 }
 
-/// Finding 4: 1,000 connections that never send a request, reopened as soon as the
-/// gateway cuts them (half from 127.0.0.1, half from 500 other loopback addresses), do
-/// not keep `/health`, `/ready` or an authenticated client from being served.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn idle_unauthenticated_connections_do_not_deny_service() {
+/// Keeps `FLOOD` connections open to `addr` that never send a request, reopened as soon as
+/// the server cuts them (half from 127.0.0.1, half from 500 other loopback addresses), and
+/// meanwhile sends each probe (`path`, expected status, Bearer token) on a fresh
+/// connection from 127.0.0.1, cycling through `probes` 30 times. Returns how many answered.
+async fn probes_under_idle_flood(
+    addr: std::net::SocketAddr,
+    probes: &[(&str, u16, Option<String>)],
+) -> usize {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use tokio::io::AsyncReadExt;
     const FLOOD: usize = 1000;
     const PROBES: usize = 30;
-    let home = TestHome::with_pico(PICO, json!({}));
-    let gw = home.spawn_gateway(&[]);
-    let addr: std::net::SocketAddr = gw.addr().parse().expect("address");
     let stop = Arc::new(AtomicBool::new(false));
     let (opened, cut) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut flood = Vec::new();
@@ -405,7 +405,7 @@ async fn idle_unauthenticated_connections_do_not_deny_service() {
                 };
                 opened.fetch_add(1, Ordering::Relaxed);
                 let mut buf = [0u8; 64];
-                // Hold it, silent, until the gateway closes it.
+                // Hold it, silent, until the server closes it.
                 loop {
                     if stop.load(Ordering::Acquire) {
                         return;
@@ -422,16 +422,11 @@ async fn idle_unauthenticated_connections_do_not_deny_service() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut answered = 0;
     let mut worst = Duration::ZERO;
-    let token = gw.runtime_token();
     for n in 0..PROBES {
         let started = Instant::now();
-        let (path, expect, token) = match n % 3 {
-            0 => ("/health", 200, None),
-            1 => ("/ready", 200, None),
-            _ => ("/auth/whoami", 200, Some(token.as_str())),
-        };
-        match probe(addr, path, token).await {
-            Some(status) if status == expect => answered += 1,
+        let (path, expect, token) = &probes[n % probes.len()];
+        match probe(addr, path, token.as_deref()).await {
+            Some(status) if status == *expect => answered += 1,
             other => eprintln!("probe {n} {path}: {other:?} after {:?}", started.elapsed()),
         }
         worst = worst.max(started.elapsed());
@@ -442,9 +437,80 @@ async fn idle_unauthenticated_connections_do_not_deny_service() {
         let _ = t.await;
     }
     eprintln!(
-        "{FLOOD} idle connections ({} opened, {} cut by the gateway): {answered}/{PROBES} probes answered, slowest {worst:?}",
+        "{FLOOD} idle connections ({} opened, {} cut by the server): {answered}/{PROBES} probes answered, slowest {worst:?}",
         opened.load(Ordering::Relaxed),
         cut.load(Ordering::Relaxed)
     );
-    assert_eq!(answered, PROBES, "probes answered under an idle-connection flood");
+    answered
+}
+
+/// Finding 4: 1,000 idle connections that never send a request, reopened as cut, do not
+/// keep `/health`, `/ready` or an authenticated client of the gateway from being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_unauthenticated_connections_do_not_deny_service() {
+    let home = TestHome::with_pico(PICO, json!({}));
+    let gw = home.spawn_gateway(&[]);
+    let addr: std::net::SocketAddr = gw.addr().parse().expect("address");
+    let token = Some(gw.runtime_token());
+    let probes = [("/health", 200, None), ("/ready", 200, None), ("/auth/whoami", 200, token)];
+    assert_eq!(
+        probes_under_idle_flood(addr, &probes).await,
+        30,
+        "probes answered under an idle-connection flood"
+    );
+}
+
+/// Finding 4 on the launcher: the same flood does not keep the login page or the API from
+/// answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_connections_do_not_deny_the_launcher() {
+    let home = launcher_support::home();
+    let l = launcher_support::start(&home, &[]);
+    let addr: std::net::SocketAddr =
+        l.url.trim_start_matches("http://").trim_end_matches('/').parse().expect("launcher address");
+    let probes = [("/login", 200, None), ("/api/session", 401, None)];
+    assert_eq!(
+        probes_under_idle_flood(addr, &probes).await,
+        30,
+        "launcher probes answered under an idle-connection flood"
+    );
+    let (held, cut_at) = silent_connections_held(addr, 100).await;
+    eprintln!(
+        "launcher: {held} of 100 silent connections from one address held after 1 s; all cut by {cut_at:?}"
+    );
+    assert!(held <= 32, "{held} silent connections from one address held open");
+    assert!(
+        cut_at.is_some_and(|t| t < Duration::from_secs(8)),
+        "silent connections not cut by the header deadline"
+    );
+}
+
+/// Opens `n` silent connections to `addr` from 127.0.0.9; returns how many the server still
+/// holds open after 1 s, and when (since opening) it had closed all of them (`None`: not
+/// within 15 s).
+async fn silent_connections_held(addr: std::net::SocketAddr, n: usize) -> (usize, Option<Duration>) {
+    use tokio::io::AsyncReadExt;
+    async fn closed(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 16];
+        matches!(tokio::time::timeout(within, s.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+    }
+    let src = std::net::Ipv4Addr::new(127, 0, 0, 9);
+    let started = Instant::now();
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        conns.push(connect_from(src, addr).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut held = 0;
+    for s in &mut conns {
+        if !closed(s, Duration::from_millis(10)).await {
+            held += 1;
+        }
+    }
+    for s in &mut conns {
+        if !closed(s, Duration::from_secs(15).saturating_sub(started.elapsed())).await {
+            return (held, None);
+        }
+    }
+    (held, Some(started.elapsed()))
 }

@@ -25,19 +25,19 @@ use tokio::sync::Notify;
 
 /// Connections (not yet WebSockets) one client address may hold: an IPv4 address or an
 /// IPv6 /64.
-pub(crate) const PER_ADDRESS: usize = 32;
+pub const PER_ADDRESS: usize = 32;
 /// Connections (not yet WebSockets) all clients together may hold.
-pub(crate) const TOTAL: usize = 256;
+pub const TOTAL: usize = 256;
 /// How long a connection may take to send a complete request head (also between requests
 /// on a kept-alive connection).
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a connection that arrived with its request waiting is safe from eviction.
-pub(crate) const GRACE: Duration = Duration::from_secs(1);
+pub const GRACE: Duration = Duration::from_secs(1);
 
 /// One counted connection, shared between the table and the connection's task.
 #[derive(Debug, Default)]
-pub(crate) struct ConnState {
+pub struct ConnState {
     busy: AtomicBool,
     /// Milliseconds since the table's epoch when it last became idle.
     idle_since: AtomicU64,
@@ -66,7 +66,7 @@ struct Table {
 }
 
 /// The table of counted connections.
-pub(crate) struct Admission {
+pub struct Admission {
     table: Mutex<Table>,
     per_address: usize,
     total: usize,
@@ -74,7 +74,7 @@ pub(crate) struct Admission {
 }
 
 /// A connection's place in the budget; released on drop.
-pub(crate) struct Admitted {
+pub struct Admitted {
     id: u64,
     state: Arc<ConnState>,
     admission: Arc<Admission>,
@@ -137,8 +137,7 @@ impl Admission {
     }
 
     /// Connections counted now.
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    pub fn counted(&self) -> usize {
         self.lock().conns.len()
     }
 }
@@ -216,16 +215,16 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         let second = a.admit_idle(ip("10.0.0.1")).unwrap();
         let third = a.admit_idle(ip("10.0.0.1")).unwrap();
-        assert_eq!(a.len(), 2, "per address: the oldest made room");
+        assert_eq!(a.counted(), 2, "per address: the oldest made room");
         assert!(first.state.evicted.notified().now_or_never_is_ready());
         // The total: the oldest idle of all goes, busy ones stay.
         Admitted::busy(&second.state);
         Admitted::busy(&third.state);
         let other = a.admit_idle(ip("10.0.0.2")).unwrap();
-        assert_eq!(a.len(), 3);
+        assert_eq!(a.counted(), 3);
         let v6 = a.admit_idle(ip("2001:db8::1")).expect("the idle one makes room");
         assert!(other.state.evicted.notified().now_or_never_is_ready());
-        assert_eq!(a.len(), 3);
+        assert_eq!(a.counted(), 3);
         Admitted::busy(&v6.state);
         assert!(a.admit_idle(ip("2001:db8::2")).is_none(), "every connection busy: refused");
         drop(v6);
@@ -241,11 +240,11 @@ mod tests {
         let other = a.admit_idle(ip("2001:db8:0:1::1")).expect("another /64");
         Admitted::idle(&busy.state, &a);
         let fresh = a.admit_idle(ip("2001:db8::3")).expect("idle again: evictable");
-        assert_eq!(a.len(), 2);
+        assert_eq!(a.counted(), 2);
         drop(busy);
-        assert_eq!(a.len(), 2, "an evicted connection's drop releases nothing more");
+        assert_eq!(a.counted(), 2, "an evicted connection's drop releases nothing more");
         drop((other, fresh));
-        assert_eq!(a.len(), 0);
+        assert_eq!(a.counted(), 0);
     }
 
     #[test]
