@@ -250,7 +250,7 @@ async fn drip(
 }
 
 /// Connections that never finish their request headers — silent, half a request line,
-/// headers dripped a line every 300 ms — are cut off by the 10 s header timeout, while a
+/// headers dripped a line every 300 ms — are cut off by the 5 s header timeout, while a
 /// normal client is served throughout. A request whose body is dripped is answered at
 /// once (no endpoint waits for a body) and its connection does not linger.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
