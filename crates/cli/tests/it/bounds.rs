@@ -514,3 +514,70 @@ async fn silent_connections_held(addr: std::net::SocketAddr, n: usize) -> (usize
     }
     (held, Some(started.elapsed()))
 }
+
+/// Finding 1, the coalescing half: a reader that falls behind (a 16 KiB receive window,
+/// not read) while a long answer streams (16 × 60 KiB deltas, just under the 1 MiB answer
+/// bound: every `message.update` carries the whole text so far, ~8 MiB of updates) is sent
+/// only the latest pending update of the message, keeps its socket, and still ends with
+/// the full text, `typing.stop` and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_reader_gets_the_latest_update_not_every_one() {
+    use crate::fake_provider::{FakeProvider, Reply};
+    use support::ws::{self, Next};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    const DELTAS: usize = 16;
+    const DELTA: usize = 60 * 1024;
+    let fake = FakeProvider::start(Reply::Stream {
+        deltas: vec!["y".repeat(DELTA); DELTAS],
+        gap: Duration::from_millis(110),
+        done: true,
+    });
+    let home = TestHome::new();
+    home.write_config(&json!({
+        "channels": { "pico": { "enabled": true } },
+        "model_list": [{ "model_name": "m", "model": "gpt-test", "api_base": fake.base }],
+        "agents": { "defaults": { "model": "m" } }
+    }));
+    home.write_security(&format!(
+        "channels:\n  pico:\n    token: \"{PICO}\"\nmodel_list:\n  m:\n    api_keys: [\"sk-test-key-0123456789\"]\n"
+    ));
+    let gw = home.spawn_gateway(&[]);
+    let addr: std::net::SocketAddr = gw.addr().parse().expect("address");
+    let tcp = tokio::net::TcpSocket::new_v4().expect("socket");
+    tcp.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
+    let stream = tcp.connect(addr).await.expect("connect");
+    let mut request = format!("{}?session_id=slow-reader", gw.ws()).into_client_request().expect("request");
+    request.headers_mut().insert("authorization", format!("Bearer {PICO}").parse().expect("header"));
+    let (socket, _) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("upgrade");
+    let mut socket: ws::Socket = socket;
+    ws::send(
+        &mut socket,
+        json!({ "type": "message.send", "id": "r1", "payload": { "content": "long please" } }),
+    )
+    .await;
+    // Do not read while the answer streams.
+    tokio::time::sleep(Duration::from_millis(110 * DELTAS as u64 + 1500)).await;
+    let mut updates = Vec::new();
+    let mut last_seq = 0;
+    loop {
+        let f = match ws::next(&mut socket, Duration::from_secs(20)).await {
+            Next::Frame(f) => f,
+            other => panic!("the slow reader's socket ended: {other:?} after {} updates", updates.len()),
+        };
+        let seq = f["payload"]["seq"].as_u64().unwrap_or(0);
+        assert!(seq > last_seq, "frames out of order: {seq} after {last_seq}");
+        last_seq = seq;
+        match f["type"].as_str() {
+            Some("message.update") => updates.push(f["payload"]["content"].as_str().map_or(0, str::len)),
+            Some("typing.stop") => break,
+            _ => {}
+        }
+    }
+    eprintln!("slow reader: {} of {} updates delivered, lengths {updates:?}", updates.len(), DELTAS - 1);
+    assert_eq!(updates.last().copied(), Some(DELTAS * DELTA), "the last update has the full text");
+    assert!(updates.windows(2).all(|w| w[0] < w[1]), "each update has more text than the one before");
+    assert!(updates.len() < DELTAS - 1, "every update was queued: nothing coalesced");
+}
