@@ -17,11 +17,13 @@
 //!   `.security.yml`), rotation grace for the fixed credentials, O(1) verification.
 //! - [`ticket`]: single-use, origin-bound, 30-second WebSocket tickets.
 //! - [`audit`]: the `logs/audit.jsonl` writer.
+//! - [`forwarded`]: the client address behind trusted proxies (`X-Forwarded-For`, strict).
 
 pub mod audit;
 pub mod endpoints;
 pub mod explain;
 mod extract;
+pub mod forwarded;
 mod gate;
 mod limiter;
 pub mod named;
@@ -29,6 +31,7 @@ pub mod ticket;
 mod verify;
 
 pub use extract::{Candidate, MAX_OFFERS, MAX_TOKEN_LEN, Presentation, Presentations, Presented, presented};
+pub use forwarded::{ClientAddr, client_addr};
 pub use gate::{Admitted, Gate};
 pub use limiter::{FailureLimiter, LimiterConfig, RetryAfter};
 pub use named::{GraceDigests, NamedTokenStore, StoredCredentials};

@@ -8,8 +8,14 @@
 //! counting them apart would give a local attacker 16 million fresh addresses.
 //!
 //! "Refused" is the gate's business: it never refuses a credential that cannot be
-//! guessed (see `gate.rs`), so neither lockout can shut the local tools out. At most
-//! `capacity` clients are tracked; when full, expired entries are dropped, then the oldest.
+//! guessed (see `gate.rs`), so neither lockout can shut the local tools out.
+//!
+//! Memory is bounded whatever the number of addresses: at most `capacity` clients are
+//! tracked. When the table is full (after dropping entries whose window and lockout have
+//! passed, at most once a second), a client it does not hold is counted in one shared
+//! overflow bucket with the same per-client limit: the table fails closed, so a spray
+//! from more addresses than it holds gets no fresh per-address tries, and no tracked
+//! client (a locked one least of all) is ever evicted to make room.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -54,9 +60,39 @@ struct Bucket {
     locked_until: Option<Instant>,
 }
 
+impl Bucket {
+    fn new(now: Instant) -> Bucket {
+        Bucket { failures: 0, window_start: now, locked_until: None }
+    }
+
+    fn locked(&self, now: Instant) -> Option<Instant> {
+        self.locked_until.filter(|until| *until > now)
+    }
+
+    fn expired(&self, now: Instant, window: Duration) -> bool {
+        now.duration_since(self.window_start) >= window && self.locked(now).is_none()
+    }
+
+    fn fail(&mut self, now: Instant, config: &LimiterConfig) {
+        if now.duration_since(self.window_start) >= config.window && self.locked(now).is_none() {
+            *self = Bucket::new(now);
+        }
+        self.failures = self.failures.saturating_add(1);
+        if self.failures >= config.per_key_max {
+            self.locked_until = Some(now + config.lockout);
+        }
+    }
+}
+
+/// How often a full table is swept for expired entries (a sweep is a pass over it).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 struct State {
     keys: HashMap<IpAddr, Bucket>,
+    /// Every client the full table could not hold.
+    overflow: Bucket,
+    last_sweep: Instant,
     global_failures: u32,
     global_window_start: Instant,
 }
@@ -96,6 +132,8 @@ impl FailureLimiter {
             config,
             state: Mutex::new(State {
                 keys: HashMap::new(),
+                overflow: Bucket::new(Instant::now()),
+                last_sweep: Instant::now(),
                 global_failures: 0,
                 global_window_start: Instant::now(),
             }),
@@ -115,9 +153,12 @@ impl FailureLimiter {
         let now = Instant::now();
         let mut st = self.lock();
         self.roll_global(&mut st, now);
-        if let Some(until) = st.keys.get(&key).and_then(|b| b.locked_until)
-            && until > now
-        {
+        let bucket = match st.keys.get(&key) {
+            Some(bucket) => Some(bucket),
+            None if st.keys.len() >= self.config.capacity => Some(&st.overflow),
+            None => None,
+        };
+        if let Some(until) = bucket.and_then(|b| b.locked(now)) {
             return Err(RetryAfter(secs_until(now, until)));
         }
         if st.global_failures >= self.config.global_max {
@@ -134,18 +175,17 @@ impl FailureLimiter {
         self.roll_global(&mut st, now);
         st.global_failures = st.global_failures.saturating_add(1);
         if !st.keys.contains_key(&key) && st.keys.len() >= self.config.capacity {
-            self.evict(&mut st, now);
+            self.sweep(&mut st, now);
         }
         let config = self.config;
-        let bucket =
-            st.keys.entry(key).or_insert(Bucket { failures: 0, window_start: now, locked_until: None });
-        if now.duration_since(bucket.window_start) >= config.window {
-            *bucket = Bucket { failures: 0, window_start: now, locked_until: None };
-        }
-        bucket.failures = bucket.failures.saturating_add(1);
-        if bucket.failures >= config.per_key_max {
-            bucket.locked_until = Some(now + config.lockout);
-        }
+        let st = &mut *st;
+        let full = st.keys.len() >= config.capacity;
+        let bucket = match st.keys.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(_) if full => &mut st.overflow,
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Bucket::new(now)),
+        };
+        bucket.fail(now, &config);
     }
 
     /// After a success from `key`: its own failure count is cleared.
@@ -165,16 +205,17 @@ impl FailureLimiter {
         }
     }
 
-    fn evict(&self, st: &mut State, now: Instant) {
-        let window = self.config.window;
-        st.keys.retain(|_, b| {
-            now.duration_since(b.window_start) < window || b.locked_until.is_some_and(|u| u > now)
-        });
-        if st.keys.len() >= self.config.capacity
-            && let Some(oldest) = st.keys.iter().min_by_key(|(_, b)| b.window_start).map(|(k, _)| *k)
-        {
-            st.keys.remove(&oldest);
+    /// Drops the entries whose window and lockout have both passed, at most once per
+    /// [`SWEEP_EVERY`] (a spray against a full table costs one pass a second, not one per
+    /// request). Never drops a live entry: past capacity, new clients share the overflow
+    /// bucket instead.
+    fn sweep(&self, st: &mut State, now: Instant) {
+        if now.duration_since(st.last_sweep) < SWEEP_EVERY {
+            return;
         }
+        st.last_sweep = now;
+        let window = self.config.window;
+        st.keys.retain(|_, b| !b.expired(now, window));
     }
 }
 
@@ -225,6 +266,53 @@ mod tests {
         l.record_failure("2001:db8::ffff:2".parse().unwrap());
         assert!(l.check("2001:db8::3".parse().unwrap()).is_err());
         assert!(l.check("2001:db8:0:1::1".parse().unwrap()).is_ok(), "another /64");
+    }
+
+    #[test]
+    fn a_full_table_fails_closed_and_never_evicts_a_lockout() {
+        let l = FailureLimiter::new(LimiterConfig {
+            per_key_max: 3,
+            global_max: u32::MAX,
+            capacity: 100,
+            ..Default::default()
+        });
+        let attacker = remote(1_000_000);
+        for _ in 0..3 {
+            l.record_failure(attacker);
+        }
+        assert!(l.check(attacker).is_err());
+        // More addresses than the table holds, one guess each.
+        for n in 0..10_000 {
+            l.record_failure(remote(n));
+        }
+        assert!(l.tracked() <= 100);
+        assert!(l.check(attacker).is_err(), "a locked address was evicted by a spray of new ones");
+        assert!(
+            l.check(remote(20_000)).is_err(),
+            "past capacity new addresses share the (spent) overflow bucket"
+        );
+        assert!(l.check(remote(0)).is_ok(), "a tracked client keeps its own count");
+    }
+
+    #[test]
+    fn the_global_budget_holds_for_any_number_of_addresses() {
+        let l = FailureLimiter::new(LimiterConfig { global_max: 1000, capacity: 8192, ..Default::default() });
+        // The gate's order: check, then count the wrong guess. 16,384 addresses (and as
+        // many IPv6 /64s) each try once.
+        let mut tried = 0;
+        for n in 0..16_384u32 {
+            for ip in [
+                remote(n),
+                IpAddr::V6(std::net::Ipv6Addr::from((0x2001_0db8u128 << 96) | (u128::from(n) << 64))),
+            ] {
+                if l.check(ip).is_ok() {
+                    tried += 1;
+                }
+                l.record_failure(ip);
+            }
+        }
+        assert!(tried <= 1000, "{tried} guesses were let through against a budget of 1000");
+        assert!(l.tracked() <= 8192);
     }
 
     #[test]

@@ -13,12 +13,37 @@ const MAX_RESPONSE: usize = 64 * 1024;
 
 /// Sends one request on `stream` and returns the status code and the body.
 pub async fn request(
-    mut stream: TcpStream,
+    stream: TcpStream,
     method: &str,
     path: &str,
     body: Option<&str>,
 ) -> Result<(u16, String)> {
+    send(stream, method, path, "", body).await
+}
+
+/// Like [`request`], without a body and with extra header lines (`Name: value`, separated
+/// by CRLF).
+pub async fn request_with(
+    stream: TcpStream,
+    method: &str,
+    path: &str,
+    headers: &str,
+) -> Result<(u16, String)> {
+    send(stream, method, path, headers, None).await
+}
+
+async fn send(
+    mut stream: TcpStream,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: Option<&str>,
+) -> Result<(u16, String)> {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    if !headers.is_empty() {
+        req.push_str(headers);
+        req.push_str("\r\n");
+    }
     if let Some(body) = body {
         req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
     }

@@ -6,6 +6,7 @@
 //! figure with its absolute value, the baseline's, their ratio and the budget of issue 8.
 
 mod baseline;
+mod bounds;
 mod disk;
 mod http;
 mod load;
@@ -79,6 +80,9 @@ enum Mode {
         #[arg(long)]
         logins: Option<usize>,
     },
+    /// Issue 15's attack shapes: RSS with sockets that stop reading, wrong tokens verified
+    /// from 16,384 addresses, /health under an idle-connection flood.
+    Bounds,
     /// Run the baseline server (used by the bench itself).
     #[command(hide = true)]
     BaselineServer {
@@ -252,6 +256,9 @@ async fn run(launch: &Launch, plan: &Plan, mode: &Mode) -> Result<Vec<Row>> {
             _ => plan.logins,
         };
         rows.push(storm::run(launch, logins).await?);
+    }
+    if all || matches!(mode, Mode::Bounds) {
+        rows.extend(bounds::rows(launch, plan.quick).await?);
     }
     Ok(rows)
 }

@@ -82,6 +82,12 @@ fn random_hex(bytes: usize) -> Result<String> {
 impl Launch {
     /// Starts a server and waits until `/ready` answers 200.
     pub async fn start(&self, kind: Kind) -> Result<Server> {
+        self.start_with(kind, &[]).await
+    }
+
+    /// [`Launch::start`] with extra environment variables for the gateway (settings from
+    /// the schema table, never secrets).
+    pub async fn start_with(&self, kind: Kind, env: &[(&str, &str)]) -> Result<Server> {
         let home = tempfile::Builder::new()
             .prefix("picoclaw-bench-")
             .tempdir_in(&self.home_dir)
@@ -108,6 +114,7 @@ impl Launch {
                     // (120/min by default) would measure the limiter, not the gateway.
                     .env("PICOCLAW_AGENTS_DEFAULTS_MESSAGES_PER_MINUTE", "1000000000")
                     .env("PICOCLAW_LOG_LEVEL", "warn");
+                cmd.envs(env.iter().copied());
                 (cmd, Some(token))
             }
             Kind::Baseline | Kind::PicoShaped => {

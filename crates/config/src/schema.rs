@@ -253,6 +253,16 @@ pub const GATEWAY_SHUTDOWN_TIMEOUT: Key = key(
     "seconds to drain connections on SIGTERM before closing them",
 );
 
+/// `gateway.trusted_proxies`.
+pub const GATEWAY_TRUSTED_PROXIES: Key = key(
+    "gateway.trusted_proxies",
+    Some("PICOCLAW_GATEWAY_TRUSTED_PROXIES"),
+    None,
+    Kind::Cidrs,
+    Default::EmptyList,
+    "proxy addresses whose X-Forwarded-For is believed (client = right-most untrusted hop)",
+);
+
 /// `channels.pico.enabled`.
 pub const CHANNELS_PICO_ENABLED: Key = key(
     "channels.pico.enabled",
@@ -351,6 +361,26 @@ pub const CHANNELS_PICO_SEND_QUEUE: Key = key(
     Kind::Count,
     Default::Int(256),
     "frames queued per socket; a client that stops reading is closed when it fills",
+);
+
+/// `channels.pico.send_queue_bytes`.
+pub const CHANNELS_PICO_SEND_QUEUE_BYTES: Key = key(
+    "channels.pico.send_queue_bytes",
+    Some("PICOCLAW_CHANNELS_PICO_SEND_QUEUE_BYTES"),
+    None,
+    Kind::Bytes,
+    Default::Int(4 * 1024 * 1024),
+    "bytes queued per socket (pending updates of a message coalesce); past it the socket is closed with 1008",
+);
+
+/// `channels.pico.send_queue_total_bytes`.
+pub const CHANNELS_PICO_SEND_QUEUE_TOTAL_BYTES: Key = key(
+    "channels.pico.send_queue_total_bytes",
+    Some("PICOCLAW_CHANNELS_PICO_SEND_QUEUE_TOTAL_BYTES"),
+    None,
+    Kind::Bytes,
+    Default::Int(64 * 1024 * 1024),
+    "bytes queued on all sockets together; a lagging socket that would pass it is closed with 1008",
 );
 
 /// `channels.pico_client.enabled`.
@@ -567,6 +597,7 @@ pub static KEYS: &[Key] = &[
     GATEWAY_LOG_LEVEL,
     GATEWAY_HOT_RELOAD,
     GATEWAY_SHUTDOWN_TIMEOUT,
+    GATEWAY_TRUSTED_PROXIES,
     CHANNELS_PICO_ENABLED,
     CHANNELS_PICO_TOKEN,
     CHANNELS_PICO_ALLOW_TOKEN_QUERY,
@@ -577,6 +608,8 @@ pub static KEYS: &[Key] = &[
     CHANNELS_PICO_MAX_CONNECTIONS,
     CHANNELS_PICO_MAX_FRAME_BYTES,
     CHANNELS_PICO_SEND_QUEUE,
+    CHANNELS_PICO_SEND_QUEUE_BYTES,
+    CHANNELS_PICO_SEND_QUEUE_TOTAL_BYTES,
     CHANNELS_PICO_CLIENT_ENABLED,
     CHANNELS_PICO_CLIENT_URL,
     CHANNELS_PICO_CLIENT_TOKEN,

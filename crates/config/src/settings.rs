@@ -41,6 +41,11 @@ pub fn resolve(layers: &Layers, key: &Key) -> Option<Resolution> {
     Some(Resolution { value: winner.value.clone(), source: winner.source, shadowed })
 }
 
+/// A byte bound as `usize` (saturating on 32-bit targets).
+fn bytes(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
 /// Gateway server settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewaySettings {
@@ -54,6 +59,8 @@ pub struct GatewaySettings {
     pub hot_reload: bool,
     /// Drain bound on shutdown.
     pub shutdown_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (rate limits count the real client).
+    pub trusted_proxies: Cidrs,
 }
 
 /// The Pico channel (`channels.pico`).
@@ -77,6 +84,10 @@ pub struct PicoSettings {
     pub max_frame_bytes: usize,
     /// Frames queued per socket.
     pub send_queue: usize,
+    /// Bytes queued per socket.
+    pub send_queue_bytes: usize,
+    /// Bytes queued on all sockets together.
+    pub send_queue_total_bytes: usize,
 }
 
 /// The outbound Pico client (`channels.pico_client`).
@@ -216,6 +227,7 @@ impl Settings {
                 log_level: r.log_level(&schema::GATEWAY_LOG_LEVEL)?,
                 hot_reload: r.bool(&schema::GATEWAY_HOT_RELOAD)?,
                 shutdown_timeout: r.secs(&schema::GATEWAY_SHUTDOWN_TIMEOUT)?,
+                trusted_proxies: r.cidrs(&schema::GATEWAY_TRUSTED_PROXIES)?,
             },
             pico: PicoSettings {
                 enabled: r.bool(&schema::CHANNELS_PICO_ENABLED)?,
@@ -227,6 +239,10 @@ impl Settings {
                 max_connections: r.count(&schema::CHANNELS_PICO_MAX_CONNECTIONS)?,
                 max_frame_bytes: r.count(&schema::CHANNELS_PICO_MAX_FRAME_BYTES)?,
                 send_queue: r.count(&schema::CHANNELS_PICO_SEND_QUEUE)?,
+                send_queue_bytes: bytes(r.u64_in(&schema::CHANNELS_PICO_SEND_QUEUE_BYTES, 1..=1 << 50)?),
+                send_queue_total_bytes: bytes(
+                    r.u64_in(&schema::CHANNELS_PICO_SEND_QUEUE_TOTAL_BYTES, 1..=1 << 50)?,
+                ),
             },
             pico_client: PicoClientSettings {
                 enabled: pico_client_enabled,

@@ -8,7 +8,7 @@
 //! table against what its handler really does.
 
 use std::marker::PhantomData;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -81,6 +81,9 @@ pub(crate) struct Authenticated<G> {
     pub how: Presentation,
     /// The subprotocol the 101 response must select (Pico socket only).
     pub echo: Option<String>,
+    /// The client address: the peer, or behind `gateway.trusted_proxies` the right-most
+    /// untrusted `X-Forwarded-For` hop ([`picoclaw_auth::client_addr`]).
+    pub client: IpAddr,
     _guard: PhantomData<G>,
 }
 
@@ -105,7 +108,8 @@ impl<G: Guard> FromRequestParts<Arc<Shared>> for Authenticated<G> {
             tracing::error!("request without a peer address; refusing it");
             return Err(ApiError::internal(LOG));
         };
-        let client = peer.ip();
+        let client =
+            picoclaw_auth::client_addr(peer.ip(), &parts.headers, &live.settings.gateway.trusted_proxies).ip;
         let endpoint = parts
             .extensions
             .get::<MatchedPath>()
@@ -126,6 +130,7 @@ impl<G: Guard> FromRequestParts<Arc<Shared>> for Authenticated<G> {
                     principal: admitted.principal,
                     how: admitted.how,
                     echo: admitted.echo,
+                    client,
                     _guard: PhantomData,
                 })
             }

@@ -1,6 +1,6 @@
 //! The Pico channel endpoint: the upgrade checks (credential → origin → capacity) and the
 //! life of one socket (reader loop, writer task with per-write deadline, pings, bounded
-//! send queue, close codes).
+//! send queue bounded in frames and bytes (`outbox`), close codes).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,6 +18,7 @@ use picoclaw_pico::{ClientFrame, Frame, decode_client};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::hub::{CloseReason, ConnHandle, close};
+use crate::outbox::{Bounds, Outbox};
 use crate::state::Shared;
 use crate::turn::{Turn, run_turn};
 use picoclaw_wire::{ApiError, Code};
@@ -147,7 +148,11 @@ pub(crate) async fn upgrade(
         principal,
         v2,
         last_seq: query.last_seq,
-        send_queue: pico.send_queue,
+        bounds: Bounds {
+            frames: pico.send_queue,
+            bytes: pico.send_queue_bytes,
+            total_bytes: pico.send_queue_total_bytes,
+        },
         ping_interval: pico.ping_interval,
         read_timeout: pico.read_timeout,
         write_timeout: pico.write_timeout,
@@ -191,7 +196,8 @@ struct Params {
     principal: Principal,
     v2: bool,
     last_seq: Option<u64>,
-    send_queue: usize,
+    /// Send queue bounds (frames, bytes, bytes of all sockets).
+    bounds: Bounds,
     ping_interval: Duration,
     read_timeout: Duration,
     write_timeout: Duration,
@@ -199,13 +205,13 @@ struct Params {
 
 async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: Slot) {
     let _slot = slot;
-    let (tx, rx) = mpsc::channel::<Utf8Bytes>(p.send_queue);
+    let out = Arc::new(Outbox::new(p.bounds, shared.queued.clone()));
     let (closer, closer_rx) = mpsc::channel::<CloseReason>(1);
     let (closing, mut closed) = tokio::sync::watch::channel(None);
     let id = shared.hub.next_id();
     let handle = ConnHandle {
         id,
-        tx: tx.clone(),
+        out: out.clone(),
         closer: closer.clone(),
         closing: Arc::new(closing),
         v2: p.v2,
@@ -222,7 +228,7 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
     }
     tracing::debug!(conn = id, session = %p.session_id, credential = %p.principal.id, v2 = p.v2, "pico socket open");
     let (sink, mut stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, rx, closer_rx, p.ping_interval, p.write_timeout));
+    let writer = tokio::spawn(write_loop(sink, out.clone(), closer_rx, p.ping_interval, p.write_timeout));
 
     if joined.replay_gap {
         let gap = Frame::error(
@@ -231,11 +237,10 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
             "some frames after last_seq are no longer buffered",
             None,
         );
-        let _ = tx.try_send(Utf8Bytes::from(gap.encode()));
+        handle.send(Utf8Bytes::from(gap.encode()), None);
     }
     for frame in joined.replay {
-        if tx.try_send(frame).is_err() {
-            handle.close(close::POLICY, "send queue full during replay");
+        if !handle.send(frame, None) {
             break;
         }
     }
@@ -268,10 +273,8 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
             Message::Text(text) => {
                 running.retain(|t| !t.is_finished());
                 match on_text(&shared, &p.session_id, &handle, &joined.turn_lock, &turns, text.as_str()) {
-                    Reply::Frame(frame) if tx.try_send(Utf8Bytes::from(frame.encode())).is_err() => {
-                        handle.close(close::POLICY, "send queue full: the client is not reading");
-                        break;
-                    }
+                    // Over its budget the socket was closed (1008) by `send`.
+                    Reply::Frame(frame) if !handle.send(Utf8Bytes::from(frame.encode()), None) => break,
                     Reply::Frame(_) => {}
                     Reply::Turn(turn) => running.push(turn),
                 }
@@ -283,7 +286,7 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
                     "binary frames are not supported; send JSON text frames",
                     None,
                 );
-                let _ = tx.try_send(Utf8Bytes::from(frame.encode()));
+                handle.send(Utf8Bytes::from(frame.encode()), None);
             }
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => {}
@@ -297,7 +300,7 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
         }
     }
     shared.hub.leave(&p.session_id, id);
-    drop(tx);
+    out.finish();
     drop(handle);
     drop(closer);
     // Give the writer a moment to flush the close frame, then drop the socket regardless:
@@ -375,8 +378,7 @@ fn on_text(
                 text: content,
                 media,
                 principal: handle.principal.id.clone(),
-                reply: handle.tx.clone(),
-                closing: handle.closing.subscribe(),
+                reply: handle.clone(),
             };
             Reply::Turn(
                 tokio::spawn(run_turn(shared.clone(), turn, turn_lock.clone(), permit)).abort_handle(),
@@ -387,7 +389,7 @@ fn on_text(
 
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Utf8Bytes>,
+    out: Arc<Outbox>,
     mut closer: mpsc::Receiver<CloseReason>,
     ping_interval: Duration,
     write_timeout: Duration,
@@ -401,7 +403,7 @@ async fn write_loop(
                 let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(frame))).await;
                 break;
             }
-            text = rx.recv() => match text {
+            text = out.recv() => match text {
                 Some(text) => Message::Text(text),
                 None => {
                     let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(None))).await;
@@ -416,7 +418,7 @@ async fn write_loop(
         let batch = async {
             sink.feed(message).await?;
             for _ in 1..WRITE_BATCH_FRAMES {
-                let Ok(text) = rx.try_recv() else { break };
+                let Some(text) = out.try_recv() else { break };
                 sink.feed(Message::Text(text)).await?;
             }
             sink.flush().await

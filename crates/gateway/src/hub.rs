@@ -12,6 +12,8 @@ use picoclaw_auth::Principal;
 use picoclaw_pico::Frame;
 use tokio::sync::mpsc;
 
+use crate::outbox::{Outbox, Refused};
+
 /// Replay buffer bounds per session.
 const REPLAY_FRAMES: usize = 256;
 const REPLAY_BYTES: usize = 512 * 1024;
@@ -32,7 +34,8 @@ pub(crate) struct CloseReason {
 pub(crate) mod close {
     /// Server shutting down.
     pub const GOING_AWAY: u16 = 1001;
-    /// Client stopped reading: its send queue filled.
+    /// Client stopped reading: its send queue passed its frame or byte budget (or the
+    /// budget of all queues together).
     pub const POLICY: u16 = 1008;
     /// Frame larger than `max_frame_bytes`.
     pub const TOO_BIG: u16 = 1009;
@@ -46,7 +49,8 @@ pub(crate) mod close {
 #[derive(Clone)]
 pub(crate) struct ConnHandle {
     pub id: u64,
-    pub tx: mpsc::Sender<Utf8Bytes>,
+    /// The socket's send queue (bounded in frames and bytes; see `outbox`).
+    pub out: Arc<Outbox>,
     pub closer: mpsc::Sender<CloseReason>,
     /// Set (with the close code) the moment a close is requested: the socket's reader
     /// stops at once, so a socket told to close takes no further frame.
@@ -57,6 +61,20 @@ pub(crate) struct ConnHandle {
 }
 
 impl ConnHandle {
+    /// Queues a frame for this socket (`update_of`: the `message_id` of a `message.update`,
+    /// which replaces an older queued update of that message). A socket over its send
+    /// budget is closed with 1008; false when the frame was not queued.
+    pub fn send(&self, text: Utf8Bytes, update_of: Option<&str>) -> bool {
+        match self.out.push(text, update_of) {
+            Ok(()) => true,
+            Err(Refused::Overflow) => {
+                self.close(close::POLICY, "send queue over its budget: the client is not reading");
+                false
+            }
+            Err(Refused::Closed) => false,
+        }
+    }
+
     /// Closes the socket: its reader stops taking frames now, and the writer sends the
     /// close frame (never blocks; only the first request counts).
     pub fn close(&self, code: u16, reason: impl Into<String>) {
@@ -160,8 +178,12 @@ impl Hub {
 
     /// Sends a frame to every socket of the session (protocol-2 only frames skip v1
     /// sockets). Every frame gets the session's next `seq` and is kept for replay. A socket
-    /// whose queue is full is closed: it stopped reading, and nobody else waits for it.
+    /// over its send budget is closed: it stopped reading, and nobody else waits for it.
+    /// A `message.update` replaces the socket's queued update of the same message.
     pub fn broadcast(&self, session_id: &str, mut frame: Frame, v2_only: bool) -> u64 {
+        let update_of = (frame.kind == picoclaw_pico::kind::MESSAGE_UPDATE)
+            .then(|| frame.payload.get("message_id").and_then(|v| v.as_str()).map(str::to_owned))
+            .flatten();
         let mut sessions = self.lock();
         let session = sessions.entry(session_id.to_owned()).or_insert_with(Session::new);
         session.seq += 1;
@@ -180,9 +202,7 @@ impl Hub {
             if v2_only && !conn.v2 {
                 continue;
             }
-            if conn.tx.try_send(text.clone()).is_err() {
-                conn.close(close::POLICY, "send queue full: the client is not reading");
-            }
+            conn.send(text.clone(), update_of.as_deref());
         }
         seq
     }

@@ -20,6 +20,7 @@ mod error;
 mod history;
 mod hub;
 mod openai;
+mod outbox;
 mod reload;
 mod server;
 mod state;

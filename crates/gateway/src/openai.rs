@@ -19,7 +19,6 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::ws::Utf8Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -35,6 +34,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::authenticated::{Authenticated, Chat};
 use crate::conn::{random_id, session_error};
 use crate::hub::{CloseReason, ConnHandle};
+use crate::outbox::{Bounds, Outbox};
 use crate::state::Shared;
 use crate::turn::{Turn, run_turn};
 
@@ -95,12 +95,18 @@ pub(crate) async fn completions(
     }
 
     // Join the session as a protocol-2 subscriber and run the turn as a socket would.
-    let (tx, rx) = mpsc::channel::<Utf8Bytes>(live.settings.pico.send_queue);
+    let pico = &live.settings.pico;
+    let bounds = Bounds {
+        frames: pico.send_queue,
+        bytes: pico.send_queue_bytes,
+        total_bytes: pico.send_queue_total_bytes,
+    };
+    let out = Arc::new(Outbox::new(bounds, shared.queued.clone()));
     let (closer, closer_rx) = mpsc::channel::<CloseReason>(1);
     let (closing, closed) = tokio::sync::watch::channel(None);
     let handle = ConnHandle {
         id: shared.hub.next_id(),
-        tx: tx.clone(),
+        out: out.clone(),
         closer,
         closing: Arc::new(closing),
         v2: true,
@@ -126,13 +132,11 @@ pub(crate) async fn completions(
         text,
         media: Vec::new(),
         principal: auth.principal.id.clone(),
-        reply: tx,
-        closing: handle.closing.subscribe(),
+        reply: handle,
     };
-    drop(handle);
     tokio::spawn(run_turn(shared.clone(), turn, joined.turn_lock, permit));
 
-    let mut answer = Answer { rx, closed, request_id, _member: member, text: String::new() };
+    let mut answer = Answer { out, closed, request_id, _member: member, text: String::new() };
     let model = live.engine.agent_name().to_owned();
     // Nothing is sent before the turn starts answering, so a refusal (rate limit, full
     // storage, revoked credential) is a plain HTTP error, not a broken stream.
@@ -231,7 +235,7 @@ enum Step {
 
 /// The frames of the turn, as they reach this request.
 struct Answer {
-    rx: mpsc::Receiver<Utf8Bytes>,
+    out: Arc<Outbox>,
     closed: tokio::sync::watch::Receiver<Option<u16>>,
     request_id: String,
     _member: Member,
@@ -245,7 +249,7 @@ impl Answer {
             let frame = tokio::select! {
                 biased;
                 _ = self.closed.changed() => return Step::Failed(self.closed_error()),
-                frame = self.rx.recv() => frame,
+                frame = self.out.recv() => frame,
             };
             let Some(frame) = frame else { return Step::Failed(self.closed_error()) };
             let Ok(frame) = Frame::parse(frame.as_str()) else { continue };

@@ -11,16 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use picoclaw_auth::{FailureLimiter, LimiterConfig, Scope};
 use picoclaw_config::{Flags, Host, Paths};
 use picoclaw_credentials::Secret;
 use picoclaw_credentials::runtime::RuntimeRecord;
+use picoclaw_serve::admission::{self, Admission};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tower::ServiceExt;
+use tokio::sync::watch;
 
 use crate::api;
 use crate::error::GatewayError;
@@ -28,8 +25,6 @@ use crate::hub::close;
 use crate::reload::{build_live, reload};
 use crate::state::Shared;
 
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often sockets are re-checked against expiring credentials.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// How often named tokens' last-use times are written (throttled writes).
@@ -167,7 +162,9 @@ impl Gateway {
         };
         let router = api::router(shared.clone());
         let (stop_tx, stop_rx) = watch::channel(false);
-        let tcp_slots = Arc::new(Semaphore::new(settings.pico.max_connections.saturating_add(512)));
+        // HTTP connections that are not (yet) Pico sockets: their own budget, apart from
+        // `max_connections` (see `admission`).
+        let admission = Admission::new(admission::PER_ADDRESS, admission::TOTAL);
         if settings.gateway.hot_reload {
             spawn_watcher(shared.clone(), &paths);
         }
@@ -180,11 +177,11 @@ impl Gateway {
         lock.publish(&record)?;
         let mut accept_tasks = Vec::new();
         for listener in listeners {
-            accept_tasks.push(tokio::spawn(accept_loop(
+            accept_tasks.push(tokio::spawn(picoclaw_serve::accept_loop(
                 listener,
                 router.clone(),
                 stop_rx.clone(),
-                tcp_slots.clone(),
+                admission.clone(),
             )));
         }
         tracing::info!(
@@ -260,56 +257,6 @@ fn log_credentials(live: &crate::state::Live, settings: &picoclaw_config::Settin
                 tracing::warn!("{key}: {} overrides a different value in {shadowed}", r.source);
             }
         }
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-    slots: Arc<Semaphore>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(ok) => ok,
-            Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(move |req: hyper::Request<hyper::body::Incoming>| {
-            let mut req = req.map(axum::body::Body::new);
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req
-        });
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(2), conn.as_mut()).await;
-                }
-            }
-        });
     }
 }
 

@@ -12,6 +12,7 @@ use picoclaw_config::{Flags, Paths, Settings};
 use picoclaw_credentials::{Credentials, Secret};
 
 use crate::hub::{CloseReason, Hub, close};
+use crate::outbox::QueuedBytes;
 
 /// The reloadable part: replaced as a whole by a successful reload.
 pub(crate) struct Live {
@@ -34,6 +35,9 @@ pub(crate) struct Shared {
     pub hub: Hub,
     pub limiter: FailureLimiter,
     pub connections: AtomicUsize,
+    /// Bytes queued for sending on every socket (bounded by
+    /// `channels.pico.send_queue_total_bytes`).
+    pub queued: Arc<QueuedBytes>,
     pub active_turns: AtomicUsize,
     pub reload_lock: tokio::sync::Mutex<()>,
     pub tickets: TicketStore,
@@ -62,6 +66,7 @@ impl Shared {
             hub: Hub::default(),
             limiter,
             connections: AtomicUsize::new(0),
+            queued: Arc::new(QueuedBytes::default()),
             active_turns: AtomicUsize::new(0),
             reload_lock: tokio::sync::Mutex::new(()),
             tickets: TicketStore::new(),

@@ -17,12 +17,11 @@
 //! once by a reload (`Shared::apply`): sockets of a revoked credential are closed with 4001
 //! and its outstanding tickets dropped.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use picoclaw_auth::audit::{AuditEvent, AuditSink};
@@ -83,12 +82,11 @@ pub(crate) async fn list(
 pub(crate) async fn create(
     State(shared): State<Arc<Shared>>,
     auth: Authenticated<Admin>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let ops = ops(&shared);
     let request = CreateRequest::from_json(&body, ops.now())?;
-    let by = Requester::api(&auth.principal, Some(peer.ip().to_string()));
+    let by = Requester::api(&auth.principal, Some(auth.client.to_string()));
     let sink = shared.clone();
     let created = blocking(move || ops.create(&request, &by, &*sink)).await?;
     apply(&shared, "token created").await?;
@@ -99,12 +97,11 @@ pub(crate) async fn create(
 pub(crate) async fn revoke(
     State(shared): State<Arc<Shared>>,
     auth: Authenticated<Admin>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(key): Path<String>,
 ) -> Result<Json<Revoked>, ApiError> {
     let key = TokenKey::parse(&key)?;
     let ops = ops(&shared);
-    let by = Requester::api(&auth.principal, Some(peer.ip().to_string()));
+    let by = Requester::api(&auth.principal, Some(auth.client.to_string()));
     let sink = shared.clone();
     let revoked = blocking(move || ops.revoke(&key, &by, &*sink)).await?;
     apply(&shared, "token revoked").await?;
@@ -115,13 +112,12 @@ pub(crate) async fn revoke(
 pub(crate) async fn rotate(
     State(shared): State<Arc<Shared>>,
     auth: Authenticated<Admin>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(key): Path<String>,
     body: Bytes,
 ) -> Result<Json<Rotated>, ApiError> {
     let request = RotateRequest::from_json(&key, &body)?;
     let ops = ops(&shared);
-    let by = Requester::api(&auth.principal, Some(peer.ip().to_string()));
+    let by = Requester::api(&auth.principal, Some(auth.client.to_string()));
     let sink = shared.clone();
     let rotated = blocking(move || ops.rotate(&request, &by, &*sink)).await?;
     apply(&shared, "token rotated").await?;

@@ -24,11 +24,10 @@ pub(crate) struct Turn {
     pub text: String,
     pub media: Vec<String>,
     pub principal: String,
-    /// The socket that sent it (refusals go only there).
-    pub reply: tokio::sync::mpsc::Sender<axum::extract::ws::Utf8Bytes>,
-    /// The close code of that socket once it is closing: a turn still waiting for the
-    /// session when its session was deleted or its credential revoked does not run.
-    pub closing: tokio::sync::watch::Receiver<Option<u16>>,
+    /// The socket that sent it (refusals go only there; a turn still waiting for the
+    /// session when that socket's session was deleted or its credential revoked does not
+    /// run).
+    pub reply: crate::hub::ConnHandle,
 }
 
 /// Counts a running turn, for the shutdown drain.
@@ -49,7 +48,7 @@ pub(crate) async fn run_turn(
     shared.active_turns.fetch_add(1, Ordering::AcqRel);
     let _active = Active(shared.clone());
     let _serial = lock.lock().await;
-    if matches!(*turn.closing.borrow(), Some(close::SESSION_DELETED | close::CREDENTIAL_REVOKED)) {
+    if matches!(*turn.reply.closing.borrow(), Some(close::SESSION_DELETED | close::CREDENTIAL_REVOKED)) {
         return;
     }
     let engine = shared.live().engine.clone();
@@ -67,7 +66,7 @@ pub(crate) async fn run_turn(
         if let picoclaw_agent::SessionError::RateLimited { retry_after_ms } = e {
             frame = frame.with("retry_after_ms", retry_after_ms);
         }
-        let _ = turn.reply.try_send(axum::extract::ws::Utf8Bytes::from(frame.encode()));
+        turn.reply.send(axum::extract::ws::Utf8Bytes::from(frame.encode()), None);
         return;
     }
     let user_seq = send(Frame::typing_start(session));

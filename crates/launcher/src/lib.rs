@@ -27,6 +27,7 @@ use std::sync::{Arc, RwLock};
 use picoclaw_auth::{FailureLimiter, LimiterConfig};
 use picoclaw_config::{Host, LauncherSettings, Paths};
 use picoclaw_credentials::launcher::LauncherToken;
+use picoclaw_serve::admission::{self, Admission};
 
 pub use error::LauncherError;
 pub use gateway::{ControlError, GatewayState, GatewayStatus, LOG_LINES};
@@ -147,27 +148,26 @@ impl Launcher {
     }
 
     /// Serves until `shutdown` completes, then stops the gateway if this launcher started it.
+    /// Connections are accepted like the gateway's (`picoclaw_serve`): HTTP connections that
+    /// are not chat sockets have their own budget (32 per address, 256 in all, idle ones
+    /// evicted first) and 5 s to send their request head.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), LauncherError> {
         let state = self.state.clone();
-        let app = routes::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        let (tx, mut rx) = tokio::sync::watch::channel(false);
-        let signal = async move {
-            shutdown.await;
-            let _ = tx.send(true);
-        };
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(signal);
+        let router = routes::router(self.state);
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let admission = Admission::new(admission::PER_ADDRESS, admission::TOTAL);
+        let accept = tokio::spawn(picoclaw_serve::accept_loop(self.listener, router, rx, admission.clone()));
+        shutdown.await;
+        let _ = tx.send(true);
+        let _ = accept.await;
         // Open chat sockets do not hold the exit: after the signal, give requests a short
         // grace, then go on to stop the gateway.
-        let grace = async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-        };
-        let served = tokio::select! {
-            r = serve => r,
-            () = grace => Ok(()),
-        };
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        while admission.counted() > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         state.gateway.shutdown().await;
-        served.map_err(LauncherError::Serve)
+        Ok(())
     }
 }
 

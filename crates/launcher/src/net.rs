@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderMap;
-use picoclaw_config::{Cidrs, canonical};
+use picoclaw_config::Cidrs;
 
 /// The network policy from `launcher.allowed_cidrs` and `launcher.trusted_proxies`.
 #[derive(Debug, Clone, Default)]
@@ -31,38 +31,20 @@ pub struct Client {
 }
 
 impl NetPolicy {
-    fn trusted(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies.contains(ip)
-    }
-
-    /// Identifies the client of a request from `peer`.
+    /// Identifies the client of a request from `peer`: the right-most untrusted hop of
+    /// `X-Forwarded-For` from a trusted proxy, parsed strictly; an unparseable chain is
+    /// [`picoclaw_auth::forwarded::UNPARSEABLE_CHAIN`], never the proxy's address
+    /// ([`picoclaw_auth::client_addr`]).
     pub fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> Client {
-        let peer_ip = canonical(peer.ip());
-        if !self.trusted(peer_ip) {
-            return Client { ip: peer_ip, secure: false, via_proxy: false };
-        }
-        // Walk X-Forwarded-For from the right, skipping our own trusted proxies: the first
-        // untrusted hop is the client (entries further left are client-controlled).
-        let mut ip = peer_ip;
-        let hops: Vec<&str> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect();
-        for hop in hops.iter().rev() {
-            let Ok(hop_ip) = hop.parse::<IpAddr>() else { break };
-            ip = canonical(hop_ip);
-            if !self.trusted(ip) {
-                break;
-            }
+        let found = picoclaw_auth::client_addr(peer.ip(), headers, &self.trusted_proxies);
+        if !found.via_proxy {
+            return Client { ip: found.ip, secure: false, via_proxy: false };
         }
         let secure = headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.split(',').next().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")));
-        Client { ip, secure, via_proxy: true }
+        Client { ip: found.ip, secure, via_proxy: true }
     }
 
     /// Whether `client` may use the launcher at all.
