@@ -1,0 +1,124 @@
+//! Pico protocol parity with upstream PicoClaw (issue 17): what an upstream client sends,
+//! black-box against the real gateway over real WebSockets.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::TestHome;
+use crate::support::ws::{self, Next};
+
+const PICO: &str = "pico-token-for-protocol-tests-0123456789";
+
+fn ok(home: &TestHome, args: &[&str]) -> String {
+    let out = home.run(args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The ids of `token`'s sessions (`GET /api/sessions`).
+async fn sessions_of(base: &str, token: &str) -> Vec<String> {
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/api/sessions"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.expect("json");
+    let mut ids: Vec<String> = body["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .map(|s| s["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A `message.send` shaped like upstream's pico_client sends it: the envelope carries the
+/// session id (and a timestamp), the URL none.
+fn upstream_send(id: &str, session: &str, content: &str) -> Value {
+    json!({ "type": "message.send", "id": id, "session_id": session, "timestamp": 1_718_000_000_000i64,
+            "payload": { "content": content } })
+}
+
+/// The frames of one answered turn, up to `typing.stop`; panics on an `error`.
+async fn answer(socket: &mut ws::Socket) -> Vec<Value> {
+    let mut frames = Vec::new();
+    loop {
+        let f = ws::frame(socket).await;
+        assert_ne!(f["type"], "error", "{f}");
+        let done = f["type"] == "typing.stop";
+        frames.push(f);
+        if done {
+            return frames;
+        }
+    }
+}
+
+async fn error_code(socket: &mut ws::Socket) -> (String, Value) {
+    let f = ws::frame(socket).await;
+    assert_eq!(f["type"], "error", "{f}");
+    (f["payload"]["code"].as_str().unwrap_or_default().to_owned(), f["payload"]["request_id"].clone())
+}
+
+/// Issue 17 part 3: a socket opened without `?session_id=` takes the first envelope's
+/// session (subject to ownership) and is bound to it after; a socket that never chats
+/// leaves no session behind.
+#[tokio::test]
+async fn an_upstream_client_binds_its_socket_with_the_first_envelope_session() {
+    let home = TestHome::with_pico(PICO, json!({}));
+    let gw = home.spawn_gateway(&[]);
+    let alice = ok(&home, &["token", "create", "--name", "alice", "--scope", "chat"]);
+    let bob = ok(&home, &["token", "create", "--name", "bob", "--scope", "chat"]);
+
+    // An idle socket (ping only) claims nothing.
+    let mut idle = ws::bearer(&gw.ws(), &alice).await;
+    ws::send(&mut idle, json!({ "type": "ping", "id": "p1" })).await;
+    assert_eq!(ws::frame(&mut idle).await["type"], "pong");
+    drop(idle);
+
+    let mut s = ws::bearer(&gw.ws(), &alice).await;
+    ws::send(&mut s, upstream_send("r1", "up-1", "hello from upstream")).await;
+    let frames = answer(&mut s).await;
+    let create = frames.iter().find(|f| f["type"] == "message.create").expect("message.create");
+    assert_eq!(create["session_id"], "up-1");
+    assert_eq!(create["payload"]["content"], "hello from upstream");
+    // Bound now: the same id again, or none, is that session; another is refused.
+    ws::send(&mut s, upstream_send("r2", "up-1", "again")).await;
+    answer(&mut s).await;
+    ws::send(&mut s, json!({ "type": "message.send", "id": "r3", "payload": { "content": "no envelope" } }))
+        .await;
+    let frames = answer(&mut s).await;
+    assert!(frames.iter().all(|f| f["session_id"] == "up-1"), "{frames:?}");
+    ws::send(&mut s, upstream_send("r4", "up-2", "elsewhere")).await;
+    assert_eq!(error_code(&mut s).await, ("session_mismatch".to_owned(), json!("r4")));
+
+    // Another credential's session is not found, a pico_client id is reserved; the socket
+    // stays open and unbound, and a free id then binds it.
+    let mut b = ws::bearer(&gw.ws(), &bob).await;
+    ws::send(&mut b, upstream_send("b1", "up-1", "let me in")).await;
+    assert_eq!(error_code(&mut b).await, ("session_not_found".to_owned(), json!("b1")));
+    ws::send(&mut b, upstream_send("b2", "pico_client-up", "squat")).await;
+    assert_eq!(error_code(&mut b).await, ("reserved_session_id".to_owned(), json!("b2")));
+    ws::send(&mut b, upstream_send("b3", "bob-own", "mine")).await;
+    let frames = answer(&mut b).await;
+    assert!(frames.iter().any(|f| f["payload"]["content"] == "mine" && f["session_id"] == "bob-own"));
+
+    // A socket whose first message names no session uses (and only then claims) its own.
+    let mut own = ws::bearer(&gw.ws(), &alice).await;
+    ws::send(&mut own, json!({ "type": "message.send", "id": "o1", "payload": { "content": "x" } })).await;
+    let frames = answer(&mut own).await;
+    let random = frames[0]["session_id"].as_str().expect("session_id").to_owned();
+    assert!(random.len() >= 32, "{random}");
+
+    let mut want = vec!["up-1".to_owned(), random];
+    want.sort();
+    assert_eq!(sessions_of(&gw.http(), &alice).await, want, "the idle socket left a session behind");
+    assert_eq!(sessions_of(&gw.http(), &bob).await, vec!["bob-own".to_owned()]);
+    // The history of the bound session has the turns.
+    let text = crate::support::session_text(&home, "up-1");
+    assert!(text.contains("user: hello from upstream") && text.contains("user: no envelope"), "{text}");
+    assert!(matches!(ws::next(&mut s, Duration::from_millis(200)).await, Next::Timeout));
+}
