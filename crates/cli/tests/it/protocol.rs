@@ -122,3 +122,40 @@ async fn an_upstream_client_binds_its_socket_with_the_first_envelope_session() {
     assert!(text.contains("user: hello from upstream") && text.contains("user: no envelope"), "{text}");
     assert!(matches!(ws::next(&mut s, Duration::from_millis(200)).await, Next::Timeout));
 }
+
+/// Issue 17 part 2: inline images are checked as upstream checks them; a bad one is an
+/// `error` `invalid_media` with the request id, and the socket stays open. Good images
+/// (in `media` or `attachments`, through `media.send` too) make a turn.
+#[tokio::test]
+async fn inline_images_are_validated_like_upstream() {
+    let home = TestHome::with_pico(PICO, json!({}));
+    let gw = home.spawn_gateway(&[]);
+    let mut s = ws::bearer(&format!("{}?session_id=img", gw.ws()), PICO).await;
+    for (i, media) in [
+        json!("data:image/svg+xml;base64,PHN2Zz48L3N2Zz4="),
+        json!(["data:text/plain;base64,aGVsbG8="]),
+        json!(["data:image/png,not-base64"]),
+        json!("data:image/png;base64,***"),
+        json!("data:image/png;base64,"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("m{i}");
+        ws::send(
+            &mut s,
+            json!({ "type": "message.send", "id": id, "payload": { "content": "see", "media": media } }),
+        )
+        .await;
+        assert_eq!(error_code(&mut s).await, ("invalid_media".to_owned(), json!(id)), "{media}");
+    }
+    let png = "data:image/png;base64,iVBORw0KGgo=";
+    ws::send(
+        &mut s,
+        json!({ "type": "media.send", "id": "ok1", "payload": { "content": "a picture",
+                "attachments": [{ "type": "image", "data_url": png }, { "type": "file", "url": "/x" }] } }),
+    )
+    .await;
+    let frames = answer(&mut s).await;
+    assert!(frames.iter().any(|f| f["payload"]["content"] == "a picture"), "{frames:?}");
+}
