@@ -39,10 +39,22 @@ pub mod kind {
     pub const MESSAGE_CREATE: &str = "message.create";
     /// The full text so far of an existing bubble.
     pub const MESSAGE_UPDATE: &str = "message.update";
+    /// A message bubble is withdrawn (`payload.message_id`): upstream sends it for a
+    /// cancelled partial answer or a dismissed tool-progress bubble.
+    pub const MESSAGE_DELETE: &str = "message.delete";
     /// End of turn (protocol 2 only).
     pub const MESSAGE_DONE: &str = "message.done";
     /// An error; the socket stays open.
     pub const ERROR: &str = "error";
+}
+
+/// Values of `payload.kind` on server messages that are not the answer itself (upstream
+/// marks reasoning and tool-call bubbles with them).
+pub mod message_kind {
+    /// The model's reasoning (upstream also sets the legacy `thought: true`).
+    pub const THOUGHT: &str = "thought";
+    /// The tool calls the model made (with `payload.tool_calls`).
+    pub const TOOL_CALLS: &str = "tool_calls";
 }
 
 /// The envelope of every frame.
@@ -147,6 +159,15 @@ impl Frame {
             return Err(DecodeError::InvalidMessage);
         }
         serde_json::from_value(value).map_err(|_| DecodeError::InvalidMessage)
+    }
+
+    /// True for a message that is not answer text: `payload.kind` `thought` or
+    /// `tool_calls` (any case), or the legacy `thought: true`.
+    pub fn is_thought_or_tool_calls(&self) -> bool {
+        let kind = self.text("kind").map(str::trim).unwrap_or("");
+        kind.eq_ignore_ascii_case(message_kind::THOUGHT)
+            || kind.eq_ignore_ascii_case(message_kind::TOOL_CALLS)
+            || self.payload.get("thought").and_then(Value::as_bool) == Some(true)
     }
 
     /// A string payload field.
