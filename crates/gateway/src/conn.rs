@@ -265,7 +265,7 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
     let mut bound = p.bound;
     let mut turn_lock = joined.turn_lock;
     let turns = Arc::new(Semaphore::new(TURNS_PER_SOCKET));
-    let mut running: Vec<tokio::task::AbortHandle> = Vec::new();
+    let mut running: Vec<Running> = Vec::new();
     loop {
         if closed.borrow_and_update().is_some() {
             break;
@@ -290,7 +290,7 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
         };
         match message {
             Message::Text(text) => {
-                running.retain(|t| !t.is_finished());
+                running.retain(|t| !t.task.is_finished());
                 let decoded = decode_client(text.as_str());
                 if !bound && let Ok(ClientFrame::Send { id: request_id, session_id: envelope, .. }) = &decoded
                 {
@@ -315,12 +315,12 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
                         }
                     }
                 }
-                match on_text(&shared, &session, &handle, &turn_lock, &turns, decoded) {
+                match on_text(&shared, &session, &handle, &turn_lock, &turns, &running, decoded) {
                     Reply::Frame(frame) if tx.try_send(Utf8Bytes::from(frame.encode())).is_err() => {
                         handle.close(close::POLICY, "send queue full: the client is not reading");
                         break;
                     }
-                    Reply::Frame(_) => {}
+                    Reply::Frame(_) | Reply::Nothing => {}
                     Reply::Turn(turn) => running.push(turn),
                 }
             }
@@ -341,7 +341,7 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
     // one the client closed lets them finish (other sockets of the session get them).
     if *closed.borrow() == Some(close::CREDENTIAL_REVOKED) {
         for turn in &running {
-            turn.abort();
+            turn.task.abort();
         }
     }
     shared.hub.leave(&session, id);
@@ -381,7 +381,18 @@ enum Reply {
     /// A frame for this socket only (pong, error).
     Frame(Frame),
     /// A turn was started.
-    Turn(tokio::task::AbortHandle),
+    Turn(Running),
+    /// Nothing to answer here (a cancelled turn answers for itself).
+    Nothing,
+}
+
+/// A turn this socket started (at most [`TURNS_PER_SOCKET`]), cancellable with
+/// `message.delete` naming its `message_id` or its request id.
+struct Running {
+    task: tokio::task::AbortHandle,
+    message_id: String,
+    request_id: Option<String>,
+    cancel: tokio::sync::watch::Sender<bool>,
 }
 
 fn on_text(
@@ -390,9 +401,29 @@ fn on_text(
     handle: &ConnHandle,
     turn_lock: &Arc<tokio::sync::Mutex<()>>,
     turns: &Arc<Semaphore>,
+    running: &[Running],
     decoded: Result<ClientFrame, picoclaw_pico::DecodeError>,
 ) -> Reply {
     match decoded {
+        Ok(ClientFrame::Delete { id, message_id }) => {
+            let turn = running.iter().find(|t| {
+                !t.task.is_finished()
+                    && !*t.cancel.borrow()
+                    && (t.message_id == message_id || t.request_id.as_deref() == Some(&message_id))
+            });
+            match turn {
+                Some(turn) => {
+                    let _ = turn.cancel.send(true);
+                    Reply::Nothing
+                }
+                None => Reply::Frame(Frame::error(
+                    Some(session_id),
+                    "message_not_found",
+                    "no answer with this message_id is running for this socket",
+                    id.as_deref(),
+                )),
+            }
+        }
         Err(e) => Reply::Frame(Frame::error(Some(session_id), e.code(), &e.to_string(), e.request_id())),
         Ok(ClientFrame::Ping { id }) => Reply::Frame(Frame::pong(session_id, id)),
         Ok(ClientFrame::Send { id, session_id: envelope, content, media }) => {
@@ -420,18 +451,21 @@ fn on_text(
                     id.as_deref(),
                 ));
             };
+            let (cancel, cancel_rx) = tokio::sync::watch::channel(false);
+            let message_id = crate::turn::new_message_id();
             let turn = Turn {
                 session_id: session_id.to_owned(),
-                request_id: id,
+                request_id: id.clone(),
+                message_id: message_id.clone(),
+                cancel: cancel_rx,
                 text: content,
                 media,
                 principal: handle.principal.id.clone(),
                 reply: handle.tx.clone(),
                 closing: handle.closing.subscribe(),
             };
-            Reply::Turn(
-                tokio::spawn(run_turn(shared.clone(), turn, turn_lock.clone(), permit)).abort_handle(),
-            )
+            let task = tokio::spawn(run_turn(shared.clone(), turn, turn_lock.clone(), permit)).abort_handle();
+            Reply::Turn(Running { task, message_id, request_id: id, cancel })
         }
     }
 }

@@ -128,6 +128,8 @@ pub(crate) async fn completions(
         principal: auth.principal.id.clone(),
         reply: tx,
         closing: handle.closing.subscribe(),
+        message_id: crate::turn::new_message_id(),
+        cancel: tokio::sync::watch::channel(false).1,
     };
     drop(handle);
     tokio::spawn(run_turn(shared.clone(), turn, joined.turn_lock, permit));

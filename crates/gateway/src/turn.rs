@@ -1,6 +1,9 @@
 //! One chat turn: `typing.start`, the agent's streamed answer as `message.create` +
 //! throttled `message.update`s (full text so far), `typing.stop`, and for protocol-2
 //! sockets `message.done`. Every frame of the turn carries `reply_to` = the client's `id`.
+//! A turn cancelled by its client (`message.delete`) stops its agent call and ends with
+//! `message.delete` for its `message_id` (what upstream sends for a cancelled partial
+//! answer), `typing.stop` and, for protocol 2, `message.done` with `cancelled: true`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -29,6 +32,18 @@ pub(crate) struct Turn {
     /// The close code of that socket once it is closing: a turn still waiting for the
     /// session when its session was deleted or its credential revoked does not run.
     pub closing: tokio::sync::watch::Receiver<Option<u16>>,
+    /// The `message_id` of the answer.
+    pub message_id: String,
+    /// Turns true when the client cancels the answer.
+    pub cancel: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Completes when `cancel` turns true; never when its sender is gone (a socket that
+/// closed lets its turns finish).
+async fn cancelled(cancel: &mut tokio::sync::watch::Receiver<bool>) {
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Counts a running turn, for the shutdown drain.
@@ -48,17 +63,27 @@ pub(crate) async fn run_turn(
 ) {
     shared.active_turns.fetch_add(1, Ordering::AcqRel);
     let _active = Active(shared.clone());
-    let _serial = lock.lock().await;
-    if matches!(*turn.closing.borrow(), Some(close::SESSION_DELETED | close::CREDENTIAL_REVOKED)) {
-        return;
-    }
-    let engine = shared.live().engine.clone();
+    let mut cancel = turn.cancel.clone();
     let session = turn.session_id.as_str();
     let tag = |frame: Frame| match &turn.request_id {
         Some(id) => frame.with("reply_to", id.as_str()),
         None => frame,
     };
     let send = |frame: Frame| shared.hub.broadcast(session, tag(frame), false);
+    let _serial = tokio::select! {
+        serial = lock.lock() => serial,
+        () = cancelled(&mut cancel) => {
+            // Cancelled while waiting for the session: nothing ran, nothing is recorded.
+            send(Frame::message_delete(session, &turn.message_id));
+            let done = Frame::message_done(session, &turn.message_id).with("cancelled", true);
+            shared.hub.broadcast(session, tag(done), true);
+            return;
+        }
+    };
+    if matches!(*turn.closing.borrow(), Some(close::SESSION_DELETED | close::CREDENTIAL_REVOKED)) {
+        return;
+    }
+    let engine = shared.live().engine.clone();
 
     // Refused before any work: over the credential's message rate, or no room left in the
     // history. Only the socket that sent it hears why.
@@ -71,7 +96,7 @@ pub(crate) async fn run_turn(
         return;
     }
     let user_seq = send(Frame::typing_start(session));
-    let message_id = new_message_id();
+    let message_id = turn.message_id.clone();
     let model = engine.agent_name().to_owned();
     let mut answer_seq = 0;
     let mut stream = engine.run_turn(session, turn.text.clone(), turn.media).await;
@@ -80,10 +105,15 @@ pub(crate) async fn run_turn(
     let mut dirty = false;
     let mut last_sent = Instant::now();
     let mut failed = false;
+    let mut was_cancelled = false;
     loop {
         let flush_at = last_sent + UPDATE_EVERY;
         let next = tokio::select! {
             next = stream.next() => next,
+            () = cancelled(&mut cancel) => {
+                was_cancelled = true;
+                break;
+            }
             _ = tokio::time::sleep_until(flush_at), if dirty => {
                 send(Frame::message_update(session, &message_id, &full).with("model_name", model.as_str()));
                 last_sent = Instant::now();
@@ -119,10 +149,18 @@ pub(crate) async fn run_turn(
             None => break,
         }
     }
+    // Dropping the stream stops the agent call of a cancelled turn.
+    drop(stream);
+    if was_cancelled {
+        // The withdrawn answer is recorded empty: the question stays in the history, the
+        // partial answer (deleted on every client) does not reach the model.
+        full.clear();
+        dirty = false;
+    }
     if dirty {
         send(Frame::message_update(session, &message_id, &full).with("model_name", model.as_str()));
     }
-    if !created && !failed {
+    if !created && !failed && !was_cancelled {
         answer_seq = send(Frame::message_create(session, &message_id, "").with("model_name", model.as_str()));
     }
     // Recorded (committed with the turns of the other sockets, one sync) before the
@@ -140,8 +178,13 @@ pub(crate) async fn run_turn(
         send(Frame::typing_stop(session));
         return;
     }
+    let mut done = Frame::message_done(session, &message_id);
+    if was_cancelled {
+        send(Frame::message_delete(session, &message_id));
+        done = done.with("cancelled", true);
+    }
     send(Frame::typing_stop(session));
-    shared.hub.broadcast(session, tag(Frame::message_done(session, &message_id)), true);
+    shared.hub.broadcast(session, tag(done), true);
     tracing::debug!(session = %turn.session_id, principal = %turn.principal, chars, "turn done");
 }
 
@@ -151,7 +194,7 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn new_message_id() -> String {
+pub(crate) fn new_message_id() -> String {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
     format!("m{}", hex::encode(bytes))

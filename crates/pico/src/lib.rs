@@ -119,6 +119,11 @@ impl Frame {
             .with("content", content)
     }
 
+    /// `message.delete`: the bubble `message_id` is withdrawn (a cancelled answer).
+    pub fn message_delete(session_id: &str, message_id: &str) -> Frame {
+        Frame::server(kind::MESSAGE_DELETE, session_id).with("message_id", message_id)
+    }
+
     /// `message.done` (protocol 2): the turn is complete.
     pub fn message_done(session_id: &str, message_id: &str) -> Frame {
         Frame::server(kind::MESSAGE_DONE, session_id).with("message_id", message_id)
@@ -198,6 +203,14 @@ pub enum ClientFrame {
         /// Inline media (`data:` URLs), passed to agents that understand them.
         media: Vec<String>,
     },
+    /// `message.delete`: cancel the answer `message_id` (the answer's `message_id`, or the
+    /// `id` of the `message.send` it answers) while it runs.
+    Delete {
+        /// The client's id for this request.
+        id: Option<String>,
+        /// Which answer.
+        message_id: String,
+    },
     /// `ping`.
     Ping {
         /// Echoed by the `pong`.
@@ -212,8 +225,16 @@ pub enum DecodeError {
     #[error("frame is not a JSON object with a string \"type\"")]
     InvalidMessage,
     /// A `type` the server does not accept from clients.
-    #[error("unknown frame type {0:?}; expected message.send or ping")]
+    #[error("unknown frame type {0:?}; expected message.send, media.send, message.delete or ping")]
     UnknownType(String),
+    /// A required payload field is missing or not a string.
+    #[error("payload.{field} must be a non-empty string")]
+    MissingField {
+        /// The field.
+        field: &'static str,
+        /// The request id, if the frame had one.
+        request_id: Option<String>,
+    },
     /// `message.send` without text or media.
     #[error("message content is empty")]
     EmptyContent {
@@ -417,7 +438,7 @@ impl DecodeError {
     /// The protocol error code.
     pub fn code(&self) -> &'static str {
         match self {
-            DecodeError::InvalidMessage => "invalid_message",
+            DecodeError::InvalidMessage | DecodeError::MissingField { .. } => "invalid_message",
             DecodeError::UnknownType(_) => "unknown_type",
             DecodeError::EmptyContent { .. } => "empty_content",
             DecodeError::InvalidMedia { .. } => "invalid_media",
@@ -427,13 +448,17 @@ impl DecodeError {
     /// The request id to echo, when known.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            DecodeError::EmptyContent { request_id } | DecodeError::InvalidMedia { request_id, .. } => {
-                request_id.as_deref()
-            }
+            DecodeError::EmptyContent { request_id }
+            | DecodeError::InvalidMedia { request_id, .. }
+            | DecodeError::MissingField { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
     }
 }
+
+/// Longest `message_id` a `message.delete` may name (ids are the server's or the
+/// client's own request ids).
+const MAX_MESSAGE_ID: usize = 256;
 
 /// Longest unknown `type` echoed back in an error message.
 const MAX_ECHOED_TYPE: usize = 64;
@@ -453,6 +478,12 @@ pub fn decode_client(text: &str) -> Result<ClientFrame, DecodeError> {
             }
             Ok(ClientFrame::Send { id: frame.id, session_id: frame.session_id, content, media })
         }
+        kind::MESSAGE_DELETE => match frame.text("message_id").map(str::trim) {
+            Some(message_id) if !message_id.is_empty() && message_id.len() <= MAX_MESSAGE_ID => {
+                Ok(ClientFrame::Delete { message_id: message_id.to_owned(), id: frame.id })
+            }
+            _ => Err(DecodeError::MissingField { field: "message_id", request_id: frame.id }),
+        },
         kind::PING => Ok(ClientFrame::Ping { id: frame.id }),
         other => Err(DecodeError::UnknownType(other.chars().take(MAX_ECHOED_TYPE).collect())),
     }

@@ -76,6 +76,8 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
                 media
             }),
         proptest::option::of(any::<String>()).prop_map(|id| ClientFrame::Ping { id }),
+        (proptest::option::of(any::<String>()), "[A-Za-z0-9_-]{1,40}")
+            .prop_map(|(id, message_id)| ClientFrame::Delete { id, message_id }),
     ]
 }
 
@@ -91,6 +93,9 @@ fn encode_client(frame: &ClientFrame) -> String {
         })
         .to_string(),
         ClientFrame::Ping { id } => json!({ "type": "ping", "id": id }).to_string(),
+        ClientFrame::Delete { id, message_id } => {
+            json!({ "type": "message.delete", "id": id, "payload": { "message_id": message_id } }).to_string()
+        }
     }
 }
 

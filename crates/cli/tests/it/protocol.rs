@@ -159,3 +159,78 @@ async fn inline_images_are_validated_like_upstream() {
     let frames = answer(&mut s).await;
     assert!(frames.iter().any(|f| f["payload"]["content"] == "a picture"), "{frames:?}");
 }
+
+/// Issue 17 part 2: `message.delete` from the client cancels its running answer (named by
+/// the answer's `message_id` or by the request `id`): the agent call stops, the answer is
+/// withdrawn with `message.delete` as upstream withdraws a cancelled partial, the turn
+/// ends (`typing.stop`, protocol 2 `message.done` with `cancelled`), and the partial
+/// answer is not kept in the history. A queued message is cancelled before it runs.
+#[tokio::test]
+async fn message_delete_cancels_a_running_answer() {
+    use crate::fake_provider::{FakeProvider, Reply};
+    let fake = FakeProvider::start(Reply::stream(&["fine"]));
+    fake.then(Reply::Stall { deltas: vec!["partial ans".into(), "wer".into()] });
+    let home = TestHome::new();
+    home.write_config(&json!({
+        "channels": { "pico": { "enabled": true } },
+        "model_list": [{ "model_name": "test-model", "model": "gpt-test", "api_base": fake.base }],
+        "agents": { "defaults": { "model": "test-model" } }
+    }));
+    home.write_security(&format!(
+        "channels:\n  pico:\n    token: \"{PICO}\"\nmodel_list:\n  test-model:\n    api_keys: [\"sk-test-key-0123456789\"]\n"
+    ));
+    let gw = home.spawn_gateway(&[]);
+    let mut s = ws::bearer(&format!("{}?session_id=cancel-me&protocol=2", gw.ws()), PICO).await;
+    let send =
+        |id: &str, text: &str| json!({ "type": "message.send", "id": id, "payload": { "content": text } });
+    ws::send(&mut s, send("r1", "question")).await;
+    let create = ws::until(&mut s, "message.create").await.pop().expect("create");
+    let message_id = create["payload"]["message_id"].as_str().expect("message_id").to_owned();
+    assert_eq!(create["payload"]["model_name"], "test-model");
+    // r2 waits behind r1; cancelled by its request id, it never runs.
+    ws::send(&mut s, send("r2", "never asked")).await;
+    ws::send(&mut s, json!({ "type": "message.delete", "id": "d1", "payload": { "message_id": "r2" } }))
+        .await;
+    let frames = ws::until(&mut s, "message.done").await;
+    let done = frames.last().expect("done");
+    assert_eq!(
+        (done["payload"]["reply_to"].as_str(), done["payload"]["cancelled"].as_bool()),
+        (Some("r2"), Some(true))
+    );
+    assert!(
+        frames.iter().any(|f| f["type"] == "message.delete" && f["payload"]["reply_to"] == "r2"),
+        "{frames:?}"
+    );
+
+    // r1, streaming, cancelled by its message_id.
+    ws::send(
+        &mut s,
+        json!({ "type": "message.delete", "id": "d2", "payload": { "message_id": message_id } }),
+    )
+    .await;
+    let frames = ws::until(&mut s, "message.done").await;
+    let kinds: Vec<&str> = frames.iter().filter_map(|f| f["type"].as_str()).collect();
+    let at = kinds.iter().position(|k| *k == "message.delete").unwrap_or_else(|| panic!("{kinds:?}"));
+    assert_eq!(frames[at]["payload"]["message_id"], json!(message_id));
+    assert_eq!(frames[at]["payload"]["reply_to"], "r1");
+    assert_eq!(&kinds[at..], ["message.delete", "typing.stop", "message.done"], "{frames:?}");
+    assert_eq!(frames.last().unwrap()["payload"]["cancelled"], true);
+
+    // Nothing is running now; the socket still works.
+    ws::send(
+        &mut s,
+        json!({ "type": "message.delete", "id": "d3", "payload": { "message_id": message_id } }),
+    )
+    .await;
+    assert_eq!(error_code(&mut s).await, ("message_not_found".to_owned(), json!("d3")));
+    ws::send(&mut s, json!({ "type": "message.delete", "id": "d4", "payload": {} })).await;
+    assert_eq!(error_code(&mut s).await, ("invalid_message".to_owned(), json!("d4")));
+    ws::send(&mut s, send("r3", "and now")).await;
+    let frames = answer(&mut s).await;
+    assert!(frames.iter().any(|f| f["payload"]["content"] == "fine"), "{frames:?}");
+
+    assert_eq!(fake.requests().len(), 2, "the cancelled queued message never reached the provider");
+    let history = crate::support::session_text(&home, "cancel-me");
+    assert!(history.contains("user: question") && history.contains("user: and now"), "{history}");
+    assert!(!history.contains("never asked") && !history.contains("partial"), "{history}");
+}
