@@ -259,6 +259,8 @@ impl Answer {
                 continue;
             }
             match frame.kind.as_str() {
+                // The reasoning bubble is not the answer.
+                kind::MESSAGE_CREATE | kind::MESSAGE_UPDATE if frame.is_thought_or_tool_calls() => {}
                 kind::MESSAGE_CREATE | kind::MESSAGE_UPDATE => {
                     let full = frame.payload.get("content").and_then(|c| c.as_str()).unwrap_or("");
                     let delta = match full.get(self.text.len()..) {

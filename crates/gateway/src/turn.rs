@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use picoclaw_agent::Delta;
 use picoclaw_pico::Frame;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -106,6 +107,7 @@ pub(crate) async fn run_turn(
     let mut last_sent = Instant::now();
     let mut failed = false;
     let mut was_cancelled = false;
+    let mut thought = Thought::new(&message_id);
     loop {
         let flush_at = last_sent + UPDATE_EVERY;
         let next = tokio::select! {
@@ -122,7 +124,13 @@ pub(crate) async fn run_turn(
             }
         };
         match next {
-            Some(Ok(delta)) => {
+            Some(Ok(Delta::Thought(delta))) => {
+                thought.text.push_str(&delta);
+                thought.send(&send, session, &model, false);
+            }
+            Some(Ok(Delta::Text(delta))) => {
+                // The reasoning is complete once the answer starts.
+                thought.send(&send, session, &model, true);
                 full.push_str(&delta);
                 if !created {
                     answer_seq = send(
@@ -156,6 +164,11 @@ pub(crate) async fn run_turn(
         // partial answer (deleted on every client) does not reach the model.
         full.clear();
         dirty = false;
+        if thought.created {
+            send(Frame::message_delete(session, &thought.id));
+        }
+    } else {
+        thought.send(&send, session, &model, true);
     }
     if dirty {
         send(Frame::message_update(session, &message_id, &full).with("model_name", model.as_str()));
@@ -192,6 +205,55 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The turn's reasoning bubble: `message.create` / `message.update` with `kind: thought`
+/// (and upstream's legacy `thought: true`), its own `message_id`, updates at most every
+/// [`UPDATE_EVERY`] and the full text once the answer starts or the turn ends. The
+/// reasoning is not recorded in the history.
+struct Thought {
+    id: String,
+    text: String,
+    created: bool,
+    sent_len: usize,
+    last_sent: Instant,
+}
+
+impl Thought {
+    fn new(message_id: &str) -> Thought {
+        Thought {
+            id: format!("{message_id}-thought"),
+            text: String::new(),
+            created: false,
+            sent_len: 0,
+            last_sent: Instant::now(),
+        }
+    }
+
+    /// Sends what is new, if it is time (or `now`).
+    fn send(&mut self, send: &impl Fn(Frame) -> u64, session: &str, model: &str, now: bool) {
+        if self.text.len() == self.sent_len
+            || (self.created && !now && self.last_sent.elapsed() < UPDATE_EVERY)
+        {
+            return;
+        }
+        let kind = if self.created {
+            picoclaw_pico::kind::MESSAGE_UPDATE
+        } else {
+            picoclaw_pico::kind::MESSAGE_CREATE
+        };
+        send(
+            Frame::server(kind, session)
+                .with("message_id", self.id.as_str())
+                .with("content", self.text.as_str())
+                .with("kind", picoclaw_pico::message_kind::THOUGHT)
+                .with("thought", true)
+                .with("model_name", model),
+        );
+        self.created = true;
+        self.sent_len = self.text.len();
+        self.last_sent = Instant::now();
+    }
 }
 
 pub(crate) fn new_message_id() -> String {

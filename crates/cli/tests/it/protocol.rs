@@ -234,3 +234,46 @@ async fn message_delete_cancels_a_running_answer() {
     assert!(history.contains("user: question") && history.contains("user: and now"), "{history}");
     assert!(!history.contains("never asked") && !history.contains("partial"), "{history}");
 }
+
+/// Issue 17 part 2: a reasoning model's `reasoning_content` streams as its own bubble
+/// marked `kind: thought` (and upstream's legacy `thought: true`) with `model_name`; the
+/// answer bubble has no `kind`, and only the answer is kept in the history.
+#[tokio::test]
+async fn reasoning_streams_as_a_thought_bubble() {
+    use crate::fake_provider::{FakeProvider, Reply};
+    let fake = FakeProvider::start(Reply::Reasoning {
+        thoughts: vec!["Let me ".into(), "think.".into()],
+        deltas: vec!["Forty".into(), "-two".into()],
+    });
+    let home = TestHome::new();
+    home.write_config(&json!({
+        "channels": { "pico": { "enabled": true } },
+        "model_list": [{ "model_name": "test-model", "model": "gpt-test", "api_base": fake.base }],
+        "agents": { "defaults": { "model": "test-model" } }
+    }));
+    home.write_security(&format!(
+        "channels:\n  pico:\n    token: \"{PICO}\"\nmodel_list:\n  test-model:\n    api_keys: [\"sk-test-key-0123456789\"]\n"
+    ));
+    let gw = home.spawn_gateway(&[]);
+    let mut s = ws::bearer(&format!("{}?session_id=thinker", gw.ws()), PICO).await;
+    ws::send(&mut s, json!({ "type": "message.send", "id": "q", "payload": { "content": "meaning?" } }))
+        .await;
+    let frames = answer(&mut s).await;
+    let bubbles: Vec<&Value> = frames
+        .iter()
+        .filter(|f| matches!(f["type"].as_str(), Some("message.create" | "message.update")))
+        .collect();
+    let thought: Vec<&&Value> = bubbles.iter().filter(|f| f["payload"]["kind"] == "thought").collect();
+    let answer_frames: Vec<&&Value> = bubbles.iter().filter(|f| f["payload"].get("kind").is_none()).collect();
+    assert_eq!(thought.first().map(|f| &f["type"]), Some(&json!("message.create")), "{frames:?}");
+    let last_thought = thought.last().expect("a thought");
+    assert_eq!(last_thought["payload"]["content"], "Let me think.");
+    assert_eq!(last_thought["payload"]["thought"], true);
+    assert_eq!(last_thought["payload"]["model_name"], "test-model");
+    assert_eq!(last_thought["payload"]["reply_to"], "q");
+    let last_answer = answer_frames.last().expect("an answer");
+    assert_eq!(last_answer["payload"]["content"], "Forty-two");
+    assert_ne!(last_answer["payload"]["message_id"], last_thought["payload"]["message_id"]);
+    let history = crate::support::session_text(&home, "thinker");
+    assert_eq!(history, "user: meaning?\nassistant: Forty-two\n");
+}
