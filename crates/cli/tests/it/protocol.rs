@@ -121,6 +121,24 @@ async fn an_upstream_client_binds_its_socket_with_the_first_envelope_session() {
     let text = crate::support::session_text(&home, "up-1");
     assert!(text.contains("user: hello from upstream") && text.contains("user: no envelope"), "{text}");
     assert!(matches!(ws::next(&mut s, Duration::from_millis(200)).await, Next::Timeout));
+    // Nor does the hub keep the provisional sessions: up-1, bob-own and own's.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status: Value = reqwest::Client::new()
+            .get(format!("{}/status", gw.http()))
+            .bearer_auth(gw.runtime_token())
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("json");
+        if status["pico"]["sessions"] == 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "provisional sessions kept: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Issue 17 part 2: inline images are checked as upstream checks them; a bad one is an
