@@ -12,7 +12,8 @@
 //! - Inbound: the remote's `message.create` / `message.update` frames are the user's
 //!   message, keyed by `message_id` (updates carry the full text so far), except those
 //!   marked `payload.kind` `thought` or `tool_calls` (or the legacy `thought: true`),
-//!   which are never user input; a `message.delete` withdraws its `message_id` (a
+//!   which are never user input, nor is a `placeholder: true` text (until an update
+//!   replaces it); a `message.delete` withdraws its `message_id` (a
 //!   cancelled partial answer is never answered, nor are later frames of it). A message is
 //!   handled once, when complete: on `message.done` for its id, on `typing.stop`, or —
 //!   for servers that send neither — after [`QUIET_PERIOD`] without a change while no
@@ -490,6 +491,11 @@ impl Client {
                                 continue;
                             }
                             let Some(content) = frame.text("content") else { continue };
+                            // A placeholder ("Thinking...") is not the message; the update
+                            // that replaces it is.
+                            let placeholder =
+                                frame.payload.get("placeholder").and_then(serde_json::Value::as_bool) == Some(true);
+                            let content = if placeholder { "" } else { content };
                             if !pending.contains_key(id) && pending.len() >= MAX_PENDING_MESSAGES {
                                 self.status.error("too many unfinished remote messages; dropping the newest");
                                 continue;

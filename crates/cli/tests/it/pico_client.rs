@@ -167,6 +167,7 @@ async fn an_upstream_stream_with_thoughts_and_a_cancelled_partial_is_answered_on
     };
     for (kind, payload) in [
         ("typing.start", json!({})),
+        ("message.create", json!({ "message_id": "ph", "content": "Thinking...", "placeholder": true })),
         (
             "message.create",
             model(json!({ "message_id": "t1", "content": "Let me", "kind": "thought", "thought": true })),
