@@ -1,8 +1,10 @@
 //! The Pico protocol: one JSON object per WebSocket text frame.
 //!
 //! Envelope (`type`, `id`, `session_id`, `timestamp` in ms, `payload`) compatible with
-//! PicoClaw v1. Client → server: `message.send` (alias `media.send`), `ping`. Server →
-//! client: `typing.start`, `message.create`, `message.update` (full text so far),
+//! PicoClaw v1. Client → server: `message.send` (alias `media.send`; inline images in
+//! `media` and `attachments`, checked as upstream checks them), `message.delete` (cancel
+//! an answer), `ping`. Server → client: `typing.start`, `message.create`,
+//! `message.update` (full text so far; `kind: thought` for reasoning), `message.delete`,
 //! `typing.stop`, `pong`, `error`; with `?protocol=2` also `message.done`, and every reply
 //! carries `reply_to` and `seq` in its payload (extra payload fields a v1 client ignores).
 //!
