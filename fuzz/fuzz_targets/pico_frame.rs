@@ -53,6 +53,11 @@ fuzz_target!(|data: &[u8]| {
                     payload.insert("media".into(), json!(media));
                     frame.payload = payload;
                 }
+                ClientFrame::Delete { id, message_id } => {
+                    frame.kind = "message.delete".into();
+                    frame.id = id.clone();
+                    frame.payload.insert("message_id".into(), Value::from(message_id.as_str()));
+                }
                 ClientFrame::Ping { id } => {
                     frame.kind = "ping".into();
                     frame.id = id.clone();

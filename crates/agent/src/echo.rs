@@ -1,6 +1,6 @@
 //! The built-in echo agent.
 
-use crate::{Agent, ReplyStream, TurnRequest};
+use crate::{Agent, Delta, ReplyStream, TurnRequest};
 
 /// Replies with exactly the user's text. The default when no model is configured, so
 /// first runs and tests need no network.
@@ -13,7 +13,7 @@ impl Agent for EchoAgent {
     }
 
     fn reply(&self, request: TurnRequest) -> ReplyStream {
-        Box::pin(futures_util::stream::once(async move { Ok(request.text) }))
+        Box::pin(futures_util::stream::once(async move { Ok(Delta::Text(request.text)) }))
     }
 
     fn uses_history(&self) -> bool {

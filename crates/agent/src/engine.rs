@@ -328,7 +328,7 @@ mod tests {
     async fn echo_replies_with_exactly_the_text() {
         let engine = Engine::echo();
         let parts: Vec<_> = engine.run_turn("s", "héllo  world".into(), vec![]).await.collect().await;
-        assert_eq!(parts, vec![Ok("héllo  world".to_owned())]);
+        assert_eq!(parts, vec![Ok(crate::Delta::Text("héllo  world".to_owned()))]);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Agents that answer chat messages, and the sessions they answer in.
 //!
-//! - [`Agent`]: the trait every answering backend implements; a reply is a stream of text
-//!   *deltas* (the gateway turns them into `message.create` + `message.update` frames with
-//!   the full text so far).
+//! - [`Agent`]: the trait every answering backend implements; a reply is a stream of
+//!   [`Delta`]s, answer text or reasoning (the gateway turns them into `message.create` +
+//!   `message.update` frames with the full text so far, reasoning as a `kind: thought`
+//!   bubble).
 //! - [`EchoAgent`]: the built-in default when `agents.defaults.model` is unset; replies
 //!   with exactly the user's text, needs no network.
 //! - [`OpenAiAgent`]: the OpenAI-compatible chat-completions provider, streaming over SSE.
@@ -83,8 +84,18 @@ impl AgentError {
     }
 }
 
-/// The answer: text deltas in order. The stream ends when the answer is complete.
-pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<String, AgentError>> + Send>>;
+/// One piece of an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delta {
+    /// More answer text.
+    Text(String),
+    /// More of the model's reasoning (a provider's `reasoning_content`): shown apart from
+    /// the answer (a Pico `kind: thought` bubble) and never kept in the history.
+    Thought(String),
+}
+
+/// The answer: deltas in order. The stream ends when the answer is complete.
+pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<Delta, AgentError>> + Send>>;
 
 /// Something that answers chat messages.
 pub trait Agent: Send + Sync + 'static {

@@ -26,7 +26,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::net::{HttpClient, http_client};
 use crate::sse::{SseDecoder, SseError};
-use crate::{Agent, AgentError, ReplyStream, Role, TurnRequest};
+use crate::{Agent, AgentError, Delta, ReplyStream, Role, TurnRequest};
 
 /// Longest answer accepted from a provider (bytes of text).
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -179,7 +179,7 @@ impl Agent for OpenAiAgent {
     }
 }
 
-type Tx = mpsc::Sender<Result<String, AgentError>>;
+type Tx = mpsc::Sender<Result<Delta, AgentError>>;
 
 impl Inner {
     fn body(&self, request: &TurnRequest) -> Value {
@@ -348,7 +348,7 @@ impl Inner {
             self.err("provider_bad_stream", "the response has no choices[0].message.content")
         })?;
         if !text.is_empty() {
-            let _ = tx.send(Ok(text.to_owned())).await;
+            let _ = tx.send(Ok(Delta::Text(text.to_owned()))).await;
         }
         Ok(())
     }
@@ -398,17 +398,29 @@ impl Inner {
                     return Err(self.err("provider_error", msg));
                 }
                 let choice = v.pointer("/choices/0");
-                if let Some(delta) = choice.and_then(|c| c.pointer("/delta/content")).and_then(Value::as_str)
-                    && !delta.is_empty()
+                let text = |key: &str| {
+                    choice
+                        .and_then(|c| c.pointer(key))
+                        .and_then(Value::as_str)
+                        .filter(|d| !d.is_empty())
+                        .map(str::to_owned)
+                };
+                // Reasoning (`reasoning_content`, or OpenRouter's `reasoning`) before the
+                // answer text of the same event; both count towards the answer bound.
+                let reasoning = text("/delta/reasoning_content").or_else(|| text("/delta/reasoning"));
+                for delta in [reasoning.map(Delta::Thought), text("/delta/content").map(Delta::Text)]
+                    .into_iter()
+                    .flatten()
                 {
-                    total += delta.len();
+                    let (Delta::Text(d) | Delta::Thought(d)) = &delta;
+                    total += d.len();
                     if total > MAX_ANSWER_BYTES {
                         return Err(self.err(
                             "provider_bad_stream",
                             format!("the answer exceeds {MAX_ANSWER_BYTES} bytes"),
                         ));
                     }
-                    if tx.send(Ok(delta.to_owned())).await.is_err() {
+                    if tx.send(Ok(delta)).await.is_err() {
                         return Ok(()); // nobody listens any more
                     }
                 }

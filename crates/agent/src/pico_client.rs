@@ -69,7 +69,8 @@ impl Answer for EngineAnswer {
             let mut failed = None;
             while let Some(part) = stream.next().await {
                 match part {
-                    Ok(delta) => answer.push_str(&delta),
+                    Ok(crate::Delta::Text(delta)) => answer.push_str(&delta),
+                    Ok(crate::Delta::Thought(_)) => {}
                     Err(e) => {
                         failed = Some(e);
                         break;

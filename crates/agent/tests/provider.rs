@@ -33,7 +33,8 @@ async fn collect(agent: &OpenAiAgent, req: TurnRequest) -> (Vec<String>, Option<
     let mut stream = agent.reply(req);
     while let Some(item) = stream.next().await {
         match item {
-            Ok(d) => deltas.push(d),
+            Ok(picoclaw_agent::Delta::Text(d)) => deltas.push(d),
+            Ok(picoclaw_agent::Delta::Thought(d)) => deltas.push(format!("thought:{d}")),
             Err(e) => return (deltas, Some(e)),
         }
     }

@@ -92,6 +92,11 @@ pub(crate) async fn upgrade(
         return e.into_response();
     }
     let query = parse_query(uri.query());
+    // Without `?session_id=` the socket starts unbound, on a random id that is neither
+    // claimed nor stored: the first `message.send` binds it (to its envelope `session_id`,
+    // as upstream clients send it, or to that random id), so a socket that never chats
+    // leaves no session behind.
+    let bound = query.session_id.is_some();
     let Some(session_id) = query.session_id.or_else(random_id) else {
         return ApiError::new(
             Code::NoRandomness,
@@ -99,15 +104,13 @@ pub(crate) async fn upgrade(
         )
         .into_response();
     };
-    // A cached session knows its durable owner; a new one is claimed in the store (the
-    // owner committed with the other writes waiting, before the 101 is sent).
-    let claimed = match live.engine.claim_cached(&session_id, &principal.id) {
-        Some(claimed) => claimed,
-        None => live.engine.claim(&session_id, &principal.id).await,
-    };
-    let stored_seq = match claimed {
-        Ok(seq) => seq,
-        Err(e) => return session_error(&e).into_response(),
+    let stored_seq = if bound {
+        match claim(&live.engine, &session_id, &principal).await {
+            Ok(seq) => seq,
+            Err(e) => return session_error(&e).into_response(),
+        }
+    } else {
+        0
     };
     let ws = match ws {
         Ok(ws) => ws,
@@ -145,6 +148,7 @@ pub(crate) async fn upgrade(
     let params = Params {
         stored_seq,
         session_id,
+        bound,
         principal,
         v2,
         last_seq: query.last_seq,
@@ -159,6 +163,20 @@ pub(crate) async fn upgrade(
     };
     ws.on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
         .on_upgrade(move |socket| serve_socket(shared, socket, params, slot))
+}
+
+/// Checks that `principal` may use `session_id`, claiming it when new: a cached session
+/// knows its durable owner; a new one is claimed in the store (the owner committed with
+/// the other writes waiting). Answers the last stored `seq` of the session.
+async fn claim(
+    engine: &picoclaw_agent::Engine,
+    session_id: &str,
+    principal: &Principal,
+) -> Result<u64, picoclaw_agent::SessionError> {
+    match engine.claim_cached(session_id, &principal.id) {
+        Some(claimed) => claimed,
+        None => engine.claim(session_id, &principal.id).await,
+    }
 }
 
 /// The HTTP answer for a session that cannot be used.
@@ -193,6 +211,9 @@ struct Params {
     /// The highest `seq` the store holds for the session (frames continue after it).
     stored_seq: u64,
     session_id: String,
+    /// False: opened without `?session_id=`; `session_id` is a provisional random id,
+    /// unclaimed, until the first `message.send` binds the socket.
+    bound: bool,
     principal: Principal,
     v2: bool,
     last_seq: Option<u64>,
@@ -245,8 +266,11 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
         }
     }
 
+    let mut session = p.session_id.clone();
+    let mut bound = p.bound;
+    let mut turn_lock = joined.turn_lock;
     let turns = Arc::new(Semaphore::new(TURNS_PER_SOCKET));
-    let mut running: Vec<tokio::task::AbortHandle> = Vec::new();
+    let mut running: Vec<Running> = Vec::new();
     loop {
         if closed.borrow_and_update().is_some() {
             break;
@@ -271,17 +295,41 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
         };
         match message {
             Message::Text(text) => {
-                running.retain(|t| !t.is_finished());
-                match on_text(&shared, &p.session_id, &handle, &joined.turn_lock, &turns, text.as_str()) {
+                running.retain(|t| !t.task.is_finished());
+                let decoded = decode_client(text.as_str());
+                if !bound && let Ok(ClientFrame::Send { id: request_id, session_id: envelope, .. }) = &decoded
+                {
+                    let target = envelope.clone().unwrap_or_else(|| session.clone());
+                    match claim(&shared.live().engine, &target, &p.principal).await {
+                        Ok(stored_seq) => {
+                            turn_lock =
+                                shared.hub.rebind(&session, turn_lock, handle.clone(), &target, stored_seq);
+                            tracing::debug!(conn = id, session = %target, "pico socket bound by its first message");
+                            session = target;
+                            bound = true;
+                        }
+                        Err(e) => {
+                            // The socket stays unbound: the client may try another id.
+                            let frame =
+                                Frame::error(Some(&session), e.code(), &e.to_string(), request_id.as_deref());
+                            // Over its budget the socket was closed (1008) by `send`.
+                            if !handle.send(Utf8Bytes::from(frame.encode()), None) {
+                                break;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                match on_text(&shared, &session, &handle, &turn_lock, &turns, &running, decoded) {
                     // Over its budget the socket was closed (1008) by `send`.
                     Reply::Frame(frame) if !handle.send(Utf8Bytes::from(frame.encode()), None) => break,
-                    Reply::Frame(_) => {}
+                    Reply::Frame(_) | Reply::Nothing => {}
                     Reply::Turn(turn) => running.push(turn),
                 }
             }
             Message::Binary(_) => {
                 let frame = Frame::error(
-                    Some(&p.session_id),
+                    Some(&session),
                     "invalid_message",
                     "binary frames are not supported; send JSON text frames",
                     None,
@@ -296,10 +344,13 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
     // one the client closed lets them finish (other sockets of the session get them).
     if *closed.borrow() == Some(close::CREDENTIAL_REVOKED) {
         for turn in &running {
-            turn.abort();
+            turn.task.abort();
         }
     }
-    shared.hub.leave(&p.session_id, id);
+    shared.hub.leave(&session, id);
+    if !bound {
+        shared.hub.forget_unused(&session, turn_lock);
+    }
     out.finish();
     drop(handle);
     drop(closer);
@@ -333,7 +384,18 @@ enum Reply {
     /// A frame for this socket only (pong, error).
     Frame(Frame),
     /// A turn was started.
-    Turn(tokio::task::AbortHandle),
+    Turn(Running),
+    /// Nothing to answer here (a cancelled turn answers for itself).
+    Nothing,
+}
+
+/// A turn this socket started (at most [`TURNS_PER_SOCKET`]), cancellable with
+/// `message.delete` naming its `message_id` or its request id.
+struct Running {
+    task: tokio::task::AbortHandle,
+    message_id: String,
+    request_id: Option<String>,
+    cancel: tokio::sync::watch::Sender<bool>,
 }
 
 fn on_text(
@@ -342,9 +404,29 @@ fn on_text(
     handle: &ConnHandle,
     turn_lock: &Arc<tokio::sync::Mutex<()>>,
     turns: &Arc<Semaphore>,
-    text: &str,
+    running: &[Running],
+    decoded: Result<ClientFrame, picoclaw_pico::DecodeError>,
 ) -> Reply {
-    match decode_client(text) {
+    match decoded {
+        Ok(ClientFrame::Delete { id, message_id }) => {
+            let turn = running.iter().find(|t| {
+                !t.task.is_finished()
+                    && !*t.cancel.borrow()
+                    && (t.message_id == message_id || t.request_id.as_deref() == Some(&message_id))
+            });
+            match turn {
+                Some(turn) => {
+                    let _ = turn.cancel.send(true);
+                    Reply::Nothing
+                }
+                None => Reply::Frame(Frame::error(
+                    Some(session_id),
+                    "message_not_found",
+                    "no answer with this message_id is running for this socket",
+                    id.as_deref(),
+                )),
+            }
+        }
         Err(e) => Reply::Frame(Frame::error(Some(session_id), e.code(), &e.to_string(), e.request_id())),
         Ok(ClientFrame::Ping { id }) => Reply::Frame(Frame::pong(session_id, id)),
         Ok(ClientFrame::Send { id, session_id: envelope, content, media }) => {
@@ -352,7 +434,7 @@ fn on_text(
                 return Reply::Frame(Frame::error(
                     Some(session_id),
                     "session_mismatch",
-                    "frame session_id differs from this socket's session; open a socket with ?session_id= instead",
+                    "frame session_id differs from the session this socket is bound to; open another socket for it",
                     id.as_deref(),
                 ));
             }
@@ -372,17 +454,20 @@ fn on_text(
                     id.as_deref(),
                 ));
             };
+            let (cancel, cancel_rx) = tokio::sync::watch::channel(false);
+            let message_id = crate::turn::new_message_id();
             let turn = Turn {
                 session_id: session_id.to_owned(),
-                request_id: id,
+                request_id: id.clone(),
+                message_id: message_id.clone(),
+                cancel: cancel_rx,
                 text: content,
                 media,
                 principal: handle.principal.id.clone(),
                 reply: handle.clone(),
             };
-            Reply::Turn(
-                tokio::spawn(run_turn(shared.clone(), turn, turn_lock.clone(), permit)).abort_handle(),
-            )
+            let task = tokio::spawn(run_turn(shared.clone(), turn, turn_lock.clone(), permit)).abort_handle();
+            Reply::Turn(Running { task, message_id, request_id: id, cancel })
         }
     }
 }

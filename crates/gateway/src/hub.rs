@@ -162,6 +162,47 @@ impl Hub {
         Joined { turn_lock: session.turn_lock.clone(), replay, replay_gap }
     }
 
+    /// Moves a socket from its provisional session (opened without `?session_id=`) to
+    /// the session its first message named, already claimed. It joins `to` before it
+    /// leaves `from`, so a sweep never misses it; `from` is forgotten if nothing uses it.
+    /// Answers the turn lock of `to`.
+    pub fn rebind(
+        &self,
+        from: &str,
+        from_lock: Arc<tokio::sync::Mutex<()>>,
+        conn: ConnHandle,
+        to: &str,
+        stored_seq: u64,
+    ) -> Arc<tokio::sync::Mutex<()>> {
+        if from == to {
+            // Bound to its own provisional id: it stays where it is.
+            if let Some(s) = self.lock().get_mut(to) {
+                s.seq = s.seq.max(stored_seq);
+            }
+            return from_lock;
+        }
+        let id = conn.id;
+        let joined = self.join(to, conn, None, stored_seq);
+        self.leave(from, id);
+        self.forget_unused(from, from_lock);
+        joined.turn_lock
+    }
+
+    /// Forgets a session nothing uses: no socket, no frame ever sent, no turn holding its
+    /// lock (`lock`, the caller's handle on it, is released first). A socket's provisional
+    /// session, never used, leaves nothing behind.
+    pub fn forget_unused(&self, session_id: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut sessions = self.lock();
+        drop(lock);
+        if let Some(s) = sessions.get(session_id)
+            && s.conns.is_empty()
+            && s.seq == 0
+            && Arc::strong_count(&s.turn_lock) == 1
+        {
+            sessions.remove(session_id);
+        }
+    }
+
     /// Removes a socket.
     pub fn leave(&self, session_id: &str, conn_id: u64) {
         let mut sessions = self.lock();

@@ -133,6 +133,8 @@ pub(crate) async fn completions(
         media: Vec::new(),
         principal: auth.principal.id.clone(),
         reply: handle,
+        message_id: crate::turn::new_message_id(),
+        cancel: tokio::sync::watch::channel(false).1,
     };
     tokio::spawn(run_turn(shared.clone(), turn, joined.turn_lock, permit));
 
@@ -261,6 +263,8 @@ impl Answer {
                 continue;
             }
             match frame.kind.as_str() {
+                // The reasoning bubble is not the answer.
+                kind::MESSAGE_CREATE | kind::MESSAGE_UPDATE if frame.is_thought_or_tool_calls() => {}
                 kind::MESSAGE_CREATE | kind::MESSAGE_UPDATE => {
                     let full = frame.payload.get("content").and_then(|c| c.as_str()).unwrap_or("");
                     let delta = match full.get(self.text.len()..) {

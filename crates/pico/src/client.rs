@@ -10,7 +10,11 @@
 //!   the key, when one is), never in the dialed URL, and the URL is shown and logged with
 //!   the password as `***`.
 //! - Inbound: the remote's `message.create` / `message.update` frames are the user's
-//!   message, keyed by `message_id` (updates carry the full text so far). A message is
+//!   message, keyed by `message_id` (updates carry the full text so far), except those
+//!   marked `payload.kind` `thought` or `tool_calls` (or the legacy `thought: true`),
+//!   which are never user input, nor is a `placeholder: true` text (until an update
+//!   replaces it); a `message.delete` withdraws its `message_id` (a
+//!   cancelled partial answer is never answered, nor are later frames of it). A message is
 //!   handled once, when complete: on `message.done` for its id, on `typing.stop`, or —
 //!   for servers that send neither — after [`QUIET_PERIOD`] without a change while no
 //!   `typing.start` is open (capped at [`TYPING_CAP`]). Handled ids are remembered
@@ -476,12 +480,22 @@ impl Client {
                     }
                     match frame.kind.as_str() {
                         kind::MESSAGE_CREATE | kind::MESSAGE_UPDATE => {
-                            let (Some(id), Some(content)) = (frame.text("message_id"), frame.text("content")) else {
-                                continue;
-                            };
+                            let Some(id) = frame.text("message_id") else { continue };
                             if memory.handled.contains(id) {
-                                continue; // duplicate or replay of a handled message
+                                continue; // duplicate or replay of a handled (or withdrawn) message
                             }
+                            if frame.is_thought_or_tool_calls() {
+                                // Reasoning and tool calls are not the remote user's words.
+                                pending.remove(id);
+                                memory.remember(id);
+                                continue;
+                            }
+                            let Some(content) = frame.text("content") else { continue };
+                            // A placeholder ("Thinking...") is not the message; the update
+                            // that replaces it is.
+                            let placeholder =
+                                frame.payload.get("placeholder").and_then(serde_json::Value::as_bool) == Some(true);
+                            let content = if placeholder { "" } else { content };
                             if !pending.contains_key(id) && pending.len() >= MAX_PENDING_MESSAGES {
                                 self.status.error("too many unfinished remote messages; dropping the newest");
                                 continue;
@@ -494,6 +508,14 @@ impl Client {
                             });
                             p.content = content.to_owned();
                             p.changed = now;
+                        }
+                        kind::MESSAGE_DELETE => {
+                            // A withdrawn (cancelled) partial message is never answered,
+                            // nor are later frames of its id.
+                            if let Some(id) = frame.text("message_id") {
+                                pending.remove(id);
+                                memory.remember(id);
+                            }
                         }
                         kind::MESSAGE_DONE => {
                             if let Some(id) = frame.text("message_id").map(str::to_owned) {

@@ -50,7 +50,15 @@ fn frame() -> impl Strategy<Value = Frame> {
 }
 
 fn client_frame() -> impl Strategy<Value = ClientFrame> {
-    let data_url = "[a-z/]{0,12}[;,][A-Za-z0-9+/=]{0,40}".prop_map(|s| format!("data:{s}"));
+    // Inline images the server accepts: an allowed type, standard base64 of some bytes.
+    let data_url = (
+        prop::sample::select(vec!["png", "jpeg", "gif", "webp", "bmp"]),
+        prop::collection::vec(any::<u8>(), 1..30),
+    )
+        .prop_map(|(kind, bytes)| {
+            use base64::Engine as _;
+            format!("data:image/{kind};base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+        });
     prop_oneof![
         (
             proptest::option::of(any::<String>()),
@@ -68,6 +76,8 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
                 media
             }),
         proptest::option::of(any::<String>()).prop_map(|id| ClientFrame::Ping { id }),
+        (proptest::option::of(any::<String>()), "[A-Za-z0-9_-]{1,40}")
+            .prop_map(|(id, message_id)| ClientFrame::Delete { id, message_id }),
     ]
 }
 
@@ -83,6 +93,9 @@ fn encode_client(frame: &ClientFrame) -> String {
         })
         .to_string(),
         ClientFrame::Ping { id } => json!({ "type": "ping", "id": id }).to_string(),
+        ClientFrame::Delete { id, message_id } => {
+            json!({ "type": "message.delete", "id": id, "payload": { "message_id": message_id } }).to_string()
+        }
     }
 }
 

@@ -24,6 +24,8 @@ pub enum Reply {
     Status { code: u16, message: String },
     /// A `data:` event that is not JSON.
     Garbage,
+    /// A reasoning model: `reasoning_content` deltas, then `content` deltas, `[DONE]`.
+    Reasoning { thoughts: Vec<String>, deltas: Vec<String> },
     /// A plain JSON completion (a server ignoring `stream: true`).
     Json { content: String },
 }
@@ -172,6 +174,23 @@ async fn respond(conn: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
             if done {
                 conn.write_all(b"data: [DONE]\n\n").await?;
             }
+        }
+        Reply::Reasoning { thoughts, deltas } => {
+            conn.write_all(SSE_HEAD.as_bytes()).await?;
+            for t in thoughts {
+                let chunk = serde_json::json!({
+                    "id": "chatcmpl-1", "object": "chat.completion.chunk",
+                    "choices": [{ "index": 0, "delta": { "reasoning_content": t }, "finish_reason": null }]
+                });
+                conn.write_all(format!("data: {chunk}\n\n").as_bytes()).await?;
+                conn.flush().await?;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            for d in deltas {
+                conn.write_all(event(&d).as_bytes()).await?;
+                conn.flush().await?;
+            }
+            conn.write_all(b"data: [DONE]\n\n").await?;
         }
         Reply::Slow { delay, deltas } => {
             tokio::time::sleep(delay).await;

@@ -247,6 +247,8 @@ impl Chat {
                 continue;
             }
             match frame.kind.as_str() {
+                // The model's reasoning (`kind: thought`) is not printed as the answer.
+                kind::MESSAGE_CREATE | kind::MESSAGE_UPDATE if frame.is_thought_or_tool_calls() => {}
                 kind::MESSAGE_CREATE | kind::MESSAGE_UPDATE => {
                     if let (Some(mid), Some(content)) = (frame.text("message_id"), frame.text("content")) {
                         render.show(mid, content);

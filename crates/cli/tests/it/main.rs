@@ -27,6 +27,7 @@ mod history;
 mod launcher;
 mod launcher_security;
 mod pico_client;
+mod protocol;
 mod security;
 mod service;
 mod token;

@@ -136,3 +136,80 @@ async fn gateway_answers_a_remote_pico_server_and_reconnects() {
     logs.push_str(&std::fs::read_to_string(home.file("logs/gateway.log")).unwrap_or_default());
     assert!(!logs.contains(REMOTE_TOKEN), "token in the logs");
 }
+
+/// Issue 17 part 2: a remote shaped like upstream PicoClaw now streams (no `seq`, no
+/// `message.done`): a reasoning bubble (`kind: thought` + legacy `thought: true`), a
+/// partial answer it then cancels with `message.delete`, a `kind: tool_calls` bubble,
+/// and the final answer in `message.create` + `message.update`s. The pico_client answers
+/// exactly once, with the final text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_stream_with_thoughts_and_a_cancelled_partial_is_answered_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let home = TestHome::new();
+    home.write_config(&json!({
+        "channels": { "pico_client": {
+            "enabled": true,
+            "url": format!("ws://127.0.0.1:{port}/pico/ws"),
+            "session_id": "remote-1"
+        } }
+    }));
+    home.write_security(&format!(
+        "gateway:\n  token: \"{GATEWAY}\"\nchannels:\n  pico_client:\n    token: \"{REMOTE_TOKEN}\"\n"
+    ));
+    let gw = home.spawn_gateway(&[]);
+    let auth = Arc::new(Mutex::new(Vec::new()));
+    let mut ws = accept(&listener, &auth).await;
+    let model = |p: Value| {
+        let mut p = p;
+        p["model_name"] = json!("gpt-5.4");
+        p
+    };
+    for (kind, payload) in [
+        ("typing.start", json!({})),
+        ("message.create", json!({ "message_id": "ph", "content": "Thinking...", "placeholder": true })),
+        (
+            "message.create",
+            model(json!({ "message_id": "t1", "content": "Let me", "kind": "thought", "thought": true })),
+        ),
+        (
+            "message.update",
+            model(
+                json!({ "message_id": "t1", "content": "Let me think", "kind": "thought", "thought": true }),
+            ),
+        ),
+        ("message.create", model(json!({ "message_id": "a1", "content": "I will" }))),
+        ("message.update", model(json!({ "message_id": "a1", "content": "I will look it up" }))),
+        ("message.delete", json!({ "message_id": "a1" })),
+        (
+            "message.create",
+            model(json!({ "message_id": "c1", "content": "", "kind": "tool_calls",
+            "tool_calls": [{ "id": "call1", "type": "function", "function": { "name": "web_search", "arguments": "{}" } }] })),
+        ),
+        (
+            "message.create",
+            json!({ "message_id": "legacy", "content": "old-style thought", "thought": true }),
+        ),
+        ("message.create", model(json!({ "message_id": "a2", "content": "The answer" }))),
+        ("message.update", model(json!({ "message_id": "a2", "content": "The answer is 42" }))),
+        // A late update of the cancelled partial changes nothing.
+        ("message.update", model(json!({ "message_id": "a1", "content": "I will look it up again" }))),
+        ("typing.stop", json!({})),
+    ] {
+        ws.send(frame(kind, payload)).await.unwrap();
+    }
+    let answer = next_text(&mut ws).await;
+    assert_eq!(answer["type"], "message.send", "{answer}");
+    assert_eq!(answer["payload"]["content"], "The answer is 42", "{answer}");
+    // Nothing else: the thoughts, the tool calls and the cancelled partial get no answer.
+    let quiet = Duration::from_millis(2500);
+    loop {
+        match tokio::time::timeout(quiet, ws.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(Message::Text(t)))) => panic!("a second answer: {t}"),
+            Ok(Some(Ok(_))) => continue,
+            Ok(other) => panic!("connection ended: {other:?}"),
+        }
+    }
+    assert_eq!(status(&gw.http()).await["pico_client"]["messages_answered"], 1);
+}
