@@ -24,8 +24,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// Connections (not yet WebSockets) one client address may hold: an IPv4 address or an
-/// IPv6 /64.
-pub const PER_ADDRESS: usize = 32;
+/// IPv6 /64. Large enough for a reverse proxy or a local client opening a burst of
+/// sockets at once from one address (a burst over it loses its oldest connections that
+/// have not sent their request yet), small enough that one address cannot hold the
+/// whole [`TOTAL`].
+pub const PER_ADDRESS: usize = 128;
 /// Connections (not yet WebSockets) all clients together may hold.
 pub const TOTAL: usize = 256;
 /// How long a connection may take to send a complete request head (also between requests

@@ -482,11 +482,11 @@ async fn idle_connections_do_not_deny_the_launcher() {
         30,
         "launcher probes answered under an idle-connection flood"
     );
-    let (held, cut_at) = silent_connections_held(addr, 100).await;
+    let (held, cut_at) = silent_connections_held(addr, 200).await;
     eprintln!(
-        "launcher: {held} of 100 silent connections from one address held after 1 s; all cut by {cut_at:?}"
+        "launcher: {held} of 200 silent connections from one address held after 1 s; all cut by {cut_at:?}"
     );
-    assert!(held <= 32, "{held} silent connections from one address held open");
+    assert!(held <= 128, "{held} silent connections from one address held open (at most 128 per address)");
     assert!(
         cut_at.is_some_and(|t| t < Duration::from_secs(8)),
         "silent connections not cut by the header deadline"
