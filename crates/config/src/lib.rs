@@ -30,6 +30,7 @@ mod secret_url;
 mod seed;
 mod settings;
 mod source;
+pub mod upstream;
 mod values;
 
 pub use env::{EnvSource, MapEnv, ProcessEnv};

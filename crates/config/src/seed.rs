@@ -70,6 +70,13 @@ impl Ctx {
 
     /// What lives at `path` in this file.
     fn node(&self, path: &str) -> Node {
+        if let Some(shape) = crate::upstream::shape(path, self.file) {
+            return match shape {
+                crate::upstream::Shape::Object => Node::Object,
+                crate::upstream::Shape::Leaf(key) => Node::Leaf(key.kind),
+                crate::upstream::Shape::Any => Node::Any,
+            };
+        }
         if self.file == FileKind::SecurityYml {
             if path == schema::MODEL_LIST.file_key {
                 return Node::SecurityModels;

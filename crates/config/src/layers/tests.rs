@@ -189,3 +189,57 @@ fn every_env_name_is_unique_and_prefixed() {
         assert!(!(key.is_secret() && key.flag.is_some()), "secret {} must not have a flag", key.path);
     }
 }
+
+#[test]
+fn upstream_v3_channel_list_is_read_with_its_paths() {
+    let config = r#"{"version": 3, "gateway": {"log_level": "fatal"},
+        "channel_list": {
+            "pico": {"enabled": true, "type": "pico", "allow_from": [], "settings": {"allow_origins": ["https://a"], "ping_interval": 20}},
+            "telegram": {"enabled": false, "type": "telegram", "settings": {"token": "x"}},
+            "mystery": {"type": "carrier-pigeon"}
+        }}"#;
+    let security = "channel_list:\n  pico:\n    settings:\n      token: upstream-pico-token\n";
+    let (_dir, paths) = home_with(&[("config.json", config), (".security.yml", security)]);
+    let layers = Layers::load(&paths, &MapEnv::new(), &Flags::new()).unwrap();
+    let s = Settings::resolve(&layers).unwrap();
+    assert!(s.pico.enabled);
+    assert_eq!(s.pico.allow_origins, vec!["https://a".to_owned()]);
+    assert_eq!(s.pico.ping_interval, std::time::Duration::from_secs(20));
+    assert_eq!(
+        s.origin(&schema::CHANNELS_PICO_ENABLED).unwrap().to_string(),
+        "config.json:channel_list.pico.enabled"
+    );
+    let token = layers.candidates(&schema::CHANNELS_PICO_TOKEN);
+    assert_eq!(token[0].source.to_string(), ".security.yml:channel_list.pico.settings.token");
+    let warned: Vec<&str> = layers.warnings().iter().map(|w| w.key.as_str()).collect();
+    assert!(
+        warned.contains(&"channel_list.telegram") && warned.contains(&"channel_list.mystery"),
+        "{warned:?}"
+    );
+    assert_eq!(layers.upstream_shaped().len(), 2);
+}
+
+#[test]
+fn upstream_v3_entry_of_another_name_is_typed_and_checked() {
+    let config = r#"{"channel_list": {"web": {"enabled": true, "type": "pico", "settings": {"ping_interval": "soon"}}}}"#;
+    let err = settings(&[("config.json", config)], MapEnv::new(), Flags::new()).unwrap_err().to_string();
+    assert!(err.contains("config.json") && err.contains("channel_list.web.settings.ping_interval"), "{err}");
+    let config = r#"{"channel_list": {"web": {"enabled": true, "type": "pico"}}}"#;
+    let s = settings(&[("config.json", config)], MapEnv::new(), Flags::new()).unwrap();
+    assert!(s.pico.enabled);
+    assert_eq!(
+        s.origin(&schema::CHANNELS_PICO_ENABLED).unwrap().to_string(),
+        "config.json:channel_list.web.enabled"
+    );
+}
+
+#[test]
+fn upstream_v2_flat_channels_are_ours_and_fatal_is_a_level() {
+    let config = r#"{"version": 2, "gateway": {"log_level": "fatal"}, "channels": {"pico": {"enabled": true, "token": "t", "allow_from": []}}}"#;
+    let (_dir, paths) = home_with(&[("config.json", config)]);
+    let layers = Layers::load(&paths, &MapEnv::new(), &Flags::new()).unwrap();
+    assert!(layers.warnings().is_empty(), "{:?}", layers.warnings());
+    let s = Settings::resolve(&layers).unwrap();
+    assert!(s.pico.enabled);
+    assert_eq!(s.gateway.log_level, crate::LogLevel::Error);
+}
