@@ -27,6 +27,7 @@ pub mod runtime;
 mod secret;
 pub mod store;
 pub mod strength;
+pub mod upstream;
 
 pub use error::CredentialError;
 pub use load::{Loaded, load};
