@@ -39,6 +39,9 @@ pub(crate) const OURS: &[&str] = &["pico", "pico_client"];
 const BASE_FIELDS: &[&str] =
     &["type", "allow_from", "reasoning_channel_id", "group_trigger", "typing", "placeholder"];
 
+/// Upstream's launcher-config.json names for our launcher keys.
+const LAUNCHER_ALIASES: &[(&str, &Key)] = &[("trusted_proxy_cidrs", &schema::LAUNCHER_TRUSTED_PROXIES)];
+
 /// Where an upstream-shaped value was found, and the key it stands for.
 #[derive(Debug, Clone)]
 pub struct UpstreamValue {
@@ -69,7 +72,7 @@ pub(crate) enum Shape {
 /// Classifies `path` (a dotted path inside `file`) as part of an upstream shape.
 pub(crate) fn shape(path: &str, file: FileKind) -> Option<Shape> {
     if file == FileKind::LauncherJson {
-        return None;
+        return LAUNCHER_ALIASES.iter().find(|(name, _)| *name == path).map(|(_, key)| Shape::Leaf(key));
     }
     if path == VERSION && file == FileKind::ConfigJson {
         return Some(Shape::Any);
@@ -117,6 +120,13 @@ pub(crate) fn collect(
     let warn = |warnings: &mut Vec<ConfigWarning>, key: String, message: String| {
         warnings.push(ConfigWarning { file: file.name(), key, message });
     };
+    if file == FileKind::LauncherJson {
+        for (name, key) in LAUNCHER_ALIASES {
+            if let Some(value) = root.get(*name).filter(|v| !v.is_null()) {
+                values.push(UpstreamValue { key, path: (*name).to_owned(), value: value.clone() });
+            }
+        }
+    }
     let mut taken: Vec<&str> = Vec::new();
     let sections: &[&str] = match file {
         FileKind::ConfigJson => &[CHANNEL_LIST],

@@ -105,6 +105,7 @@ impl Launcher {
             }),
             limiter: FailureLimiter::new(LOGIN_LIMITS),
             gateway: gateway::GatewayControl::new(options.paths.clone(), options.exe),
+            localhost_bypass: options.settings.allow_localhost_bypass,
             paths: options.paths,
             net,
         });

@@ -121,7 +121,12 @@ async fn gate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> 
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |c| c.0);
     let client = st.net.client(peer, req.headers());
-    if !st.net.allows(&client) {
+    // Upstream's `allow_localhost_bypass: false`: loopback must be listed too.
+    let bypass_refused = !st.localhost_bypass
+        && !st.net.allowed.is_empty()
+        && client.ip.is_loopback()
+        && !st.net.allowed.contains(client.ip);
+    if !st.net.allows(&client) || bypass_refused {
         tracing::warn!(client = %client.ip, "request refused by launcher.allowed_cidrs");
         return ApiError::new(Code::AccessDenied, "access denied by network policy").into_response();
     }

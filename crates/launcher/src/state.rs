@@ -30,6 +30,8 @@ pub(crate) struct AppState {
     pub limiter: FailureLimiter,
     pub gateway: GatewayControl,
     pub net: NetPolicy,
+    /// `launcher.allow_localhost_bypass`: loopback clients pass `allowed_cidrs`.
+    pub localhost_bypass: bool,
 }
 
 impl AppState {

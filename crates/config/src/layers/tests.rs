@@ -243,3 +243,20 @@ fn upstream_v2_flat_channels_are_ours_and_fatal_is_a_level() {
     assert!(s.pico.enabled);
     assert_eq!(s.gateway.log_level, crate::LogLevel::Error);
 }
+
+#[test]
+fn upstream_launcher_keys_are_read_as_ours() {
+    let launcher = r#"{"port": 18800, "allowed_cidrs": ["10.0.0.0/8"], "allow_localhost_bypass": false, "trusted_proxy_cidrs": ["192.168.1.0/24"]}"#;
+    let (_dir, paths) = home_with(&[("launcher-config.json", launcher)]);
+    let layers = Layers::load(&paths, &MapEnv::new(), &Flags::new()).unwrap();
+    assert!(layers.warnings().is_empty(), "{:?}", layers.warnings());
+    let s = Settings::resolve(&layers).unwrap();
+    assert!(!s.launcher.allow_localhost_bypass);
+    assert!(s.launcher.trusted_proxies.contains("192.168.1.7".parse().unwrap()));
+    assert_eq!(
+        s.origin(&schema::LAUNCHER_TRUSTED_PROXIES).unwrap().to_string(),
+        "launcher-config.json:trusted_proxy_cidrs"
+    );
+    let s = settings(&[], MapEnv::new(), Flags::new()).unwrap();
+    assert!(s.launcher.allow_localhost_bypass, "upstream's default");
+}
