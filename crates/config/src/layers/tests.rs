@@ -260,3 +260,14 @@ fn upstream_launcher_keys_are_read_as_ours() {
     let s = settings(&[], MapEnv::new(), Flags::new()).unwrap();
     assert!(s.launcher.allow_localhost_bypass, "upstream's default");
 }
+
+#[test]
+fn upstream_model_fields_are_warnings_not_errors() {
+    let config = r#"{"model_list": [{"model_name": "gpt", "model": "openai/gpt-5.4", "api_base": "https://x/v1", "enabled": true, "rpm": 10, "_comment": "hi"}]}"#;
+    let (_dir, paths) = home_with(&[("config.json", config)]);
+    let layers = Layers::load(&paths, &MapEnv::new(), &Flags::new()).unwrap();
+    let warned: Vec<&str> = layers.warnings().iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(warned, ["model_list[0].enabled", "model_list[0].rpm", "model_list[0]._comment"]);
+    let s = Settings::resolve(&layers).unwrap();
+    assert_eq!(s.models.len(), 1);
+}
