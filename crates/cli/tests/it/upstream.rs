@@ -1,0 +1,130 @@
+//! Homes written by upstream PicoClaw (v0.2.7, v0.2.9, main after v0.2.9) are read as they
+//! are: config schema version 3 (`channel_list.pico.settings`), the pico token in
+//! `.security.yml` under `channel_list.pico.settings.token`, upstream's launcher keys.
+//! The fixtures are in `fixtures/upstream-*` (see `fixtures/README.md`).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::support::{TestHome, write_private, ws};
+
+/// The pico token of every fixture (in its `.security.yml` only).
+const PICO: &str = "upstream-pico-token-5f0c9a1e7b3d4c2a8e6f1b0d9c7a5e3f";
+const FIXTURES: &[&str] = &["upstream-v0.2.7", "upstream-v0.2.9", "upstream-v0.3"];
+const FILES: &[&str] = &["config.json", ".security.yml", "launcher-config.json"];
+
+fn fixture_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures").join(name)
+}
+
+/// A temporary home holding a copy of fixture `name` (files mode 0600, as upstream writes them).
+fn home_from(name: &str) -> TestHome {
+    let home = TestHome::new();
+    for file in FILES {
+        let text = std::fs::read_to_string(fixture_dir(name).join(file)).unwrap();
+        write_private(&home.file(file), &text);
+    }
+    home
+}
+
+fn doctor(home: &TestHome, fix: bool) -> (Value, i32) {
+    let mut args = vec!["doctor", "--json"];
+    if fix {
+        args.push("--fix");
+    }
+    let out = home.run(&args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!text.contains(PICO), "doctor printed the token: {text}");
+    (serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")), out.status.code().unwrap_or(-1))
+}
+
+fn findings<'a>(report: &'a Value, code: &str) -> Vec<&'a Value> {
+    report["findings"].as_array().unwrap().iter().filter(|f| f["code"] == code).collect()
+}
+
+/// One chat round trip over `/pico/ws` with the fixture's token.
+async fn chat(home: &TestHome) {
+    let gw = home.spawn_gateway(&[]);
+    let mut s = ws::bearer(&format!("{}?session_id=u1", gw.ws()), PICO).await;
+    ws::send(&mut s, json!({"type": "message.send", "id": "r1", "payload": {"content": "hello upstream"}}))
+        .await;
+    let frames = ws::until(&mut s, "typing.stop").await;
+    assert!(
+        frames.iter().any(|f| f["type"] == "message.create" && f["payload"]["content"] == "hello upstream"),
+        "{frames:?}"
+    );
+    assert!(!home.gateway_stderr().contains(PICO), "the token reached the log");
+}
+
+#[tokio::test]
+async fn the_gateway_enables_pico_with_the_upstream_token() {
+    for name in FIXTURES {
+        let home = home_from(name);
+        let shown = home.run(&["config", "show", "--origin"]);
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(shown.status.success(), "{name}: {}", String::from_utf8_lossy(&shown.stderr));
+        assert!(text.contains("config.json:channel_list.pico.enabled"), "{name}: {text}");
+        assert!(text.contains(".security.yml:channel_list.pico.settings.token"), "{name}: {text}");
+        assert!(!text.contains(PICO), "{name}: config show printed the token");
+        chat(&home).await;
+    }
+}
+
+#[test]
+fn upstream_launcher_keys_are_the_launchers() {
+    let home = home_from("upstream-v0.3");
+    let out = home.run(&["config", "show", "--origin"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("launcher-config.json:trusted_proxy_cidrs"), "{text}");
+    assert!(text.contains("launcher-config.json:allow_localhost_bypass"), "{text}");
+}
+
+#[tokio::test]
+async fn doctor_explains_and_fix_migrates_keeping_backups() {
+    for name in FIXTURES {
+        let home = home_from(name);
+        let (report, code) = doctor(&home, false);
+        let found = findings(&report, "upstream-config-shape");
+        assert_eq!(found.len(), 2, "{name}: config.json and .security.yml: {report:#}");
+        assert!(
+            found.iter().all(|f| f["severity"] == "warning" && f["fixed"] == false),
+            "{name}: {report:#}"
+        );
+        assert_ne!(code, 0, "{name}: a warning is a problem");
+
+        let (report, _) = doctor(&home, true);
+        let found = findings(&report, "upstream-config-shape");
+        assert!(found.len() == 2 && found.iter().all(|f| f["fixed"] == true), "{name}: {report:#}");
+        for file in ["config.json", ".security.yml"] {
+            let original = std::fs::read_to_string(fixture_dir(name).join(file)).unwrap();
+            let backup = std::fs::read_to_string(home.file(&format!("{file}.upstream.bak"))).unwrap();
+            assert_eq!(backup, original, "{name}: the backup of {file} is the file as it was");
+        }
+        let config: Value =
+            serde_json::from_str(&std::fs::read_to_string(home.file("config.json")).unwrap()).unwrap();
+        assert!(config.get("version").is_none(), "{name}: {config:#}");
+        assert!(config.pointer("/channel_list/pico").is_none(), "{name}: {config:#}");
+        assert_eq!(config.pointer("/channels/pico/enabled"), Some(&json!(true)), "{name}: {config:#}");
+        let security = std::fs::read_to_string(home.file(".security.yml")).unwrap();
+        assert!(!security.contains("channel_list"), "{name}: {security}");
+
+        let (report, _) = doctor(&home, false);
+        assert!(findings(&report, "upstream-config-shape").is_empty(), "{name}: {report:#}");
+        let shown = home.run(&["config", "show", "--origin"]);
+        assert!(String::from_utf8_lossy(&shown.stdout).contains(".security.yml:channels.pico.token"));
+        // Clients keep the token they had.
+        chat(&home).await;
+    }
+}
+
+#[test]
+fn doctor_fix_never_rewrites_a_file_it_cannot_parse() {
+    let home = home_from("upstream-v0.2.7");
+    write_private(&home.file(".security.yml"), "channel_list: [\n");
+    let before = std::fs::read_to_string(home.file("config.json")).unwrap();
+    let out = home.run(&["doctor", "--fix"]);
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read_to_string(home.file("config.json")).unwrap(), before);
+    assert!(!home.file("config.json.upstream.bak").exists());
+}
