@@ -128,3 +128,20 @@ fn doctor_fix_never_rewrites_a_file_it_cannot_parse() {
     assert_eq!(std::fs::read_to_string(home.file("config.json")).unwrap(), before);
     assert!(!home.file("config.json.upstream.bak").exists());
 }
+
+#[tokio::test]
+async fn allow_localhost_bypass_false_makes_loopback_pass_allowed_cidrs() {
+    use crate::launcher_support as ls;
+    for (bypass, refused) in [(Some(false), true), (Some(true), false), (None, false)] {
+        let home = ls::home();
+        let mut launcher = json!({"allowed_cidrs": ["10.0.0.0/8"]});
+        if let Some(b) = bypass {
+            launcher["allow_localhost_bypass"] = json!(b);
+        }
+        write_private(&home.file("launcher-config.json"), &launcher.to_string());
+        let mut l = ls::start(&home, &[]);
+        let answer = ls::get(&l.at("/login"), None).await;
+        assert_eq!(answer.status == 403, refused, "allow_localhost_bypass {bypass:?}: {answer:?}");
+        l.stop();
+    }
+}
