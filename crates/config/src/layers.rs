@@ -343,6 +343,11 @@ pub fn validate_config_text(path: &Path, text: &str) -> Result<Vec<ConfigWarning
     validate(path, text, FileKind::ConfigJson)
 }
 
+/// Validates `text` as the content of `launcher-config.json`.
+pub fn validate_launcher_text(path: &Path, text: &str) -> Result<Vec<ConfigWarning>, ConfigError> {
+    validate(path, text, FileKind::LauncherJson)
+}
+
 fn validate(path: &Path, text: &str, kind: FileKind) -> Result<Vec<ConfigWarning>, ConfigError> {
     let (root, mut warnings) = parse_text(path, text, kind)?;
     warnings.extend(upstream::collect(&root, kind, path)?.1);

@@ -35,7 +35,9 @@ mod values;
 
 pub use env::{EnvSource, MapEnv, ProcessEnv};
 pub use error::{ConfigError, ConfigWarning};
-pub use layers::{Candidate, Flags, Layers, validate_config_text, validate_security_text};
+pub use layers::{
+    Candidate, Flags, Layers, validate_config_text, validate_launcher_text, validate_security_text,
+};
 pub use paths::{CONFIG_VAR, HOME_VAR, Paths};
 pub use secret_url::{PicoClientUrl, UrlError, split_userinfo};
 pub use settings::{

@@ -12,6 +12,9 @@ pub enum CredentialError {
     /// The OS random source failed; no token was generated.
     #[error("cannot generate a random token: {0}")]
     Random(#[from] getrandom::Error),
+    /// Hashing a new dashboard password failed; nothing was stored.
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
     /// The local gateway's discovery record is missing or stale.
     #[error(
         "no gateway is running for {home} (no live .picoclaw.pid); start one with `picoclaw gateway start`"

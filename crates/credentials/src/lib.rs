@@ -22,6 +22,7 @@ mod error;
 pub mod launcher;
 mod load;
 pub mod migrate;
+pub mod password;
 mod resolve;
 pub mod runtime;
 mod secret;

@@ -145,3 +145,78 @@ async fn allow_localhost_bypass_false_makes_loopback_pass_allowed_cidrs() {
         l.stop();
     }
 }
+
+/// The dashboard password whose bcrypt hash the fixtures' launcher-config.json holds.
+const PASSWORD: &str = "upstream dashboard pass";
+
+#[tokio::test]
+async fn the_dashboard_accepts_the_upstream_password_and_stores_a_new_one_as_argon2id() {
+    use crate::launcher_support as ls;
+    for name in ["upstream-v0.2.7", "upstream-v0.3"] {
+        let home = ls::home();
+        let upstream = std::fs::read_to_string(fixture_dir(name).join("launcher-config.json")).unwrap();
+        write_private(&home.file("launcher-config.json"), &upstream);
+        let mut l = ls::start(&home, &[]);
+
+        let wrong = ls::post_json(&l, "/login", None, json!({"password": "not it at all"})).await;
+        assert_eq!(
+            (wrong.status, wrong.json()["error"]["code"].clone()),
+            (401, json!("invalid_password")),
+            "{name}: {wrong:?}"
+        );
+        let ok = ls::post_json(&l, "/login", None, json!({"password": PASSWORD})).await;
+        assert_eq!(ok.status, 200, "{name}: {ok:?}");
+        let cookie = ok.cookie().expect("session cookie");
+        assert_eq!(ls::get(&l.at("/api/session"), Some(&cookie)).await.status, 200, "{name}");
+        // The token login stays, side by side.
+        let token = l.token();
+        assert_eq!(ls::login(&l, &token).await.status, 200, "{name}");
+
+        // A new password set from our dashboard is stored as argon2id, never as given.
+        let set = ls::post_json(
+            &l,
+            "/setup",
+            Some(&cookie),
+            json!({"password": "a brand new pass", "confirm": "a brand new pass"}),
+        )
+        .await;
+        assert_eq!(set.status, 200, "{name}: {set:?}");
+        let stored: Value =
+            serde_json::from_str(&std::fs::read_to_string(home.file("launcher-config.json")).unwrap())
+                .unwrap();
+        let hash = stored["dashboard_password_hash"].as_str().unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{name}: {hash}");
+        assert!(
+            !std::fs::read_to_string(home.file("launcher-config.json")).unwrap().contains("a brand new pass")
+        );
+        assert_eq!(ls::mode(&home.file("launcher-config.json")), 0o600);
+        assert_eq!(
+            stored["trusted_proxy_cidrs"],
+            serde_json::from_str::<Value>(&upstream).unwrap()["trusted_proxy_cidrs"],
+            "{name}: other keys kept"
+        );
+        let old = ls::post_json(&l, "/login", None, json!({"password": PASSWORD})).await;
+        assert_eq!(old.status, 401, "{name}");
+        l.stop();
+        // After a restart the new hash is read back.
+        let mut l = ls::start(&home, &[]);
+        let new = ls::post_json(&l, "/login", None, json!({"password": "a brand new pass"})).await;
+        assert_eq!(new.status, 200, "{name}: {new:?}");
+        assert!(!l.stderr().contains("a brand new pass") && !l.stderr().contains(PASSWORD));
+        l.stop();
+    }
+}
+
+#[tokio::test]
+async fn password_login_without_a_password_says_so() {
+    use crate::launcher_support as ls;
+    let home = ls::home();
+    let mut l = ls::start(&home, &[]);
+    let answer = ls::post_json(&l, "/login", None, json!({"password": PASSWORD})).await;
+    assert_eq!(
+        (answer.status, answer.json()["error"]["code"].clone()),
+        (409, json!("password_not_set")),
+        "{answer:?}"
+    );
+    l.stop();
+}
