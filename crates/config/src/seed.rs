@@ -56,6 +56,11 @@ impl Ctx {
             Some(channel) => {
                 format!("unknown key `{path}` ignored: picoclaw does not implement the {channel} channel")
             }
+            // An upstream Pico setting picoclaw has no use for (e.g. `streaming`: every
+            // answer streams here); a "did you mean" among our keys would mislead.
+            None if path.starts_with(crate::upstream::CHANNEL_LIST) => {
+                format!("unknown key `{path}` ignored: picoclaw has no such setting of this channel")
+            }
             None => match schema::closest(path, self.file.home()) {
                 Some(near) => format!("unknown key `{path}` ignored (did you mean `{near}`?)"),
                 None => format!("unknown key `{path}` ignored"),

@@ -78,6 +78,12 @@ fn upstream_launcher_keys_are_the_launchers() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("launcher-config.json:trusted_proxy_cidrs"), "{text}");
     assert!(text.contains("launcher-config.json:allow_localhost_bypass"), "{text}");
+    assert!(
+        text.contains("[redacted Bcrypt hash]")
+            && text.contains("launcher-config.json:dashboard_password_hash"),
+        "{text}"
+    );
+    assert!(!text.contains("$2a$"), "config show printed the password hash: {text}");
 }
 
 #[tokio::test]
