@@ -104,12 +104,42 @@ impl DashboardPassword {
     }
 }
 
-/// The configured dashboard password, if any (launcher-config.json
-/// `dashboard_password_hash`). A hash of an unknown scheme is an error naming the key.
+/// Upstream PicoClaw's password store in the home (SQLite, one row).
+pub const AUTH_DB: &str = "launcher-auth.db";
+
+/// The configured dashboard password, if any: launcher-config.json
+/// `dashboard_password_hash` (where picoclaw stores a password set from its dashboard),
+/// else upstream's `launcher-auth.db` in the home (opened read-only, never written). A
+/// hash of an unknown scheme, or a database that does not read, is an error naming it.
 pub fn peek(layers: &Layers) -> Result<Option<DashboardPassword>, CredentialError> {
-    let Some(r) = resolve(layers, &schema::LAUNCHER_DASHBOARD_PASSWORD_HASH) else { return Ok(None) };
-    let Some(value) = r.value.as_str().map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
-    DashboardPassword::from_hash(value, r.source).map(Some)
+    if let Some(r) = resolve(layers, &schema::LAUNCHER_DASHBOARD_PASSWORD_HASH)
+        && let Some(value) = r.value.as_str().map(str::trim).filter(|v| !v.is_empty())
+    {
+        return DashboardPassword::from_hash(value, r.source).map(Some);
+    }
+    let db = layers.paths().home().join(AUTH_DB);
+    if !db.is_file() {
+        return Ok(None);
+    }
+    match read_auth_db(&db) {
+        Ok(Some(hash)) => DashboardPassword::from_hash(hash.trim(), Source::LauncherAuthDb).map(Some),
+        Ok(None) => Ok(None),
+        Err(e) => Err(CredentialError::Unparseable {
+            path: db.display().to_string(),
+            message: format!("cannot read dashboard_credentials.bcrypt_hash: {e}"),
+        }),
+    }
+}
+
+/// `SELECT bcrypt_hash FROM dashboard_credentials WHERE id = 1`, read-only.
+fn read_auth_db(path: &Path) -> rusqlite::Result<Option<String>> {
+    use rusqlite::{OpenFlags, OptionalExtension};
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.query_row("SELECT bcrypt_hash FROM dashboard_credentials WHERE id = 1", [], |row| row.get(0))
+        .optional()
 }
 
 /// Writes `dashboard_password_hash` into `launcher-config.json` (atomically, 0600),
@@ -138,6 +168,31 @@ pub fn store(path: &Path, password: &DashboardPassword) -> Result<(), Credential
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_launcher_auth_db_is_read_and_launcher_config_wins() {
+        use picoclaw_config::{Flags, MapEnv, Paths};
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::at(dir.path());
+        let load = || Layers::load(&paths, &MapEnv::new(), &Flags::new()).unwrap();
+        assert!(peek(&load()).unwrap().is_none());
+        // The table as upstream's dashboardauth creates it.
+        let conn = rusqlite::Connection::open(dir.path().join(AUTH_DB)).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE dashboard_credentials (id INTEGER PRIMARY KEY CHECK (id = 1), bcrypt_hash TEXT NOT NULL);",
+        )
+        .unwrap();
+        assert!(peek(&load()).unwrap().is_none(), "an empty store is no password");
+        let hash = bcrypt::hash("from the db", 4).unwrap();
+        conn.execute("INSERT INTO dashboard_credentials (id, bcrypt_hash) VALUES (1, ?1)", [&hash]).unwrap();
+        let p = peek(&load()).unwrap().unwrap();
+        assert_eq!(p.source, Source::LauncherAuthDb);
+        assert!(p.verify("from the db"));
+        let ours = DashboardPassword::create(&Secret::new("set here now"), Source::Default).unwrap();
+        store(&paths.launcher_file(), &ours).unwrap();
+        let p = peek(&load()).unwrap().unwrap();
+        assert!(p.verify("set here now") && !p.verify("from the db"), "launcher-config.json wins");
+    }
 
     #[test]
     fn upstream_bcrypt_and_our_argon2id_both_verify() {

@@ -25,7 +25,16 @@ fn home_from(name: &str) -> TestHome {
         let text = std::fs::read_to_string(fixture_dir(name).join(file)).unwrap();
         write_private(&home.file(file), &text);
     }
+    copy_auth_db(name, &home);
     home
+}
+
+/// Upstream's SQLite password store, when the fixture has one.
+fn copy_auth_db(name: &str, home: &TestHome) {
+    let db = fixture_dir(name).join("launcher-auth.db");
+    if db.exists() {
+        std::fs::copy(&db, home.file("launcher-auth.db")).unwrap();
+    }
 }
 
 fn doctor(home: &TestHome, fix: bool) -> (Value, i32) {
@@ -158,10 +167,11 @@ const PASSWORD: &str = "upstream dashboard pass";
 #[tokio::test]
 async fn the_dashboard_accepts_the_upstream_password_and_stores_a_new_one_as_argon2id() {
     use crate::launcher_support as ls;
-    for name in ["upstream-v0.2.7", "upstream-v0.3"] {
+    for name in FIXTURES {
         let home = ls::home();
         let upstream = std::fs::read_to_string(fixture_dir(name).join("launcher-config.json")).unwrap();
         write_private(&home.file("launcher-config.json"), &upstream);
+        copy_auth_db(name, &home);
         let mut l = ls::start(&home, &[]);
 
         let wrong = ls::post_json(&l, "/login", None, json!({"password": "not it at all"})).await;
