@@ -93,6 +93,14 @@ fn upstream_launcher_keys_are_the_launchers() {
         "{text}"
     );
     assert!(!text.contains("$2a$"), "config show printed the password hash: {text}");
+    let out = home.run(&["auth", "explain"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text.lines().find(|l| l.starts_with("dashboard password")).unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.contains(" set ") && row.contains("Bcrypt hash (launcher-config.json:dashboard_password_hash)"),
+        "{row}"
+    );
+    assert!(!text.contains("$2a$"), "auth explain printed the password hash: {text}");
 }
 
 #[tokio::test]
