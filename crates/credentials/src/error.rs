@@ -39,6 +39,15 @@ pub enum CredentialError {
         /// Which variable or key to set.
         hint: &'static str,
     },
+    /// A secret given as an upstream PicoClaw reference (`file://name`, `enc://…`) that
+    /// cannot be followed.
+    #[error("{origin}: {message}")]
+    SecretReference {
+        /// Where the reference was found (`.security.yml:channel_list.pico.settings.token`).
+        origin: String,
+        /// What is wrong (never the value).
+        message: String,
+    },
     /// A file that must be rewritten does not parse; it was left untouched.
     #[error("{path} does not parse ({message}); it was left untouched")]
     Unparseable {
