@@ -244,3 +244,27 @@ async fn password_login_without_a_password_says_so() {
     );
     l.stop();
 }
+
+#[tokio::test]
+async fn upstream_secret_references_file_is_followed_enc_is_refused() {
+    let home = home_from("upstream-v0.2.7");
+    write_private(&home.file("pico.key"), &format!("{PICO}\n"));
+    write_private(
+        &home.file(".security.yml"),
+        "channel_list:\n  pico:\n    settings:\n      token: file://pico.key\n",
+    );
+    chat(&home).await;
+
+    write_private(
+        &home.file(".security.yml"),
+        "channel_list:\n  pico:\n    settings:\n      token: enc://c2FsdG5vbmNlY2lwaGVy\n",
+    );
+    let out = home.run(&["gateway", "--port", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains(".security.yml:channel_list.pico.settings.token") && stderr.contains("enc://"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("c2FsdG5vbmNlY2lwaGVy"), "{stderr}");
+}
