@@ -6,6 +6,7 @@ use picoclaw_config::Settings;
 use picoclaw_config::schema;
 use picoclaw_credentials::Loaded;
 use picoclaw_credentials::launcher::LauncherToken;
+use picoclaw_credentials::password::DashboardPassword;
 use picoclaw_credentials::runtime::RuntimeRecord;
 use picoclaw_credentials::{Credentials, Resolved, Secret};
 use serde::Serialize;
@@ -58,6 +59,8 @@ pub struct Extra<'a> {
     pub runtime: Option<&'a RuntimeRecord>,
     /// The dashboard token, if configured.
     pub launcher: Option<&'a LauncherToken>,
+    /// The dashboard password, if one is set (the second login mode).
+    pub password: Option<&'a DashboardPassword>,
     /// Named tokens that are currently valid, per scope.
     pub named: NamedCounts,
 }
@@ -209,6 +212,16 @@ pub fn explain(settings: &Settings, creds: &Credentials, extra: &Extra<'_>) -> E
             fingerprint: extra.launcher.and_then(|t| fp(&t.secret)),
             accepted_on: vec!["launcher POST /login".to_owned()],
             note: "dashboard login only; generated and persisted at first launcher start",
+        },
+        CredentialRow {
+            name: "dashboard password",
+            key: "launcher-config.json dashboard_password_hash",
+            env: None,
+            set: extra.password.is_some(),
+            source: extra.password.map(|p| format!("{:?} hash ({})", p.scheme, p.source)),
+            fingerprint: None,
+            accepted_on: vec!["launcher POST /login".to_owned()],
+            note: "dashboard login beside the launcher token; upstream PicoClaw's bcrypt hash (also from its launcher-auth.db) or argon2id when set from the dashboard",
         },
         row(
             "pico_client token",

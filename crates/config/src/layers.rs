@@ -17,6 +17,7 @@ use crate::paths::Paths;
 use crate::schema::{self, Home, Key, Kind};
 use crate::seed::{Ctx, FileKind, ObjectSeed};
 use crate::source::Source;
+use crate::upstream::{self, UpstreamValue};
 
 /// Values given on the command line, already typed by the argument parser.
 #[derive(Debug, Default, Clone)]
@@ -63,6 +64,21 @@ pub struct Candidate<'a> {
 struct FileLayer {
     path: PathBuf,
     root: Value,
+    /// Values read from upstream PicoClaw's shapes (`channel_list.pico.settings.token`).
+    upstream: Vec<UpstreamValue>,
+}
+
+impl FileLayer {
+    /// The value of `key` in this file and the path it was read from: our shape first,
+    /// then upstream's.
+    fn find(&self, key: &Key) -> Option<(&Value, String)> {
+        let ours =
+            lookup(&self.root, key.file_key).filter(|v| !v.is_null()).map(|v| (v, key.file_key.to_owned()));
+        ours.or_else(|| {
+            let found = self.upstream.iter().find(|u| u.key.path == key.path)?;
+            Some((&found.value, found.path.clone()))
+        })
+    }
 }
 
 /// Every source, parsed and validated, ready to answer "which value wins, and from where".
@@ -149,10 +165,10 @@ impl Layers {
         };
         for (layer, source) in files {
             let Some(layer) = layer else { continue };
-            match lookup(&layer.root, key.file_key) {
+            match layer.find(key) {
                 // Null, and an empty secret, count as unset so a lower source can apply.
-                Some(value) if !value.is_null() && (!key.is_secret() || !is_blank(value)) => {
-                    out.push(Candidate { source: source(key.file_key.to_owned()), value });
+                Some((value, at)) if !value.is_null() && (!key.is_secret() || !is_blank(value)) => {
+                    out.push(Candidate { source: source(at), value });
                 }
                 _ => {}
             }
@@ -183,6 +199,17 @@ impl Layers {
     /// The parsed `config.json` tree, for `doctor` (which looks for secrets in it).
     pub fn config_tree(&self) -> Option<&Value> {
         self.config.as_ref().map(|l| &l.root)
+    }
+
+    /// Whether `config.json` or `.security.yml` is in upstream PicoClaw's version-3 shape
+    /// (see [`upstream`](crate::upstream)); `doctor` reports it and `--fix` rewrites it.
+    pub fn upstream_shaped(&self) -> Vec<&Path> {
+        [&self.config, &self.security]
+            .into_iter()
+            .flatten()
+            .filter(|l| upstream::is_upstream_shaped(&l.root))
+            .map(|l| l.path.as_path())
+            .collect()
     }
 
     /// The parsed `launcher-config.json` tree, for the launcher (which rewrites it).
@@ -300,18 +327,31 @@ fn load_file(
     };
     let (root, found) = parse_text(path, &text, kind)?;
     warnings.extend(found);
-    Ok(Some(FileLayer { path: path.to_owned(), root }))
+    let (upstream, found) = upstream::collect(&root, kind, path)?;
+    warnings.extend(found);
+    Ok(Some(FileLayer { path: path.to_owned(), root, upstream }))
 }
 
 /// Validates `text` as the content of `.security.yml` without loading anything else.
 /// Tools call this before replacing the file, so a bad edit is never written.
 pub fn validate_security_text(path: &Path, text: &str) -> Result<Vec<ConfigWarning>, ConfigError> {
-    parse_text(path, text, FileKind::SecurityYml).map(|(_, w)| w)
+    validate(path, text, FileKind::SecurityYml)
 }
 
 /// Validates `text` as the content of `config.json`.
 pub fn validate_config_text(path: &Path, text: &str) -> Result<Vec<ConfigWarning>, ConfigError> {
-    parse_text(path, text, FileKind::ConfigJson).map(|(_, w)| w)
+    validate(path, text, FileKind::ConfigJson)
+}
+
+/// Validates `text` as the content of `launcher-config.json`.
+pub fn validate_launcher_text(path: &Path, text: &str) -> Result<Vec<ConfigWarning>, ConfigError> {
+    validate(path, text, FileKind::LauncherJson)
+}
+
+fn validate(path: &Path, text: &str, kind: FileKind) -> Result<Vec<ConfigWarning>, ConfigError> {
+    let (root, mut warnings) = parse_text(path, text, kind)?;
+    warnings.extend(upstream::collect(&root, kind, path)?.1);
+    Ok(warnings)
 }
 
 fn parse_env(key: &Key, name: &'static str, raw: &str) -> Result<Option<Value>, ConfigError> {

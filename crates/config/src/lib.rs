@@ -30,11 +30,14 @@ mod secret_url;
 mod seed;
 mod settings;
 mod source;
+pub mod upstream;
 mod values;
 
 pub use env::{EnvSource, MapEnv, ProcessEnv};
 pub use error::{ConfigError, ConfigWarning};
-pub use layers::{Candidate, Flags, Layers, validate_config_text, validate_security_text};
+pub use layers::{
+    Candidate, Flags, Layers, validate_config_text, validate_launcher_text, validate_security_text,
+};
 pub use paths::{CONFIG_VAR, HOME_VAR, Paths};
 pub use secret_url::{PicoClientUrl, UrlError, split_userinfo};
 pub use settings::{

@@ -578,6 +578,28 @@ pub const LAUNCHER_TRUSTED_PROXIES: Key = launcher_key(
     "proxy addresses whose X-Forwarded-For / X-Forwarded-Proto are believed",
 );
 
+/// `launcher.allow_localhost_bypass` (upstream PicoClaw's launcher key, same meaning).
+pub const LAUNCHER_ALLOW_LOCALHOST_BYPASS: Key = launcher_key(
+    "launcher.allow_localhost_bypass",
+    "allow_localhost_bypass",
+    Some("PICOCLAW_LAUNCHER_ALLOW_LOCALHOST_BYPASS"),
+    None,
+    Kind::Bool,
+    Default::Bool(true),
+    "loopback clients may use the dashboard even when allowed_cidrs does not list them",
+);
+
+/// `launcher.dashboard_password_hash` (upstream PicoClaw's key): enables password login.
+pub const LAUNCHER_DASHBOARD_PASSWORD_HASH: Key = launcher_key(
+    "launcher.dashboard_password_hash",
+    "dashboard_password_hash",
+    None,
+    None,
+    Kind::Secret,
+    Default::None,
+    "dashboard password hash (bcrypt from upstream, argon2id when set here); enables password login",
+);
+
 /// `launcher.token`.
 pub const LAUNCHER_TOKEN: Key = launcher_key(
     "launcher.token",
@@ -629,6 +651,8 @@ pub static KEYS: &[Key] = &[
     LAUNCHER_PUBLIC,
     LAUNCHER_ALLOWED_CIDRS,
     LAUNCHER_TRUSTED_PROXIES,
+    LAUNCHER_ALLOW_LOCALHOST_BYPASS,
+    LAUNCHER_DASHBOARD_PASSWORD_HASH,
     LAUNCHER_TOKEN,
 ];
 

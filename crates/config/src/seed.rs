@@ -56,6 +56,11 @@ impl Ctx {
             Some(channel) => {
                 format!("unknown key `{path}` ignored: picoclaw does not implement the {channel} channel")
             }
+            // An upstream Pico setting picoclaw has no use for (e.g. `streaming`: every
+            // answer streams here); a "did you mean" among our keys would mislead.
+            None if path.starts_with(crate::upstream::CHANNEL_LIST) => {
+                format!("unknown key `{path}` ignored: picoclaw has no such setting of this channel")
+            }
             None => match schema::closest(path, self.file.home()) {
                 Some(near) => format!("unknown key `{path}` ignored (did you mean `{near}`?)"),
                 None => format!("unknown key `{path}` ignored"),
@@ -70,6 +75,13 @@ impl Ctx {
 
     /// What lives at `path` in this file.
     fn node(&self, path: &str) -> Node {
+        if let Some(shape) = crate::upstream::shape(path, self.file) {
+            return match shape {
+                crate::upstream::Shape::Object => Node::Object,
+                crate::upstream::Shape::Leaf(key) => Node::Leaf(key.kind),
+                crate::upstream::Shape::Any => Node::Any,
+            };
+        }
         if self.file == FileKind::SecurityYml {
             if path == schema::MODEL_LIST.file_key {
                 return Node::SecurityModels;
@@ -80,6 +92,9 @@ impl Ctx {
         }
         let home = self.file.home();
         if let Some(key) = schema::keys_in(home).find(|k| k.file_key == path) {
+            if key.kind == Kind::ModelList {
+                return Node::Models;
+            }
             return Node::Leaf(key.kind);
         }
         let prefix = format!("{path}.");
@@ -99,6 +114,7 @@ fn foreign_channel(path: &str) -> Option<&'static str> {
 enum Node {
     Object,
     Leaf(Kind),
+    Models,
     SecurityModels,
     Any,
     Unknown,
@@ -152,6 +168,7 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
             let value = match self.ctx.node(&path) {
                 Node::Object => map.next_value_seed(ObjectSeed { ctx: self.ctx, path })?,
                 Node::Leaf(kind) => map.next_value_seed(LeafSeed { kind, path })?,
+                Node::Models => map.next_value_seed(ModelListSeed { ctx: self.ctx, path })?,
                 Node::SecurityModels => map.next_value_seed(SecurityModelsSeed { ctx: self.ctx, path })?,
                 Node::Any => map.next_value::<Value>()?,
                 Node::Unknown => {
@@ -311,9 +328,10 @@ impl<'de> Visitor<'de> for LeafVisitor {
             Kind::ModelList => {
                 let mut out = Vec::new();
                 let mut index = 0usize;
-                while let Some(entry) =
-                    seq.next_element_seed(ModelEntrySeed { path: format!("{}[{index}]", self.path) })?
-                {
+                while let Some(entry) = seq.next_element_seed(ModelEntrySeed {
+                    ctx: None,
+                    path: format!("{}[{index}]", self.path),
+                })? {
                     out.push(entry);
                     index += 1;
                 }
@@ -372,8 +390,74 @@ impl<'de> de::Deserialize<'de> for ListItem {
     }
 }
 
-/// One `model_list` entry of config.json.
-struct ModelEntrySeed {
+/// config.json `model_list`, with a context for warnings.
+struct ModelListSeed<'c> {
+    ctx: &'c Ctx,
+    path: String,
+}
+
+impl<'de> DeserializeSeed<'de> for ModelListSeed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ModelListVisitor { ctx: self.ctx, path: self.path })
+    }
+}
+
+struct ModelListVisitor<'c> {
+    ctx: &'c Ctx,
+    path: String,
+}
+
+impl<'de> Visitor<'de> for ModelListVisitor<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Kind::ModelList.expected())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        let mut index = 0usize;
+        while let Some(entry) = seq.next_element_seed(ModelEntrySeed {
+            ctx: Some(self.ctx),
+            path: format!("{}[{index}]", self.path),
+        })? {
+            out.push(entry);
+            index += 1;
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
+        Err(type_error(&self.path, Kind::ModelList.expected(), "an object"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Value, E> {
+        Err(type_error(&self.path, Kind::ModelList.expected(), "a string"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Value, E> {
+        Err(type_error(&self.path, Kind::ModelList.expected(), "a boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Value, E> {
+        Err(type_error(&self.path, Kind::ModelList.expected(), "a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Value, E> {
+        Err(type_error(&self.path, Kind::ModelList.expected(), "a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Value, E> {
+        Err(type_error(&self.path, Kind::ModelList.expected(), "a number"))
+    }
+}
+
+/// One `model_list` entry of config.json. With a context, fields picoclaw does not use
+/// (upstream's `enabled`, `rpm`, `thinking_level`, a `_comment` …) are warnings, as
+/// upstream ignores unknown fields too; without one they are errors.
+struct ModelEntrySeed<'c> {
+    ctx: Option<&'c Ctx>,
     path: String,
 }
 
@@ -385,19 +469,20 @@ const MODEL_FIELDS: &[(&str, Kind)] = &[
     ("api_keys", Kind::StrList),
 ];
 
-impl<'de> DeserializeSeed<'de> for ModelEntrySeed {
+impl<'de> DeserializeSeed<'de> for ModelEntrySeed<'_> {
     type Value = Value;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_map(ModelEntryVisitor { path: self.path })
+        d.deserialize_map(ModelEntryVisitor { ctx: self.ctx, path: self.path })
     }
 }
 
-struct ModelEntryVisitor {
+struct ModelEntryVisitor<'c> {
+    ctx: Option<&'c Ctx>,
     path: String,
 }
 
-impl<'de> Visitor<'de> for ModelEntryVisitor {
+impl<'de> Visitor<'de> for ModelEntryVisitor<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -409,6 +494,15 @@ impl<'de> Visitor<'de> for ModelEntryVisitor {
         while let Some(key) = map.next_key::<String>()? {
             let path = format!("{}.{key}", self.path);
             let Some((_, kind)) = MODEL_FIELDS.iter().find(|(name, _)| *name == key) else {
+                if let Some(ctx) = self.ctx {
+                    ctx.warnings.borrow_mut().push(ConfigWarning {
+                        file: ctx.file.name(),
+                        key: path.clone(),
+                        message: format!("model field `{path}` ignored: picoclaw uses model_name, model, api_base and api_keys"),
+                    });
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
                 return Err(de::Error::custom(format!(
                     "key `{path}` is not a model field; expected one of model_name, model, api_base, api_key"
                 )));

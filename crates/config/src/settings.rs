@@ -155,6 +155,8 @@ pub struct LauncherSettings {
     pub allowed_cidrs: Cidrs,
     /// Proxies whose forwarding headers are trusted.
     pub trusted_proxies: Cidrs,
+    /// Loopback clients pass `allowed_cidrs` (upstream's `allow_localhost_bypass`).
+    pub allow_localhost_bypass: bool,
 }
 
 /// Every non-secret setting, typed, with provenance.
@@ -269,6 +271,7 @@ impl Settings {
                 public: r.bool(&schema::LAUNCHER_PUBLIC)?,
                 allowed_cidrs: r.cidrs(&schema::LAUNCHER_ALLOWED_CIDRS)?,
                 trusted_proxies: r.cidrs(&schema::LAUNCHER_TRUSTED_PROXIES)?,
+                allow_localhost_bypass: r.bool(&schema::LAUNCHER_ALLOW_LOCALHOST_BYPASS)?,
             },
             resolved: BTreeMap::new(),
         };

@@ -24,6 +24,9 @@ pub enum Source {
     Generated(String),
     /// The runtime token of the running gateway, read from `.picoclaw.pid`.
     PidFile,
+    /// Upstream PicoClaw's dashboard password store, `launcher-auth.db` (SQLite) in the
+    /// home: `dashboard_credentials.bcrypt_hash`.
+    LauncherAuthDb,
 }
 
 impl Source {
@@ -39,6 +42,7 @@ impl Source {
             Source::Default => "default",
             Source::Generated(_) => "generated",
             Source::PidFile => "pid-file",
+            Source::LauncherAuthDb => "launcher-auth.db",
         }
     }
 
@@ -46,7 +50,11 @@ impl Source {
     pub fn is_file(&self) -> bool {
         matches!(
             self,
-            Source::SecurityFile(_) | Source::ConfigFile(_) | Source::LauncherFile(_) | Source::Generated(_)
+            Source::SecurityFile(_)
+                | Source::ConfigFile(_)
+                | Source::LauncherFile(_)
+                | Source::Generated(_)
+                | Source::LauncherAuthDb
         )
     }
 }
@@ -62,6 +70,7 @@ impl fmt::Display for Source {
             Source::Default => f.write_str("default"),
             Source::Generated(file) => write!(f, "generated:{file}"),
             Source::PidFile => f.write_str(".picoclaw.pid"),
+            Source::LauncherAuthDb => f.write_str("launcher-auth.db:dashboard_credentials.bcrypt_hash"),
         }
     }
 }

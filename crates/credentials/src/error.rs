@@ -12,6 +12,9 @@ pub enum CredentialError {
     /// The OS random source failed; no token was generated.
     #[error("cannot generate a random token: {0}")]
     Random(#[from] getrandom::Error),
+    /// Hashing a new dashboard password failed; nothing was stored.
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
     /// The local gateway's discovery record is missing or stale.
     #[error(
         "no gateway is running for {home} (no live .picoclaw.pid); start one with `picoclaw gateway start`"
@@ -35,6 +38,15 @@ pub enum CredentialError {
         endpoint: &'static str,
         /// Which variable or key to set.
         hint: &'static str,
+    },
+    /// A secret given as an upstream PicoClaw reference (`file://name`, `enc://…`) that
+    /// cannot be followed.
+    #[error("{origin}: {message}")]
+    SecretReference {
+        /// Where the reference was found (`.security.yml:channel_list.pico.settings.token`).
+        origin: String,
+        /// What is wrong (never the value).
+        message: String,
     },
     /// A file that must be rewritten does not parse; it was left untouched.
     #[error("{path} does not parse ({message}); it was left untouched")]

@@ -22,11 +22,13 @@ mod error;
 pub mod launcher;
 mod load;
 pub mod migrate;
+pub mod password;
 mod resolve;
 pub mod runtime;
 mod secret;
 pub mod store;
 pub mod strength;
+pub mod upstream;
 
 pub use error::CredentialError;
 pub use load::{Loaded, load};

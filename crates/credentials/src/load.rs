@@ -85,6 +85,18 @@ impl Loaded {
         launcher::resolve_or_create(&self.layers)
     }
 
+    /// The dashboard password (launcher-config.json `dashboard_password_hash`: upstream's
+    /// bcrypt hash, or an argon2id one set from the dashboard), if one is set.
+    pub fn dashboard_password(&self) -> Result<Option<crate::password::DashboardPassword>, CredentialError> {
+        crate::password::peek(&self.layers)
+    }
+
+    /// The loaded files in upstream PicoClaw's version-3 shape (read as they are;
+    /// `doctor --fix` rewrites them with [`crate::upstream::rewrite_upstream_files`]).
+    pub fn upstream_shaped(&self) -> Vec<&Path> {
+        self.layers.upstream_shaped()
+    }
+
     /// `tokens:` and `rotated:` of `.security.yml` — named-token records and digests of
     /// rotated values, hashes only — as a tree for `picoclaw_auth`'s loaders.
     pub fn token_records(&self) -> &Value {

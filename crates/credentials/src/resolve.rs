@@ -78,9 +78,9 @@ impl Credentials {
             }
         }
         Ok(Credentials {
-            gateway: secret_key(layers, &schema::GATEWAY_TOKEN),
-            pico: secret_key(layers, &schema::CHANNELS_PICO_TOKEN),
-            pico_client: secret_key(layers, &schema::CHANNELS_PICO_CLIENT_TOKEN),
+            gateway: secret_key(layers, &schema::GATEWAY_TOKEN)?,
+            pico: secret_key(layers, &schema::CHANNELS_PICO_TOKEN)?,
+            pico_client: secret_key(layers, &schema::CHANNELS_PICO_CLIENT_TOKEN)?,
             pico_client_basic: url_userinfo(layers, &schema::CHANNELS_PICO_CLIENT_URL),
             models,
         })
@@ -141,13 +141,53 @@ impl Credentials {
     }
 }
 
-fn secret_key(layers: &Layers, key: &Key) -> Option<Resolved> {
-    let r = resolve(layers, key)?;
-    let value = r.value.as_str()?.trim();
-    if value.is_empty() {
-        return None;
+fn secret_key(layers: &Layers, key: &Key) -> Result<Option<Resolved>, CredentialError> {
+    let Some(r) = resolve(layers, key) else { return Ok(None) };
+    let Some(value) = r.value.as_str().map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
+    let secret = match reference(layers, value, &r.source)? {
+        Some(followed) => followed,
+        None => Secret::new(value),
+    };
+    Ok(Some(Resolved { secret, source: r.source, shadowed: r.shadowed }))
+}
+
+/// Upstream PicoClaw's secret references, in a file value: `file://name` is the trimmed
+/// content of `name` in config.json's directory (it must stay inside it, as upstream
+/// requires); `enc://…` (upstream's passphrase + SSH-key encryption) is refused with an
+/// error naming the key, never taken as the token itself. `None` for a plain value.
+fn reference(layers: &Layers, value: &str, source: &Source) -> Result<Option<Secret>, CredentialError> {
+    if !source.is_file() {
+        return Ok(None);
     }
-    Some(Resolved { secret: Secret::new(value), source: r.source, shadowed: r.shadowed })
+    let err = |message: String| CredentialError::SecretReference { origin: source.to_string(), message };
+    if value.starts_with("enc://") {
+        return Err(err(
+            "an upstream PicoClaw enc:// (encrypted) value, which picoclaw cannot decrypt: put the plain secret in .security.yml (mode 0600) instead"
+                .into(),
+        ));
+    }
+    let Some(name) = value.strip_prefix("file://").map(str::trim) else { return Ok(None) };
+    if name.is_empty() {
+        return Err(err("a file:// reference without a file name".into()));
+    }
+    let dir = layers.paths().config_file().parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let dir =
+        std::fs::canonicalize(if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { &dir })
+            .map_err(|e| err(format!("cannot resolve the directory of config.json: {e}")))?;
+    let path = std::fs::canonicalize(dir.join(name))
+        .map_err(|e| err(format!("cannot read the file:// reference {name:?}: {e}")))?;
+    if !path.starts_with(&dir) {
+        return Err(err(format!("the file:// reference {name:?} leaves the directory of config.json")));
+    }
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&path)
+            .map_err(|e| err(format!("cannot read the file:// reference {name:?}: {e}")))?,
+    );
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(err(format!("the file:// reference {name:?} names an empty file")));
+    }
+    Ok(Some(Secret::new(secret)))
 }
 
 /// The userinfo of the URL at `path` as an HTTP Basic credential `user:password`.
@@ -239,6 +279,28 @@ mod tests {
     use picoclaw_config::{Flags, MapEnv, Paths};
 
     use super::*;
+
+    #[test]
+    fn upstream_file_references_are_followed_and_enc_is_refused() {
+        use picoclaw_config::{Flags, MapEnv, Paths};
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::at(dir.path());
+        std::fs::write(dir.path().join("pico.key"), "from-a-file-9f2c4e6a8b0d1f3e\n").unwrap();
+        let settings_for = |yaml: &str| {
+            std::fs::write(paths.security_file(), yaml).unwrap();
+            let layers = Layers::load(&paths, &MapEnv::new(), &Flags::new()).unwrap();
+            let settings = Settings::resolve(&layers).unwrap();
+            Credentials::resolve(&layers, &settings)
+        };
+        let creds =
+            settings_for("channel_list:\n  pico:\n    settings:\n      token: file://pico.key\n").unwrap();
+        assert!(creds.pico().unwrap().secret.matches("from-a-file-9f2c4e6a8b0d1f3e"));
+        let err = settings_for("channels:\n  pico:\n    token: enc://AAAA\n").unwrap_err().to_string();
+        assert!(err.contains(".security.yml:channels.pico.token") && err.contains("enc://"), "{err}");
+        assert!(!err.contains("AAAA"), "{err}");
+        let err = settings_for("channels:\n  pico:\n    token: file://../outside\n").unwrap_err().to_string();
+        assert!(err.contains(".security.yml:channels.pico.token"), "{err}");
+    }
 
     #[test]
     fn url_userinfo_is_a_basic_credential_and_never_a_setting() {

@@ -50,6 +50,7 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
                         .fix("correct or remove the key"),
                 );
             }
+            upstream_shape(loaded, &mut out);
             secrets_in_config(loaded, &mut out);
             secret_in_url(settings, creds, &mut out);
             shadows(creds, &mut out);
@@ -294,6 +295,29 @@ fn units(paths: &Paths, dirs: &UserDirs, out: &mut Vec<Finding>) {
                 );
             }
         }
+    }
+}
+
+/// A file in upstream PicoClaw's version-3 shape (`"version": 3`, `channel_list.<name>`
+/// with `settings`). picoclaw reads it as it is; the finding says so, and `--fix` rewrites
+/// it into ours so one shape is documented, shown and diffed. Secrets under
+/// `channel_list.*.settings` in config.json are moved to `.security.yml` by the same fix.
+fn upstream_shape(loaded: &Loaded, out: &mut Vec<Finding>) {
+    for path in loaded.upstream_shaped() {
+        let name =
+            path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        out.push(
+            Finding::new(Code::UpstreamConfigShape, Severity::Warning, path.display().to_string())
+                .message(format!(
+                    "{} is in upstream PicoClaw's version-3 shape (`version`, `channel_list.<name>.settings`); picoclaw reads it as it is (`channel_list.pico.settings.token` as channels.pico.token, and so on)",
+                    path.display()
+                ))
+                .fix(format!(
+                    "rewrite it into picoclaw's shape (`channels.pico.*`, no `version`), keeping the old file as {name}{} beside it; secrets in config.json then move to .security.yml",
+                    picoclaw_credentials::upstream::BACKUP_SUFFIX
+                ))
+                .action(Action::RewriteUpstream),
+        );
     }
 }
 

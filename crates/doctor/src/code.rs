@@ -35,6 +35,8 @@ pub enum Code {
     UnitOutdated,
     /// A secret in config.json.
     SecretInConfigJson,
+    /// config.json or .security.yml in upstream PicoClaw's version-3 shape.
+    UpstreamConfigShape,
     /// A token or user:password in `channels.pico_client.url`.
     SecretInUrl,
     /// An environment variable overrides a different value in a file.
@@ -61,9 +63,10 @@ pub enum Code {
 
 impl Code {
     /// Every code, in documentation order.
-    pub const ALL: [Code; 24] = [
+    pub const ALL: [Code; 25] = [
         Code::ConfigInvalid,
         Code::ConfigWarning,
+        Code::UpstreamConfigShape,
         Code::SecretInConfigJson,
         Code::SecretInUrl,
         Code::EnvShadowsFile,
@@ -104,6 +107,7 @@ impl Code {
             Code::TokenEmbeddedInUnit => "token-embedded-in-unit",
             Code::UnitOutdated => "unit-outdated",
             Code::SecretInConfigJson => "secret-in-config-json",
+            Code::UpstreamConfigShape => "upstream-config-shape",
             Code::SecretInUrl => "secret-in-url",
             Code::EnvShadowsFile => "env-shadows-file",
             Code::QueryTokenEnabled => "query-token-enabled",

@@ -61,6 +61,9 @@ enum Action {
     Chmod(PathBuf, u32),
     /// Remove `.picoclaw.pid` if it is still stale.
     RemoveStalePid,
+    /// Rewrite upstream-shaped config.json / `.security.yml` into ours (backups kept),
+    /// then move config.json secrets into `.security.yml`.
+    RewriteUpstream,
     /// Move config.json secrets into `.security.yml`.
     MoveConfigSecrets,
     /// Adopt a unit's secrets into `.security.yml`, then rewrite it without them.

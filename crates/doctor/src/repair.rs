@@ -20,10 +20,11 @@ fn priority(action: &Action) -> u8 {
     match action {
         Action::Chmod(..) => 0,
         Action::RemoveStalePid => 1,
-        Action::MoveConfigSecrets => 2,
-        Action::MigrateUnit(_) => 3,
-        Action::RerenderUnit(_) => 4,
-        Action::ReloadGateway => 5,
+        Action::RewriteUpstream => 2,
+        Action::MoveConfigSecrets => 3,
+        Action::MigrateUnit(_) => 4,
+        Action::RerenderUnit(_) => 5,
+        Action::ReloadGateway => 6,
     }
 }
 
@@ -54,6 +55,39 @@ pub fn apply(findings: &[Finding], options: &Options<'_>) -> Notes {
                     && let Err(e) = std::fs::remove_file(paths.pid_file())
                 {
                     notes.insert(key, format!("cannot remove it: {e}"));
+                }
+            }
+            Action::RewriteUpstream => {
+                let note = match picoclaw_credentials::upstream::rewrite_upstream_files(&paths) {
+                    Ok(done) => {
+                        let mut parts: Vec<String> = done
+                            .iter()
+                            .map(|r| {
+                                format!(
+                                    "{} rewritten; the old file is {}",
+                                    r.path.display(),
+                                    r.backup.display()
+                                )
+                            })
+                            .collect();
+                        // Secrets that sat under channel_list.*.settings are now at their
+                        // flat keys of config.json: move them where secrets belong.
+                        match move_config_secrets(&paths) {
+                            Ok(moved) => parts.extend(moved.iter().map(|(s, outcome)| match outcome {
+                                MoveOutcome::Conflict { file_fingerprint } => format!(
+                                    "{} left in config.json: .security.yml:{} already holds a different value (fingerprint {file_fingerprint}), which wins",
+                                    s.key, s.target
+                                ),
+                                _ => format!("{} (fingerprint {}) moved to .security.yml:{}", s.key, s.fingerprint, s.target),
+                            })),
+                            Err(e) => parts.push(format!("secrets were not moved: {e}")),
+                        }
+                        parts.join("; ")
+                    }
+                    Err(e) => format!("nothing was changed: {e}"),
+                };
+                for f in findings.iter().filter(|f| f.code == Code::UpstreamConfigShape) {
+                    notes.insert((f.code, f.subject.clone()), note.clone());
                 }
             }
             Action::MoveConfigSecrets => match move_config_secrets(&paths) {

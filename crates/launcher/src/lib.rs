@@ -53,6 +53,8 @@ pub struct Options {
     pub settings: LauncherSettings,
     /// The dashboard token.
     pub token: LauncherToken,
+    /// The dashboard password, when one is set (password login beside the token).
+    pub password: Option<picoclaw_credentials::password::DashboardPassword>,
     /// The `picoclaw` executable, to start the gateway with.
     pub exe: PathBuf,
 }
@@ -106,6 +108,8 @@ impl Launcher {
             }),
             limiter: FailureLimiter::new(LOGIN_LIMITS),
             gateway: gateway::GatewayControl::new(options.paths.clone(), options.exe),
+            localhost_bypass: options.settings.allow_localhost_bypass,
+            password: RwLock::new(options.password),
             paths: options.paths,
             net,
         });

@@ -121,7 +121,12 @@ async fn gate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> 
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |c| c.0);
     let client = st.net.client(peer, req.headers());
-    if !st.net.allows(&client) {
+    // Upstream's `allow_localhost_bypass: false`: loopback must be listed too.
+    let bypass_refused = !st.localhost_bypass
+        && !st.net.allowed.is_empty()
+        && client.ip.is_loopback()
+        && !st.net.allowed.contains(client.ip);
+    if !st.net.allows(&client) || bypass_refused {
         tracing::warn!(client = %client.ip, "request refused by launcher.allowed_cidrs");
         return ApiError::new(Code::AccessDenied, "access denied by network policy").into_response();
     }
@@ -332,6 +337,8 @@ pub(crate) async fn not_found() -> ApiError {
 #[derive(Deserialize)]
 struct TokenBody {
     token: Option<String>,
+    /// Password login (upstream PicoClaw's `{"password": "..."}`).
+    password: Option<String>,
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
@@ -347,20 +354,24 @@ async fn login(
     req: Request,
 ) -> Response {
     let form = is_form(req.headers());
-    let presented = if form {
-        Form::<TokenBody>::from_request(req, &()).await.ok().and_then(|f| f.0.token)
+    let body = if form {
+        Form::<TokenBody>::from_request(req, &()).await.ok().map(|f| f.0)
     } else {
         match Json::<TokenBody>::from_request(req, &()).await {
-            Ok(body) => body.0.token,
+            Ok(body) => Some(body.0),
             Err(_) => {
                 return ApiError::new(
                     Code::BadRequest,
-                    "expected JSON {\"token\": \"...\"} or a form field `token`",
+                    "expected JSON {\"token\": \"...\"} or {\"password\": \"...\"}, or a form field `token` or `password`",
                 )
                 .into_response();
             }
         }
     };
+    let (presented, password) = body.map_or((None, None), |b| (b.token, b.password));
+    if let Some(password) = password.filter(|p| !p.is_empty()) {
+        return password_login(&st, &client, password, form).await;
+    }
     // A pasted token often comes with a space or a newline around it.
     let Some(presented) = presented.as_deref().map(trimmed).filter(|t| !t.is_empty()) else {
         return ApiError::new(
@@ -397,6 +408,47 @@ async fn login(
     with_cookie(resp, &session::set_cookie(&cookie, client.secure))
 }
 
+/// Password login: the second mode beside the token (upstream PicoClaw's bcrypt hash, or
+/// an argon2id one set from this dashboard). A password is guessable, so a locked-out
+/// address is refused before the (slow) hash is checked, and every failure counts.
+async fn password_login(st: &Arc<AppState>, client: &Client, password: String, form: bool) -> Response {
+    let Some(stored) = st.password() else {
+        return ApiError::new(
+            Code::PasswordNotSet,
+            "no dashboard password is set: log in with the launcher token (then set a password with POST /setup)",
+        )
+        .into_response();
+    };
+    if let Err(retry) = st.limiter.check(client.ip) {
+        tracing::warn!(client = %client.ip, "dashboard password login refused: rate limited");
+        return ApiError::rate_limited(
+            retry.0,
+            format!("too many failed logins; try again in {} s", retry.0),
+        )
+        .into_response();
+    }
+    // Zeroized on drop, like every secret.
+    let password = Secret::new(password);
+    let ok = tokio::task::spawn_blocking(move || stored.verify(password.expose())).await.unwrap_or(false);
+    if !ok {
+        st.limiter.record_failure(client.ip);
+        tracing::warn!(client = %client.ip, "dashboard login failed: wrong password");
+        if form {
+            let page = "<!doctype html><meta charset=utf-8><title>Wrong password</title>\
+                    <p>Wrong password. <a href=\"/login\">Try again</a>.</p>";
+            return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
+        }
+        return ApiError::new(Code::WrongPassword, "invalid password").into_response();
+    }
+    let (generation, digest) = st.binding();
+    let Ok((_, cookie)) = st.sessions.create(generation, &digest) else {
+        return ApiError::internal(LOG).into_response();
+    };
+    tracing::info!(client = %client.ip, "dashboard login (password)");
+    let resp = if form { redirect("/") } else { Json(body::Done::OK).into_response() };
+    with_cookie(resp, &session::set_cookie(&cookie, client.secure))
+}
+
 async fn logout(
     State(st): State<Arc<AppState>>,
     Extension(client): Extension<Client>,
@@ -412,8 +464,11 @@ async fn logout(
 
 #[derive(Deserialize)]
 struct SetupBody {
+    #[serde(default)]
     token: String,
     confirm: Option<String>,
+    /// A new dashboard password (stored as an argon2id hash) instead of a token.
+    password: Option<String>,
 }
 
 fn validate_new_token(body: &SetupBody) -> Result<(), ApiError> {
@@ -440,6 +495,16 @@ async fn setup(
     Extension(client): Extension<Client>,
     body: Result<Json<SetupBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    let Ok(Json(body)) = body else {
+        return ApiError::new(
+            Code::BadRequest,
+            "expected JSON {\"token\": \"<new token>\", \"confirm\": \"<new token>\"} or {\"password\": \"<new password>\", \"confirm\": \"<new password>\"}",
+        )
+        .into_response();
+    };
+    if let Some(password) = body.password {
+        return set_password(&st, session, &client, password, body.confirm).await;
+    }
     if st.token().origin == Origin::Env {
         return ApiError::new(
             Code::TokenFromEnv,
@@ -448,13 +513,6 @@ async fn setup(
         )
         .into_response();
     }
-    let Ok(Json(body)) = body else {
-        return ApiError::new(
-            Code::BadRequest,
-            "expected JSON {\"token\": \"<new token>\", \"confirm\": \"<new token>\"}",
-        )
-        .into_response();
-    };
     if let Err(e) = validate_new_token(&body) {
         return e.into_response();
     }
@@ -489,6 +547,58 @@ async fn setup(
         Json(SetupDone { status: "ok", source: "config", fingerprint }).into_response(),
         &session::set_cookie(&cookie, client.secure),
     )
+}
+
+/// `POST /setup` with `password`: hashes it with argon2id, stores the hash as
+/// `dashboard_password_hash` in launcher-config.json (0600, atomic) and ends every other
+/// session; the caller's stays.
+async fn set_password(
+    st: &Arc<AppState>,
+    session: SessionId,
+    client: &Client,
+    password: String,
+    confirm: Option<String>,
+) -> Response {
+    let bad = |m: String| ApiError::new(Code::UnacceptablePassword, m).into_response();
+    let password = Secret::new(password.trim());
+    if confirm.as_deref().map(str::trim) != Some(password.expose()) {
+        return bad("the confirmation does not match the password".into());
+    }
+    let min = picoclaw_credentials::password::MIN_PASSWORD_CHARS;
+    if password.expose().chars().count() < min {
+        return bad(format!("the password must be at least {min} characters long"));
+    }
+    if password.expose().len() > picoclaw_credentials::password::MAX_PASSWORD_BYTES {
+        return bad("the password is too long".into());
+    }
+    let path = st.paths.launcher_file();
+    let made = tokio::task::spawn_blocking(move || {
+        let source = picoclaw_config::Source::LauncherFile(
+            picoclaw_config::schema::LAUNCHER_DASHBOARD_PASSWORD_HASH.file_key.to_owned(),
+        );
+        let hashed = picoclaw_credentials::password::DashboardPassword::create(&password, source)?;
+        picoclaw_credentials::password::store(&path, &hashed)?;
+        Ok::<_, picoclaw_credentials::CredentialError>(hashed)
+    })
+    .await;
+    let hashed = match made {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => {
+            tracing::error!("cannot save the dashboard password: {e}");
+            return ApiError::new(Code::SaveFailed, format!("cannot save the password: {e}")).into_response();
+        }
+        Err(_) => return ApiError::internal(LOG).into_response(),
+    };
+    *st.password.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(hashed);
+    let (generation, digest) = {
+        let mut token = st.token.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        token.generation += 1;
+        (token.generation, token.secret.digest())
+    };
+    st.sessions.rotate(Some(session), generation);
+    let cookie = st.sessions.cookie_value(session, &digest);
+    tracing::info!("dashboard password set from the dashboard (argon2id); other sessions ended");
+    with_cookie(Json(body::Done::OK).into_response(), &session::set_cookie(&cookie, client.secure))
 }
 
 /// `POST /setup`.
@@ -658,7 +768,11 @@ mod tests {
 
     #[test]
     fn setup_validation() {
-        let body = |t: &str, c: Option<&str>| SetupBody { token: t.into(), confirm: c.map(Into::into) };
+        let body = |t: &str, c: Option<&str>| SetupBody {
+            token: t.into(),
+            confirm: c.map(Into::into),
+            password: None,
+        };
         assert!(validate_new_token(&body("0123456789abcdef", Some("0123456789abcdef"))).is_ok());
         assert!(validate_new_token(&body("0123456789abcdef", Some("0123456789abcdeX"))).is_err());
         assert!(validate_new_token(&body("short", None)).is_err());

@@ -7,6 +7,7 @@ use picoclaw_auth::FailureLimiter;
 use picoclaw_config::Paths;
 use picoclaw_credentials::Secret;
 use picoclaw_credentials::launcher::Origin;
+use picoclaw_credentials::password::DashboardPassword;
 
 use crate::gateway::GatewayControl;
 use crate::net::NetPolicy;
@@ -30,9 +31,17 @@ pub(crate) struct AppState {
     pub limiter: FailureLimiter,
     pub gateway: GatewayControl,
     pub net: NetPolicy,
+    /// `launcher.allow_localhost_bypass`: loopback clients pass `allowed_cidrs`.
+    pub localhost_bypass: bool,
+    /// The dashboard password (`dashboard_password_hash`), when one is set.
+    pub password: RwLock<Option<DashboardPassword>>,
 }
 
 impl AppState {
+    pub fn password(&self) -> Option<DashboardPassword> {
+        self.password.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     pub fn token(&self) -> std::sync::RwLockReadGuard<'_, TokenState> {
         // A panic cannot leave the token half-written (it is replaced whole).
         self.token.read().unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -42,7 +42,8 @@ fn explanation(
     let loaded = picoclaw_credentials::load(paths, &ProcessEnv, &Flags::new()).map_err(|e| e.to_string())?;
     let launcher = loaded.launcher_token();
     let named = named_token_counts(&loaded);
-    let extra = Extra { runtime, launcher: launcher.as_ref(), named };
+    let password = loaded.dashboard_password().ok().flatten();
+    let extra = Extra { runtime, launcher: launcher.as_ref(), password: password.as_ref(), named };
     Ok(explain(&loaded.settings, &loaded.credentials, &extra))
 }
 

@@ -29,6 +29,12 @@ pub enum Code {
     WrongToken,
     /// 401 `not_logged_in`: a dashboard request without a live session.
     NotLoggedIn,
+    /// 401 `invalid_password`: a wrong dashboard password.
+    WrongPassword,
+    /// 400 `invalid_password`: a new dashboard password that is not acceptable.
+    UnacceptablePassword,
+    /// 409 `password_not_set`: a password login while no dashboard password is set.
+    PasswordNotSet,
     /// 403 `bad_origin`: a cross-site request to the dashboard.
     BadOrigin,
     /// 403 `access_denied`: the client's network is not in `launcher.allowed_cidrs`.
@@ -101,15 +107,14 @@ impl Code {
     pub fn status(self) -> StatusCode {
         use Code::*;
         match self {
-            BadRequest | BadQuery | BadSubprotocol | MissingToken | UnacceptableToken | InvalidSessionId => {
-                StatusCode::BAD_REQUEST
-            }
-            WrongToken | NotLoggedIn => StatusCode::UNAUTHORIZED,
+            BadRequest | BadQuery | BadSubprotocol | MissingToken | UnacceptableToken
+            | UnacceptablePassword | InvalidSessionId => StatusCode::BAD_REQUEST,
+            WrongToken | WrongPassword | NotLoggedIn => StatusCode::UNAUTHORIZED,
             BadOrigin | AccessDenied | OriginNotAllowed | ReservedSessionId => StatusCode::FORBIDDEN,
             NotFound | NoSuchSession | ChannelDisabled => StatusCode::NOT_FOUND,
             TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            NotApplied | TokenFromEnv => StatusCode::CONFLICT,
+            NotApplied | TokenFromEnv | PasswordNotSet => StatusCode::CONFLICT,
             BadHost => StatusCode::MISDIRECTED_REQUEST,
             InvalidConfig => StatusCode::UNPROCESSABLE_ENTITY,
             WebSocketRequired => StatusCode::UPGRADE_REQUIRED,
@@ -137,6 +142,8 @@ impl Code {
             UnacceptableToken | WrongToken => "invalid_token",
             InvalidSessionId => "invalid_session_id",
             NotLoggedIn => "not_logged_in",
+            WrongPassword | UnacceptablePassword => "invalid_password",
+            PasswordNotSet => "password_not_set",
             BadOrigin => "bad_origin",
             AccessDenied => "access_denied",
             OriginNotAllowed => "origin_not_allowed",

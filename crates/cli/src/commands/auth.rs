@@ -18,7 +18,9 @@ pub fn explain(json: bool) -> Result<ExitCode> {
     let launcher = ctx.loaded.launcher_token();
     let runtime = super::gateway::live_record(&ctx.paths);
     let named = named_token_counts(&ctx.loaded);
-    let extra = Extra { runtime: runtime.as_ref(), launcher: launcher.as_ref(), named };
+    let password = ctx.loaded.dashboard_password().ok().flatten();
+    let extra =
+        Extra { runtime: runtime.as_ref(), launcher: launcher.as_ref(), password: password.as_ref(), named };
     let explanation = build(&ctx.settings, &ctx.credentials, &extra);
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&explanation)?)?;

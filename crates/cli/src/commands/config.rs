@@ -55,6 +55,15 @@ pub fn show(origin: bool, json: bool) -> Result<ExitCode> {
                     ),
                     None => (Value::Null, None),
                 },
+                // A password hash is shown by its scheme only (it can be attacked offline).
+                k if k == schema::LAUNCHER_DASHBOARD_PASSWORD_HASH.path => {
+                    match ctx.loaded.dashboard_password() {
+                        Ok(Some(p)) => {
+                            (Value::from(format!("[redacted {:?} hash]", p.scheme)), Some(p.source.clone()))
+                        }
+                        _ => (Value::Null, None),
+                    }
+                }
                 k if k == schema::AGENTS_DEFAULTS_API_KEY.path => {
                     match ctx.settings.agents.default_model.as_deref().and_then(|m| creds.model(m)) {
                         Some(m) => (

@@ -52,6 +52,10 @@ pub fn run(args: LauncherArgs, format: LogFormat) -> Result<ExitCode> {
             _ => "the value is never logged: run with --console or read launcher_token in launcher-config.json",
         }
     );
+    let password = ctx.loaded.dashboard_password().context("cannot read the dashboard password hash")?;
+    if let Some(p) = &password {
+        tracing::info!(source = %p.source, "dashboard password login enabled ({:?} hash from {})", p.scheme, p.source);
+    }
     let absolute_env = MapEnv::new()
         .with("PICOCLAW_HOME", absolute(ctx.paths.home())?.to_string_lossy())
         .with("PICOCLAW_CONFIG", absolute(ctx.paths.config_file())?.to_string_lossy());
@@ -60,6 +64,7 @@ pub fn run(args: LauncherArgs, format: LogFormat) -> Result<ExitCode> {
         paths,
         settings: ctx.settings.launcher.clone(),
         token: token.clone(),
+        password,
         exe: std::env::current_exe().context("cannot find the picoclaw executable")?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

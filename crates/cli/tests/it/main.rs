@@ -33,3 +33,4 @@ mod service;
 mod token;
 mod token_live;
 mod untrusted_inputs;
+mod upstream;

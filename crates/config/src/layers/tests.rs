@@ -189,3 +189,85 @@ fn every_env_name_is_unique_and_prefixed() {
         assert!(!(key.is_secret() && key.flag.is_some()), "secret {} must not have a flag", key.path);
     }
 }
+
+#[test]
+fn upstream_v3_channel_list_is_read_with_its_paths() {
+    let config = r#"{"version": 3, "gateway": {"log_level": "fatal"},
+        "channel_list": {
+            "pico": {"enabled": true, "type": "pico", "allow_from": [], "settings": {"allow_origins": ["https://a"], "ping_interval": 20}},
+            "telegram": {"enabled": false, "type": "telegram", "settings": {"token": "x"}},
+            "mystery": {"type": "carrier-pigeon"}
+        }}"#;
+    let security = "channel_list:\n  pico:\n    settings:\n      token: upstream-pico-token\n";
+    let (_dir, paths) = home_with(&[("config.json", config), (".security.yml", security)]);
+    let layers = Layers::load(&paths, &MapEnv::new(), &Flags::new()).unwrap();
+    let s = Settings::resolve(&layers).unwrap();
+    assert!(s.pico.enabled);
+    assert_eq!(s.pico.allow_origins, vec!["https://a".to_owned()]);
+    assert_eq!(s.pico.ping_interval, std::time::Duration::from_secs(20));
+    assert_eq!(
+        s.origin(&schema::CHANNELS_PICO_ENABLED).unwrap().to_string(),
+        "config.json:channel_list.pico.enabled"
+    );
+    let token = layers.candidates(&schema::CHANNELS_PICO_TOKEN);
+    assert_eq!(token[0].source.to_string(), ".security.yml:channel_list.pico.settings.token");
+    let warned: Vec<&str> = layers.warnings().iter().map(|w| w.key.as_str()).collect();
+    assert!(
+        warned.contains(&"channel_list.telegram") && warned.contains(&"channel_list.mystery"),
+        "{warned:?}"
+    );
+    assert_eq!(layers.upstream_shaped().len(), 2);
+}
+
+#[test]
+fn upstream_v3_entry_of_another_name_is_typed_and_checked() {
+    let config = r#"{"channel_list": {"web": {"enabled": true, "type": "pico", "settings": {"ping_interval": "soon"}}}}"#;
+    let err = settings(&[("config.json", config)], MapEnv::new(), Flags::new()).unwrap_err().to_string();
+    assert!(err.contains("config.json") && err.contains("channel_list.web.settings.ping_interval"), "{err}");
+    let config = r#"{"channel_list": {"web": {"enabled": true, "type": "pico"}}}"#;
+    let s = settings(&[("config.json", config)], MapEnv::new(), Flags::new()).unwrap();
+    assert!(s.pico.enabled);
+    assert_eq!(
+        s.origin(&schema::CHANNELS_PICO_ENABLED).unwrap().to_string(),
+        "config.json:channel_list.web.enabled"
+    );
+}
+
+#[test]
+fn upstream_v2_flat_channels_are_ours_and_fatal_is_a_level() {
+    let config = r#"{"version": 2, "gateway": {"log_level": "fatal"}, "channels": {"pico": {"enabled": true, "token": "t", "allow_from": []}}}"#;
+    let (_dir, paths) = home_with(&[("config.json", config)]);
+    let layers = Layers::load(&paths, &MapEnv::new(), &Flags::new()).unwrap();
+    assert!(layers.warnings().is_empty(), "{:?}", layers.warnings());
+    let s = Settings::resolve(&layers).unwrap();
+    assert!(s.pico.enabled);
+    assert_eq!(s.gateway.log_level, crate::LogLevel::Error);
+}
+
+#[test]
+fn upstream_launcher_keys_are_read_as_ours() {
+    let launcher = r#"{"port": 18800, "allowed_cidrs": ["10.0.0.0/8"], "allow_localhost_bypass": false, "trusted_proxy_cidrs": ["192.168.1.0/24"]}"#;
+    let (_dir, paths) = home_with(&[("launcher-config.json", launcher)]);
+    let layers = Layers::load(&paths, &MapEnv::new(), &Flags::new()).unwrap();
+    assert!(layers.warnings().is_empty(), "{:?}", layers.warnings());
+    let s = Settings::resolve(&layers).unwrap();
+    assert!(!s.launcher.allow_localhost_bypass);
+    assert!(s.launcher.trusted_proxies.contains("192.168.1.7".parse().unwrap()));
+    assert_eq!(
+        s.origin(&schema::LAUNCHER_TRUSTED_PROXIES).unwrap().to_string(),
+        "launcher-config.json:trusted_proxy_cidrs"
+    );
+    let s = settings(&[], MapEnv::new(), Flags::new()).unwrap();
+    assert!(s.launcher.allow_localhost_bypass, "upstream's default");
+}
+
+#[test]
+fn upstream_model_fields_are_warnings_not_errors() {
+    let config = r#"{"model_list": [{"model_name": "gpt", "model": "openai/gpt-5.4", "api_base": "https://x/v1", "enabled": true, "rpm": 10, "_comment": "hi"}]}"#;
+    let (_dir, paths) = home_with(&[("config.json", config)]);
+    let layers = Layers::load(&paths, &MapEnv::new(), &Flags::new()).unwrap();
+    let warned: Vec<&str> = layers.warnings().iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(warned, ["model_list[0].enabled", "model_list[0].rpm", "model_list[0]._comment"]);
+    let s = Settings::resolve(&layers).unwrap();
+    assert_eq!(s.models.len(), 1);
+}

@@ -253,3 +253,25 @@ fn fix_applies_the_safe_fixes_and_checks_again() {
     assert!(again.findings.iter().all(|f| !f.fixed), "a second --fix changes nothing");
     assert_eq!(again.problems_remaining, 1);
 }
+
+#[test]
+fn an_upstream_v3_config_is_reported_and_fixed_into_our_shape() {
+    let home = Home::new();
+    home.config(r#"{"version": 3, "channel_list": {"pico": {"enabled": true, "type": "pico", "settings": {"token": "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c"}}}}"#);
+    let found = diagnose(&home.env());
+    let f = one(&found, Code::UpstreamConfigShape);
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.action, Some(Action::RewriteUpstream));
+    assert_clean(&found, &[STRONG]);
+    let fixed = crate::run(&Options { env: &home.env(), fix: true, current_exe: None }).findings;
+    let f = one(&fixed, Code::UpstreamConfigShape);
+    assert!(f.fixed, "{f:#?}");
+    assert!(!codes(&fixed).contains(&Code::SecretInConfigJson), "{fixed:#?}");
+    let config = std::fs::read_to_string(home.path().join("config.json")).unwrap();
+    assert!(!config.contains(STRONG) && !config.contains("channel_list"), "{config}");
+    assert!(home.path().join("config.json.upstream.bak").exists());
+    let security = std::fs::read_to_string(home.path().join(".security.yml")).unwrap();
+    assert!(security.contains(STRONG), "the token moved to .security.yml");
+    let again = diagnose(&home.env());
+    assert!(!codes(&again).contains(&Code::UpstreamConfigShape), "{again:#?}");
+}
