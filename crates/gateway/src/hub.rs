@@ -30,7 +30,7 @@ pub(crate) struct CloseReason {
     pub reason: String,
 }
 
-/// Close codes used by the gateway (documented in docs/gateway.md).
+/// Close codes used by the gateway (documented in docs/protocol.md, "Close codes").
 pub(crate) mod close {
     /// Server shutting down.
     pub const GOING_AWAY: u16 = 1001;
