@@ -178,6 +178,20 @@ async fn inline_images_are_validated_like_upstream() {
     assert!(frames.iter().any(|f| f["payload"]["content"] == "a picture"), "{frames:?}");
 }
 
+/// A home whose agent is the fake provider `fake` (model `test-model`), Pico on with [`PICO`].
+fn home_with_model(fake: &crate::fake_provider::FakeProvider) -> TestHome {
+    let home = TestHome::new();
+    home.write_config(&json!({
+        "channels": { "pico": { "enabled": true } },
+        "model_list": [{ "model_name": "test-model", "model": "gpt-test", "api_base": fake.base }],
+        "agents": { "defaults": { "model": "test-model" } }
+    }));
+    home.write_security(&format!(
+        "channels:\n  pico:\n    token: \"{PICO}\"\nmodel_list:\n  test-model:\n    api_keys: [\"sk-test-key-0123456789\"]\n"
+    ));
+    home
+}
+
 /// Issue 17 part 2: `message.delete` from the client cancels its running answer (named by
 /// the answer's `message_id` or by the request `id`): the agent call stops, the answer is
 /// withdrawn with `message.delete` as upstream withdraws a cancelled partial, the turn
@@ -188,15 +202,7 @@ async fn message_delete_cancels_a_running_answer() {
     use crate::fake_provider::{FakeProvider, Reply};
     let fake = FakeProvider::start(Reply::stream(&["fine"]));
     fake.then(Reply::Stall { deltas: vec!["partial ans".into(), "wer".into()] });
-    let home = TestHome::new();
-    home.write_config(&json!({
-        "channels": { "pico": { "enabled": true } },
-        "model_list": [{ "model_name": "test-model", "model": "gpt-test", "api_base": fake.base }],
-        "agents": { "defaults": { "model": "test-model" } }
-    }));
-    home.write_security(&format!(
-        "channels:\n  pico:\n    token: \"{PICO}\"\nmodel_list:\n  test-model:\n    api_keys: [\"sk-test-key-0123456789\"]\n"
-    ));
+    let home = home_with_model(&fake);
     let gw = home.spawn_gateway(&[]);
     let mut s = ws::bearer(&format!("{}?session_id=cancel-me&protocol=2", gw.ws()), PICO).await;
     let send =
@@ -263,15 +269,7 @@ async fn reasoning_streams_as_a_thought_bubble() {
         thoughts: vec!["Let me ".into(), "think.".into()],
         deltas: vec!["Forty".into(), "-two".into()],
     });
-    let home = TestHome::new();
-    home.write_config(&json!({
-        "channels": { "pico": { "enabled": true } },
-        "model_list": [{ "model_name": "test-model", "model": "gpt-test", "api_base": fake.base }],
-        "agents": { "defaults": { "model": "test-model" } }
-    }));
-    home.write_security(&format!(
-        "channels:\n  pico:\n    token: \"{PICO}\"\nmodel_list:\n  test-model:\n    api_keys: [\"sk-test-key-0123456789\"]\n"
-    ));
+    let home = home_with_model(&fake);
     let gw = home.spawn_gateway(&[]);
     let mut s = ws::bearer(&format!("{}?session_id=thinker", gw.ws()), PICO).await;
     ws::send(&mut s, json!({ "type": "message.send", "id": "q", "payload": { "content": "meaning?" } }))
