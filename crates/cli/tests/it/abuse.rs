@@ -30,16 +30,6 @@ fn socket_addr(gw: &support::Gateway) -> SocketAddr {
     gw.addr().parse().expect("the record names an IP address and port")
 }
 
-/// Resident memory of `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS line")
-}
-
 /// A TCP connection to `gw` from the loopback source address `src` (all of 127/8 is local).
 async fn connect_from(src: Ipv4Addr, gw: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().expect("socket");
@@ -122,7 +112,7 @@ async fn ten_thousand_wrong_tokens_from_many_addresses() {
         let (outcome, _) = attempt(quiet, addr, None).await;
         assert_eq!(outcome, Outcome::Rejected { status: 401, retry_after: None });
     }
-    let rss_before = rss_kib(pid);
+    let rss_before = support::rss_kib(pid);
     let started = Instant::now();
 
     // Phase A: each address tries 25 wrong tokens (past its own limit of 20).
@@ -204,7 +194,7 @@ async fn ten_thousand_wrong_tokens_from_many_addresses() {
     let (outcome, _) = attempt(Ipv4Addr::new(127, 1, 0, 1), addr, Some(PICO)).await;
     assert_eq!(outcome, Outcome::Upgraded, "an unguessable token from a locked-out address");
 
-    let rss_after = rss_kib(pid);
+    let rss_after = support::rss_kib(pid);
     eprintln!(
         "spray: 10000 wrong tokens from {} addresses in {:.1}s: {unauthorized}x401 {limited}x429; \
          RSS {rss_before} KiB -> {rss_after} KiB",

@@ -141,16 +141,6 @@ async fn launcher_allowed_cidrs_hold_for_unparseable_forwarded_chains() {
     }
 }
 
-/// Resident memory of `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS line")
-}
-
 /// Finding 3: 16,384 distinct client addresses (twice the 8,192 the gateway's limiter
 /// holds; IPv4 and IPv6 /64s, through a trusted proxy) each send one wrong token: no more
 /// than the documented 1,000 per minute are verified as wrong (401) — the rest are 429
@@ -163,7 +153,7 @@ async fn the_global_failure_budget_holds_for_sixteen_thousand_addresses() {
     let gw = home.spawn_gateway(&[]);
     let pid = gw.child.id();
     let url = format!("{}/auth/whoami", gw.http());
-    let rss_before = rss_kib(pid);
+    let rss_before = support::rss_kib(pid);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..WORKERS {
@@ -209,7 +199,7 @@ async fn the_global_failure_budget_holds_for_sixteen_thousand_addresses() {
         limited += l;
     }
     let elapsed = started.elapsed();
-    let rss_after = rss_kib(pid);
+    let rss_after = support::rss_kib(pid);
     eprintln!(
         "{ADDRS} addresses in {:.1} s ({:.0}/s): {wrong} verified wrong (401), {limited} limited (429); RSS {} -> {} KiB",
         elapsed.as_secs_f64(),
@@ -232,10 +222,10 @@ fn rss_sampler(pid: u32) -> (std::sync::Arc<std::sync::atomic::AtomicBool>, toki
     let task = tokio::spawn(async move {
         let mut peak = 0;
         while !flag.load(std::sync::atomic::Ordering::Acquire) {
-            peak = peak.max(rss_kib(pid));
+            peak = peak.max(support::rss_kib(pid));
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        peak.max(rss_kib(pid))
+        peak.max(support::rss_kib(pid))
     });
     (stop, task)
 }
@@ -273,7 +263,7 @@ async fn sockets_that_stop_reading_cost_bounded_memory() {
         |f| f["type"] == "message.create" && f["payload"]["content"].as_str().map(str::len) == Some(SIZE)
     ));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle = rss_kib(pid);
+    let idle = support::rss_kib(pid);
     let (stop, peak) = rss_sampler(pid);
 
     let mut tasks = Vec::new();
@@ -344,7 +334,7 @@ async fn sockets_that_stop_reading_cost_bounded_memory() {
     ws::until(&mut reader, "typing.stop").await;
     drop(reader);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = rss_kib(pid);
+    let after = support::rss_kib(pid);
     eprintln!("VmRSS: {after} KiB after they closed");
     assert!(peak < idle + 96 * 1024, "peak RSS {peak} KiB, idle {idle} KiB");
     assert!(after < idle + 48 * 1024, "RSS {after} KiB after the sockets closed, idle {idle} KiB");

@@ -67,8 +67,9 @@ async fn status(base: &str) -> Value {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gateway_answers_a_remote_pico_server_and_reconnects() {
+/// A scripted remote Pico server on loopback and a home whose `pico_client` dials it
+/// (session `remote-1`, token [`REMOTE_TOKEN`]).
+async fn remote_and_home() -> (TcpListener, TestHome) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let home = TestHome::new();
@@ -82,6 +83,12 @@ async fn gateway_answers_a_remote_pico_server_and_reconnects() {
     home.write_security(&format!(
         "gateway:\n  token: \"{GATEWAY}\"\nchannels:\n  pico_client:\n    token: \"{REMOTE_TOKEN}\"\n"
     ));
+    (listener, home)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_answers_a_remote_pico_server_and_reconnects() {
+    let (listener, home) = remote_and_home().await;
     let gw = home.spawn_gateway(&[]);
     let auth = Arc::new(Mutex::new(Vec::new()));
 
@@ -144,19 +151,7 @@ async fn gateway_answers_a_remote_pico_server_and_reconnects() {
 /// exactly once, with the final text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_stream_with_thoughts_and_a_cancelled_partial_is_answered_once() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let home = TestHome::new();
-    home.write_config(&json!({
-        "channels": { "pico_client": {
-            "enabled": true,
-            "url": format!("ws://127.0.0.1:{port}/pico/ws"),
-            "session_id": "remote-1"
-        } }
-    }));
-    home.write_security(&format!(
-        "gateway:\n  token: \"{GATEWAY}\"\nchannels:\n  pico_client:\n    token: \"{REMOTE_TOKEN}\"\n"
-    ));
+    let (listener, home) = remote_and_home().await;
     let gw = home.spawn_gateway(&[]);
     let auth = Arc::new(Mutex::new(Vec::new()));
     let mut ws = accept(&listener, &auth).await;
