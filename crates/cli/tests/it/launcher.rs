@@ -44,17 +44,45 @@ async fn token_resolution_persistence_source_reporting_and_restart() {
     assert!(!log.contains(&token), "the log never holds the token");
     assert_eq!(mode(&home.file("logs/launcher.log")), 0o600);
 
-    // 2. Restart: the persisted token is reused and reported as `config`; sessions from
-    //    the previous process are gone (new per-process HMAC key).
+    // 2. Restart: the persisted token is reused and still reported as `random` (issue 19
+    //    item 4: the console, the log, /api/session and the tokens panel agree, so "set your
+    //    own token" stays offered); sessions from the previous process are gone (new
+    //    per-process HMAC key).
+    let fingerprint = launcher_config(&home)["launcher_token_generated"].as_str().map(str::to_owned);
+    assert_eq!(fingerprint.as_deref().map(str::len), Some(8), "the marker is a fingerprint, not the token");
     let mut second = start(&home, &[]);
     assert_eq!(second.token(), token, "persisted across restarts");
-    assert!(second.stdout().contains("(source: config)"), "{}", second.stdout());
+    assert!(second.stdout().contains("(source: random)"), "{}", second.stdout());
     let stale = get(&second.at("/api/gateway/status"), Some(&old_cookie)).await;
     assert_eq!(stale.status, 401, "a restart ends every session");
     assert_eq!(get(&second.at("/"), Some(&old_cookie)).await.status, 303);
-    assert_eq!(login(&second, &token).await.status, 200);
+    let cookie = session(&second, &token).await;
+    let info = get(&second.at("/api/session"), Some(&cookie)).await.json();
+    assert_eq!(info["token_source"], "random", "{info}");
+    assert_eq!(info["setup_allowed"], true, "{info}");
+    let tokens = get(&second.at("/api/tokens"), Some(&cookie)).await.json();
+    let row =
+        tokens["credentials"].as_array().unwrap().iter().find(|c| c["name"] == "launcher token").cloned();
+    assert_eq!(row.unwrap()["source"], "random (generated:launcher-config.json)");
     second.stop();
+    let log = launcher_log(&home);
+    assert_eq!(log.matches("launcher token source: random").count(), 2, "{log}");
+    assert!(!log.contains("launcher token source: config"), "{log}");
+
+    // 2b. Once the user sets their own token, it is `config` from then on, and the marker
+    //     is gone from launcher-config.json.
+    let mut own = start(&home, &[]);
+    let cookie = session(&own, &token).await;
+    let mine = "my-own-dashboard-token-after-restart";
+    let a = post_json(&own, "/setup", Some(&cookie), json!({ "token": mine, "confirm": mine })).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    own.stop();
+    assert_eq!(launcher_config(&home).get("launcher_token_generated"), None);
+    let mut again = start(&home, &[]);
+    assert!(again.stdout().contains("(source: config)"), "{}", again.stdout());
+    again.stop();
     assert!(launcher_log(&home).contains("launcher token source: config"));
+    let token = mine.to_owned();
 
     // 3. PICOCLAW_LAUNCHER_TOKEN wins, is not echoed anywhere and not persisted.
     let env_home_cmd = home.env("PICOCLAW_LAUNCHER_TOKEN", ENV_TOKEN);
@@ -509,6 +537,49 @@ async fn a_token_set_by_editing_launcher_config_json_is_used() {
     assert!(!l.url.ends_with(":18800/"), "--port beats launcher-config.json");
     assert_eq!(login(&l, fixed).await.status, 200);
     assert_eq!(launcher_config(&home)["port"], 18800, "the file is left as written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_generated_token_replaced_by_hand_is_config() {
+    // The marker names the generated token's fingerprint: a token edited into the file by
+    // hand no longer matches it and is the user's own (`config`).
+    let home = home();
+    let mut first = start(&home, &[]);
+    first.stop();
+    let mut file = launcher_config(&home);
+    assert!(file["launcher_token_generated"].is_string(), "{file}");
+    file["launcher_token"] = json!("hand-edited-launcher-token-2026");
+    support::write_private(&home.file("launcher-config.json"), &file.to_string());
+    let l = start(&home, &[]);
+    assert_eq!(l.token.as_deref(), Some("hand-edited-launcher-token-2026"));
+    assert!(l.stdout().contains("(source: config)"), "{}", l.stdout());
+    let cookie = session(&l, "hand-edited-launcher-token-2026").await;
+    assert_eq!(get(&l.at("/api/session"), Some(&cookie)).await.json()["token_source"], "config");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tokens_panel_counts_named_tokens_like_auth_explain() {
+    // Issue 19 item 2: one resolver, one answer. A named token made with the CLI shows in
+    // the dashboard's panel exactly as `auth explain --json` reports it.
+    let home = home();
+    let made = home.run(&["token", "create", "--name", "phone", "--scope", "chat"]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let l = start(&home, &[]);
+    l.gateway_record();
+    let explained = home.run(&["auth", "explain", "--json"]);
+    let explained: Value = serde_json::from_slice(&explained.stdout).expect("auth explain --json");
+    let row = |v: &Value| {
+        v["credentials"].as_array().unwrap().iter().find(|c| c["name"] == "named tokens").cloned().unwrap()
+    };
+    let cli = row(&explained);
+    assert_eq!(cli["set"], true, "{cli}");
+    assert_eq!(cli["source"], "0 admin, 1 chat, 0 read", "{cli}");
+    let cookie = session(&l, &l.token()).await;
+    let panel = get(&l.at("/api/tokens"), Some(&cookie)).await.json();
+    let dash = row(&panel);
+    assert_eq!(dash["set"], cli["set"], "{dash}");
+    assert_eq!(dash["source"], cli["source"], "{dash}");
+    assert_eq!(dash["accepted_on"], cli["accepted_on"], "{dash}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
