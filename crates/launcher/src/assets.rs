@@ -11,6 +11,7 @@ pub const LOGIN_HTML: &str = include_str!("../assets/login.html");
 pub fn lookup(name: &str) -> Option<(&'static str, &'static str)> {
     Some(match name {
         "app.js" => (include_str!("../assets/app.js"), "text/javascript; charset=utf-8"),
+        "markdown.js" => (include_str!("../assets/markdown.js"), "text/javascript; charset=utf-8"),
         "login.js" => (include_str!("../assets/login.js"), "text/javascript; charset=utf-8"),
         "app.css" => (include_str!("../assets/app.css"), "text/css; charset=utf-8"),
         "icon.svg" => (include_str!("../assets/icon.svg"), "image/svg+xml"),

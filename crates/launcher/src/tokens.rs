@@ -47,7 +47,7 @@ fn explanation(
     Ok(explain(&loaded.settings, &loaded.credentials, &extra))
 }
 
-async fn gateway_json(
+pub(crate) async fn gateway_json(
     record: &RuntimeRecord,
     method: Method,
     path_and_query: &str,

@@ -289,11 +289,13 @@ async fn dashboard_in_headless_chromium() {
     b.type_into("#token", &token).await;
     b.click("#login-btn").await;
     b.wait_url("the dashboard", |u| u == format!("{base}/")).await;
-    b.wait_text(&l, "#gw-state", "Running", |t| t == "Running").await;
+    b.wait_text(&l, "#gw-badge", "Running", |t| t.contains("Running")).await;
     b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+    b.click("[data-view=tokens]").await;
     b.wait_text(&l, "#tokens", "the credentials table", |t| t.contains("pico token")).await;
     let page = b.text("body").await;
     assert!(!page.contains(&token) && !page.contains(launcher_support::PICO), "no token on the page");
+    b.click("[data-view=chat]").await;
 
     // Chat: the echo agent answers with the same text, streamed through the proxy.
     b.type_into("#chat-input", "hello from chromium").await;
@@ -303,12 +305,16 @@ async fn dashboard_in_headless_chromium() {
     b.screenshot("launcher-dashboard.png").await;
 
     // Stop the gateway: the page says so and chat is unavailable. Start it: chat works again.
+    b.click("[data-view=gateway]").await;
     b.click("#gw-stop").await;
     b.wait_text(&l, "#gw-state", "Stopped", |t| t == "Stopped").await;
+    b.click("[data-view=chat]").await;
     b.wait_text(&l, "#chat-state", "the gateway is down", |t| t.contains("not running")).await;
     assert!(!home.file(".picoclaw.pid").exists());
+    b.click("[data-view=gateway]").await;
     b.click("#gw-start").await;
     b.wait_text(&l, "#gw-state", "Running", |t| t == "Running").await;
+    b.click("[data-view=chat]").await;
     b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
     b.type_into("#chat-input", "back again").await;
     b.click("#chat-send").await;
@@ -331,11 +337,12 @@ async fn dashboard_in_headless_chromium() {
     let url = b.wait_url("the dashboard", |u| u.starts_with(&format!("{base}/?"))).await;
     assert_eq!(url, format!("{base}/?tab=chat"));
     assert!(!url.contains(&token));
-    b.wait_text(&l, "#gw-state", "Running", |t| t == "Running").await;
     b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
 
     // First-run setup: replace the random token from the page; this session stays.
     let custom = "chosen-in-the-browser-0123456";
+    b.wait_text(&l, "#setup-hint", "the setup hint", |t| t.contains("generated token")).await;
+    b.click("#setup-open").await;
     b.wait_text(&l, "#setup-card h2", "the setup card", |t| t.contains("Set your own")).await;
     b.type_into("#setup-token", custom).await;
     b.type_into("#setup-confirm", custom).await;
@@ -344,6 +351,7 @@ async fn dashboard_in_headless_chromium() {
     let config: Value =
         serde_json::from_str(&std::fs::read_to_string(home.file("launcher-config.json")).unwrap()).unwrap();
     assert_eq!(config["launcher_token"], custom);
+    b.click("[data-view=chat]").await;
     b.type_into("#chat-input", "still here").await;
     b.click("#chat-send").await;
     b.wait_text(&l, ".msg-bot", "the echo after setup", |t| t == "still here").await;
@@ -352,6 +360,6 @@ async fn dashboard_in_headless_chromium() {
     b.type_into("#token", custom).await;
     b.click("#login-btn").await;
     b.wait_url("the dashboard", |u| u == format!("{base}/")).await;
-    b.wait_text(&l, "#gw-state", "Running", |t| t == "Running").await;
+    b.wait_text(&l, "#gw-badge", "Running", |t| t.contains("Running")).await;
     b.close().await;
 }
