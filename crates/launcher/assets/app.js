@@ -123,8 +123,8 @@
       $("gw-msg").textContent = g.error;
       $("gw-msg").className = "msg error";
     }
-    if (previous !== "running" && g.state === "running") {
-      connectChat(true);
+    if (previous !== "unknown" && previous !== "running" && g.state === "running") {
+      openChat();
       refreshSessions();
     }
     if (g.state !== "running" && !socket) chatState("The gateway is not running. Start it to chat.", "down");
@@ -156,7 +156,7 @@
     if (r.ok) {
       $("gw-msg").textContent = action === "stop" ? (r.data.status === "ok" ? "Gateway stopped." : "The gateway was not running.") : "Gateway " + (action === "start" ? "started." : "restarted.");
       renderGateway(r.data.gateway);
-      if (action !== "stop") connectChat(true);
+      if (action !== "stop") openChat();
     } else if (!leaving) {
       $("gw-msg").textContent = r.error;
       $("gw-msg").className = "msg error";
@@ -189,6 +189,8 @@
     if (stick) $("jump").classList.add("hidden");
   });
   $("jump").addEventListener("click", () => scrollToEnd(true));
+  // A resized window (a phone turned, the keyboard opening) keeps the newest message in view.
+  new ResizeObserver(() => scrollToEnd(false)).observe(log);
 
   function fill(bubble, text) {
     if (bubble.dataset.md === "1") bubble.replaceChildren(md.render(text));
@@ -250,7 +252,8 @@
   function renderSessions() {
     const list = $("session-list");
     list.replaceChildren();
-    const shown = sessions.slice();
+    // Chats never written in (opened, then left) are not listed, except the current one.
+    const shown = sessions.filter((s) => s.messages > 0 || s.id === chatSession);
     if (!shown.some((s) => s.id === chatSession)) shown.unshift({ id: chatSession, title: "New chat", messages: 0 });
     for (const s of shown) {
       const li = document.createElement("li");
@@ -311,8 +314,23 @@
     clearMessages();
     renderSessions();
     if (socket) { const s = socket; socket = null; s.close(1000, "switching chats"); }
-    if (gatewayState === "running") historyLoaded = await loadHistory();
-    if (id === chatSession) { scrollToEnd(true); connectChat(true); }
+    $("chat-send").disabled = true;
+    $("typing").classList.add("hidden");
+    chatState("Connecting…");
+    await openChat();
+  }
+
+  // Shows the current chat: its stored history first (once), then the live socket, which
+  // asks for a replay of anything after the last stored message (protocol 2 `last_seq`).
+  async function openChat() {
+    const id = chatSession;
+    if (!historyLoaded && gatewayState === "running") {
+      const done = await loadHistory();
+      if (id !== chatSession) return;
+      historyLoaded = done;
+    }
+    scrollToEnd(true);
+    connectChat(true);
   }
 
   $("new-chat").addEventListener("click", () => switchSession(newSessionId()));
@@ -373,7 +391,7 @@
     if (leaving) return;
     if (socket && (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING)) return;
     clearTimeout(retryTimer);
-    if (!now && gatewayState !== "running") {
+    if (!now && !["running", "starting", "restarting"].includes(gatewayState)) {
       chatState("The gateway is not running. Start it to chat.", "down");
       return;
     }
@@ -383,14 +401,12 @@
     url.searchParams.set("protocol", "2");
     if (lastSeq > 0) url.searchParams.set("last_seq", String(lastSeq));
     const ws = new WebSocket(url.href);
-    const session = chatSession;
     socket = ws;
     ws.addEventListener("open", () => {
       if (socket !== ws) return;
       retry = 0;
       chatState("Connected", "ok");
       $("chat-send").disabled = false;
-      if (!historyLoaded) loadHistory().then((done) => { if (session === chatSession) historyLoaded = done; });
     });
     ws.addEventListener("message", (event) => {
       if (socket !== ws) return;
@@ -408,7 +424,7 @@
       if (event.code === 4004) { switchSession(newSessionId()); return; }
       refreshGateway().then(() => {
         if (leaving) return;
-        if (gatewayState !== "running") {
+        if (!["running", "starting", "restarting"].includes(gatewayState)) {
           chatState("The gateway is not running. Start it to chat.", "down");
           return;
         }
@@ -719,8 +735,8 @@
   renderSessions();
   refreshSession();
   refreshGateway().then(() => {
-    connectChat(false);
     refreshSessions();
+    if (gatewayState === "running") openChat(); else connectChat(false);
   });
   pollTimer = setInterval(() => { if (!leaving) refreshGateway(); }, 3000);
   void views;

@@ -41,10 +41,11 @@
     return url.href;
   }
 
-  function link(href, label, parent) {
+  // `source` is what the answer wrote; an unsafe link is shown as exactly that text.
+  function link(href, label, parent, source) {
     const safe = safeHref(href);
     if (!safe) {
-      parent.appendChild(document.createTextNode(label));
+      parent.appendChild(document.createTextNode(source));
       return;
     }
     const a = el("a");
@@ -64,12 +65,13 @@
   }
 
   function inline(parent, s) {
+    // A regex of its own: the recursive calls below must not move this scan's lastIndex.
+    const re = new RegExp(INLINE.source, "g");
     let last = 0;
-    INLINE.lastIndex = 0;
     let m;
-    while ((m = INLINE.exec(s)) !== null) {
+    while ((m = re.exec(s)) !== null) {
       if (m.index > last) text(parent, s.slice(last, m.index));
-      last = INLINE.lastIndex;
+      last = re.lastIndex;
       if (m[1] !== undefined) {
         const code = el("code");
         code.textContent = m[2].replace(/^ (.*) $/s, "$1");
@@ -83,9 +85,9 @@
         inline(i, m[5] !== undefined ? m[5] : m[6]);
         parent.appendChild(i);
       } else if (m[7] !== undefined) {
-        link(m[8], m[7], parent);
+        link(m[8], m[7], parent, m[0]);
       } else if (m[9] !== undefined) {
-        link(m[9], m[9], parent);
+        link(m[9], m[9], parent, m[9]);
       }
     }
     if (last < s.length) text(parent, s.slice(last));
