@@ -604,3 +604,100 @@ async fn without_console_the_token_is_never_printed_or_logged() {
         assert!(!text.contains(canary), "token printed or logged:\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_history_lists_only_the_dashboards_sessions() {
+    // Issue 19 item 10: the chat list comes from the gateway's history API through the
+    // launcher (runtime token); it shows the dashboard's sessions only, titled by their
+    // first message, newest first, and pages a session's messages.
+    let home = home();
+    let l = start(&home, &[]);
+    let record = l.gateway_record();
+    let cookie = session(&l, &l.token()).await;
+    let origin = format!("http://{}", l.authority());
+    assert_eq!(get(&l.at("/api/chat/sessions"), None).await.status, 401, "needs a dashboard session");
+
+    async fn chat(url: &str, headers: &[(&str, &str)], text: &str) {
+        let (mut socket, _) = ws::connect(url, headers).await.expect("upgrade");
+        ws::send(&mut socket, json!({ "type": "message.send", "id": "r1", "payload": { "content": text } }))
+            .await;
+        ws::until(&mut socket, "typing.stop").await;
+    }
+    let proxied = |id: &str| format!("ws://{}/pico/ws?session_id={id}&protocol=2", l.authority());
+    let headers = [("cookie", cookie.as_str()), ("origin", origin.as_str())];
+    chat(&proxied("dashboard-0a1b"), &headers, "  first   question\nwith two lines  ").await;
+    chat(&proxied("dashboard-0a1b"), &headers, "a follow-up").await;
+    let long = "x".repeat(200);
+    chat(&proxied("dashboard-ffff"), &headers, &long).await;
+    // Sessions that are not the dashboard's: another id through the proxy, and one of the
+    // pico token straight at the gateway.
+    chat(&proxied("cli-notes"), &headers, "not a dashboard chat").await;
+    let direct = format!(
+        "ws://{}:{}/pico/ws?session_id=dashboard-beef",
+        record["host"].as_str().unwrap(),
+        record["port"]
+    );
+    let bearer = format!("Bearer {}", launcher_support::PICO);
+    chat(&direct, &[("authorization", &bearer)], "someone else's").await;
+
+    let list = get(&l.at("/api/chat/sessions"), Some(&cookie)).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let sessions = list.json()["sessions"].as_array().cloned().unwrap();
+    let ids: Vec<&str> = sessions.iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(
+        ids,
+        ["dashboard-ffff", "dashboard-0a1b"],
+        "newest first, the dashboard's only: {}",
+        list.body
+    );
+    assert_eq!(sessions[1]["title"], "first question with two lines");
+    assert_eq!(sessions[1]["messages"], 4);
+    let title = sessions[0]["title"].as_str().unwrap();
+    assert_eq!(title.chars().count(), 60);
+    assert!(title.ends_with('…'), "{title}");
+
+    // One session's messages, paged like the gateway's.
+    let page = get(&l.at("/api/chat/sessions/dashboard-0a1b/messages?limit=3"), Some(&cookie)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let page = page.json();
+    let roles: Vec<&str> =
+        page["messages"].as_array().unwrap().iter().filter_map(|m| m["role"].as_str()).collect();
+    assert_eq!(roles, ["user", "assistant", "user"]);
+    let next = page["next_after_seq"].as_u64().expect("a next page");
+    let rest =
+        get(&l.at(&format!("/api/chat/sessions/dashboard-0a1b/messages?after_seq={next}")), Some(&cookie))
+            .await
+            .json();
+    assert_eq!(rest["messages"][0]["content"], "a follow-up");
+    assert_eq!(rest["next_after_seq"], Value::Null);
+
+    // Ids the dashboard does not make are 404 without asking the gateway; bad numbers 400.
+    for bad in ["cli-notes", "pico_client-x", "dashboard-BEEF", "..", "dashboard-%2e%2e", "%2e%2e%2freload"] {
+        let a = get(&l.at(&format!("/api/chat/sessions/{bad}/messages")), Some(&cookie)).await;
+        assert_eq!(a.status, 404, "{bad}: {}", a.body);
+    }
+    for bad in ["limit=0", "limit=1001", "after_seq=-1", "token=x", "limit=1&limit=2"] {
+        let a = get(&l.at(&format!("/api/chat/sessions/dashboard-0a1b/messages?{bad}")), Some(&cookie)).await;
+        assert_eq!(a.status, 400, "{bad}: {}", a.body);
+        assert_eq!(a.json()["error"]["code"], "bad_query", "{bad}");
+    }
+
+    // Delete one: gone from the list.
+    let deleted = send(
+        "DELETE",
+        &l.at("/api/chat/sessions/dashboard-ffff"),
+        Some(&cookie),
+        &[("origin", &origin)],
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let ids = get(&l.at("/api/chat/sessions"), Some(&cookie)).await.json()["sessions"].to_string();
+    assert!(!ids.contains("dashboard-ffff") && ids.contains("dashboard-0a1b"), "{ids}");
+
+    // Gateway down: a clear 503.
+    assert_eq!(post_json(&l, "/api/gateway/stop", Some(&cookie), json!({})).await.status, 200);
+    let a = get(&l.at("/api/chat/sessions"), Some(&cookie)).await;
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert!(a.body.contains("not running"), "{}", a.body);
+}
