@@ -459,7 +459,8 @@
   function grow() {
     const input = $("chat-input");
     input.style.height = "auto";
-    input.style.height = Math.min(input.scrollHeight, 160) + "px";
+    input.style.height = Math.min(input.scrollHeight + 2, 160) + "px";
+    input.style.overflowY = input.scrollHeight > 160 ? "auto" : "hidden";
   }
   $("chat-form").addEventListener("submit", (event) => { event.preventDefault(); send(); });
   $("chat-input").addEventListener("keydown", (event) => {
@@ -732,6 +733,7 @@
   });
 
   showView(location.hash.slice(1) || "chat");
+  grow();
   renderSessions();
   refreshSession();
   refreshGateway().then(() => {

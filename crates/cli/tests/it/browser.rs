@@ -597,6 +597,7 @@ async fn chat_markdown_history_reconnect_and_layout_in_headless_chromium() {
     );
     let me = b.text(".msg-me").await;
     assert_eq!(me, "Show me some **markdown**", "the user's own text is shown as typed");
+    b.screenshot("chat-markdown-desktop.png").await;
 
     // Code blocks have a working Copy button.
     b.click("#messages .code-block .copy").await;
@@ -658,9 +659,9 @@ async fn chat_markdown_history_reconnect_and_layout_in_headless_chromium() {
     b.wait_text(&l, "#session-list .session", "the second chat listed", |t| t == "second chat").await;
     let titles = b.texts("#session-list .session").await;
     assert_eq!(titles.first().map(String::as_str), Some("second chat"), "newest first: {titles:?}");
-    let first = b.find("#session-list li:nth-child(2) .session").await.expect("the first chat");
-    let v = b.call("POST", &format!("/element/{first}/click"), None).await;
-    assert!(v.is_null(), "{v}");
+    // Clicked in the page: the list is re-rendered whenever an answer ends.
+    let click = "const s = Array.from(document.querySelectorAll('#session-list .session')).find((x) => x.textContent === 'Show me some **markdown**'); s.click(); return true;";
+    assert_eq!(b.exec(click).await, Value::Bool(true));
     b.wait_js(
         &l,
         "the first chat's history",
