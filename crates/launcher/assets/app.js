@@ -723,9 +723,15 @@
     }
   });
 
+  // Other tabs of this dashboard hear of a logout at once and leave too, before their next
+  // poll would meet the ended session.
+  const tabs = "BroadcastChannel" in window ? new BroadcastChannel("picoclaw-dashboard") : null;
+  if (tabs) tabs.addEventListener("message", (event) => { if (event.data === "logged-out") toLogin("logged_out"); });
+
   $("logout").addEventListener("click", async () => {
     $("logout").disabled = true;
     stopAll();
+    if (tabs) tabs.postMessage("logged-out");
     try {
       await fetch(here("logout"), { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: "{}" });
     } catch (e) { /* the cookie is cleared server-side or expires */ }

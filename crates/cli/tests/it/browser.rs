@@ -721,12 +721,25 @@ async fn chat_markdown_history_reconnect_and_layout_in_headless_chromium() {
     b.screenshot("tokens-phone.png").await;
     b.screen(1280, 800, false).await;
 
-    // Log out: the login page says so, and nothing asked the launcher after the session
-    // ended (no 401 in the console); no CSP violation happened at any point.
+    // Log out with the dashboard open in a second tab: both land on the login page saying
+    // so, and neither asked the launcher after the session ended (no 401 in the console);
+    // no CSP violation happened at any point.
+    let first = b.call("GET", "/window", None).await;
+    let second = b.call("POST", "/window/new", Some(json!({ "type": "tab" }))).await;
+    b.call("POST", "/window", Some(json!({ "handle": second["handle"] }))).await;
+    b.goto(&format!("{base}/")).await;
+    b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+    b.call("POST", "/window", Some(json!({ "handle": first }))).await;
     let _ = b.console().await;
     b.click("#logout").await;
     b.wait_url("the login page", |u| u.ends_with("/login")).await;
     b.wait_text(&l, "#login-notice", "the logged-out notice", |t| t == "You are logged out.").await;
+    b.call("POST", "/window", Some(json!({ "handle": second["handle"] }))).await;
+    b.wait_url("the login page in the other tab", |u| u.ends_with("/login")).await;
+    b.wait_text(&l, "#login-notice", "the logged-out notice in the other tab", |t| {
+        t == "You are logged out."
+    })
+    .await;
     // The 401 of an earlier request would have been logged by now: wait for one more
     // poll interval of the old page's timers to have passed, by polling the console.
     let mut console = Vec::new();
