@@ -700,6 +700,14 @@ async fn chat_markdown_history_reconnect_and_layout_in_headless_chromium() {
         "no answer shown twice after the reconnect"
     );
 
+    // The gateway view, both sizes.
+    b.click("[data-view=gateway]").await;
+    b.wait_text(&l, "#gw-state", "Running", |t| t == "Running").await;
+    b.assert_layout("the gateway view").await;
+    b.screen(390, 844, true).await;
+    b.assert_layout("the gateway view on a phone").await;
+    b.screen(1280, 800, false).await;
+
     // Tokens: a table on the desktop, cards on the phone; Rotate on one line and on screen.
     b.click("[data-view=tokens]").await;
     b.wait_text(&l, "#tokens", "the credentials table", |t| t.contains("pico token")).await;
@@ -730,7 +738,10 @@ async fn chat_markdown_history_reconnect_and_layout_in_headless_chromium() {
     b.goto(&format!("{base}/")).await;
     b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
     b.call("POST", "/window", Some(json!({ "handle": first }))).await;
-    let _ = b.console().await;
+    let so_far = b.console().await;
+    let broken: Vec<&String> =
+        so_far.iter().filter(|m| m.contains("Content Security Policy") || m.contains("Uncaught")).collect();
+    assert!(broken.is_empty(), "script errors or CSP violations on the dashboard: {broken:?}");
     b.click("#logout").await;
     b.wait_url("the login page", |u| u.ends_with("/login")).await;
     b.wait_text(&l, "#login-notice", "the logged-out notice", |t| t == "You are logged out.").await;
