@@ -136,7 +136,7 @@ async fn login_logout_cookie_and_security_headers() {
     assert_eq!(get(&l.at("/api/gateway/status"), Some(&cookie)).await.status, 200);
     let dash = get(&l.at("/"), Some(&cookie)).await;
     assert_eq!(dash.status, 200);
-    assert!(dash.body.contains("id=\"gateway-card\""));
+    assert!(dash.body.contains("id=\"view-gateway\""));
 
     // Form login → 303 to the dashboard + cookie.
     let origin = format!("http://{}", l.authority());
