@@ -654,8 +654,21 @@ async fn chat_markdown_history_reconnect_and_layout_in_headless_chromium() {
     )
     .await;
     b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+    // This one comes from a reasoning model: its thought is a bubble of its own, apart from
+    // the answer.
+    fake.then(Reply::Reasoning {
+        thoughts: ["Let me ", "think."].map(String::from).to_vec(),
+        deltas: ["The answer ", "is *42*."].map(String::from).to_vec(),
+    });
     say(&b, "second chat").await;
     answers_done(&b, &l, 1).await;
+    let reasoning = b
+        .exec(
+            "const t = document.querySelector('#messages .msg-thought'); const a = document.querySelector('#messages .msg-bot');
+             return [t && t.textContent, a.textContent, a.querySelector('em') && a.querySelector('em').textContent];",
+        )
+        .await;
+    assert_eq!(reasoning, json!(["Let me think.", "The answer is 42.", "42"]));
     b.wait_text(&l, "#session-list .session", "the second chat listed", |t| t == "second chat").await;
     let titles = b.texts("#session-list .session").await;
     assert_eq!(titles.first().map(String::as_str), Some("second chat"), "newest first: {titles:?}");
