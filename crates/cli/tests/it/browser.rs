@@ -490,6 +490,29 @@ const m = document.getElementById("messages");
 return m.scrollHeight > m.clientHeight && m.scrollTop + m.clientHeight >= m.scrollHeight - 2;
 "#;
 
+/// Words of the tokens table broken across two lines anywhere but after `-` or `/` (e.g. a
+/// source cut mid-word).
+const BROKEN_WORDS: &str = r##"
+const broken = [];
+for (const td of document.querySelectorAll("#tokens td, #named td")) {
+  if (!td.getClientRects().length) continue;
+  const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    // Pieces between the places a line may break: spaces, and after `-` or `/`.
+    const re = /[^\s\/-]+[\/-]?/g;
+    let m;
+    while ((m = re.exec(node.data)) !== null) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const tops = new Set(Array.from(range.getClientRects()).filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+      if (tops.size > 1) broken.push(m[0]);
+    }
+  }
+}
+return broken;
+"##;
+
 /// Sets the composer's text (newlines included) and sends it.
 async fn say(b: &Browser, text: &str) {
     let script = format!(
@@ -733,9 +756,11 @@ async fn chat_markdown_history_reconnect_and_layout_in_headless_chromium() {
         )
         .await;
     assert_eq!(named, "0 admin, 1 chat, 0 read", "the panel counts named tokens");
+    assert_eq!(b.exec(BROKEN_WORDS).await, json!([]), "words cut in two in the tokens table");
     b.screenshot("tokens-desktop.png").await;
     b.screen(390, 844, true).await;
     b.assert_layout("the tokens on a phone").await;
+    assert_eq!(b.exec(BROKEN_WORDS).await, json!([]), "words cut in two in the tokens cards");
     let rotate = "const b = Array.from(document.querySelectorAll('#tokens button')).find((x) => x.textContent === 'Rotate');
                   const r = b.getBoundingClientRect(); return r.left >= 0 && r.right <= window.innerWidth;";
     assert_eq!(b.exec(rotate).await, Value::Bool(true), "Rotate is on the phone's screen");
