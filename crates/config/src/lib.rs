@@ -45,4 +45,4 @@ pub use settings::{
     Resolution, Settings, StorageSettings, resolve,
 };
 pub use source::Source;
-pub use values::{Cidrs, Host, HostError, LogLevel, canonical};
+pub use values::{BasePath, BasePathError, Cidrs, Host, HostError, LogLevel, canonical};

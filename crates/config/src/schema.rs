@@ -48,6 +48,8 @@ pub enum Kind {
     /// A `ws://`/`wss://` URL whose userinfo is a secret
     /// ([`PicoClientUrl`](crate::PicoClientUrl)).
     WsUrl,
+    /// A URL path prefix ([`BasePath`](crate::BasePath)); empty = the root.
+    BasePath,
 }
 
 impl Kind {
@@ -67,6 +69,7 @@ impl Kind {
             Kind::LogLevel => crate::LogLevel::EXPECTED,
             Kind::Cidrs => crate::Cidrs::EXPECTED,
             Kind::WsUrl => crate::PicoClientUrl::EXPECTED,
+            Kind::BasePath => crate::BasePath::EXPECTED,
         }
     }
 
@@ -86,6 +89,7 @@ impl Kind {
             Kind::LogLevel => "level",
             Kind::Cidrs => "networks",
             Kind::WsUrl => "url",
+            Kind::BasePath => "path",
         }
     }
 
@@ -97,6 +101,7 @@ impl Kind {
             Kind::LogLevel => crate::LogLevel::parse(text).is_some(),
             Kind::Cidrs => crate::Cidrs::parse_one(text).is_some(),
             Kind::WsUrl => crate::PicoClientUrl::parse(text).is_ok(),
+            Kind::BasePath => crate::BasePath::parse(text).is_ok(),
             _ => true,
         }
     }
@@ -578,6 +583,17 @@ pub const LAUNCHER_TRUSTED_PROXIES: Key = launcher_key(
     "proxy addresses whose X-Forwarded-For / X-Forwarded-Proto are believed",
 );
 
+/// `launcher.base_path`.
+pub const LAUNCHER_BASE_PATH: Key = launcher_key(
+    "launcher.base_path",
+    "base_path",
+    Some("PICOCLAW_LAUNCHER_BASE_PATH"),
+    None,
+    Kind::BasePath,
+    Default::Str(""),
+    "path prefix the dashboard is served under behind a proxy (/picoclaw); empty = the root",
+);
+
 /// `launcher.allow_localhost_bypass` (upstream PicoClaw's launcher key, same meaning).
 pub const LAUNCHER_ALLOW_LOCALHOST_BYPASS: Key = launcher_key(
     "launcher.allow_localhost_bypass",
@@ -651,6 +667,7 @@ pub static KEYS: &[Key] = &[
     LAUNCHER_PUBLIC,
     LAUNCHER_ALLOWED_CIDRS,
     LAUNCHER_TRUSTED_PROXIES,
+    LAUNCHER_BASE_PATH,
     LAUNCHER_ALLOW_LOCALHOST_BYPASS,
     LAUNCHER_DASHBOARD_PASSWORD_HASH,
     LAUNCHER_TOKEN,

@@ -293,9 +293,11 @@ impl<'de> Visitor<'de> for LeafVisitor {
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
         match self.kind {
             Kind::Str | Kind::Secret => Ok(Value::from(s)),
-            Kind::Host | Kind::LogLevel | Kind::WsUrl if self.kind.check_str(s) => Ok(Value::from(s)),
+            Kind::Host | Kind::LogLevel | Kind::WsUrl | Kind::BasePath if self.kind.check_str(s) => {
+                Ok(Value::from(s))
+            }
             // The value is not shown: a URL may carry a password.
-            Kind::Host | Kind::LogLevel | Kind::WsUrl => {
+            Kind::Host | Kind::LogLevel | Kind::WsUrl | Kind::BasePath => {
                 Err(E::custom(format!("key `{}`: expected {}", self.path, self.kind.expected())))
             }
             _ => Err(self.wrong("a string")),

@@ -10,7 +10,7 @@ use crate::layers::Layers;
 use crate::schema::{self, Key};
 use crate::secret_url::PicoClientUrl;
 use crate::source::Source;
-use crate::values::{Cidrs, Host, LogLevel};
+use crate::values::{BasePath, Cidrs, Host, LogLevel};
 
 /// The winning value of one key, and every lower source that set a *different* value.
 #[derive(Debug, Clone)]
@@ -157,6 +157,8 @@ pub struct LauncherSettings {
     pub trusted_proxies: Cidrs,
     /// Loopback clients pass `allowed_cidrs` (upstream's `allow_localhost_bypass`).
     pub allow_localhost_bypass: bool,
+    /// The path prefix every page, asset, API call, cookie and socket is under.
+    pub base_path: BasePath,
 }
 
 /// Every non-secret setting, typed, with provenance.
@@ -272,6 +274,7 @@ impl Settings {
                 allowed_cidrs: r.cidrs(&schema::LAUNCHER_ALLOWED_CIDRS)?,
                 trusted_proxies: r.cidrs(&schema::LAUNCHER_TRUSTED_PROXIES)?,
                 allow_localhost_bypass: r.bool(&schema::LAUNCHER_ALLOW_LOCALHOST_BYPASS)?,
+                base_path: r.base_path(&schema::LAUNCHER_BASE_PATH)?,
             },
             resolved: BTreeMap::new(),
         };
@@ -376,6 +379,12 @@ impl Reader<'_> {
 
     fn host(&self, key: &Key) -> Result<Host, ConfigError> {
         Host::parse(&self.required_str(key)?).map_err(|_| self.expected(key))
+    }
+
+    fn base_path(&self, key: &Key) -> Result<BasePath, ConfigError> {
+        let raw = self.string(key)?.unwrap_or_default();
+        BasePath::parse(&raw)
+            .map_err(|why| self.invalid(key, format!("{why}: expected {}", key.kind.expected())))
     }
 
     fn log_level(&self, key: &Key) -> Result<LogLevel, ConfigError> {

@@ -3,6 +3,9 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
+  // Every URL is resolved against the page, so the dashboard works under any base path
+  // (a reverse proxy's /picoclaw/): "/api/x" and "api/x" both mean <page dir>/api/x.
+  const here = (path) => new URL(path.replace(/^\//, ""), document.baseURI);
   const banner = $("banner");
 
   function showBanner(text, kind) {
@@ -21,7 +24,7 @@
   async function api(method, path, body) {
     let resp;
     try {
-      resp = await fetch(path, {
+      resp = await fetch(here(path), {
         method,
         credentials: "same-origin",
         headers: body === undefined ? {} : { "Content-Type": "application/json" },
@@ -31,7 +34,7 @@
       return { ok: false, status: 0, data: null, error: "Cannot reach the launcher. Is it still running?" };
     }
     if (resp.status === 401) {
-      location.replace("/login");
+      location.replace(here("login"));
       return { ok: false, status: 401, data: null, error: "Your session ended; please log in again." };
     }
     let data = null;
@@ -177,8 +180,9 @@
       return;
     }
     chatState("Connecting…");
-    const proto = location.protocol === "https:" ? "wss://" : "ws://";
-    const ws = new WebSocket(proto + location.host + "/pico/ws?session_id=" + encodeURIComponent(chatSession));
+    const wsUrl = here("pico/ws?session_id=" + encodeURIComponent(chatSession));
+    wsUrl.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(wsUrl);
     socket = ws;
     ws.addEventListener("open", () => {
       retry = 0;
@@ -194,7 +198,7 @@
       $("typing").className = "typing hidden";
       if (event.code === 1008) {
         chatState("Your dashboard session ended.", "msg error");
-        location.replace("/login");
+        location.replace(here("login"));
         return;
       }
       refreshGateway().then(() => {
@@ -433,10 +437,10 @@
   $("logout").addEventListener("click", async () => {
     $("logout").disabled = true;
     try {
-      await fetch("/logout", { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: "{}" });
+      await fetch(here("logout"), { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: "{}" });
     } catch (e) { /* the cookie is cleared server-side or expires */ }
     if (socket) socket.close();
-    location.replace("/login");
+    location.replace(here("login"));
   });
 
   clearBanner();

@@ -5,6 +5,8 @@
   const input = document.getElementById("token");
   const button = document.getElementById("login-btn");
   const msg = document.getElementById("login-msg");
+  // Resolved against the page, so the login works under any base path (/picoclaw/login).
+  const here = (path) => new URL(path, document.baseURI);
 
   const reasons = {
     invalid: "That token is not right. Check it and try again.",
@@ -15,7 +17,7 @@
   if (params.has("error")) {
     msg.textContent = reasons[params.get("error")] || "Please log in.";
     msg.className = "msg error";
-    history.replaceState(null, "", "/login");
+    history.replaceState(null, "", here("login"));
   }
 
   form.addEventListener("submit", async (event) => {
@@ -31,7 +33,7 @@
     msg.textContent = "";
     msg.className = "msg";
     try {
-      const resp = await fetch("/login", {
+      const resp = await fetch(here("login"), {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ token }),
@@ -39,7 +41,7 @@
       });
       if (resp.ok) {
         input.value = "";
-        location.replace("/");
+        location.replace(here("./"));
         return;
       }
       let text = "Login failed (HTTP " + resp.status + ").";

@@ -13,6 +13,7 @@ mod abuse;
 mod abuse_launcher;
 mod abuse_timing;
 mod agent;
+mod base_path;
 mod bounds;
 mod browser;
 mod canary;
