@@ -53,6 +53,8 @@ pub enum Command {
     Service(ServiceCommand),
     /// Check for credential drift, leaks, weak tokens and an unhealthy gateway; --fix repairs.
     Doctor(DoctorArgs),
+    /// Print a known-good nginx, Caddy or Traefik configuration for picoclaw behind it.
+    ProxyConfig(ProxyConfigArgs),
     /// Print the version.
     Version,
     /// Print a shell completion script.
@@ -235,6 +237,34 @@ pub struct LauncherArgs {
     /// Do not open a web browser.
     #[arg(long)]
     pub no_browser: bool,
+}
+
+/// `picoclaw proxy-config nginx|caddy|traefik [--base-path P] [--public-url U] [--gateway]`
+#[derive(Debug, Args)]
+pub struct ProxyConfigArgs {
+    /// The proxy.
+    #[arg(value_enum)]
+    pub proxy: ProxyArg,
+    /// The prefix the dashboard is under (default: launcher.base_path); set launcher.base_path to the same.
+    #[arg(long)]
+    pub base_path: Option<String>,
+    /// Where users open the dashboard, http(s)://HOST[:PORT] (default: any host on port 80).
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Also expose the gateway's Pico socket at <base>/gateway/pico/ws.
+    #[arg(long)]
+    pub gateway: bool,
+}
+
+/// Proxies `proxy-config` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxyArg {
+    /// A file for /etc/nginx/conf.d/.
+    Nginx,
+    /// A Caddyfile.
+    Caddy,
+    /// A Traefik dynamic configuration file (YAML).
+    Traefik,
 }
 
 /// `picoclaw chat [--session S] [--url U] [MESSAGE]`

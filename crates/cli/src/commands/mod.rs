@@ -14,6 +14,7 @@ mod doctor;
 mod gateway;
 mod launcher;
 mod onboard;
+mod proxy_config;
 mod service;
 mod sessions;
 mod token;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sessions(command) => sessions::run(command),
         Command::Service(command) => service::run(command),
         Command::Doctor(args) => doctor::run(args),
+        Command::ProxyConfig(args) => proxy_config::run(&args),
         Command::Version => {
             println!("picoclaw {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

@@ -29,6 +29,7 @@ mod launcher;
 mod launcher_security;
 mod pico_client;
 mod protocol;
+mod proxy;
 mod security;
 mod service;
 mod token;
