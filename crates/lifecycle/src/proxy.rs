@@ -266,7 +266,6 @@ fn caddy_proxy_block(out: &mut String, upstream: SocketAddr) {
     for line in [
         "# Overwritten, never appended: a client cannot choose its own address.",
         "header_up X-Forwarded-For {remote_host}",
-        "header_up X-Forwarded-Host {hostport}",
         "# No buffering: socket frames and streamed answers pass at once.",
         "flush_interval -1",
     ] {

@@ -359,22 +359,19 @@ fn check_traefik(conf: &str, args: &[&str]) {
 /// loopback cannot be told apart by any proxy.
 const FRONT_HOP: &str = "x-test-client-address";
 
-/// Headers that make a request come from `client` (nginx: through [`FRONT_HOP`]; Caddy:
-/// every client is loopback) and carry a spoofed `X-Forwarded-For`.
-fn as_client(kind: Kind, client: &str, spoof: &str) -> Vec<(String, String)> {
-    let mut headers = vec![
-        // A client's own X-Forwarded-For is overwritten by the proxy, never believed.
-        ("x-forwarded-for".to_owned(), spoof.to_owned()),
-    ];
-    if kind == Kind::Nginx {
+/// Headers for a request from `client` (`None`: the test itself, on loopback; nginx only:
+/// another address through [`FRONT_HOP`]) that carries a spoofed `X-Forwarded-For`.
+fn as_client(client: Option<&str>, spoof: &str) -> Vec<(String, String)> {
+    let mut headers = vec![("x-forwarded-for".to_owned(), spoof.to_owned())];
+    if let Some(client) = client {
         headers.push((FRONT_HOP.to_owned(), client.to_owned()));
     }
     headers
 }
 
-async fn login_as(proxy: &Proxy, client: &str, token: &str, spoof: &str) -> u16 {
+async fn login_as(proxy: &Proxy, client: Option<&str>, token: &str, spoof: &str) -> u16 {
     let origin = proxy.origin();
-    let mut headers: Vec<(String, String)> = as_client(proxy.kind, client, spoof);
+    let mut headers = as_client(client, spoof);
     headers.push(("origin".to_owned(), origin.clone()));
     let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let body = launcher_support::Body::Json(json!({ "token": token }));
@@ -382,8 +379,8 @@ async fn login_as(proxy: &Proxy, client: &str, token: &str, spoof: &str) -> u16 
 }
 
 /// A WebSocket through the proxy; the HTTP status on rejection.
-async fn socket_as(proxy: &Proxy, client: &str, url: &str, auth: &str) -> Result<ws::Socket, u16> {
-    let mut headers = as_client(proxy.kind, client, "192.0.2.77");
+async fn socket_as(client: Option<&str>, url: &str, auth: &str, spoof: &str) -> Result<ws::Socket, u16> {
+    let mut headers = as_client(client, spoof);
     headers.push(("authorization".to_owned(), auth.to_owned()));
     let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     ws::connect(url, &refs).await.map(|(socket, _)| socket).map_err(|(status, _)| status.as_u16())
@@ -458,26 +455,22 @@ async fn end_to_end(kind: Kind) {
         .unwrap_or_else(|(code, body)| panic!("gateway socket refused: {code} {body}\n{}", proxy.log()));
     echo(&mut direct, "straight to the gateway").await;
 
-    // Failed logins are counted per real client. One client is locked out after 10 wrong
-    // tokens whatever X-Forwarded-For it sends (a proxy that appended instead of
-    // overwriting would let each spoofed value count as a new client).
+    // Failed logins are counted per real client, and a client cannot choose its address:
+    // 10 wrong tokens from this (loopback) client, each with another spoofed
+    // X-Forwarded-For, lock it out. A proxy that appended to the client's header instead
+    // of overwriting it would make each spoofed value a new client (the proxy's own
+    // loopback hop is trusted). The right token is 256 random bits and still works.
+    let wrong = "wrong-token-0123456789";
     let mut statuses = Vec::new();
     for i in 0..12 {
-        statuses.push(
-            login_as(&proxy, "203.0.113.2", "wrong-token-0123456789", &format!("198.51.100.{i}")).await,
-        );
+        statuses.push(login_as(&proxy, None, wrong, &format!("198.51.100.{i}")).await);
     }
     assert_eq!(statuses, [[401; 10].as_slice(), &[429, 429]].concat(), "{}", proxy.log());
-    if kind == Kind::Nginx {
-        // Another client behind the same proxy is not limited.
-        assert_eq!(login_as(&proxy, "203.0.113.3", "wrong-token-0123456789", "203.0.113.2").await, 401);
-        assert_eq!(login_as(&proxy, "203.0.113.3", &token, "203.0.113.2").await, 200);
-    }
-    // The gateway too: wrong tokens on its socket from one client until it answers 429.
-    let wrong = "Bearer wrong-pico-token-0123456789";
+    // The gateway's limit the same way, on its socket.
+    let wrong_bearer = "Bearer wrong-pico-token-0123456789";
     let mut refused = Vec::new();
-    for _ in 0..40 {
-        let code = socket_as(&proxy, "203.0.113.2", &ws_gw, wrong).await.err();
+    for i in 0..40 {
+        let code = socket_as(None, &ws_gw, wrong_bearer, &format!("198.51.100.{i}")).await.err();
         refused.push(code);
         if code == Some(429) {
             break;
@@ -489,9 +482,18 @@ async fn end_to_end(kind: Kind) {
         "{refused:?}"
     );
     if kind == Kind::Nginx {
-        assert_eq!(socket_as(&proxy, "203.0.113.3", &ws_gw, wrong).await.err(), Some(401));
-        let mut other =
-            socket_as(&proxy, "203.0.113.3", &ws_gw, &bearer).await.expect("another client gets in");
+        // Two other clients behind the same proxy: one locked out, the other not.
+        let limited = Some("203.0.113.2");
+        let mut statuses = Vec::new();
+        for _ in 0..11 {
+            statuses.push(login_as(&proxy, limited, wrong, "x").await);
+        }
+        assert_eq!(statuses, [[401; 10].as_slice(), &[429]].concat());
+        let free = Some("203.0.113.3");
+        assert_eq!(login_as(&proxy, free, wrong, "203.0.113.2").await, 401);
+        assert_eq!(login_as(&proxy, free, &token, "203.0.113.2").await, 200);
+        assert_eq!(socket_as(free, &ws_gw, wrong_bearer, "x").await.err(), Some(401));
+        let mut other = socket_as(free, &ws_gw, &bearer, "x").await.expect("another client gets in");
         echo(&mut other, "another client").await;
     }
 
