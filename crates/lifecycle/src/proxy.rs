@@ -88,8 +88,8 @@ impl PublicUrl {
         let parsed =
             Host::parse(bare).map_err(|_| PublicUrlError("the host is not a host name or IP address"))?;
         let ip = match parsed {
-            Host::Ip(ip) => Some(ip),
-            Host::Any => return Err(PublicUrlError("the host must be the name or address users open")),
+            Host::Ip(ip) if !ip.is_unspecified() => Some(ip),
+            Host::Ip(_) | Host::Any => return Err(PublicUrlError("the host must be the name or address users open")),
             Host::Localhost | Host::Name(_) => None,
         };
         let host = host.to_ascii_lowercase();
