@@ -20,6 +20,8 @@
 //! refused with 403 `bad_origin` before anything else looks at it.
 //! `GET <page>?token=T` logs in and answers 303 to the same page without `token`; the
 //! target is always a same-origin path and never holds a credential.
+//! With `launcher.base_path` (`/picoclaw`) every route is under the prefix and nothing
+//! answers outside it ([`app`]); redirects and the cookie `Path` carry the prefix.
 //! Unauthenticated `/api/*` → 401 JSON, pages → 303 `/login`. Every response carries
 //! `Referrer-Policy: no-referrer`, a strict CSP, `X-Frame-Options: DENY` and
 //! `X-Content-Type-Options: nosniff`.
