@@ -1,6 +1,6 @@
 //! Known-good reverse-proxy configurations (`picoclaw proxy-config nginx|caddy|traefik`):
 //! the dashboard under `launcher.base_path`, optionally the gateway's Pico socket under
-//! `<base>/gateway/pico/ws`, with what every proxy needs for picoclaw: the WebSocket
+//! `<base>/gateway/pico/ws` and its OpenAI-compatible API under `<base>/gateway/v1/`, with what every proxy needs for picoclaw: the WebSocket
 //! upgrade, `X-Forwarded-For` overwritten with the peer address (never appended to what
 //! the client sent), `X-Forwarded-Proto` and `X-Forwarded-Host`, no response buffering,
 //! and idle timeouts above `channels.pico.read_timeout`, so the gateway's own timeout
@@ -89,7 +89,9 @@ impl PublicUrl {
             Host::parse(bare).map_err(|_| PublicUrlError("the host is not a host name or IP address"))?;
         let ip = match parsed {
             Host::Ip(ip) if !ip.is_unspecified() => Some(ip),
-            Host::Ip(_) | Host::Any => return Err(PublicUrlError("the host must be the name or address users open")),
+            Host::Ip(_) | Host::Any => {
+                return Err(PublicUrlError("the host must be the name or address users open"));
+            }
             Host::Localhost | Host::Name(_) => None,
         };
         let host = host.to_ascii_lowercase();
@@ -125,7 +127,8 @@ pub struct ProxyPlan {
     pub public: Option<PublicUrl>,
     /// The launcher's address (upstream of `<base>/`).
     pub launcher: SocketAddr,
-    /// The gateway's address, when its Pico socket is exposed at `<base>/gateway/pico/ws`.
+    /// The gateway's address, when its Pico socket is exposed at `<base>/gateway/pico/ws`
+    /// and its OpenAI-compatible API at `<base>/gateway/v1/`.
     pub gateway: Option<SocketAddr>,
     /// `channels.pico.read_timeout`: the proxy's idle timeouts are set above it.
     pub read_timeout: Duration,
@@ -143,6 +146,11 @@ impl ProxyPlan {
     /// The path the gateway's Pico socket is exposed at (`<base>/gateway/pico/ws`).
     pub fn gateway_socket_path(&self) -> String {
         self.base.join("/gateway/pico/ws")
+    }
+
+    /// The prefix the gateway's OpenAI-compatible API is exposed under (`<base>/gateway/v1`).
+    pub fn gateway_api_path(&self) -> String {
+        self.base.join("/gateway/v1")
     }
 
     /// The picoclaw settings the configuration relies on, one `key = value` line each.
@@ -256,6 +264,11 @@ fn nginx(plan: &ProxyPlan) -> String {
         let _ = writeln!(out, "    location = {} {{", plan.gateway_socket_path());
         nginx_proxy_block(&mut out, format!("http://{gateway}/pico/ws"), idle);
         out.push_str("    }\n");
+        out.push_str("\n    # The gateway's OpenAI-compatible API (its own limit: 4 MiB per request).\n");
+        let _ = writeln!(out, "    location {}/ {{", plan.gateway_api_path());
+        out.push_str("        client_max_body_size 4m;\n");
+        nginx_proxy_block(&mut out, format!("http://{gateway}/v1/"), idle);
+        out.push_str("    }\n");
     }
     out.push_str("}\n");
     out
@@ -291,6 +304,12 @@ fn caddy(plan: &ProxyPlan) -> String {
         let _ = writeln!(out, "\t# The gateway's Pico socket, for clients with a pico or named token.");
         let _ = writeln!(out, "\thandle {path} {{");
         let _ = writeln!(out, "\t\trewrite * /pico/ws?{{query}}");
+        caddy_proxy_block(&mut out, gateway);
+        out.push_str("\t}\n");
+        let api = plan.gateway_api_path();
+        let _ = writeln!(out, "\t# The gateway's OpenAI-compatible API.");
+        let _ = writeln!(out, "\thandle {api}/* {{");
+        let _ = writeln!(out, "\t\turi strip_prefix {}", plan.base.join("/gateway"));
         caddy_proxy_block(&mut out, gateway);
         out.push_str("\t}\n");
     }
@@ -338,6 +357,8 @@ fn traefik(plan: &ProxyPlan) -> String {
         let base = plan.base.as_str();
         format!("{host_rule}(Path(`{base}`) || PathPrefix(`{base}/`))")
     };
+    // Traefik tries longer rules first; the gateway's routers are set above the
+    // dashboard's, whose prefix contains theirs.
     out.push_str("http:\n  routers:\n");
     let _ = writeln!(
         out,
@@ -350,14 +371,28 @@ fn traefik(plan: &ProxyPlan) -> String {
         let path = plan.gateway_socket_path();
         let _ = writeln!(
             out,
-            "    picoclaw-gateway:\n      rule: \"{host_rule}Path(`{path}`)\"\n      service: picoclaw-gateway\n      \
+            "    picoclaw-gateway:\n      rule: \"{host_rule}Path(`{path}`)\"\n      priority: 1000\n      service: picoclaw-gateway\n      \
              middlewares:\n        - picoclaw-gateway-path"
+        );
+        if tls {
+            out.push_str("      tls: {}\n");
+        }
+        let api = plan.gateway_api_path();
+        let _ = writeln!(
+            out,
+            "    picoclaw-gateway-api:\n      rule: \"{host_rule}PathPrefix(`{api}/`)\"\n      priority: 1000\n      service: picoclaw-gateway\n      \
+             middlewares:\n        - picoclaw-gateway-api-path"
         );
         if tls {
             out.push_str("      tls: {}\n");
         }
         out.push_str(
             "  middlewares:\n    picoclaw-gateway-path:\n      replacePath:\n        path: /pico/ws\n",
+        );
+        let _ = writeln!(
+            out,
+            "    picoclaw-gateway-api-path:\n      stripPrefix:\n        prefixes:\n          - \"{}\"",
+            plan.base.join("/gateway")
         );
     }
     out.push_str("  services:\n");
@@ -428,6 +463,8 @@ mod tests {
             "location = /picoclaw {",
             "location = /picoclaw/gateway/pico/ws {",
             "proxy_pass http://127.0.0.1:18790/pico/ws;",
+            "location /picoclaw/gateway/v1/ {",
+            "proxy_pass http://127.0.0.1:18790/v1/;",
             "listen 127.0.0.1:8080;",
         ] {
             assert!(n.contains(want), "nginx lacks {want:?}:\n{n}");

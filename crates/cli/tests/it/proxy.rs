@@ -343,6 +343,20 @@ fn check_traefik(conf: &str, args: &[&str]) {
         assert!(gw["rule"].as_str().is_some_and(|r| r.contains("/gateway/pico/ws`)")), "{doc}");
         let mw = gw["middlewares"][0].as_str().expect("middleware");
         assert_eq!(http["middlewares"][mw]["replacePath"]["path"], "/pico/ws");
+        let api = &http["routers"]["picoclaw-gateway-api"];
+        assert!(api["rule"].as_str().is_some_and(|r| r.contains("/gateway/v1/`)")), "{doc}");
+        let mw = api["middlewares"][0].as_str().expect("middleware");
+        let stripped = http["middlewares"][mw]["stripPrefix"]["prefixes"][0].as_str().expect("prefix");
+        assert!(stripped.ends_with("/gateway") && !stripped.ends_with("/v1"), "{doc}");
+        // Traefik tries the highest priority first (default: the rule's length): the
+        // gateway's routers must win over the dashboard's prefix, which contains theirs.
+        let rule_len = |r: &Value| r["rule"].as_str().map_or(0, str::len) as u64;
+        for router in [gw, api] {
+            assert!(
+                router["priority"].as_u64().unwrap_or_else(|| rule_len(router)) > rule_len(dashboard),
+                "{doc}"
+            );
+        }
     } else {
         assert!(http["routers"].get("picoclaw-gateway").is_none());
     }
@@ -454,6 +468,20 @@ async fn end_to_end(kind: Kind) {
         .await
         .unwrap_or_else(|(code, body)| panic!("gateway socket refused: {code} {body}\n{}", proxy.log()));
     echo(&mut direct, "straight to the gateway").await;
+    // The gateway's OpenAI-compatible API under the prefix, plain and streamed (SSE).
+    let api = format!("{public}/picoclaw/gateway/v1");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let models = http.get(format!("{api}/models")).bearer_auth(PICO).send().await.unwrap();
+    assert_eq!(models.status(), 200, "{}", proxy.log());
+    for stream in [false, true] {
+        let body = json!({ "model": "echo", "stream": stream, "messages": [{ "role": "user", "content": "api via proxy" }] });
+        let resp =
+            http.post(format!("{api}/chat/completions")).bearer_auth(PICO).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("api via proxy"), "stream={stream}: {text}");
+        assert_eq!(stream, text.contains("data: [DONE]"), "{text}");
+    }
 
     // Failed logins are counted per real client, and a client cannot choose its address:
     // 10 wrong tokens from this (loopback) client, each with another spoofed
