@@ -107,7 +107,16 @@ fn nginx_check(dir: &Path, conf: &str) -> std::process::Output {
     let site = dir.join("picoclaw.conf");
     std::fs::write(&site, conf).unwrap();
     let main = nginx_main(dir, &site);
-    Command::new("nginx").arg("-t").arg("-p").arg(dir).arg("-c").arg(&main).output().expect("run nginx -t")
+    Command::new("nginx")
+        .arg("-t")
+        .arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(&main)
+        .output()
+        .expect("run nginx -t")
 }
 
 /// Caddy with its state (`HOME`, XDG dirs) inside `dir`.
@@ -150,6 +159,9 @@ impl Proxy {
                 Command::new("nginx")
                     .arg("-p")
                     .arg(dir.path())
+                    // Also the log nginx opens before it reads the file (not /var/log).
+                    .arg("-e")
+                    .arg(dir.path().join("error.log"))
                     .arg("-c")
                     .arg(&main)
                     .args(["-g", "daemon off;"])
@@ -220,7 +232,7 @@ fn printed_configs_pass_nginx_t_caddy_validate_and_traefik_yaml() {
     let variants: [&[&str]; 4] = [
         &[],
         &["--gateway", "--public-url", "http://127.0.0.1:8080"],
-        &["--base-path", "", "--public-url", "http://chat.example.org"],
+        &["--gateway", "--base-path", "", "--public-url", "http://chat.example.org"],
         &["--gateway", "--base-path", "/apps/picoclaw", "--public-url", "https://chat.example.org"],
     ];
     let nginx = !skip_without("nginx");
