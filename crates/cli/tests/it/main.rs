@@ -7,6 +7,7 @@
 mod fake_provider;
 mod launcher_support;
 mod support;
+mod upstream_server;
 
 // One module per area (formerly one test binary each).
 mod abuse;
@@ -17,6 +18,7 @@ mod bounds;
 mod browser;
 mod canary;
 mod chat;
+mod conformance;
 mod deploy;
 mod doctor;
 mod faults;
