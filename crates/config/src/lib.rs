@@ -25,6 +25,7 @@ mod error;
 pub mod files;
 mod layers;
 mod paths;
+pub mod providers;
 pub mod schema;
 mod secret_url;
 mod seed;

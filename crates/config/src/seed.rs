@@ -467,6 +467,7 @@ const MODEL_FIELDS: &[(&str, Kind)] = &[
     ("model_name", Kind::Str),
     ("model", Kind::Str),
     ("api_base", Kind::Str),
+    ("provider", Kind::Str),
     ("api_key", Kind::Secret),
     ("api_keys", Kind::StrList),
 ];
@@ -500,13 +501,13 @@ impl<'de> Visitor<'de> for ModelEntryVisitor<'_> {
                     ctx.warnings.borrow_mut().push(ConfigWarning {
                         file: ctx.file.name(),
                         key: path.clone(),
-                        message: format!("model field `{path}` ignored: picoclaw uses model_name, model, api_base and api_keys"),
+                        message: format!("model field `{path}` ignored: picoclaw uses model_name, model, provider, api_base and api_keys"),
                     });
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
                 return Err(de::Error::custom(format!(
-                    "key `{path}` is not a model field; expected one of model_name, model, api_base, api_key"
+                    "key `{path}` is not a model field; expected one of model_name, model, provider, api_base, api_key"
                 )));
             };
             let value = map.next_value_seed(LeafSeed { kind: *kind, path })?;

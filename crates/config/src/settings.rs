@@ -136,9 +136,13 @@ pub struct StorageSettings {
 pub struct ModelEntry {
     /// The name other keys refer to.
     pub model_name: String,
-    /// The provider's model id.
+    /// The model id sent to the API: `model` without an upstream provider prefix
+    /// (`openai/gpt-5.4` → `gpt-5.4`; see [`crate::providers::resolve`]).
     pub model: String,
-    /// Base URL of the OpenAI-compatible API (default `https://api.openai.com/v1`).
+    /// Upstream's provider id: the `provider` field, a known prefix of `model`, or `openai`.
+    pub provider: &'static str,
+    /// Base URL of the OpenAI-compatible API: `api_base`, else the provider's default
+    /// (`https://api.openai.com/v1` for `openai`); empty for a provider without one.
     pub api_base: String,
 }
 
@@ -211,7 +215,8 @@ impl Settings {
             ));
         }
         let models = r.models()?;
-        let default_model = r.string(&schema::AGENTS_DEFAULTS_MODEL)?;
+        // Empty means unset (upstream writes `"model_name": ""` until a model is chosen).
+        let default_model = r.string(&schema::AGENTS_DEFAULTS_MODEL)?.filter(|m| !m.trim().is_empty());
         if let Some(model) = &default_model
             && !models.iter().any(|m| &m.model_name == model)
         {
@@ -221,6 +226,18 @@ impl Settings {
                 format!(
                     "names model {model:?}, which is not in model_list (known: {})",
                     if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                ),
+            ));
+        }
+        if let Some(name) = &default_model
+            && let Some(entry) = models.iter().find(|m| &m.model_name == name)
+            && !crate::providers::find(entry.provider).is_some_and(|p| p.openai_compatible)
+        {
+            return Err(r.invalid(
+                &schema::AGENTS_DEFAULTS_MODEL,
+                format!(
+                    "names model {name:?}, whose provider is {:?}: picoclaw speaks only OpenAI-compatible chat completions; give that model_list entry an OpenAI-compatible api_base and \"provider\": \"openai\", or choose another model",
+                    entry.provider
                 ),
             ));
         }
@@ -423,8 +440,27 @@ impl Reader<'_> {
             if !names.insert(model_name.clone()) {
                 return Err(self.invalid(key, format!("model_name {model_name:?} appears twice")));
             }
-            let api_base = field("api_base").unwrap_or_else(|| "https://api.openai.com/v1".to_owned());
-            out.push(ModelEntry { model_name, model, api_base });
+            let reference = crate::providers::resolve(&model, field("provider").as_deref()).map_err(|unknown| {
+                self.invalid(
+                    key,
+                    format!(
+                        "entry {i} ({model_name:?}) names provider {:?}, which upstream PicoClaw does not know either (e.g. \"openai\", \"openrouter\", \"ollama\")",
+                        unknown.0
+                    ),
+                )
+            })?;
+            let api_base = field("api_base").unwrap_or_else(|| {
+                crate::providers::find(reference.provider)
+                    .and_then(|p| p.default_api_base)
+                    .unwrap_or_default()
+                    .to_owned()
+            });
+            out.push(ModelEntry {
+                model_name,
+                model: reference.model_id,
+                provider: reference.provider,
+                api_base,
+            });
         }
         Ok(out)
     }

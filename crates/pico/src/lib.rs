@@ -9,7 +9,8 @@
 //! carries `reply_to` and `seq` in its payload (extra payload fields a v1 client ignores).
 //!
 //! With the `client` feature, `client` dials a remote Pico server and answers its messages
-//! (`channels.pico_client`), over `dial` (TLS and WebSocket dialing).
+//! (`channels.pico_client`), over `dial` (TLS and WebSocket dialing); `conformance` runs
+//! the protocol's checks against any Pico server (`picoclaw conformance`).
 //!
 //! [`decode_client`] turns text into a [`ClientFrame`] or a [`DecodeError`] whose
 //! [`code`](DecodeError::code) is the protocol error code (`invalid_message`,
@@ -17,6 +18,8 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "client")]
+pub mod conformance;
 #[cfg(feature = "client")]
 pub mod dial;
 

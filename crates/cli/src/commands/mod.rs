@@ -10,6 +10,7 @@ use crate::cli::{AuthCommand, Cli, Command, ConfigCommand};
 mod auth;
 mod chat;
 mod config;
+mod conformance;
 mod doctor;
 mod gateway;
 mod launcher;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Launcher(args) => launcher::run(args, cli.log_format),
         Command::Chat(args) => chat::run(args),
         Command::Sessions(command) => sessions::run(command),
+        Command::Conformance(args) => conformance::run(args),
         Command::Service(command) => service::run(command),
         Command::Doctor(args) => doctor::run(args),
         Command::ProxyConfig(args) => proxy_config::run(&args),

@@ -7,6 +7,7 @@
 mod fake_provider;
 mod launcher_support;
 mod support;
+mod upstream_server;
 
 // One module per area (formerly one test binary each).
 mod abuse;
@@ -18,6 +19,7 @@ mod bounds;
 mod browser;
 mod canary;
 mod chat;
+mod conformance;
 mod deploy;
 mod doctor;
 mod faults;
@@ -27,6 +29,7 @@ mod golden;
 mod history;
 mod launcher;
 mod launcher_security;
+mod node_recipe;
 mod pico_client;
 mod protocol;
 mod proxy;
