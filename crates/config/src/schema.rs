@@ -268,6 +268,16 @@ pub const GATEWAY_TRUSTED_PROXIES: Key = key(
     "proxy addresses whose X-Forwarded-For is believed (client = right-most untrusted hop)",
 );
 
+/// `gateway.base_path`.
+pub const GATEWAY_BASE_PATH: Key = key(
+    "gateway.base_path",
+    Some("PICOCLAW_GATEWAY_BASE_PATH"),
+    None,
+    Kind::BasePath,
+    Default::Str(""),
+    "path prefix the gateway also answers under, for a proxy that forwards /prefix/pico/ws unchanged",
+);
+
 /// `channels.pico.enabled`.
 pub const CHANNELS_PICO_ENABLED: Key = key(
     "channels.pico.enabled",
@@ -636,6 +646,7 @@ pub static KEYS: &[Key] = &[
     GATEWAY_HOT_RELOAD,
     GATEWAY_SHUTDOWN_TIMEOUT,
     GATEWAY_TRUSTED_PROXIES,
+    GATEWAY_BASE_PATH,
     CHANNELS_PICO_ENABLED,
     CHANNELS_PICO_TOKEN,
     CHANNELS_PICO_ALLOW_TOKEN_QUERY,

@@ -61,6 +61,8 @@ pub struct GatewaySettings {
     pub shutdown_timeout: Duration,
     /// Peers whose `X-Forwarded-For` is believed (rate limits count the real client).
     pub trusted_proxies: Cidrs,
+    /// A prefix every endpoint is also served under (beside the root).
+    pub base_path: BasePath,
 }
 
 /// The Pico channel (`channels.pico`).
@@ -249,6 +251,7 @@ impl Settings {
                 hot_reload: r.bool(&schema::GATEWAY_HOT_RELOAD)?,
                 shutdown_timeout: r.secs(&schema::GATEWAY_SHUTDOWN_TIMEOUT)?,
                 trusted_proxies: r.cidrs(&schema::GATEWAY_TRUSTED_PROXIES)?,
+                base_path: r.base_path(&schema::GATEWAY_BASE_PATH)?,
             },
             pico: PicoSettings {
                 enabled: r.bool(&schema::CHANNELS_PICO_ENABLED)?,

@@ -10,6 +10,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, delete, get, post};
 use picoclaw_auth::endpoints::{self, EndpointId, Server};
+use picoclaw_config::BasePath;
 use picoclaw_wire::body;
 
 use crate::authenticated::{Admin, Authenticated, PicoMedia, Read};
@@ -23,6 +24,40 @@ use picoclaw_wire::{ApiError, Code};
 
 /// Longest accepted request body (none of these endpoints needs a large one).
 const MAX_BODY: usize = 64 * 1024;
+
+/// The served router: [`router`] at the root and, with `gateway.base_path` set, also under
+/// that prefix (`/picoclaw/gateway/pico/ws` is routed as `/pico/ws`), for a proxy or
+/// tunnel that forwards the prefixed path unchanged. The gateway answers no URL, cookie or
+/// redirect of its own, so the same routes serve both; local tools, probes and the
+/// launcher keep using the root. Read at start (a change needs a restart).
+pub(crate) fn served(shared: Arc<Shared>, base: &BasePath) -> Router {
+    let inner = router(shared);
+    if base.is_root() {
+        return inner;
+    }
+    let strip = axum::middleware::map_request_with_state(base.clone(), under_base);
+    Router::new().fallback_service(tower_layer::Layer::layer(&strip, inner))
+}
+
+/// `/prefix/x` → `/x`; anything else is left as it is (the root routes).
+async fn under_base(State(base): State<BasePath>, mut req: axum::extract::Request) -> axum::extract::Request {
+    if let Some(rest) = base.strip(req.uri().path()) {
+        let rewritten = match req.uri().query() {
+            Some(query) => format!("{rest}?{query}"),
+            None => rest.to_owned(),
+        };
+        let mut parts = req.uri().clone().into_parts();
+        // A path cut from a valid one at a `/` is itself valid; if not, the request stays
+        // as it was (and is not found).
+        if let Ok(pq) = rewritten.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
 
 /// The router: one route per gateway row of the endpoint table, each to its handler.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {

@@ -111,3 +111,49 @@ fn a_bad_base_path_is_refused_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("PICOCLAW_LAUNCHER_BASE_PATH"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_also_answers_under_its_base_path() {
+    let home = TestHome::new();
+    home.write_config(&json!({
+        "gateway": { "base_path": "/picoclaw/gateway" },
+        "channels": { "pico": { "enabled": true } }
+    }));
+    home.write_security(&format!("channels:\n  pico:\n    token: \"{}\"\n", crate::launcher_support::PICO));
+    let gw = home.spawn_gateway(&[]);
+    let root = gw.http();
+    // Under the prefix, as a tunnel that cannot rewrite paths forwards it: the socket (with
+    // its query), the OpenAI-compatible API, health.
+    let url = format!("ws://{}/picoclaw/gateway/pico/ws?session_id=prefixed", gw.addr());
+    let mut socket = ws::bearer(&url, crate::launcher_support::PICO).await;
+    ws::send(&mut socket, json!({"type":"message.send","id":"g1","payload":{"content":"prefixed socket"}}))
+        .await;
+    let frames = ws::until(&mut socket, "typing.stop").await;
+    let echo = frames.iter().find(|f| f["type"] == "message.create").expect("echo");
+    assert_eq!(
+        (echo["payload"]["content"].as_str(), echo["session_id"].as_str()),
+        (Some("prefixed socket"), Some("prefixed"))
+    );
+    assert_eq!(get(&format!("{root}/picoclaw/gateway/health"), None).await.status, 200);
+    let models = send(
+        "GET",
+        &format!("{root}/picoclaw/gateway/v1/models"),
+        None,
+        &[("authorization", &format!("Bearer {}", crate::launcher_support::PICO))],
+        None,
+    )
+    .await;
+    assert_eq!(models.status, 200, "{}", models.body);
+    // The root stays (local tools, the launcher and probes use it); nothing else is added.
+    assert_eq!(get(&format!("{root}/health"), None).await.status, 200);
+    for path in ["/picoclaw/gatewayx/health", "/picoclaw/health", "/picoclaw/gateway"] {
+        assert_eq!(get(&format!("{root}{path}"), None).await.status, 404, "{path}");
+    }
+    // A bad value stops the gateway with the key's name.
+    let bad = TestHome::new();
+    bad.write_config(&json!({ "gateway": { "base_path": "/a/../b" } }));
+    let out = bad.run(&["gateway", "--port", "0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("gateway.base_path"), "{err}");
+}
