@@ -612,3 +612,31 @@ async fn an_answered_kept_alive_connection_outlives_the_first_request_deadline()
         "the kept-alive connection still serves after 7 s idle: {second:?}"
     );
 }
+
+/// Issue 15 follow-up: sessions claimed and never used cost their row in the history
+/// budget (`storage.max_total_bytes`), so one chat token opening sockets with new session
+/// ids cannot grow `sessions.db` without bound: past the budget a new session is refused
+/// with 507 `storage_full` before the upgrade, while existing sessions still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_sessions_past_the_history_budget_are_refused() {
+    let home = TestHome::with_pico(PICO, json!({})).env("PICOCLAW_STORAGE_MAX_TOTAL_BYTES", "4096");
+    let gw = home.spawn_gateway(&[]);
+    let mut opened = 0;
+    let mut refused = None;
+    for i in 0..64 {
+        let url = format!("{}?session_id=empty-{i}", gw.ws());
+        match support::ws::connect(&url, &[("authorization", &format!("Bearer {PICO}"))]).await {
+            Ok(_) => opened += 1,
+            Err((status, body)) => {
+                refused = Some((status.as_u16(), body));
+                break;
+            }
+        }
+    }
+    assert_eq!(opened, 8, "4096 bytes hold 8 session rows of 512");
+    let (status, body) = refused.expect("refused past the budget");
+    assert_eq!(status, 507, "{body}");
+    assert!(body.contains("storage_full"), "{body}");
+    let again = format!("{}?session_id=empty-0", gw.ws());
+    assert!(support::ws::connect(&again, &[("authorization", &format!("Bearer {PICO}"))]).await.is_ok());
+}
