@@ -515,7 +515,7 @@ pub const STORAGE_MAX_TOTAL_BYTES: Key = key(
     None,
     Kind::Bytes,
     Default::Int(256 * 1024 * 1024),
-    "history text kept in all; past it new turns are refused with storage_full",
+    "history kept in all (text + 512 bytes per session); past it new turns and new sessions are refused with storage_full",
 );
 
 /// `agents.defaults.messages_per_minute`.

@@ -98,7 +98,8 @@ fn handler(id: EndpointId) -> MethodRouter<Arc<Shared>> {
         | EndpointId::LauncherSetup
         | EndpointId::LauncherPages
         | EndpointId::LauncherApi
-        | EndpointId::LauncherPicoSocket => any(not_found_here),
+        | EndpointId::LauncherPicoSocket
+        | EndpointId::LauncherPicoMedia => any(not_found_here),
     }
 }
 
@@ -181,7 +182,33 @@ async fn status(State(shared): State<Arc<Shared>>, _auth: Authenticated<Admin>) 
     })
 }
 
-/// `/pico/media/<id>`: authenticated like the channel; picoclaw stores no media yet.
-async fn media(_auth: Authenticated<PicoMedia>) -> ApiError {
-    ApiError::new(Code::NotFound, "no such media")
+/// `/pico/media/<id>`: a file of an answer, for the principal whose turn produced it
+/// (anyone else, an unknown or an expired id: the same 404). Raster images are shown
+/// inline, anything else is a download; never sniffed, never cached, sandboxed.
+async fn media(
+    State(shared): State<Arc<Shared>>,
+    auth: Authenticated<PicoMedia>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let Some(item) = shared.media.get(&id, &auth.principal.id) else {
+        return ApiError::new(Code::NotFound, "no such media (files of an answer are kept one hour)")
+            .into_response();
+    };
+    let inline = picoclaw_pico::is_raster_image_type(&item.content_type);
+    let content_type = if inline { item.content_type.as_str() } else { "application/octet-stream" };
+    let filename: String = item
+        .filename
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .take(100)
+        .collect();
+    let disposition = format!("{}; filename=\"{filename}\"", if inline { "inline" } else { "attachment" });
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
+        (axum::http::header::CONTENT_DISPOSITION, disposition),
+        (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        (axum::http::header::CACHE_CONTROL, "private, no-store".to_owned()),
+        (axum::http::header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'".to_owned()),
+    ];
+    (headers, axum::body::Bytes::from_owner(item.bytes)).into_response()
 }

@@ -14,6 +14,7 @@
 //! | `GET /api/tokens` | session | credentials: sources and fingerprints (never values) |
 //! | `POST /api/tokens`, `POST /api/tokens/{key}/rotate`, `DELETE /api/tokens/{key}` | session | forwarded to the gateway's named-token API (nothing else is) |
 //! | `/pico/ws` | session + same origin | the chat socket, proxied to the gateway |
+//! | `/pico/media/<id>` | session | a file of an answer, fetched from the gateway |
 //!
 //! Every state-changing request (any method but GET, HEAD and OPTIONS, `/login` and
 //! `/logout` included) that a browser marks as cross-site (`Origin`, `Sec-Fetch-Site`) is
@@ -134,6 +135,7 @@ pub(crate) fn router(st: Arc<AppState>) -> Router {
         .route("/api/tokens/{key}", delete(crate::tokens::revoke).fallback(not_found))
         .route("/api/tokens/{key}/rotate", post(crate::tokens::rotate).fallback(not_found))
         .route("/pico/ws", any(proxy::pico_ws))
+        .route("/pico/media/{id}", get(proxy::pico_media))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(st.clone(), gate))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -162,7 +164,7 @@ fn public(path: &str) -> bool {
 }
 
 fn api_like(path: &str) -> bool {
-    path.starts_with("/api/") || matches!(path, "/pico/ws" | "/setup")
+    path.starts_with("/api/") || path.starts_with("/pico/media/") || matches!(path, "/pico/ws" | "/setup")
 }
 
 /// The caller's live session.

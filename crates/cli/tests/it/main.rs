@@ -29,6 +29,7 @@ mod golden;
 mod history;
 mod launcher;
 mod launcher_security;
+mod media;
 mod node_recipe;
 mod pico_client;
 mod protocol;
