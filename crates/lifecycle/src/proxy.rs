@@ -205,7 +205,7 @@ fn nginx_proxy_block(out: &mut String, upstream: String, idle: u64) {
     for line in [
         "proxy_http_version 1.1;",
         "proxy_set_header Upgrade $http_upgrade;",
-        "proxy_set_header Connection $connection_upgrade;",
+        "proxy_set_header Connection $picoclaw_connection_upgrade;",
         "proxy_set_header Host $http_host;",
         "# Overwritten, never appended: a client cannot choose its own address.",
         "proxy_set_header X-Forwarded-For $remote_addr;",
@@ -224,7 +224,11 @@ fn nginx(plan: &ProxyPlan) -> String {
     let mut out = String::new();
     header(&mut out, plan, "#", "nginx (put this file in /etc/nginx/conf.d/)");
     let idle = plan.idle_secs();
-    out.push_str("map $http_upgrade $connection_upgrade {\n    default upgrade;\n    ''      close;\n}\n\n");
+    // Its own name: many nginx.conf files already map `$connection_upgrade`, and nginx
+    // takes a second `map` of one variable without a word, so one would replace the other.
+    out.push_str(
+        "map $http_upgrade $picoclaw_connection_upgrade {\n    default upgrade;\n    ''      close;\n}\n\n",
+    );
     out.push_str("server {\n");
     match &plan.public {
         Some(p) => {
