@@ -558,6 +558,13 @@ async fn browser_through(proxy: &Proxy, l: &Launcher, token: &str) {
     b.wait_url("the dashboard", |u| u == format!("{dash}/")).await;
     b.wait_text(l, "#gw-state", "Running", |t| t == "Running").await;
     b.wait_text(l, "#chat-state", "Connected", |t| t == "Connected").await;
+    // The style sheet and the script came from under the prefix too.
+    let script = "return [Array.from(document.styleSheets).map(s => s.href + ' ' + s.cssRules.length), \
+                  Array.from(document.scripts).map(s => s.src)];";
+    let loaded = b.call("POST", "/execute/sync", Some(json!({ "script": script, "args": [] }))).await;
+    let sheet = loaded[0][0].as_str().unwrap_or_default();
+    assert!(sheet.starts_with(&format!("{dash}/assets/app.css ")) && !sheet.ends_with(" 0"), "{loaded}");
+    assert_eq!(loaded[1][0], format!("{dash}/assets/app.js"), "{loaded}");
     b.type_into("#chat-input", "hello through the proxy").await;
     b.click("#chat-send").await;
     b.wait_text(l, ".msg-bot", "the echo", |t| t == "hello through the proxy").await;
