@@ -315,6 +315,13 @@ fn printed_configs_pass_nginx_t_caddy_validate_and_traefik_yaml() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("expected"), "{bad:?}: {err}");
     }
+    // The idle timeouts follow the configured read timeout (environment included).
+    let slow = proxied_home().env("PICOCLAW_CHANNELS_PICO_READ_TIMEOUT", "300");
+    let (conf, _) = proxy_config(&slow, "nginx", &["--gateway"]);
+    assert!(conf.contains("proxy_read_timeout 330s;") && !conf.contains("90s"), "{conf}");
+    let (conf, _) = proxy_config(&slow, "traefik", &[]);
+    assert!(conf.contains("readTimeout: 330s"), "{conf}");
+
     // A port picked at each start cannot be proxied to.
     let random = TestHome::new();
     random.write_config(&json!({ "gateway": { "port": 0 } }));
