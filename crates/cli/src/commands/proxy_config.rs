@@ -62,6 +62,20 @@ pub fn run(args: &ProxyConfigArgs) -> Result<ExitCode> {
     for line in plan.settings() {
         eprintln!("  {line}");
     }
+    // The proxy connects from loopback when it reaches picoclaw on loopback.
+    let proxy_ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    if plan.launcher.ip().is_loopback() && !launcher.trusted_proxies.contains(proxy_ip) {
+        eprintln!(
+            "note: launcher.trusted_proxies does not list 127.0.0.1: the launcher would see every user as the \
+             proxy and refuse requests for the public host name"
+        );
+    }
+    if plan.gateway.is_some_and(|g| g.ip().is_loopback()) && !gateway.trusted_proxies.contains(proxy_ip) {
+        eprintln!(
+            "note: gateway.trusted_proxies does not list 127.0.0.1: failed logins through the proxy would all \
+             count against one client"
+        );
+    }
     if plan.base != *configured {
         eprintln!(
             "note: launcher.base_path is {:?} now; set it to {:?} before starting the launcher",

@@ -315,6 +315,20 @@ fn printed_configs_pass_nginx_t_caddy_validate_and_traefik_yaml() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("expected"), "{bad:?}: {err}");
     }
+    // Settings the configuration relies on but that are not made yet are pointed out.
+    let (_, notes) = proxy_config(&home, "nginx", &["--gateway"]);
+    assert!(!notes.contains("note:"), "this home has them all: {notes}");
+    let bare = TestHome::new();
+    bare.write_config(&json!({ "gateway": { "port": 18790 } }));
+    let (_, notes) = proxy_config(&bare, "caddy", &["--gateway", "--base-path", "/picoclaw"]);
+    for want in [
+        "launcher.trusted_proxies does not list",
+        "gateway.trusted_proxies does not list",
+        "set it to \"/picoclaw\"",
+    ] {
+        assert!(notes.contains(want), "{want:?} missing from:\n{notes}");
+    }
+
     // The idle timeouts follow the configured read timeout (environment included).
     let slow = proxied_home().env("PICOCLAW_CHANNELS_PICO_READ_TIMEOUT", "300");
     let (conf, _) = proxy_config(&slow, "nginx", &["--gateway"]);
