@@ -97,6 +97,8 @@ impl Browser {
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().unwrap();
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
+            // Caddy's own local CA on loopback (proxy.rs, HTTPS); nothing else uses TLS.
+            "acceptInsecureCerts": true,
             "goog:chromeOptions": {
                 "binary": chromium.to_string_lossy(),
                 "args": [

@@ -149,6 +149,13 @@ struct Proxy {
 
 impl Proxy {
     fn start(kind: Kind, conf: &str, port: u16) -> Proxy {
+        // The test's own global options: no admin endpoint (parallel tests would share
+        // :2019) and no certificate automation on loopback.
+        Proxy::start_with(kind, conf, port, "admin off\n\tauto_https off")
+    }
+
+    /// Caddy with `globals` as its global options (nginx ignores them).
+    fn start_with(kind: Kind, conf: &str, port: u16, globals: &str) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(dir.path().join("proxy.stderr")).unwrap();
         let child = match kind {
@@ -172,10 +179,8 @@ impl Proxy {
                     .expect("start nginx")
             }
             Kind::Caddy => {
-                // The test's own global options: no admin endpoint (parallel tests would
-                // share :2019) and no certificate automation on loopback.
                 let file = dir.path().join("Caddyfile");
-                std::fs::write(&file, format!("{{\n\tadmin off\n\tauto_https off\n}}\n\n{conf}")).unwrap();
+                std::fs::write(&file, format!("{{\n\t{globals}\n}}\n\n{conf}")).unwrap();
                 caddy(dir.path())
                     .args(["run", "--adapter", "caddyfile", "--config"])
                     .arg(&file)
@@ -207,6 +212,11 @@ impl Proxy {
     /// `http://127.0.0.1:PORT` (what the browser and clients open).
     fn origin(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    fn https_origin(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
     }
 }
 
@@ -607,4 +617,59 @@ async fn through_nginx() {
 #[tokio::test(flavor = "multi_thread")]
 async fn through_caddy() {
     end_to_end(Kind::Caddy).await;
+}
+
+/// HTTPS through Caddy (its automatic HTTPS: a local CA for an IP address, which the
+/// browser is told to accept): the page is `https://`, so the chat socket must be
+/// `wss://` under the prefix, and the session cookie is `Secure` (X-Forwarded-Proto).
+#[tokio::test(flavor = "multi_thread")]
+async fn https_through_caddy_in_chromium() {
+    if skip_without("caddy") {
+        return;
+    }
+    let home = proxied_home();
+    let port = free_port();
+    let public = format!("https://127.0.0.1:{port}");
+    let (conf, _) = proxy_config(&home, "caddy", &["--public-url", &public]);
+    // No admin endpoint, no attempt to add the local CA to the system's trust store, and
+    // the HTTP→HTTPS redirect server on a free port instead of 80.
+    let globals = format!("admin off\n\tskip_install_trust\n\thttp_port {}", free_port());
+    let proxy = Proxy::start_with(Kind::Caddy, &conf, port, &globals);
+    let l = start_args(&home, &["launcher", "--console", "--no-browser"]);
+    l.gateway_record();
+    let token = l.token();
+
+    let chromium = require(&["chromium", "chromium-browser"], "chromium");
+    let chromedriver = require(&["chromedriver"], "chromium-driver");
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver, &profile.path().join("chromedriver.log"));
+    let b = Browser::open(&driver, &chromium, &profile.path().join("profile")).await;
+    let dash = format!("{}/picoclaw", proxy.https_origin());
+    b.goto(&format!("{dash}/login")).await;
+    b.wait_text(&l, "#login-btn", "the login button", |t| t == "Log in").await;
+    b.type_into("#token", &token).await;
+    b.click("#login-btn").await;
+    b.wait_url("the dashboard", |u| u == format!("{dash}/")).await;
+    b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+    b.type_into("#chat-input", "hello over wss").await;
+    b.click("#chat-send").await;
+    b.wait_text(&l, ".msg-bot", "the echo", |t| t == "hello over wss").await;
+    // (An https page may only open a wss:// socket: the echo above came over wss://.)
+    // The cookie it got: Secure, for the prefix only.
+    let cookies = b.call("GET", "/cookie", None).await;
+    let session = cookies
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == "picoclaw_launcher_session"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no session cookie: {cookies}\n{}", proxy.log()));
+    assert_eq!(
+        (session["secure"].as_bool(), session["path"].as_str()),
+        (Some(true), Some("/picoclaw/")),
+        "{session}"
+    );
+    assert_eq!(session["httpOnly"].as_bool(), Some(true));
+    let log = std::fs::read_to_string(&l.stderr_file).unwrap_or_default();
+    assert!(!log.contains(&token), "the token is not logged");
+    b.screenshot("proxy-caddy-https-dashboard.png").await;
+    b.close().await;
 }
