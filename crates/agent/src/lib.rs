@@ -92,6 +92,30 @@ pub enum Delta {
     /// More of the model's reasoning (a provider's `reasoning_content`): shown apart from
     /// the answer (a Pico `kind: thought` bubble) and never kept in the history.
     Thought(String),
+    /// A file that is part of the answer: delivered as upstream delivers files, a
+    /// `message.create` whose `attachments` link to `/pico/media/<id>` (owner-only).
+    Attachment(Attachment),
+}
+
+/// A file an agent answers with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// Its media type, e.g. `image/png`.
+    pub content_type: String,
+    /// A file name for downloads (no path).
+    pub filename: String,
+    /// The content.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("content_type", &self.content_type)
+            .field("filename", &self.filename)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
 }
 
 /// The answer: deltas in order. The stream ends when the answer is complete.

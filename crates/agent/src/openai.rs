@@ -412,8 +412,10 @@ impl Inner {
                     .into_iter()
                     .flatten()
                 {
-                    let (Delta::Text(d) | Delta::Thought(d)) = &delta;
-                    total += d.len();
+                    total += match &delta {
+                        Delta::Text(d) | Delta::Thought(d) => d.len(),
+                        Delta::Attachment(a) => a.bytes.len(),
+                    };
                     if total > MAX_ANSWER_BYTES {
                         return Err(self.err(
                             "provider_bad_stream",

@@ -70,7 +70,8 @@ impl Answer for EngineAnswer {
             while let Some(part) = stream.next().await {
                 match part {
                     Ok(crate::Delta::Text(delta)) => answer.push_str(&delta),
-                    Ok(crate::Delta::Thought(_)) => {}
+                    // A remote Pico server gets the text; files stay here.
+                    Ok(crate::Delta::Thought(_) | crate::Delta::Attachment(_)) => {}
                     Err(e) => {
                         failed = Some(e);
                         break;

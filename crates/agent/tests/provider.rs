@@ -35,6 +35,7 @@ async fn collect(agent: &OpenAiAgent, req: TurnRequest) -> (Vec<String>, Option<
         match item {
             Ok(picoclaw_agent::Delta::Text(d)) => deltas.push(d),
             Ok(picoclaw_agent::Delta::Thought(d)) => deltas.push(format!("thought:{d}")),
+            Ok(picoclaw_agent::Delta::Attachment(a)) => deltas.push(format!("file:{}", a.filename)),
             Err(e) => return (deltas, Some(e)),
         }
     }

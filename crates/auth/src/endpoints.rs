@@ -106,6 +106,8 @@ pub enum EndpointId {
     LauncherApi,
     /// Launcher `/pico/ws` (the dashboard's chat, proxied to the gateway).
     LauncherPicoSocket,
+    /// Launcher `GET /pico/media/{id}` (files of the dashboard's chat, from the gateway).
+    LauncherPicoMedia,
 }
 
 /// One endpoint.
@@ -214,7 +216,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         &["GET"],
         "/pico/media/{id}",
         Guard::Credential { scope: Scope::Chat, presentations: Presentations::MEDIA },
-        "media of the Pico channel",
+        "a file of an answer (`attachments` of a `message.create`), for the principal whose turn made it; kept 1 h",
     ),
     gateway(
         EndpointId::Sessions,
@@ -292,6 +294,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "/pico/ws",
         Guard::DashboardSession,
         "the dashboard's chat; the launcher authenticates upstream with the runtime token",
+    ),
+    launcher(
+        EndpointId::LauncherPicoMedia,
+        &["GET"],
+        "/pico/media/{id}",
+        Guard::DashboardSession,
+        "files of the dashboard's chat, fetched from the gateway with the runtime token",
     ),
 ];
 

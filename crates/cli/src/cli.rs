@@ -48,11 +48,15 @@ pub enum Command {
     /// Chat history kept by the running gateway: list, show, export (JSONL) or delete sessions.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Run the Pico protocol's checks against a server (ours or upstream PicoClaw's); pass/fail per feature.
+    Conformance(ConformanceArgs),
     /// Install, remove, show or audit the gateway's systemd user unit or launchd agent.
     #[command(subcommand)]
     Service(ServiceCommand),
     /// Check for credential drift, leaks, weak tokens and an unhealthy gateway; --fix repairs.
     Doctor(DoctorArgs),
+    /// Print a known-good nginx, Caddy or Traefik configuration for picoclaw behind it.
+    ProxyConfig(ProxyConfigArgs),
     /// Print the version.
     Version,
     /// Print a shell completion script.
@@ -237,6 +241,34 @@ pub struct LauncherArgs {
     pub no_browser: bool,
 }
 
+/// `picoclaw proxy-config nginx|caddy|traefik [--base-path P] [--public-url U] [--gateway]`
+#[derive(Debug, Args)]
+pub struct ProxyConfigArgs {
+    /// The proxy.
+    #[arg(value_enum)]
+    pub proxy: ProxyArg,
+    /// The prefix the dashboard is under (default: launcher.base_path); set launcher.base_path to the same.
+    #[arg(long)]
+    pub base_path: Option<String>,
+    /// Where users open the dashboard, http(s)://HOST[:PORT] (default: any host on port 80).
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Also expose the gateway's Pico socket at <base>/gateway/pico/ws.
+    #[arg(long)]
+    pub gateway: bool,
+}
+
+/// Proxies `proxy-config` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxyArg {
+    /// A file for /etc/nginx/conf.d/.
+    Nginx,
+    /// A Caddyfile.
+    Caddy,
+    /// A Traefik dynamic configuration file (YAML).
+    Traefik,
+}
+
 /// `picoclaw chat [--session S] [--url U] [MESSAGE]`
 #[derive(Debug, Args)]
 pub struct ChatArgs {
@@ -252,6 +284,38 @@ pub struct ChatArgs {
     pub timeout: u64,
     /// The message; several words are joined with spaces. Omit it to chat interactively.
     pub message: Vec<String>,
+}
+
+/// `picoclaw conformance [--url U] [--token-env NAME | --token-stdin] [--json] [--strict]`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The token is never taken from argv: --token-env names an environment variable that holds it, \
+--token-stdin reads it from the first line of stdin. Without --url the local gateway recorded \
+in .picoclaw.pid is tested with its runtime token; with --url and neither option, the \
+configured credentials are used (pico token, else gateway token).
+
+Exit codes: 0 every core (Pico v1) check passed (with --strict: every check); 1 a check failed; \
+2 usage error or no usable target/token.")]
+pub struct ConformanceArgs {
+    /// The server's Pico socket (`ws://`, `wss://`; `http(s)://host:port` means `/pico/ws`);
+    /// default: the local gateway.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The environment variable holding the token to present.
+    #[arg(long, value_name = "NAME", conflicts_with = "token_stdin")]
+    pub token_env: Option<String>,
+    /// Read the token from the first line of stdin.
+    #[arg(long)]
+    pub token_stdin: bool,
+    /// Seconds one step (a handshake, an awaited frame) may take.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Fail unless the protocol-2 extensions pass too.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Accepts Go-style single-dash long flags from upstream PicoClaw docs (`-console`,

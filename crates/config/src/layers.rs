@@ -382,7 +382,7 @@ fn parse_env(key: &Key, name: &'static str, raw: &str) -> Result<Option<Value>, 
             Value::from(n)
         }
         Kind::Str | Kind::Secret => Value::from(raw),
-        Kind::Host | Kind::LogLevel | Kind::WsUrl => {
+        Kind::Host | Kind::LogLevel | Kind::WsUrl | Kind::BasePath => {
             if !key.kind.check_str(raw) {
                 // A URL may carry a password: never echo one.
                 return Err(ConfigError::Env {

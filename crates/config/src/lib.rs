@@ -25,6 +25,7 @@ mod error;
 pub mod files;
 mod layers;
 mod paths;
+pub mod providers;
 pub mod schema;
 mod secret_url;
 mod seed;
@@ -45,4 +46,4 @@ pub use settings::{
     Resolution, Settings, StorageSettings, resolve,
 };
 pub use source::Source;
-pub use values::{Cidrs, Host, HostError, LogLevel, canonical};
+pub use values::{BasePath, BasePathError, Cidrs, Host, HostError, LogLevel, canonical};

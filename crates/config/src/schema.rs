@@ -48,6 +48,8 @@ pub enum Kind {
     /// A `ws://`/`wss://` URL whose userinfo is a secret
     /// ([`PicoClientUrl`](crate::PicoClientUrl)).
     WsUrl,
+    /// A URL path prefix ([`BasePath`](crate::BasePath)); empty = the root.
+    BasePath,
 }
 
 impl Kind {
@@ -67,6 +69,7 @@ impl Kind {
             Kind::LogLevel => crate::LogLevel::EXPECTED,
             Kind::Cidrs => crate::Cidrs::EXPECTED,
             Kind::WsUrl => crate::PicoClientUrl::EXPECTED,
+            Kind::BasePath => crate::BasePath::EXPECTED,
         }
     }
 
@@ -86,6 +89,7 @@ impl Kind {
             Kind::LogLevel => "level",
             Kind::Cidrs => "networks",
             Kind::WsUrl => "url",
+            Kind::BasePath => "path",
         }
     }
 
@@ -97,6 +101,7 @@ impl Kind {
             Kind::LogLevel => crate::LogLevel::parse(text).is_some(),
             Kind::Cidrs => crate::Cidrs::parse_one(text).is_some(),
             Kind::WsUrl => crate::PicoClientUrl::parse(text).is_ok(),
+            Kind::BasePath => crate::BasePath::parse(text).is_ok(),
             _ => true,
         }
     }
@@ -261,6 +266,16 @@ pub const GATEWAY_TRUSTED_PROXIES: Key = key(
     Kind::Cidrs,
     Default::EmptyList,
     "proxy addresses whose X-Forwarded-For is believed (client = right-most untrusted hop)",
+);
+
+/// `gateway.base_path`.
+pub const GATEWAY_BASE_PATH: Key = key(
+    "gateway.base_path",
+    Some("PICOCLAW_GATEWAY_BASE_PATH"),
+    None,
+    Kind::BasePath,
+    Default::Str(""),
+    "path prefix the gateway also answers under, for a proxy that forwards /prefix/pico/ws unchanged",
 );
 
 /// `channels.pico.enabled`.
@@ -500,7 +515,7 @@ pub const STORAGE_MAX_TOTAL_BYTES: Key = key(
     None,
     Kind::Bytes,
     Default::Int(256 * 1024 * 1024),
-    "history text kept in all; past it new turns are refused with storage_full",
+    "history kept in all (text + 512 bytes per session); past it new turns and new sessions are refused with storage_full",
 );
 
 /// `agents.defaults.messages_per_minute`.
@@ -578,6 +593,17 @@ pub const LAUNCHER_TRUSTED_PROXIES: Key = launcher_key(
     "proxy addresses whose X-Forwarded-For / X-Forwarded-Proto are believed",
 );
 
+/// `launcher.base_path`.
+pub const LAUNCHER_BASE_PATH: Key = launcher_key(
+    "launcher.base_path",
+    "base_path",
+    Some("PICOCLAW_LAUNCHER_BASE_PATH"),
+    None,
+    Kind::BasePath,
+    Default::Str(""),
+    "path prefix the dashboard is served under behind a proxy (/picoclaw); empty = the root",
+);
+
 /// `launcher.allow_localhost_bypass` (upstream PicoClaw's launcher key, same meaning).
 pub const LAUNCHER_ALLOW_LOCALHOST_BYPASS: Key = launcher_key(
     "launcher.allow_localhost_bypass",
@@ -633,6 +659,7 @@ pub static KEYS: &[Key] = &[
     GATEWAY_HOT_RELOAD,
     GATEWAY_SHUTDOWN_TIMEOUT,
     GATEWAY_TRUSTED_PROXIES,
+    GATEWAY_BASE_PATH,
     CHANNELS_PICO_ENABLED,
     CHANNELS_PICO_TOKEN,
     CHANNELS_PICO_ALLOW_TOKEN_QUERY,
@@ -664,6 +691,7 @@ pub static KEYS: &[Key] = &[
     LAUNCHER_PUBLIC,
     LAUNCHER_ALLOWED_CIDRS,
     LAUNCHER_TRUSTED_PROXIES,
+    LAUNCHER_BASE_PATH,
     LAUNCHER_ALLOW_LOCALHOST_BYPASS,
     LAUNCHER_DASHBOARD_PASSWORD_HASH,
     LAUNCHER_TOKEN,

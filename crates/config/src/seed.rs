@@ -293,9 +293,11 @@ impl<'de> Visitor<'de> for LeafVisitor {
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
         match self.kind {
             Kind::Str | Kind::Secret => Ok(Value::from(s)),
-            Kind::Host | Kind::LogLevel | Kind::WsUrl if self.kind.check_str(s) => Ok(Value::from(s)),
+            Kind::Host | Kind::LogLevel | Kind::WsUrl | Kind::BasePath if self.kind.check_str(s) => {
+                Ok(Value::from(s))
+            }
             // The value is not shown: a URL may carry a password.
-            Kind::Host | Kind::LogLevel | Kind::WsUrl => {
+            Kind::Host | Kind::LogLevel | Kind::WsUrl | Kind::BasePath => {
                 Err(E::custom(format!("key `{}`: expected {}", self.path, self.kind.expected())))
             }
             _ => Err(self.wrong("a string")),
@@ -465,6 +467,7 @@ const MODEL_FIELDS: &[(&str, Kind)] = &[
     ("model_name", Kind::Str),
     ("model", Kind::Str),
     ("api_base", Kind::Str),
+    ("provider", Kind::Str),
     ("api_key", Kind::Secret),
     ("api_keys", Kind::StrList),
 ];
@@ -498,13 +501,13 @@ impl<'de> Visitor<'de> for ModelEntryVisitor<'_> {
                     ctx.warnings.borrow_mut().push(ConfigWarning {
                         file: ctx.file.name(),
                         key: path.clone(),
-                        message: format!("model field `{path}` ignored: picoclaw uses model_name, model, api_base and api_keys"),
+                        message: format!("model field `{path}` ignored: picoclaw uses model_name, model, provider, api_base and api_keys"),
                     });
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
                 return Err(de::Error::custom(format!(
-                    "key `{path}` is not a model field; expected one of model_name, model, api_base, api_key"
+                    "key `{path}` is not a model field; expected one of model_name, model, provider, api_base, api_key"
                 )));
             };
             let value = map.next_value_seed(LeafSeed { kind: *kind, path })?;

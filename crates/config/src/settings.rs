@@ -10,7 +10,7 @@ use crate::layers::Layers;
 use crate::schema::{self, Key};
 use crate::secret_url::PicoClientUrl;
 use crate::source::Source;
-use crate::values::{Cidrs, Host, LogLevel};
+use crate::values::{BasePath, Cidrs, Host, LogLevel};
 
 /// The winning value of one key, and every lower source that set a *different* value.
 #[derive(Debug, Clone)]
@@ -61,6 +61,8 @@ pub struct GatewaySettings {
     pub shutdown_timeout: Duration,
     /// Peers whose `X-Forwarded-For` is believed (rate limits count the real client).
     pub trusted_proxies: Cidrs,
+    /// A prefix every endpoint is also served under (beside the root).
+    pub base_path: BasePath,
 }
 
 /// The Pico channel (`channels.pico`).
@@ -136,9 +138,13 @@ pub struct StorageSettings {
 pub struct ModelEntry {
     /// The name other keys refer to.
     pub model_name: String,
-    /// The provider's model id.
+    /// The model id sent to the API: `model` without an upstream provider prefix
+    /// (`openai/gpt-5.4` → `gpt-5.4`; see [`crate::providers::resolve`]).
     pub model: String,
-    /// Base URL of the OpenAI-compatible API (default `https://api.openai.com/v1`).
+    /// Upstream's provider id: the `provider` field, a known prefix of `model`, or `openai`.
+    pub provider: &'static str,
+    /// Base URL of the OpenAI-compatible API: `api_base`, else the provider's default
+    /// (`https://api.openai.com/v1` for `openai`); empty for a provider without one.
     pub api_base: String,
 }
 
@@ -157,6 +163,8 @@ pub struct LauncherSettings {
     pub trusted_proxies: Cidrs,
     /// Loopback clients pass `allowed_cidrs` (upstream's `allow_localhost_bypass`).
     pub allow_localhost_bypass: bool,
+    /// The path prefix every page, asset, API call, cookie and socket is under.
+    pub base_path: BasePath,
 }
 
 /// Every non-secret setting, typed, with provenance.
@@ -209,7 +217,8 @@ impl Settings {
             ));
         }
         let models = r.models()?;
-        let default_model = r.string(&schema::AGENTS_DEFAULTS_MODEL)?;
+        // Empty means unset (upstream writes `"model_name": ""` until a model is chosen).
+        let default_model = r.string(&schema::AGENTS_DEFAULTS_MODEL)?.filter(|m| !m.trim().is_empty());
         if let Some(model) = &default_model
             && !models.iter().any(|m| &m.model_name == model)
         {
@@ -222,6 +231,18 @@ impl Settings {
                 ),
             ));
         }
+        if let Some(name) = &default_model
+            && let Some(entry) = models.iter().find(|m| &m.model_name == name)
+            && !crate::providers::find(entry.provider).is_some_and(|p| p.openai_compatible)
+        {
+            return Err(r.invalid(
+                &schema::AGENTS_DEFAULTS_MODEL,
+                format!(
+                    "names model {name:?}, whose provider is {:?}: picoclaw speaks only OpenAI-compatible chat completions; give that model_list entry an OpenAI-compatible api_base and \"provider\": \"openai\", or choose another model",
+                    entry.provider
+                ),
+            ));
+        }
         let settings = Settings {
             gateway: GatewaySettings {
                 host: r.host(&schema::GATEWAY_HOST)?,
@@ -230,6 +251,7 @@ impl Settings {
                 hot_reload: r.bool(&schema::GATEWAY_HOT_RELOAD)?,
                 shutdown_timeout: r.secs(&schema::GATEWAY_SHUTDOWN_TIMEOUT)?,
                 trusted_proxies: r.cidrs(&schema::GATEWAY_TRUSTED_PROXIES)?,
+                base_path: r.base_path(&schema::GATEWAY_BASE_PATH)?,
             },
             pico: PicoSettings {
                 enabled: r.bool(&schema::CHANNELS_PICO_ENABLED)?,
@@ -272,6 +294,7 @@ impl Settings {
                 allowed_cidrs: r.cidrs(&schema::LAUNCHER_ALLOWED_CIDRS)?,
                 trusted_proxies: r.cidrs(&schema::LAUNCHER_TRUSTED_PROXIES)?,
                 allow_localhost_bypass: r.bool(&schema::LAUNCHER_ALLOW_LOCALHOST_BYPASS)?,
+                base_path: r.base_path(&schema::LAUNCHER_BASE_PATH)?,
             },
             resolved: BTreeMap::new(),
         };
@@ -378,6 +401,12 @@ impl Reader<'_> {
         Host::parse(&self.required_str(key)?).map_err(|_| self.expected(key))
     }
 
+    fn base_path(&self, key: &Key) -> Result<BasePath, ConfigError> {
+        let raw = self.string(key)?.unwrap_or_default();
+        BasePath::parse(&raw)
+            .map_err(|why| self.invalid(key, format!("{why}: expected {}", key.kind.expected())))
+    }
+
     fn log_level(&self, key: &Key) -> Result<LogLevel, ConfigError> {
         LogLevel::parse(&self.required_str(key)?).ok_or_else(|| self.expected(key))
     }
@@ -414,8 +443,27 @@ impl Reader<'_> {
             if !names.insert(model_name.clone()) {
                 return Err(self.invalid(key, format!("model_name {model_name:?} appears twice")));
             }
-            let api_base = field("api_base").unwrap_or_else(|| "https://api.openai.com/v1".to_owned());
-            out.push(ModelEntry { model_name, model, api_base });
+            let reference = crate::providers::resolve(&model, field("provider").as_deref()).map_err(|unknown| {
+                self.invalid(
+                    key,
+                    format!(
+                        "entry {i} ({model_name:?}) names provider {:?}, which upstream PicoClaw does not know either (e.g. \"openai\", \"openrouter\", \"ollama\")",
+                        unknown.0
+                    ),
+                )
+            })?;
+            let api_base = field("api_base").unwrap_or_else(|| {
+                crate::providers::find(reference.provider)
+                    .and_then(|p| p.default_api_base)
+                    .unwrap_or_default()
+                    .to_owned()
+            });
+            out.push(ModelEntry {
+                model_name,
+                model: reference.model_id,
+                provider: reference.provider,
+                api_base,
+            });
         }
         Ok(out)
     }

@@ -39,8 +39,18 @@ pub(crate) const OURS: &[&str] = &["pico", "pico_client"];
 const BASE_FIELDS: &[&str] =
     &["type", "allow_from", "reasoning_channel_id", "group_trigger", "typing", "placeholder"];
 
-/// Upstream's launcher-config.json names for our launcher keys.
-const LAUNCHER_ALIASES: &[(&str, &Key)] = &[("trusted_proxy_cidrs", &schema::LAUNCHER_TRUSTED_PROXIES)];
+/// Upstream's names for our keys, per file: launcher-config.json's `trusted_proxy_cidrs`,
+/// and config.json's `agents.defaults.model_name` (upstream v0.2.7+; ours is
+/// `agents.defaults.model`, which wins when both are set).
+const ALIASES: &[(FileKind, &str, &Key)] = &[
+    (FileKind::LauncherJson, "trusted_proxy_cidrs", &schema::LAUNCHER_TRUSTED_PROXIES),
+    (FileKind::ConfigJson, "agents.defaults.model_name", &schema::AGENTS_DEFAULTS_MODEL),
+];
+
+/// The schema key `path` of `file` is upstream's alias of.
+fn alias(path: &str, file: FileKind) -> Option<&'static Key> {
+    ALIASES.iter().find(|(f, name, _)| *f == file && *name == path).map(|(_, _, key)| *key)
+}
 
 /// Where an upstream-shaped value was found, and the key it stands for.
 #[derive(Debug, Clone)]
@@ -71,8 +81,11 @@ pub(crate) enum Shape {
 
 /// Classifies `path` (a dotted path inside `file`) as part of an upstream shape.
 pub(crate) fn shape(path: &str, file: FileKind) -> Option<Shape> {
+    if let Some(key) = alias(path, file) {
+        return Some(Shape::Leaf(key));
+    }
     if file == FileKind::LauncherJson {
-        return LAUNCHER_ALIASES.iter().find(|(name, _)| *name == path).map(|(_, key)| Shape::Leaf(key));
+        return None;
     }
     if path == VERSION && file == FileKind::ConfigJson {
         return Some(Shape::Any);
@@ -120,11 +133,10 @@ pub(crate) fn collect(
     let warn = |warnings: &mut Vec<ConfigWarning>, key: String, message: String| {
         warnings.push(ConfigWarning { file: file.name(), key, message });
     };
-    if file == FileKind::LauncherJson {
-        for (name, key) in LAUNCHER_ALIASES {
-            if let Some(value) = root.get(*name).filter(|v| !v.is_null()) {
-                values.push(UpstreamValue { key, path: (*name).to_owned(), value: value.clone() });
-            }
+    for (_, name, key) in ALIASES.iter().filter(|(f, _, _)| *f == file) {
+        let found = name.split('.').try_fold(root, |node, part| node.get(part));
+        if let Some(value) = found.filter(|v| !v.is_null()) {
+            values.push(UpstreamValue { key, path: (*name).to_owned(), value: value.clone() });
         }
     }
     let mut taken: Vec<&str> = Vec::new();

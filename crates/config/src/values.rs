@@ -182,6 +182,78 @@ impl fmt::Display for LogLevel {
     }
 }
 
+/// The path prefix a server is hosted under behind a reverse proxy (`/picoclaw`), or the
+/// root (empty). Parsed, never validated later: a value always starts with `/`, has no
+/// trailing `/`, no empty, `.` or `..` segment, no `?`, `#`, `%`, `\\`, whitespace or control
+/// character, and is at most [`BasePath::MAX_LEN`] bytes, so it can be put in a route, a
+/// `Location`, a cookie `Path` and a proxy configuration as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BasePath(String);
+
+/// A `base_path` value that is not a valid prefix; the message says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BasePathError(&'static str);
+
+impl BasePath {
+    /// What a valid value looks like.
+    pub const EXPECTED: &'static str = "empty (the root) or a path such as /picoclaw: starting with /, no trailing /, no . or .. segment, \
+         only letters, digits and - _ . ~ / (at most 128 bytes)";
+    /// The longest prefix accepted.
+    pub const MAX_LEN: usize = 128;
+
+    /// Parses a prefix; `""` and `"/"` are the root.
+    pub fn parse(text: &str) -> Result<BasePath, BasePathError> {
+        if text.is_empty() || text == "/" {
+            return Ok(BasePath::default());
+        }
+        if text.len() > Self::MAX_LEN {
+            return Err(BasePathError("longer than 128 bytes"));
+        }
+        let Some(rest) = text.strip_prefix('/') else {
+            return Err(BasePathError("it must start with /"));
+        };
+        if rest.ends_with('/') {
+            return Err(BasePathError("it must not end with /"));
+        }
+        if !text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~/".contains(&b)) {
+            return Err(BasePathError("only letters, digits and - _ . ~ / are allowed"));
+        }
+        if rest.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+            return Err(BasePathError("it must not have an empty, . or .. segment"));
+        }
+        Ok(BasePath(text.to_owned()))
+    }
+
+    /// The prefix (`""` for the root, else `/a/b`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the root.
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `path` (which starts with `/`) under the prefix: `/picoclaw` + `/login`.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+
+    /// The part of `path` below the prefix (`/picoclaw/login` → `/login`, `/picoclaw/` →
+    /// `/`), or `None` when `path` is not under it (`/picoclaw` itself, `/picoclawx`).
+    pub fn strip<'a>(&self, path: &'a str) -> Option<&'a str> {
+        let rest = path.strip_prefix(self.0.as_str())?;
+        rest.starts_with('/').then_some(rest)
+    }
+}
+
+impl fmt::Display for BasePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "/" } else { &self.0 })
+    }
+}
+
 /// A list of networks. An address without a prefix is that one address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cidrs(Vec<IpNet>);
@@ -241,6 +313,26 @@ mod tests {
         assert_eq!(Host::Any.local_dial(), Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         assert_eq!(Host::parse("10.1.2.3").unwrap().local_dial(), None);
         assert_eq!(Host::Localhost.bind_addrs(9).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn base_paths() {
+        assert!(BasePath::parse("").unwrap().is_root());
+        assert!(BasePath::parse("/").unwrap().is_root());
+        let p = BasePath::parse("/picoclaw").unwrap();
+        assert_eq!(p.join("/login"), "/picoclaw/login");
+        assert_eq!(p.strip("/picoclaw/assets/app.js"), Some("/assets/app.js"));
+        assert_eq!(p.strip("/picoclaw/"), Some("/"));
+        assert_eq!(p.strip("/picoclaw"), None);
+        assert_eq!(p.strip("/picoclawx/"), None);
+        assert_eq!(BasePath::default().strip("/login"), Some("/login"));
+        assert!(BasePath::parse("/a/b-c_d.e~f").is_ok());
+        for bad in
+            ["picoclaw", "/picoclaw/", "/a//b", "/a/../b", "/.", "/a?b", "/a#b", "/a%2e", "/a b", "/a\\b"]
+        {
+            assert!(BasePath::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(BasePath::parse(&format!("/{}", "a".repeat(128))).is_err());
     }
 
     #[test]

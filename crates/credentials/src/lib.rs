@@ -15,10 +15,13 @@
 //!   256-bit token persisted with mode 0600.
 //! - [`runtime`]: the gateway's discovery record `.picoclaw.pid` and its runtime token.
 //! - [`client`]: which credential a client presents to which gateway.
+//! - [`handed`]: a token handed to one command for a server that is not this home's
+//!   (a named environment variable or stdin, never argv).
 //! - [`store`]: atomic 0600 writes of secrets into `.security.yml`.
 
 pub mod client;
 mod error;
+pub mod handed;
 pub mod launcher;
 mod load;
 pub mod migrate;

@@ -10,6 +10,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, delete, get, post};
 use picoclaw_auth::endpoints::{self, EndpointId, Server};
+use picoclaw_config::BasePath;
 use picoclaw_wire::body;
 
 use crate::authenticated::{Admin, Authenticated, PicoMedia, Read};
@@ -23,6 +24,40 @@ use picoclaw_wire::{ApiError, Code};
 
 /// Longest accepted request body (none of these endpoints needs a large one).
 const MAX_BODY: usize = 64 * 1024;
+
+/// The served router: [`router`] at the root and, with `gateway.base_path` set, also under
+/// that prefix (`/picoclaw/gateway/pico/ws` is routed as `/pico/ws`), for a proxy or
+/// tunnel that forwards the prefixed path unchanged. The gateway answers no URL, cookie or
+/// redirect of its own, so the same routes serve both; local tools, probes and the
+/// launcher keep using the root. Read at start (a change needs a restart).
+pub(crate) fn served(shared: Arc<Shared>, base: &BasePath) -> Router {
+    let inner = router(shared);
+    if base.is_root() {
+        return inner;
+    }
+    let strip = axum::middleware::map_request_with_state(base.clone(), under_base);
+    Router::new().fallback_service(tower_layer::Layer::layer(&strip, inner))
+}
+
+/// `/prefix/x` → `/x`; anything else is left as it is (the root routes).
+async fn under_base(State(base): State<BasePath>, mut req: axum::extract::Request) -> axum::extract::Request {
+    if let Some(rest) = base.strip(req.uri().path()) {
+        let rewritten = match req.uri().query() {
+            Some(query) => format!("{rest}?{query}"),
+            None => rest.to_owned(),
+        };
+        let mut parts = req.uri().clone().into_parts();
+        // A path cut from a valid one at a `/` is itself valid; if not, the request stays
+        // as it was (and is not found).
+        if let Ok(pq) = rewritten.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
 
 /// The router: one route per gateway row of the endpoint table, each to its handler.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -63,7 +98,8 @@ fn handler(id: EndpointId) -> MethodRouter<Arc<Shared>> {
         | EndpointId::LauncherSetup
         | EndpointId::LauncherPages
         | EndpointId::LauncherApi
-        | EndpointId::LauncherPicoSocket => any(not_found_here),
+        | EndpointId::LauncherPicoSocket
+        | EndpointId::LauncherPicoMedia => any(not_found_here),
     }
 }
 
@@ -146,7 +182,33 @@ async fn status(State(shared): State<Arc<Shared>>, _auth: Authenticated<Admin>) 
     })
 }
 
-/// `/pico/media/<id>`: authenticated like the channel; picoclaw stores no media yet.
-async fn media(_auth: Authenticated<PicoMedia>) -> ApiError {
-    ApiError::new(Code::NotFound, "no such media")
+/// `/pico/media/<id>`: a file of an answer, for the principal whose turn produced it
+/// (anyone else, an unknown or an expired id: the same 404). Raster images are shown
+/// inline, anything else is a download; never sniffed, never cached, sandboxed.
+async fn media(
+    State(shared): State<Arc<Shared>>,
+    auth: Authenticated<PicoMedia>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let Some(item) = shared.media.get(&id, &auth.principal.id) else {
+        return ApiError::new(Code::NotFound, "no such media (files of an answer are kept one hour)")
+            .into_response();
+    };
+    let inline = picoclaw_pico::is_raster_image_type(&item.content_type);
+    let content_type = if inline { item.content_type.as_str() } else { "application/octet-stream" };
+    let filename: String = item
+        .filename
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .take(100)
+        .collect();
+    let disposition = format!("{}; filename=\"{filename}\"", if inline { "inline" } else { "attachment" });
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
+        (axum::http::header::CONTENT_DISPOSITION, disposition),
+        (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        (axum::http::header::CACHE_CONTROL, "private, no-store".to_owned()),
+        (axum::http::header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'".to_owned()),
+    ];
+    (headers, axum::body::Bytes::from_owner(item.bytes)).into_response()
 }

@@ -90,7 +90,9 @@ pub(crate) async fn delete(
         None => None,
     };
     let closed_sockets = shared.hub.forget(&session_id, close::SESSION_DELETED, "the session was deleted");
-    if !store.delete(session_id.clone()).await.map_err(storage)? {
+    let deleted = store.delete(session_id.clone()).await.map_err(storage)?;
+    shared.media.forget_session(&session_id);
+    if !deleted {
         return Err(not_found());
     }
     tracing::info!(session = %session_id, by = %auth.principal.id, closed_sockets, "session deleted");

@@ -19,6 +19,7 @@ mod conn;
 mod error;
 mod history;
 mod hub;
+mod media;
 mod openai;
 mod outbox;
 mod reload;

@@ -73,6 +73,9 @@ pub(crate) async fn reload(shared: &Arc<Shared>, trigger: &str) -> Result<Summar
     {
         tracing::warn!("gateway.host/gateway.port changed; restart the gateway to apply them");
     }
+    if live.settings.gateway.base_path != old.settings.gateway.base_path {
+        tracing::warn!("gateway.base_path changed; restart the gateway to apply it");
+    }
     let client_changed = live.settings.pico_client != old.settings.pico_client
         || live.credentials.pico_client().map(|r| r.secret.fingerprint())
             != old.credentials.pico_client().map(|r| r.secret.fingerprint())

@@ -160,7 +160,7 @@ impl Gateway {
             started_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             token: shared.runtime_token.clone(),
         };
-        let router = api::router(shared.clone());
+        let router = api::served(shared.clone(), &settings.gateway.base_path);
         let (stop_tx, stop_rx) = watch::channel(false);
         // HTTP connections that are not (yet) Pico sockets: their own budget, apart from
         // `max_connections` (see `admission`).

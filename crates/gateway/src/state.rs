@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub active_turns: AtomicUsize,
     pub reload_lock: tokio::sync::Mutex<()>,
     pub tickets: TicketStore,
+    /// Files of answers (`/pico/media/<id>`).
+    pub media: crate::media::MediaStore,
     pub audit: Option<AuditLog>,
     /// The outbound Pico client, when `channels.pico_client.enabled`.
     pub pico_client: std::sync::Mutex<Option<Arc<picoclaw_agent::PicoClientStatus>>>,
@@ -70,6 +72,7 @@ impl Shared {
             active_turns: AtomicUsize::new(0),
             reload_lock: tokio::sync::Mutex::new(()),
             tickets: TicketStore::new(),
+            media: crate::media::MediaStore::default(),
             pico_client: std::sync::Mutex::new(None),
             audit: match AuditLog::open(paths_audit) {
                 Ok(log) => Some(log),

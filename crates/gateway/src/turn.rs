@@ -107,6 +107,7 @@ pub(crate) async fn run_turn(
     let mut failed = false;
     let mut was_cancelled = false;
     let mut thought = Thought::new(&message_id);
+    let mut files: Vec<serde_json::Value> = Vec::new();
     loop {
         let flush_at = last_sent + UPDATE_EVERY;
         let next = tokio::select! {
@@ -147,6 +148,19 @@ pub(crate) async fn run_turn(
                     dirty = true;
                 }
             }
+            Some(Ok(Delta::Attachment(file))) => {
+                let (name, content_type) = (file.filename.clone(), file.content_type.clone());
+                let kind = if content_type.starts_with("image/") { "image" } else { "file" };
+                match shared.media.put(&turn.principal, session, file) {
+                    Some(id) => files.push(serde_json::json!({
+                        "type": kind,
+                        "url": format!("/pico/media/{id}"),
+                        "filename": name,
+                        "content_type": content_type,
+                    })),
+                    None => tracing::warn!(session = %session, "a file of the answer is too large to keep"),
+                }
+            }
             Some(Err(e)) => {
                 tracing::warn!(session = %session, code = e.code, "agent failed: {}", e.message);
                 send(Frame::error(Some(session), e.code, &e.message, turn.request_id.as_deref()));
@@ -174,6 +188,14 @@ pub(crate) async fn run_turn(
     }
     if !created && !failed && !was_cancelled {
         answer_seq = send(Frame::message_create(session, &message_id, "").with("model_name", model.as_str()));
+    }
+    // Files come as upstream sends them: a message of their own carrying `attachments`.
+    if !files.is_empty() && !was_cancelled {
+        send(
+            Frame::message_create(session, &format!("{message_id}-files"), "")
+                .with("attachments", serde_json::Value::Array(files))
+                .with("model_name", model.as_str()),
+        );
     }
     // Recorded (committed with the turns of the other sockets, one sync) before the
     // end-of-turn frames: a turn a client saw finish is on disk.

@@ -111,6 +111,7 @@ impl Launcher {
             gateway: gateway::GatewayControl::new(options.paths.clone(), options.exe),
             localhost_bypass: options.settings.allow_localhost_bypass,
             password: RwLock::new(options.password),
+            base: options.settings.base_path.clone(),
             paths: options.paths,
             net,
         });
@@ -122,12 +123,13 @@ impl Launcher {
         self.listener.local_addr().ok()
     }
 
-    /// The dashboard URL a local user opens (`http://127.0.0.1:PORT/`; loopback when
-    /// bound to all interfaces).
+    /// The dashboard URL a local user opens (`http://127.0.0.1:PORT/`, or
+    /// `http://127.0.0.1:PORT/picoclaw/` under a base path; loopback when bound to all
+    /// interfaces).
     pub fn url(&self) -> String {
         let addr = self.local_addr().unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         let ip = if addr.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { addr.ip() };
-        format!("http://{}/", SocketAddr::new(ip, addr.port()))
+        format!("http://{}{}/", SocketAddr::new(ip, addr.port()), self.state.base.as_str())
     }
 
     /// Whether it listens beyond loopback.
@@ -158,7 +160,7 @@ impl Launcher {
     /// evicted first) and 5 s to send their request head.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), LauncherError> {
         let state = self.state.clone();
-        let router = routes::router(self.state);
+        let router = routes::app(self.state);
         let (tx, rx) = tokio::sync::watch::channel(false);
         let admission = Admission::new(admission::PER_ADDRESS, admission::TOTAL);
         let accept = tokio::spawn(picoclaw_serve::accept_loop(self.listener, router, rx, admission.clone()));

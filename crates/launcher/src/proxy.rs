@@ -245,6 +245,64 @@ fn to_axum(msg: tungstenite::Message) -> Option<ws::Message> {
     })
 }
 
+/// Largest file relayed from `/pico/media/<id>` (the gateway keeps at most 32 MiB in all).
+const MAX_MEDIA: usize = 32 * 1024 * 1024;
+
+/// `GET /pico/media/<id>` on the launcher: a file of an answer in the dashboard's chat,
+/// fetched from the gateway with the runtime token (the principal of the dashboard's chat,
+/// so the gateway's owner-only rule lets exactly the dashboard's files through).
+pub(crate) async fn pico_media(
+    State(st): State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    // The id is the gateway's 128-bit hex; anything else could reshape the upstream URL.
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return ApiError::new(Code::NotFound, "no such media").into_response();
+    }
+    let Some(record) = st.gateway.record().await else {
+        return ApiError::new(
+            Code::GatewayUnavailable,
+            "the gateway is not running; start it from the dashboard",
+        )
+        .into_response();
+    };
+    // Loopback only: never route the runtime token through an HTTP proxy from the env.
+    let Ok(client) = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build() else {
+        return ApiError::internal(LOG).into_response();
+    };
+    let url = format!("{}/pico/media/{id}", record.base_url());
+    let answer = match client.get(url).bearer_auth(record.token.expose()).send().await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("cannot reach the gateway's /pico/media: {e}");
+            return ApiError::new(Code::GatewayUnreachable, "cannot reach the gateway").into_response();
+        }
+    };
+    let status = answer.status();
+    if answer.content_length().is_some_and(|n| n > MAX_MEDIA as u64) {
+        return ApiError::new(Code::GatewayRefused, "the file is too large to relay").into_response();
+    }
+    let mut headers = HeaderMap::new();
+    for name in [http::header::CONTENT_TYPE, http::header::CONTENT_DISPOSITION] {
+        if let Some(v) = answer.headers().get(&name) {
+            headers.insert(name, v.clone());
+        }
+    }
+    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    let mut body = Vec::new();
+    let mut stream = answer.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return ApiError::new(Code::GatewayUnreachable, "the gateway's answer broke off").into_response();
+        };
+        if body.len() + chunk.len() > MAX_MEDIA {
+            return ApiError::new(Code::GatewayRefused, "the file is too large to relay").into_response();
+        }
+        body.extend_from_slice(&chunk);
+    }
+    (status, headers, body).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,12 +16,15 @@
 //! | `GET /api/chat/sessions` | session | the dashboard's chats, newest first, titled (from the gateway's history API) |
 //! | `GET /api/chat/sessions/{id}/messages`, `DELETE /api/chat/sessions/{id}` | session | one chat's history; delete it |
 //! | `/pico/ws` | session + same origin | the chat socket, proxied to the gateway |
+//! | `/pico/media/<id>` | session | a file of an answer, fetched from the gateway |
 //!
 //! Every state-changing request (any method but GET, HEAD and OPTIONS, `/login` and
 //! `/logout` included) that a browser marks as cross-site (`Origin`, `Sec-Fetch-Site`) is
 //! refused with 403 `bad_origin` before anything else looks at it.
 //! `GET <page>?token=T` logs in and answers 303 to the same page without `token`; the
 //! target is always a same-origin path and never holds a credential.
+//! With `launcher.base_path` (`/picoclaw`) every route is under the prefix and nothing
+//! answers outside it ([`app`]); redirects and the cookie `Path` carry the prefix.
 //! Unauthenticated `/api/*` → 401 JSON, pages → 303 `/login`. Every response carries
 //! `Referrer-Policy: no-referrer`, a strict CSP, `X-Frame-Options: DENY` and
 //! `X-Content-Type-Options: nosniff`.
@@ -37,9 +40,11 @@ use axum::routing::{any, delete, get, post};
 use axum::{Extension, Form, Json, Router};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use picoclaw_auth::RetryAfter;
+use picoclaw_config::BasePath;
 use picoclaw_credentials::Secret;
 use picoclaw_credentials::launcher::Origin;
 use serde::{Deserialize, Serialize};
+use tower_layer::Layer;
 
 use crate::LOG;
 use crate::net::{self, Client};
@@ -59,6 +64,59 @@ pub const MAX_TOKEN_LEN: usize = 512;
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
      frame-ancestors 'none'";
+
+/// The launcher's service: [`router`] at the root, or, with `launcher.base_path` set,
+/// under that prefix only. `/picoclaw/x` is routed as `/x`; the bare `/picoclaw` is sent
+/// to `/picoclaw/` (the page's relative URLs resolve against that directory; a `?token=`
+/// on it is dropped, never put in a `Location`); anything outside the prefix is 404.
+pub(crate) fn app(st: Arc<AppState>) -> Router {
+    let base = st.base.clone();
+    let inner = router(st);
+    if base.is_root() {
+        return inner;
+    }
+    let under = middleware::from_fn_with_state(base, under_base).layer(inner);
+    Router::new().fallback_service(under).layer(middleware::from_fn(security_headers))
+}
+
+async fn under_base(State(base): State<BasePath>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == base.as_str() {
+        let keep = req
+            .uri()
+            .query()
+            .filter(|q| !form_urlencoded::parse(q.as_bytes()).any(|(key, _)| key == "token"));
+        let to = match keep {
+            Some(query) => format!("{}/?{query}", base.as_str()),
+            None => format!("{}/", base.as_str()),
+        };
+        return Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, to)
+            .body(Body::empty())
+            .unwrap_or_else(|_| StatusCode::TEMPORARY_REDIRECT.into_response());
+    }
+    let Some(rest) = base.strip(path) else {
+        return ApiError::new(
+            Code::NotFound,
+            format!("no such page: the dashboard is under {}/", base.as_str()),
+        )
+        .into_response();
+    };
+    let rewritten = match req.uri().query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.to_owned(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = rewritten.parse().ok();
+    match Uri::from_parts(parts) {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => {
+            return ApiError::new(Code::BadRequest, "the request target is not a valid path").into_response();
+        }
+    }
+    next.run(req).await
+}
 
 /// Builds the router over shared state.
 pub(crate) fn router(st: Arc<AppState>) -> Router {
@@ -82,6 +140,7 @@ pub(crate) fn router(st: Arc<AppState>) -> Router {
         .route("/api/chat/sessions/{id}/messages", get(crate::history::messages))
         .route("/api/chat/sessions/{id}", delete(crate::history::delete))
         .route("/pico/ws", any(proxy::pico_ws))
+        .route("/pico/media/{id}", get(proxy::pico_media))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(st.clone(), gate))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -110,7 +169,7 @@ fn public(path: &str) -> bool {
 }
 
 fn api_like(path: &str) -> bool {
-    path.starts_with("/api/") || matches!(path, "/pico/ws" | "/setup")
+    path.starts_with("/api/") || path.starts_with("/pico/media/") || matches!(path, "/pico/ws" | "/setup")
 }
 
 /// The caller's live session.
@@ -179,14 +238,15 @@ async fn gate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> 
         None if api_like(&path) => {
             ApiError::new(Code::NotLoggedIn, "log in to the dashboard first").into_response()
         }
-        None => redirect("/login"),
+        None => redirect(&st.base, "/login"),
     }
 }
 
-fn redirect(to: &str) -> Response {
+/// A 303 to `to` (a path from the root of the dashboard) under the base path.
+fn redirect(base: &BasePath, to: &str) -> Response {
     Response::builder()
         .status(StatusCode::SEE_OTHER)
-        .header(header::LOCATION, to)
+        .header(header::LOCATION, base.join(to))
         .body(Body::empty())
         .unwrap_or_else(|_| StatusCode::SEE_OTHER.into_response())
 }
@@ -296,25 +356,25 @@ fn token_login(st: &AppState, client: &Client, login: QueryLogin) -> Response {
     let QueryLogin { token: presented, target } = login;
     if presented.is_empty() {
         // A blank `?token=` is a missing token, not a wrong one: nothing is counted.
-        return redirect("/login?error=missing");
+        return redirect(&st.base, "/login?error=missing");
     }
     let (generation, digest) = match verify_login(st, client, &presented) {
         Login::Accepted { generation, digest } => (generation, digest),
         Login::Limited(retry) => {
-            let mut resp = redirect("/login?error=rate_limited");
+            let mut resp = redirect(&st.base, "/login?error=rate_limited");
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry.0));
             return resp;
         }
         Login::Wrong => {
             tracing::warn!(client = %client.ip, "dashboard login with ?token= failed: wrong token");
-            return redirect("/login?error=invalid");
+            return redirect(&st.base, "/login?error=invalid");
         }
     };
     let Ok((_, cookie)) = st.sessions.create(generation, &digest) else {
         return ApiError::internal(LOG).into_response();
     };
     tracing::info!(client = %client.ip, "dashboard login (?token=)");
-    with_cookie(redirect(&target), &session::set_cookie(&cookie, client.secure))
+    with_cookie(redirect(&st.base, &target), &session::set_cookie(&cookie, client.secure, &st.base))
 }
 
 async fn dashboard_page() -> Html<&'static str> {
@@ -323,7 +383,7 @@ async fn dashboard_page() -> Html<&'static str> {
 
 async fn login_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if session_of(&st, &headers).is_some() {
-        return redirect("/");
+        return redirect(&st.base, "/");
     }
     Html(assets::LOGIN_HTML).into_response()
 }
@@ -399,7 +459,7 @@ async fn login(
             tracing::warn!(client = %client.ip, "dashboard login failed: wrong token");
             if form {
                 let page = "<!doctype html><meta charset=utf-8><title>Wrong token</title>\
-                        <p>Wrong token. <a href=\"/login\">Try again</a>.</p>";
+                        <p>Wrong token. <a href=\"login\">Try again</a>.</p>";
                 return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
             }
             return ApiError::new(Code::WrongToken, "wrong launcher token").into_response();
@@ -409,8 +469,8 @@ async fn login(
         return ApiError::internal(LOG).into_response();
     };
     tracing::info!(client = %client.ip, "dashboard login");
-    let resp = if form { redirect("/") } else { Json(body::Done::OK).into_response() };
-    with_cookie(resp, &session::set_cookie(&cookie, client.secure))
+    let resp = if form { redirect(&st.base, "/") } else { Json(body::Done::OK).into_response() };
+    with_cookie(resp, &session::set_cookie(&cookie, client.secure, &st.base))
 }
 
 /// Password login: the second mode beside the token (upstream PicoClaw's bcrypt hash, or
@@ -440,7 +500,7 @@ async fn password_login(st: &Arc<AppState>, client: &Client, password: String, f
         tracing::warn!(client = %client.ip, "dashboard login failed: wrong password");
         if form {
             let page = "<!doctype html><meta charset=utf-8><title>Wrong password</title>\
-                    <p>Wrong password. <a href=\"/login\">Try again</a>.</p>";
+                    <p>Wrong password. <a href=\"login\">Try again</a>.</p>";
             return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
         }
         return ApiError::new(Code::WrongPassword, "invalid password").into_response();
@@ -450,8 +510,8 @@ async fn password_login(st: &Arc<AppState>, client: &Client, password: String, f
         return ApiError::internal(LOG).into_response();
     };
     tracing::info!(client = %client.ip, "dashboard login (password)");
-    let resp = if form { redirect("/") } else { Json(body::Done::OK).into_response() };
-    with_cookie(resp, &session::set_cookie(&cookie, client.secure))
+    let resp = if form { redirect(&st.base, "/") } else { Json(body::Done::OK).into_response() };
+    with_cookie(resp, &session::set_cookie(&cookie, client.secure, &st.base))
 }
 
 async fn logout(
@@ -463,8 +523,9 @@ async fn logout(
         st.sessions.revoke(id);
         tracing::info!(client = %client.ip, "dashboard logout");
     }
-    let resp = if is_form(&headers) { redirect("/login") } else { Json(body::Done::OK).into_response() };
-    with_cookie(resp, &session::clear_cookie(client.secure))
+    let resp =
+        if is_form(&headers) { redirect(&st.base, "/login") } else { Json(body::Done::OK).into_response() };
+    with_cookie(resp, &session::clear_cookie(client.secure, &st.base))
 }
 
 #[derive(Deserialize)]
@@ -550,7 +611,7 @@ async fn setup(
     tracing::info!(fingerprint = %fingerprint, "launcher token changed from the dashboard; other sessions ended");
     with_cookie(
         Json(SetupDone { status: "ok", source: "config", fingerprint }).into_response(),
-        &session::set_cookie(&cookie, client.secure),
+        &session::set_cookie(&cookie, client.secure, &st.base),
     )
 }
 
@@ -603,7 +664,7 @@ async fn set_password(
     st.sessions.rotate(Some(session), generation);
     let cookie = st.sessions.cookie_value(session, &digest);
     tracing::info!("dashboard password set from the dashboard (argon2id); other sessions ended");
-    with_cookie(Json(body::Done::OK).into_response(), &session::set_cookie(&cookie, client.secure))
+    with_cookie(Json(body::Done::OK).into_response(), &session::set_cookie(&cookie, client.secure, &st.base))
 }
 
 /// `POST /setup`.

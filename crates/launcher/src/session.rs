@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
+use picoclaw_config::BasePath;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -167,18 +168,25 @@ impl Sessions {
     }
 }
 
-/// The `Set-Cookie` value for a new session.
-pub fn set_cookie(value: &str, secure: bool) -> String {
+/// The `Set-Cookie` value for a new session. Its `Path` is the dashboard's base path
+/// (`/picoclaw/`), so the cookie is sent only to the dashboard, not to whatever else the
+/// proxy serves on the same host.
+pub fn set_cookie(value: &str, secure: bool, base: &BasePath) -> String {
     format!(
-        "{COOKIE}={value}; Max-Age={}; Path=/; HttpOnly; SameSite=Strict{}",
+        "{COOKIE}={value}; Max-Age={}; Path={}/; HttpOnly; SameSite=Strict{}",
         MAX_AGE.as_secs(),
+        base.as_str(),
         if secure { "; Secure" } else { "" }
     )
 }
 
-/// The `Set-Cookie` value that removes the cookie.
-pub fn clear_cookie(secure: bool) -> String {
-    format!("{COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict{}", if secure { "; Secure" } else { "" })
+/// The `Set-Cookie` value that removes the cookie (same `Path` as it was set with).
+pub fn clear_cookie(secure: bool, base: &BasePath) -> String {
+    format!(
+        "{COOKIE}=; Max-Age=0; Path={}/; HttpOnly; SameSite=Strict{}",
+        base.as_str(),
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 /// The session cookie's value in a request's `Cookie` headers.
@@ -240,11 +248,15 @@ mod tests {
 
     #[test]
     fn cookie_attributes() {
-        let c = set_cookie("v", false);
-        for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=604800"] {
+        let root = BasePath::default();
+        let c = set_cookie("v", false, &root);
+        for attr in ["HttpOnly", "SameSite=Strict", "Path=/;", "Max-Age=604800"] {
             assert!(c.contains(attr), "{c}");
         }
         assert!(!c.contains("Secure"));
-        assert!(set_cookie("v", true).ends_with("; Secure"));
+        assert!(set_cookie("v", true, &root).ends_with("; Secure"));
+        let sub = BasePath::parse("/picoclaw").unwrap();
+        assert!(set_cookie("v", false, &sub).contains("; Path=/picoclaw/;"));
+        assert!(clear_cookie(false, &sub).contains("; Path=/picoclaw/;"));
     }
 }

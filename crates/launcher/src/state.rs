@@ -4,7 +4,7 @@
 use std::sync::RwLock;
 
 use picoclaw_auth::FailureLimiter;
-use picoclaw_config::Paths;
+use picoclaw_config::{BasePath, Paths};
 use picoclaw_credentials::Secret;
 use picoclaw_credentials::launcher::Origin;
 use picoclaw_credentials::password::DashboardPassword;
@@ -35,6 +35,8 @@ pub(crate) struct AppState {
     pub localhost_bypass: bool,
     /// The dashboard password (`dashboard_password_hash`), when one is set.
     pub password: RwLock<Option<DashboardPassword>>,
+    /// `launcher.base_path`: every route, redirect and cookie is under it.
+    pub base: BasePath,
 }
 
 impl AppState {

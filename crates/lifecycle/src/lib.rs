@@ -20,6 +20,7 @@
 
 pub mod http;
 pub mod migrate;
+pub mod proxy;
 pub mod service;
 pub mod spawn;
 pub mod unit;

@@ -66,6 +66,10 @@ pub enum WsConnectError {
         /// `": <first part of the body>"` or empty.
         body: String,
     },
+    /// Subprotocols were offered and the `101` answered none of them (or another one):
+    /// browsers and Node's `ws` abort such a handshake too.
+    #[error("the server's 101 did not echo one of the offered subprotocols ({0})")]
+    SubprotocolNotEchoed(String),
     /// The WebSocket handshake failed otherwise.
     #[error("WebSocket handshake failed: {0}")]
     Handshake(String),
@@ -124,6 +128,9 @@ pub async fn connect_ws(
                         .unwrap_or_default();
                     WsConnectError::Refused { status: resp.status().as_u16(), body }
                 }
+                tokio_tungstenite::tungstenite::Error::Protocol(
+                    p @ tokio_tungstenite::tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(_),
+                ) => WsConnectError::SubprotocolNotEchoed(p.to_string()),
                 other => WsConnectError::Handshake(other.to_string()),
             },
         )

@@ -9,7 +9,8 @@
 //! carries `reply_to` and `seq` in its payload (extra payload fields a v1 client ignores).
 //!
 //! With the `client` feature, `client` dials a remote Pico server and answers its messages
-//! (`channels.pico_client`), over `dial` (TLS and WebSocket dialing).
+//! (`channels.pico_client`), over `dial` (TLS and WebSocket dialing); `conformance` runs
+//! the protocol's checks against any Pico server (`picoclaw conformance`).
 //!
 //! [`decode_client`] turns text into a [`ClientFrame`] or a [`DecodeError`] whose
 //! [`code`](DecodeError::code) is the protocol error code (`invalid_message`,
@@ -17,6 +18,8 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "client")]
+pub mod conformance;
 #[cfg(feature = "client")]
 pub mod dial;
 
@@ -339,6 +342,19 @@ const MAX_ECHOED_MEDIA_TYPE: usize = 64;
 /// Checks one inline image as upstream does: `data:image/<jpeg|png|gif|webp|bmp>;base64,…`
 /// with non-empty data that decodes.
 pub fn check_inline_image(url: &str) -> Result<(), MediaProblem> {
+    decode_inline_image(url).map(|_| ())
+}
+
+/// True for the raster image types upstream accepts inline (`image/jpeg`, `png`, `gif`,
+/// `webp`, `bmp`) — never SVG, which can carry script.
+pub fn is_raster_image_type(content_type: &str) -> bool {
+    IMAGE_TYPES.contains(&content_type)
+}
+
+/// An inline image checked as [`check_inline_image`] checks it, decoded: its media type
+/// (one of the raster types upstream accepts) and its bytes (never empty, at most
+/// [`MAX_MEDIA_BYTES`]).
+pub fn decode_inline_image(url: &str) -> Result<(&str, Vec<u8>), MediaProblem> {
     use base64::Engine as _;
     if url.is_empty() {
         return Err(MediaProblem::Empty);
@@ -362,7 +378,8 @@ pub fn check_inline_image(url: &str) -> Result<(), MediaProblem> {
         return Err(MediaProblem::TooLarge);
     }
     match base64::engine::general_purpose::STANDARD.decode(data) {
-        Ok(bytes) if !bytes.is_empty() => Ok(()),
+        Ok(bytes) if bytes.len() > MAX_MEDIA_BYTES => Err(MediaProblem::TooLarge),
+        Ok(bytes) if !bytes.is_empty() => Ok((mime, bytes)),
         Ok(_) => Err(MediaProblem::Malformed),
         Err(_) => Err(MediaProblem::BadBase64),
     }

@@ -7,7 +7,8 @@
 //! that address's oldest idle connection, and one over the total ([`TOTAL`]) the oldest
 //! idle connection of all. Only when every counted connection is busy answering a request
 //! is the new one refused (closed at accept). Idle connections are also cut by the header
-//! deadline ([`HEADER_READ_TIMEOUT`]). A connection whose request was already waiting
+//! deadline: [`HEADER_READ_TIMEOUT`] for a connection's first request, [`KEEP_ALIVE_IDLE`]
+//! between the requests of one that has been answered. A connection whose request was already waiting
 //! when it was accepted is not idle: it cannot be evicted for its first [`GRACE`], the
 //! time it needs to be read (a flood of fresh silent connections would otherwise push it
 //! out before its task ran). So a flood of connections that never send a
@@ -31,9 +32,13 @@ use tokio::sync::Notify;
 pub const PER_ADDRESS: usize = 128;
 /// Connections (not yet WebSockets) all clients together may hold.
 pub const TOTAL: usize = 256;
-/// How long a connection may take to send a complete request head (also between requests
-/// on a kept-alive connection).
+/// How long a new connection may take to send its first complete request head.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a kept-alive connection that has been answered may wait for (and send) its
+/// next request head. Longer than [`HEADER_READ_TIMEOUT`], so the pools of HTTP clients
+/// (reqwest 90 s, aiohttp 15 s, Go 90 s) rarely reuse a connection the server is closing
+/// at that moment; such a connection is idle, so under pressure it is the first evicted.
+pub const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(60);
 
 /// How long a connection that arrived with its request waiting is safe from eviction.
 pub const GRACE: Duration = Duration::from_secs(1);
@@ -42,6 +47,8 @@ pub const GRACE: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct ConnState {
     busy: AtomicBool,
+    /// A request head has been read on it at least once.
+    served: AtomicBool,
     /// Milliseconds since the table's epoch when it last became idle.
     idle_since: AtomicU64,
     /// Not evicted before this (milliseconds since the epoch).
@@ -53,6 +60,15 @@ impl ConnState {
     /// Resolves when the connection was evicted to make room (then drop it).
     pub async fn evicted(&self) {
         self.evicted.notified().await;
+    }
+
+    /// Resolves [`HEADER_READ_TIMEOUT`] after `since` if no request head had been read by
+    /// then (close it: a silent or dripping first request); never once one has.
+    pub async fn first_request_late(&self, since: tokio::time::Instant) {
+        tokio::time::sleep_until(since + HEADER_READ_TIMEOUT).await;
+        if self.served.load(Ordering::Acquire) {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -182,6 +198,7 @@ impl Admitted {
 
     /// A request head arrived: the connection is busy until [`Admitted::idle`].
     pub fn busy(state: &ConnState) {
+        state.served.store(true, Ordering::Release);
         state.busy.store(true, Ordering::Release);
     }
 

@@ -1,7 +1,8 @@
 //! Accepting HTTP connections for the gateway and the launcher: each connection is counted
 //! in the pre-authentication budget ([`admission`]: per address and in total, separate
-//! from authenticated WebSockets, idle ones evicted first), must send its request head
-//! within [`admission::HEADER_READ_TIMEOUT`], and is served with upgrades.
+//! from authenticated WebSockets, idle ones evicted first), must send its first request
+//! head within [`admission::HEADER_READ_TIMEOUT`] and each later one within
+//! [`admission::KEEP_ALIVE_IDLE`], and is served with upgrades.
 
 pub mod admission;
 
@@ -72,10 +73,13 @@ pub async fn accept_loop(
                 }
             });
         let mut stop = stop.clone();
+        let accepted_at = tokio::time::Instant::now();
         tokio::spawn(async move {
             let _admitted = admitted;
             let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(admission::HEADER_READ_TIMEOUT);
+            // hyper's deadline bounds every request head, idle wait included; the first
+            // request's shorter one is `first_request_late` below.
+            builder.timer(TokioTimer::new()).header_read_timeout(admission::KEEP_ALIVE_IDLE);
             let conn = builder
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
                 .with_upgrades();
@@ -84,6 +88,8 @@ pub async fn accept_loop(
                 _ = conn.as_mut() => {}
                 // Its slot went to a newer connection: close it now.
                 () = state.evicted() => {}
+                // No complete first request head within HEADER_READ_TIMEOUT.
+                () = state.first_request_late(accepted_at) => {}
                 _ = stop.changed() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(2), conn.as_mut()).await;

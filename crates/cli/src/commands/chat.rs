@@ -89,7 +89,7 @@ pub fn run(args: ChatArgs) -> Result<ExitCode> {
 }
 
 /// Turns `http(s)://host:port[/path]` or `ws(s)://...` into the Pico socket URL.
-fn pico_url(url: &str) -> Result<String> {
+pub(crate) fn pico_url(url: &str) -> Result<String> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| anyhow!("--url {url:?}: expected ws://, wss://, http:// or https://"))?;

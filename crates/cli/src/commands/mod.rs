@@ -10,10 +10,12 @@ use crate::cli::{AuthCommand, Cli, Command, ConfigCommand};
 mod auth;
 mod chat;
 mod config;
+mod conformance;
 mod doctor;
 mod gateway;
 mod launcher;
 mod onboard;
+mod proxy_config;
 mod service;
 mod sessions;
 mod token;
@@ -30,8 +32,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Launcher(args) => launcher::run(args, cli.log_format),
         Command::Chat(args) => chat::run(args),
         Command::Sessions(command) => sessions::run(command),
+        Command::Conformance(args) => conformance::run(args),
         Command::Service(command) => service::run(command),
         Command::Doctor(args) => doctor::run(args),
+        Command::ProxyConfig(args) => proxy_config::run(&args),
         Command::Version => {
             println!("picoclaw {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

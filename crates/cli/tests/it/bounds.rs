@@ -579,3 +579,64 @@ async fn a_slow_reader_gets_the_latest_update_not_every_one() {
     assert!(updates.windows(2).all(|w| w[0] < w[1]), "each update has more text than the one before");
     assert!(updates.len() < DELTAS - 1, "every update was queued: nothing coalesced");
 }
+
+/// Issue 15 follow-up: a kept-alive connection that has been answered may wait longer than
+/// the 5 s first-request deadline for its next request (pooled HTTP clients reuse such
+/// connections: a server closing them at 5 s raced their next request), while a
+/// connection that never sends a request is still cut at 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_kept_alive_connection_outlives_the_first_request_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    async fn health(s: &mut tokio::net::TcpStream, host: &str) -> String {
+        s.write_all(format!("GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes()).await.expect("write");
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("answer")
+            .expect("read");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+    let home = TestHome::with_pico(PICO, json!({}));
+    let gw = home.spawn_gateway(&[]);
+    let addr: std::net::SocketAddr = gw.addr().parse().expect("address");
+    let mut kept = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    assert!(health(&mut kept, &gw.addr()).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let mut probe = [0u8; 1];
+    let silent_read = tokio::time::timeout(Duration::from_secs(1), silent.read(&mut probe)).await;
+    assert!(matches!(silent_read, Ok(Ok(0) | Err(_))), "a silent connection is cut at 5 s: {silent_read:?}");
+    let second = health(&mut kept, &gw.addr()).await;
+    assert!(
+        second.starts_with("HTTP/1.1 200"),
+        "the kept-alive connection still serves after 7 s idle: {second:?}"
+    );
+}
+
+/// Issue 15 follow-up: sessions claimed and never used cost their row in the history
+/// budget (`storage.max_total_bytes`), so one chat token opening sockets with new session
+/// ids cannot grow `sessions.db` without bound: past the budget a new session is refused
+/// with 507 `storage_full` before the upgrade, while existing sessions still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_sessions_past_the_history_budget_are_refused() {
+    let home = TestHome::with_pico(PICO, json!({})).env("PICOCLAW_STORAGE_MAX_TOTAL_BYTES", "4096");
+    let gw = home.spawn_gateway(&[]);
+    let mut opened = 0;
+    let mut refused = None;
+    for i in 0..64 {
+        let url = format!("{}?session_id=empty-{i}", gw.ws());
+        match support::ws::connect(&url, &[("authorization", &format!("Bearer {PICO}"))]).await {
+            Ok(_) => opened += 1,
+            Err((status, body)) => {
+                refused = Some((status.as_u16(), body));
+                break;
+            }
+        }
+    }
+    assert_eq!(opened, 8, "4096 bytes hold 8 session rows of 512");
+    let (status, body) = refused.expect("refused past the budget");
+    assert_eq!(status, 507, "{body}");
+    assert!(body.contains("storage_full"), "{body}");
+    let again = format!("{}?session_id=empty-0", gw.ws());
+    assert!(support::ws::connect(&again, &[("authorization", &format!("Bearer {PICO}"))]).await.is_ok());
+}

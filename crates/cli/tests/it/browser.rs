@@ -29,7 +29,7 @@ fn find_binary(names: &[&str]) -> Option<PathBuf> {
     None
 }
 
-fn require(names: &[&str], package: &str) -> PathBuf {
+pub(crate) fn require(names: &[&str], package: &str) -> PathBuf {
     find_binary(names).unwrap_or_else(|| {
         panic!(
             "{} not found on PATH: the browser test needs Debian's `{package}`. Run scripts/test, which installs \
@@ -49,13 +49,13 @@ fn screenshots_dir() -> PathBuf {
 }
 
 /// A chromedriver process on a free loopback port.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     base: String,
 }
 
 impl Driver {
-    fn start(path: &Path, log: &Path) -> Driver {
+    pub(crate) fn start(path: &Path, log: &Path) -> Driver {
         let mut child = Command::new(path)
             .args(["--port=0", "--allowed-ips=127.0.0.1"])
             .stdin(Stdio::null())
@@ -87,17 +87,19 @@ impl Drop for Driver {
 }
 
 /// A minimal WebDriver client: only the commands this test uses.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     session: String,
 }
 
 impl Browser {
-    async fn open(driver: &Driver, chromium: &Path, profile: &Path) -> Browser {
+    pub(crate) async fn open(driver: &Driver, chromium: &Path, profile: &Path) -> Browser {
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().unwrap();
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "goog:loggingPrefs": { "browser": "ALL" },
+            // Caddy's own local CA on loopback (proxy.rs, HTTPS); nothing else uses TLS.
+            "acceptInsecureCerts": true,
             "goog:chromeOptions": {
                 "binary": chromium.to_string_lossy(),
                 "args": [
@@ -124,7 +126,7 @@ impl Browser {
         Browser { http, session: format!("{}/session/{id}", driver.base) }
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.session));
         if let Some(b) = body {
             req = req.json(&b);
@@ -135,20 +137,20 @@ impl Browser {
         resp["value"].clone()
     }
 
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.call("POST", "/url", Some(json!({ "url": url }))).await;
     }
 
-    async fn url(&self) -> String {
+    pub(crate) async fn url(&self) -> String {
         self.call("GET", "/url", None).await.as_str().unwrap_or_default().to_owned()
     }
 
-    async fn find(&self, css: &str) -> Option<String> {
+    pub(crate) async fn find(&self, css: &str) -> Option<String> {
         let v = self.call("POST", "/element", Some(json!({ "using": "css selector", "value": css }))).await;
         v[ELEMENT].as_str().map(str::to_owned)
     }
 
-    async fn texts(&self, css: &str) -> Vec<String> {
+    pub(crate) async fn texts(&self, css: &str) -> Vec<String> {
         let v = self.call("POST", "/elements", Some(json!({ "using": "css selector", "value": css }))).await;
         let mut out = Vec::new();
         for el in v.as_array().cloned().unwrap_or_default() {
@@ -165,11 +167,11 @@ impl Browser {
         out
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         self.texts(css).await.into_iter().next().unwrap_or_default()
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let id = self.find(css).await.unwrap_or_else(|| panic!("no element {css}"));
         // Centre it first, so the sticky header never covers it.
         let script =
@@ -179,14 +181,14 @@ impl Browser {
         assert!(v.is_null(), "click {css}: {v}");
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css).await.unwrap_or_else(|| panic!("no element {css}"));
         self.call("POST", &format!("/element/{id}/clear"), None).await;
         let v = self.call("POST", &format!("/element/{id}/value"), Some(json!({ "text": text }))).await;
         assert!(v.is_null(), "type into {css}: {v}");
     }
 
-    async fn screenshot(&self, name: &str) -> PathBuf {
+    pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
         let b64 = self.call("GET", "/screenshot", None).await;
         let png = base64_decode(b64.as_str().expect("screenshot data"));
         assert!(png.starts_with(b"\x89PNG"), "not a PNG");
@@ -261,7 +263,13 @@ impl Browser {
     }
 
     /// Waits until the text of `css` satisfies `ok`.
-    async fn wait_text(&self, l: &Launcher, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn wait_text(
+        &self,
+        l: &Launcher,
+        css: &str,
+        what: &str,
+        ok: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let texts = self.texts(css).await;
@@ -279,7 +287,7 @@ impl Browser {
         }
     }
 
-    async fn wait_url(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn wait_url(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let url = self.url().await;
@@ -291,7 +299,7 @@ impl Browser {
         }
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.http.delete(&self.session).send().await;
     }
 }

@@ -102,9 +102,10 @@ impl Launcher {
         format!("{}{}", self.url.trim_end_matches('/'), path)
     }
 
-    /// `host:port`.
+    /// `host:port` (without the base path the URL may carry).
     pub fn authority(&self) -> String {
-        self.url.trim_start_matches("http://").trim_end_matches('/').to_owned()
+        let rest = self.url.trim_start_matches("http://");
+        rest.split('/').next().unwrap_or(rest).to_owned()
     }
 
     /// The printed token (panics for env tokens).

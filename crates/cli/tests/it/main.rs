@@ -7,16 +7,19 @@
 mod fake_provider;
 mod launcher_support;
 mod support;
+mod upstream_server;
 
 // One module per area (formerly one test binary each).
 mod abuse;
 mod abuse_launcher;
 mod abuse_timing;
 mod agent;
+mod base_path;
 mod bounds;
 mod browser;
 mod canary;
 mod chat;
+mod conformance;
 mod deploy;
 mod doctor;
 mod faults;
@@ -26,8 +29,11 @@ mod golden;
 mod history;
 mod launcher;
 mod launcher_security;
+mod media;
+mod node_recipe;
 mod pico_client;
 mod protocol;
+mod proxy;
 mod security;
 mod service;
 mod token;

@@ -269,9 +269,9 @@ fn shape(v: &Value) -> Value {
 async fn cli_json_and_admin_api_answer_with_the_same_shape() {
     let home = TestHome::onboarded();
     let gw = home.spawn_gateway(&[]);
-    // The gateway closes a kept-alive connection idle for 5 s (docs/gateway.md); the CLI
-    // commands between these calls can take that long, so pooled connections must expire
-    // sooner or a reused one may be closed under the request.
+    // The gateway closes a kept-alive connection idle for 60 s (docs/gateway.md); pooled
+    // connections expire sooner here anyway, so a reused one is never closed under the
+    // request.
     let client = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(2)).build().unwrap();
     let api = |method: reqwest::Method, path: &str, body: Value| {
         let request = client.request(method, format!("{}{path}", gw.http())).bearer_auth(gw.runtime_token());

@@ -268,3 +268,56 @@ async fn upstream_secret_references_file_is_followed_enc_is_refused() {
     );
     assert!(!stderr.contains("c2FsdG5vbmNlY2lwaGVy"), "{stderr}");
 }
+
+/// An upstream v0.3 home whose user picked a model: `agents.defaults.model_name` and a
+/// provider-prefixed `model` (`openai/…`), its key in `.security.yml`'s `model_list`.
+/// Before, the gateway ignored `model_name` (the echo agent answered) and would have sent
+/// `openai/…` as the model id; now the model answers and gets the id without the prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_model_choice_is_the_model_that_answers() {
+    use crate::fake_provider::{FakeProvider, Reply};
+    let fake = FakeProvider::start(Reply::stream(&["from ", "the model"]));
+    let home = home_from("upstream-v0.3");
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.file("config.json")).unwrap()).unwrap();
+    config["agents"]["defaults"]["model_name"] = json!("gpt-5.4");
+    config["model_list"] = json!([
+        { "model_name": "gpt-5.4", "model": "openai/gpt-5.4", "api_base": fake.base },
+        { "model_name": "claude", "model": "anthropic/claude-sonnet-4.6" },
+        { "model_name": "local", "model": "ollama/llama3.2" }
+    ]);
+    write_private(&home.file("config.json"), &serde_json::to_string_pretty(&config).unwrap());
+    let key = "sk-upstream-model-key-0123456789";
+    let security = std::fs::read_to_string(home.file(".security.yml")).unwrap();
+    write_private(
+        &home.file(".security.yml"),
+        &format!("{security}model_list:\n  gpt-5.4:\n    api_keys: [\"{key}\"]\n"),
+    );
+
+    let shown = home.run(&["config", "show", "--origin"]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("config.json:agents.defaults.model_name"), "{text}");
+
+    let gw = home.spawn_gateway(&[]);
+    let mut s = ws::bearer(&format!("{}?session_id=m1", gw.ws()), PICO).await;
+    ws::send(&mut s, json!({"type": "message.send", "id": "r1", "payload": {"content": "hi"}})).await;
+    let frames = ws::until(&mut s, "typing.stop").await;
+    let last = frames.iter().rev().find(|f| f["type"] == "message.update" || f["type"] == "message.create");
+    assert_eq!(last.map(|f| f["payload"]["content"].clone()), Some(json!("from the model")), "{frames:?}");
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].body["model"], "gpt-5.4", "the provider prefix is not sent");
+    assert_eq!(requests[0].authorization.as_deref(), Some(format!("Bearer {key}").as_str()));
+    drop(gw);
+
+    // A model whose provider picoclaw cannot speak is refused with a message naming it.
+    config["agents"]["defaults"]["model_name"] = json!("claude");
+    write_private(&home.file("config.json"), &serde_json::to_string_pretty(&config).unwrap());
+    let out = home.run(&["config", "show"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("\"claude\"") && err.contains("\"anthropic\"") && err.contains("OpenAI-compatible"),
+        "{err}"
+    );
+}

@@ -31,6 +31,14 @@ const MAX_BATCH: usize = 1024;
 /// Owners remembered without a query (each a few dozen bytes).
 const OWNER_CACHE: usize = 8192;
 
+/// What one session costs against `max_total_bytes` besides its text: its row, its
+/// index entry and its owner (an id and a principal of up to 128 bytes each). So claiming
+/// sessions that never get a message fills the budget too, instead of the disk.
+pub const SESSION_ROW_BYTES: u64 = 512;
+
+/// The bytes counted against `max_total_bytes`: every session's text and its row.
+const USED_SQL: &str = "SELECT COALESCE(SUM(bytes), 0) + COUNT(*) * 512 FROM sessions";
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -160,9 +168,7 @@ impl SqliteStore {
         let mut conn = connect(&path)?;
         migrate(&conn)?;
         crate::jsonl::import(&mut conn, dir)?;
-        let used: i64 = conn
-            .query_row("SELECT COALESCE(SUM(bytes), 0) FROM sessions", [], |r| r.get(0))
-            .map_err(storage)?;
+        let used: i64 = conn.query_row(USED_SQL, [], |r| r.get(0)).map_err(storage)?;
         let used = Arc::new(AtomicU64::new(uint(used)));
         let reader = Arc::new(Mutex::new(connect(&path)?));
         let owners = Arc::new(Mutex::new(HashMap::new()));
@@ -425,9 +431,10 @@ impl Writer {
                     }
                 };
                 let outcome = match command {
-                    Command::Claim { session, principal, reply } => {
-                        Done::Claim(reply, claim(&sp, &session, &principal).map(|c| (session, c)))
-                    }
+                    Command::Claim { session, principal, reply } => Done::Claim(
+                        reply,
+                        claim(&sp, &session, &principal, options, &mut used).map(|c| (session, c)),
+                    ),
                     Command::Turn { turn, reply } => {
                         Done::Turn(reply, record(&sp, &turn, options, &mut used))
                     }
@@ -454,8 +461,7 @@ impl Writer {
         if let Err(e) = &committed {
             tracing::error!("session store: the batch did not commit: {e}");
             // What this batch changed in memory did not happen: count again from the file.
-            let recount: Result<i64, _> =
-                self.conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM sessions", [], |r| r.get(0));
+            let recount: Result<i64, _> = self.conn.query_row(USED_SQL, [], |r| r.get(0));
             self.used.store(recount.map_or(used_before, uint), Ordering::Release);
         } else {
             self.used.store(used, Ordering::Release);
@@ -504,23 +510,38 @@ fn fail(command: Command, e: &StoreError) -> Done {
     }
 }
 
-fn claim(conn: &Connection, session: &str, principal: &str) -> Result<Claim, StoreError> {
+fn claim(
+    conn: &Connection,
+    session: &str,
+    principal: &str,
+    options: StoreOptions,
+    used: &mut u64,
+) -> Result<Claim, StoreError> {
     let now = int(now_ms());
     // New: owned by the claimer. Imported without an owner record (owner ''): it belongs to
     // its first claimer. Owned: unchanged. Every statement is prepared once and cached.
-    conn.prepare_cached(
-        "INSERT INTO sessions (id, owner, created_ms, last_ms) VALUES (?1, ?2, ?3, ?3) \
-         ON CONFLICT (id) DO UPDATE SET owner = excluded.owner WHERE owner = '' \
-         RETURNING owner, last_seq",
-    )
-    .and_then(|mut insert| {
-        insert.query_row(params![session, principal, now], |r| {
-            Ok(Claim { owner: r.get(0)?, last_seq: uint(r.get(1)?) })
+    let claimed = conn
+        .prepare_cached(
+            "INSERT INTO sessions (id, owner, created_ms, last_ms) VALUES (?1, ?2, ?3, ?3) \
+             ON CONFLICT (id) DO UPDATE SET owner = excluded.owner WHERE owner = '' \
+             RETURNING owner, last_seq, messages = 0 AND created_ms = ?3",
+        )
+        .and_then(|mut insert| {
+            insert.query_row(params![session, principal, now], |r| {
+                Ok((Claim { owner: r.get(0)?, last_seq: uint(r.get(1)?) }, r.get::<_, bool>(2)?))
+            })
         })
-    })
-    .optional()
-    .map_err(storage)?
-    .map_or_else(
+        .optional()
+        .map_err(storage)?;
+    if let Some((_, true)) = &claimed {
+        // A new row: it costs its share of the budget (the savepoint is rolled back when
+        // there is no room, so nothing is written).
+        if used.saturating_add(SESSION_ROW_BYTES) > options.max_total_bytes {
+            return Err(StoreError::Full { used: *used, limit: options.max_total_bytes });
+        }
+        *used += SESSION_ROW_BYTES;
+    }
+    claimed.map(|(c, _)| c).map_or_else(
         // An owned session: the upsert changed nothing and returned no row.
         || {
             conn.prepare_cached("SELECT owner, last_seq FROM sessions WHERE id = ?1")
@@ -548,11 +569,18 @@ fn record(
         return Err(StoreError::Full { used: *used, limit: options.max_total_bytes });
     }
     let now = int(turn.ts_ms);
-    conn.prepare_cached(
-        "INSERT INTO sessions (id, owner, created_ms, last_ms) VALUES (?1, '', ?2, ?2) ON CONFLICT (id) DO NOTHING",
-    )
-    .and_then(|mut insert| insert.execute(params![turn.session, now]))
-    .map_err(storage)?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO sessions (id, owner, created_ms, last_ms) VALUES (?1, '', ?2, ?2) ON CONFLICT (id) DO NOTHING",
+        )
+        .and_then(|mut insert| insert.execute(params![turn.session, now]))
+        .map_err(storage)?;
+    if inserted > 0 {
+        if used.saturating_add(added + SESSION_ROW_BYTES) > options.max_total_bytes {
+            return Err(StoreError::Full { used: *used, limit: options.max_total_bytes });
+        }
+        *used += SESSION_ROW_BYTES;
+    }
     let last: i64 = conn
         .prepare_cached("SELECT last_seq FROM sessions WHERE id = ?1")
         .and_then(|mut select| select.query_row(params![turn.session], |r| r.get(0)))
@@ -630,7 +658,7 @@ fn delete(conn: &Connection, session: &str, used: &mut u64) -> Result<bool, Stor
     let Some(bytes) = bytes else { return Ok(false) };
     conn.execute("DELETE FROM messages WHERE session = ?1", params![session]).map_err(storage)?;
     conn.execute("DELETE FROM sessions WHERE id = ?1", params![session]).map_err(storage)?;
-    *used = used.saturating_sub(uint(bytes));
+    *used = used.saturating_sub(uint(bytes) + SESSION_ROW_BYTES);
     Ok(true)
 }
 

@@ -89,8 +89,9 @@ async fn many_writers_share_commits_and_none_is_lost() {
 #[tokio::test]
 async fn the_session_bound_rolls_and_the_total_bound_refuses() {
     let tmp = tempfile::tempdir().unwrap();
-    let s =
-        SqliteStore::open(tmp.path(), StoreOptions { max_session_bytes: 100, max_total_bytes: 300 }).unwrap();
+    // Three sessions' rows and 300 bytes of text.
+    let max_total_bytes = 300 + 3 * SESSION_ROW_BYTES;
+    let s = SqliteStore::open(tmp.path(), StoreOptions { max_session_bytes: 100, max_total_bytes }).unwrap();
     for i in 0..10 {
         s.record_turn(turn("roll", &format!("{i:0>20}"), &format!("{i:0>20}"))).await.unwrap();
     }
@@ -130,4 +131,36 @@ async fn old_jsonl_files_are_imported_once_and_kept() {
     let s = open(&dir);
     assert_eq!(s.messages("old".into(), 0, 10).await.unwrap().len(), 2);
     assert!(!dir.join("old.jsonl").exists());
+}
+
+#[test]
+fn the_used_bytes_query_counts_rows_at_session_row_bytes() {
+    assert!(super::USED_SQL.ends_with(&format!("COUNT(*) * {} FROM sessions", super::SESSION_ROW_BYTES)));
+}
+
+#[tokio::test]
+async fn sessions_claimed_and_never_used_fill_the_budget_not_the_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = StoreOptions { max_session_bytes: 100, max_total_bytes: 2 * SESSION_ROW_BYTES };
+    {
+        let s = SqliteStore::open(tmp.path(), options).unwrap();
+        s.claim("a".into(), "mallory".into()).await.unwrap();
+        s.claim("b".into(), "mallory".into()).await.unwrap();
+        assert!(matches!(s.claim("c".into(), "mallory".into()).await, Err(StoreError::Full { .. })));
+        assert_eq!(
+            s.claim("a".into(), "alice".into()).await.unwrap().owner,
+            "mallory",
+            "existing ones still answer"
+        );
+        assert!(s.check_room("x").is_err());
+        assert!(s.delete("b".into()).await.unwrap());
+        s.claim("c".into(), "mallory".into()).await.unwrap();
+    }
+    let s = SqliteStore::open(tmp.path(), options).unwrap();
+    let listed: Vec<String> = s.sessions(None, 10).await.unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        matches!(s.claim("d".into(), "mallory".into()).await, Err(StoreError::Full { .. })),
+        "counted again on open"
+    );
 }
