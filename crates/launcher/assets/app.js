@@ -364,6 +364,7 @@
         else {
           const nb = addBubble(thought ? "thought" : "bot", p.content || "", p.message_id);
           nb.classList.add("streaming");
+          if (Array.isArray(p.attachments)) addFiles(nb, p.attachments);
         }
         break;
       }
@@ -438,21 +439,95 @@
   }
   $("chat-retry").addEventListener("click", () => { clearTimeout(retryTimer); connectChat(true); });
 
+  // ---------- chat: images to send ----------
+  // Inline data URLs, as upstream's web UI sends them; the launcher relays frames up to
+  // 1 MiB, so each image is at most 700 KiB (its base64 fits) and four go at most.
+  const MAX_IMAGE = 700 * 1024;
+  const MAX_IMAGES = 4;
+  let outgoing = [];
+  function renderOutgoing() {
+    const box = $("chat-files");
+    box.replaceChildren(...outgoing.map((f, i) => {
+      const chip = document.createElement("button");
+      chip.type = "button";
+      chip.className = "chip ghost";
+      chip.textContent = f.name + " ✕";
+      chip.title = "Remove " + f.name;
+      chip.addEventListener("click", () => { outgoing.splice(i, 1); renderOutgoing(); });
+      return chip;
+    }));
+    box.classList.toggle("hidden", outgoing.length === 0);
+  }
+  $("chat-image").addEventListener("change", (event) => {
+    const files = Array.from(event.target.files || []);
+    event.target.value = "";
+    for (const file of files) {
+      if (outgoing.length >= MAX_IMAGES) { addBubble("error", "At most " + MAX_IMAGES + " images per message."); break; }
+      if (file.size > MAX_IMAGE) { addBubble("error", file.name + " is larger than 700 KiB."); continue; }
+      const reader = new FileReader();
+      reader.onload = () => { outgoing.push({ name: file.name, url: String(reader.result) }); renderOutgoing(); };
+      reader.readAsDataURL(file);
+    }
+  });
+
+  // Files of an answer: only the gateway's own /pico/media/<hex id> links, fetched through
+  // the launcher under its base path; images shown, anything else offered as a download.
+  const MEDIA_URL = /^\/pico\/media\/([0-9a-f]{1,64})$/;
+  function addFiles(bubble, attachments) {
+    const box = document.createElement("div");
+    box.className = "msg-files";
+    for (const a of attachments) {
+      const m = typeof a.url === "string" && a.url.match(MEDIA_URL);
+      if (!m) continue;
+      const href = here("pico/media/" + m[1]);
+      const name = typeof a.filename === "string" ? a.filename : "file";
+      if (a.type === "image") {
+        const img = document.createElement("img");
+        img.src = href;
+        img.alt = name;
+        box.appendChild(img);
+      } else {
+        const link = document.createElement("a");
+        link.href = href;
+        link.download = name;
+        link.textContent = name;
+        box.appendChild(link);
+      }
+    }
+    if (box.childElementCount) bubble.appendChild(box);
+  }
+  function addImages(bubble, urls) {
+    const box = document.createElement("div");
+    box.className = "msg-files";
+    for (const url of urls) {
+      const img = document.createElement("img");
+      img.src = url;
+      img.alt = "attached image";
+      box.appendChild(img);
+    }
+    bubble.appendChild(box);
+  }
+
   function send() {
     const input = $("chat-input");
     const text = input.value.trim();
-    if (!text) return;
+    const images = outgoing.map((f) => f.url);
+    if (!text && images.length === 0) return;
     if (!socket || socket.readyState !== WebSocket.OPEN) {
       chatState("Not connected to the gateway.", "down");
       return;
     }
     const id = "m" + Date.now().toString(36) + Math.random().toString(36).slice(2, 6);
-    socket.send(JSON.stringify({ type: "message.send", id, session_id: chatSession, payload: { content: text } }));
-    addBubble("me", text);
+    const payload = images.length ? { content: text, media: images } : { content: text };
+    socket.send(JSON.stringify({ type: "message.send", id, session_id: chatSession, payload }));
+    const mine = addBubble("me", text);
+    if (images.length) addImages(mine, images);
+    outgoing = [];
+    renderOutgoing();
     input.value = "";
     grow();
     if (!sessions.some((s) => s.id === chatSession)) {
-      sessions.unshift({ id: chatSession, title: text.split(/\s+/).join(" ").slice(0, 60), messages: 1 });
+      sessions.unshift({ id: chatSession, title: (text || "Image").split(/\s+/).join(" ").slice(0, 60), messages: 1 });
       renderSessions();
     }
   }

@@ -811,3 +811,45 @@ async fn chat_markdown_history_reconnect_and_layout_in_headless_chromium() {
     assert!(!all.iter().any(|m| m.contains("Content Security Policy")), "{all:?}");
     b.close().await;
 }
+
+/// Issue 17 (files of answers) in the dashboard: an image attached in the composer goes out
+/// as upstream's web UI sends it (an inline data URL in `media`), the echo agent answers
+/// with it as an attachment, and the page shows it fetched from `/pico/media/<id>` through
+/// the launcher (relative to the page, so under a base path too).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_attached_in_the_dashboard_comes_back_from_pico_media() {
+    let chromium = require(&["chromium", "chromium-browser"], "chromium");
+    let chromedriver = require(&["chromedriver"], "chromium-driver");
+    let home = home();
+    let l = start(&home, &[]);
+    l.gateway_record();
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver, &home.file("chromedriver.log"));
+    let b = Browser::open(&driver, &chromium, profile.path()).await;
+    b.goto(&l.at("/login")).await;
+    b.type_into("#token", &l.token()).await;
+    b.click("#login-btn").await;
+    b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+
+    // A 1×1 PNG, chosen in the file input as a person would (WebDriver types its path).
+    let png = home.file("dot.png");
+    std::fs::write(&png, base64_decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")).unwrap();
+    let input = b.find("#chat-image").await.expect("the image input");
+    let v = b
+        .call("POST", &format!("/element/{input}/value"), Some(json!({ "text": png.display().to_string() })))
+        .await;
+    assert!(v.is_null(), "choose the file: {v}");
+    b.wait_text(&l, "#chat-files", "the chosen image", |t| t.contains("dot.png")).await;
+    b.click("#chat-send").await;
+
+    let loaded = "const img = document.querySelector('#messages .msg-bot .msg-files img'); \
+                  return !!img && img.complete && img.naturalWidth === 1 \
+                  && new URL(img.src).pathname.startsWith('/pico/media/');";
+    b.wait_js(&l, "the answer's image, loaded from /pico/media", loaded).await;
+    let mine = "const img = document.querySelector('#messages .msg-me .msg-files img'); \
+                return !!img && img.src.startsWith('data:image/png;base64,');";
+    b.wait_js(&l, "the sent image in the user's bubble", mine).await;
+    assert!(b.text("#chat-files").await.is_empty(), "the composer is cleared");
+    b.screenshot("chat-image-desktop.png").await;
+    b.close().await;
+}
