@@ -223,16 +223,7 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         // nginx: TERM is a fast shutdown of the master and its workers; Caddy stops on it.
-        support::unsafe_free_kill(self.child.id(), "TERM");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        support::terminate(&mut self.child);
     }
 }
 
