@@ -20,6 +20,7 @@
 
 pub mod http;
 pub mod migrate;
+pub mod port;
 pub mod service;
 pub mod spawn;
 pub mod unit;

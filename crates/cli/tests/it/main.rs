@@ -26,6 +26,7 @@ mod golden;
 mod history;
 mod launcher;
 mod launcher_security;
+mod newcomer;
 mod pico_client;
 mod protocol;
 mod security;
