@@ -2,6 +2,8 @@
 
 use std::ffi::OsString;
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// picoclaw: a tiny personal-AI gateway with one coherent credential system.
@@ -321,6 +323,12 @@ pub enum ServiceCommand {
         /// Replace a unit at the same path that picoclaw did not write.
         #[arg(long)]
         force: bool,
+        /// The picoclaw binary the unit starts. Default: this one; when this one is in a
+        /// cargo build directory (target/), the installed `picoclaw` on PATH (e.g.
+        /// ~/.cargo/bin/picoclaw from `cargo install --path crates/cli`), else this one
+        /// with a warning.
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
     },
     /// Stop and disable the service, and remove the unit.
     Uninstall {

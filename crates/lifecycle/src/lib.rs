@@ -18,6 +18,7 @@
 //!   the socket listening at the record's address (see the `verify` module; on platforms
 //!   other than Linux only "the lock is held" is proven, [`Assurance::LockOnly`]).
 
+pub mod binary;
 pub mod http;
 pub mod migrate;
 pub mod port;

@@ -140,3 +140,76 @@ fn a_busy_launcher_port_is_named_once() {
     assert!(err.contains("PICOCLAW_LAUNCHER_PORT or port in launcher-config.json"), "{err}");
     drop(held);
 }
+
+/// `ExecStart=` of the systemd unit `service install` wrote in `home`.
+fn exec_start(home: &TestHome) -> String {
+    let unit =
+        std::fs::read_to_string(home.path().join(".config/systemd/user/picoclaw-gateway.service")).unwrap();
+    unit.lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap_or_else(|| panic!("no ExecStart: {unit}"))
+        .to_owned()
+}
+
+/// A copy of the binary under test at `<dir>/bin/picoclaw`, as `cargo install` leaves it.
+fn installed_copy(dir: &std::path::Path) -> std::path::PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let installed = bin.join("picoclaw");
+    std::fs::copy(support::bin(), &installed).unwrap();
+    std::fs::canonicalize(installed).unwrap()
+}
+
+const SYSTEM_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+#[test]
+fn service_install_starts_the_installed_binary_and_warns_about_a_build_directory() {
+    let tools = tempfile::tempdir().unwrap();
+    let installed = installed_copy(tools.path());
+
+    // Run from the installed copy: the unit starts it, no warning.
+    let home = TestHome::new();
+    let out = std::process::Command::new(&installed)
+        .args(["service", "install", "--systemd"])
+        .env_clear()
+        .env("PATH", SYSTEM_PATH)
+        .env("HOME", home.path())
+        .env("PICOCLAW_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(exec_start(&home), format!("{} gateway", installed.display()));
+    assert!(!text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
+
+    // Run from the build (target/debug): an installed picoclaw on PATH is preferred.
+    let home =
+        TestHome::new().env("PATH", &format!("{}:{SYSTEM_PATH}", installed.parent().unwrap().display()));
+    let out = home.run(&["service", "install", "--systemd"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(exec_start(&home), format!("{} gateway", installed.display()));
+    assert!(text(&out.stderr).contains("the unit starts the installed"), "{}", text(&out.stderr));
+
+    // From the build with nothing installed: it keeps the build's binary, and says why
+    // that is fragile and what to do.
+    let home = TestHome::new().env("PATH", SYSTEM_PATH);
+    let out = home.run(&["service", "install", "--systemd"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let built = std::fs::canonicalize(support::bin()).unwrap();
+    assert_eq!(exec_start(&home), format!("{} gateway", built.display()));
+    let err = text(&out.stderr);
+    assert!(err.contains("is inside the cargo build directory"), "{err}");
+    assert!(err.contains("cargo install --path crates/cli"), "{err}");
+
+    // --binary names it outright; a missing file is refused with the path.
+    let home = TestHome::new().env("PATH", SYSTEM_PATH);
+    let out = home.run(&["service", "install", "--systemd", "--binary", installed.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(exec_start(&home), format!("{} gateway", installed.display()));
+    let out = home.run(&["service", "install", "--systemd", "--binary", "/nonexistent/picoclaw"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--binary /nonexistent/picoclaw: no such file"),
+        "{}",
+        text(&out.stderr)
+    );
+}
