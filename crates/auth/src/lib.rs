@@ -27,6 +27,7 @@ pub mod forwarded;
 mod gate;
 mod limiter;
 pub mod named;
+pub mod pairing;
 pub mod ticket;
 mod verify;
 

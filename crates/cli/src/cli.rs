@@ -2,11 +2,13 @@
 
 use std::ffi::OsString;
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// picoclaw: a tiny personal-AI gateway with one coherent credential system.
 #[derive(Debug, Parser)]
-#[command(name = "picoclaw", version, about, propagate_version = true)]
+#[command(name = "picoclaw", version, about, propagate_version = true, after_help = EXIT_STATUS)]
 pub struct Cli {
     /// Log output format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
@@ -15,6 +17,14 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The exit statuses every command shares (each command's `--help` adds its own).
+const EXIT_STATUS: &str = "Exit status: 0 success; 1 failure (the message on stderr says what and why); 2 usage\n\
+error (an unknown or malformed flag or argument); 3 not running / not installed\n\
+(`gateway status`, `service status`); 78 configuration error (`gateway` in the\n\
+foreground, EX_CONFIG, so a service manager does not restart-loop on a bad file).\n\
+Commands that print state take --json (config show, auth explain, gateway status, token\n\
+list, sessions list|show, service status|audit, doctor, version).";
 
 /// Log formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,7 +68,11 @@ pub enum Command {
     /// Print a known-good nginx, Caddy or Traefik configuration for picoclaw behind it.
     ProxyConfig(ProxyConfigArgs),
     /// Print the version.
-    Version,
+    Version {
+        /// Print JSON: {"version": "..."}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -194,6 +208,11 @@ pub enum TokenScope {
 
 /// `picoclaw gateway [--host H] [--port P] [start|stop|restart|status|reload]`
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status (foreground): 0 clean stop; 1 cannot run (port in use, a gateway already\n\
+runs from this home); 78 configuration error. `start` exits 0 when one already runs,\n\
+`stop` exits 0 when none runs; `status`: see `picoclaw gateway status --help`."
+)]
 pub struct GatewayArgs {
     /// Bind address (overrides PICOCLAW_GATEWAY_HOST and the files).
     #[arg(long, global = true)]
@@ -216,7 +235,17 @@ pub enum GatewayAction {
     /// Stop, then start.
     Restart,
     /// Show pid, address, uptime, version and readiness.
-    Status,
+    #[command(
+        after_help = "Exit status: 0 running and ready; 1 running but not ready, starting, or not verifiable\n\
+(.picoclaw.pid does not match the process holding the lock); 3 not running (also when a\n\
+crash left a stale .picoclaw.pid)."
+    )]
+    Status {
+        /// Print JSON: {state, running, pid, address, version, started_at, uptime_s, ready,
+        /// agent, pico, pico_client} (state: running|starting|unverified|stale|not_running).
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask the running gateway to re-read its configuration and secrets.
     Reload,
 }
@@ -271,6 +300,10 @@ pub enum ProxyArg {
 
 /// `picoclaw chat [--session S] [--url U] [MESSAGE]`
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 every message was answered; 1 a turn failed, or the gateway refused or\n\
+closed the connection."
+)]
 pub struct ChatArgs {
     /// Session id (letters, digits, `.`, `_`, `:`, `-`); default: a new random session.
     #[arg(long, short = 's')]
@@ -354,6 +387,12 @@ pub enum ServiceCommand {
         /// Replace a unit at the same path that picoclaw did not write.
         #[arg(long)]
         force: bool,
+        /// The picoclaw binary the unit starts. Default: this one; when this one is in a
+        /// cargo build directory (target/), the installed `picoclaw` on PATH (e.g.
+        /// ~/.cargo/bin/picoclaw from `cargo install --path crates/cli`), else this one
+        /// with a warning.
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
     },
     /// Stop and disable the service, and remove the unit.
     Uninstall {
@@ -365,6 +404,9 @@ pub enum ServiceCommand {
         force: bool,
     },
     /// The unit's path, whether it embeds secrets, and the gateway's state.
+    #[command(
+        after_help = "Exit status: 0 installed and clean; 1 installed but embeds a secret; 3 not installed."
+    )]
     Status {
         /// The service manager.
         #[command(flatten)]
@@ -374,6 +416,7 @@ pub enum ServiceCommand {
         json: bool,
     },
     /// Find units (ours or hand-written) that embed a picoclaw token.
+    #[command(after_help = "Exit status: 0 no unit embeds a token; 1 at least one does.")]
     Audit {
         /// Unit or plist files to audit besides the ones found in the user's directories.
         paths: Vec<std::path::PathBuf>,
@@ -385,6 +428,7 @@ pub enum ServiceCommand {
 
 /// `picoclaw doctor [--fix] [--json]`
 #[derive(Debug, Clone, Copy, Args)]
+#[command(after_help = "Exit status: 0 no problem remains (notes may be shown); 1 problems remain.")]
 pub struct DoctorArgs {
     /// Apply the safe fixes (idempotent), then check again.
     #[arg(long)]

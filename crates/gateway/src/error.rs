@@ -17,12 +17,31 @@ pub enum GatewayError {
     #[error("{0}")]
     Refused(String),
     /// Binding or serving failed.
-    #[error("cannot listen on {addr}: {source}")]
+    // The cause is part of the message and deliberately not a `#[source]`: `{:#}` would
+    // print it a second time.
+    #[error("cannot listen on {addr}: {reason}")]
     Bind {
         /// The address.
         addr: String,
         /// The error.
-        source: std::io::Error,
+        reason: std::io::Error,
+    },
+    /// The port is taken by another listener: which port, what sets it, and who holds it.
+    #[error(
+        "cannot listen on {addr}: port {port} is already in use by {holder}. The port comes from {source_name}; \
+         choose another with --port, PICOCLAW_GATEWAY_PORT or gateway.port in config.json{stop_hint}"
+    )]
+    PortInUse {
+        /// The address.
+        addr: String,
+        /// The port.
+        port: u16,
+        /// Where the port setting came from (`config.json:gateway.port`, `env:…`, `flag:--port`, `default`).
+        source_name: String,
+        /// Who listens there.
+        holder: picoclaw_lifecycle::port::PortHolder,
+        /// What to do when it is this home's gateway.
+        stop_hint: String,
     },
     /// The agent could not be built.
     #[error("agent: {0}")]

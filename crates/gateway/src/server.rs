@@ -50,7 +50,7 @@ pub struct Gateway {
 /// Binds `host:port`. `localhost` also binds IPv6 loopback on the same port when the
 /// system has it.
 async fn bind(host: &Host, port: u16) -> Result<Vec<TcpListener>, GatewayError> {
-    let err = |source| GatewayError::Bind { addr: format!("{host}:{port}"), source };
+    let err = |reason| GatewayError::Bind { addr: format!("{host}:{port}"), reason };
     let targets = {
         let host = host.clone();
         tokio::task::spawn_blocking(move || host.bind_addrs(port))
@@ -70,6 +70,25 @@ async fn bind(host: &Host, port: u16) -> Result<Vec<TcpListener>, GatewayError> 
         }
     }
     Ok(listeners)
+}
+
+/// The "port in use" error: the port, the setting that chose it and who holds it.
+fn port_in_use(paths: &Paths, settings: &picoclaw_config::Settings, addr: String) -> GatewayError {
+    let port = settings.gateway.port;
+    let holder = picoclaw_lifecycle::port::holder(paths, port);
+    let source_name = settings.origin(&picoclaw_config::schema::GATEWAY_PORT).map_or_else(
+        || "the built-in default (18790)".to_owned(),
+        |s| match s {
+            picoclaw_config::Source::Default => "the built-in default (18790)".to_owned(),
+            other => other.to_string(),
+        },
+    );
+    let stop_hint = if holder.is_this_homes_gateway() {
+        "; or stop it with `picoclaw gateway stop`".to_owned()
+    } else {
+        String::new()
+    };
+    GatewayError::PortInUse { addr, port, source_name, holder, stop_hint }
 }
 
 impl Gateway {
@@ -144,10 +163,15 @@ impl Gateway {
         let Gateway { lock, shared } = self;
         let settings = shared.live().settings.clone();
         let paths = shared.paths.clone();
-        let listeners = bind(&settings.gateway.host, settings.gateway.port).await?;
+        let listeners = match bind(&settings.gateway.host, settings.gateway.port).await {
+            Err(GatewayError::Bind { addr, reason }) if reason.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(port_in_use(&paths, &settings, addr));
+            }
+            other => other?,
+        };
         let bound = listeners[0]
             .local_addr()
-            .map_err(|source| GatewayError::Bind { addr: settings.gateway.host.to_string(), source })?;
+            .map_err(|reason| GatewayError::Bind { addr: settings.gateway.host.to_string(), reason })?;
         let record_host = match bound.ip() {
             ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
             ip => ip.to_string(),

@@ -58,6 +58,9 @@ pub struct Options {
     pub password: Option<picoclaw_credentials::password::DashboardPassword>,
     /// The `picoclaw` executable, to start the gateway with.
     pub exe: PathBuf,
+    /// Where `launcher.port` came from (`flag:--port`, `env:…`, `launcher-config.json:port`,
+    /// `the built-in default (18800)`), for the "port in use" error.
+    pub port_source: String,
 }
 
 /// A bound, not yet serving launcher.
@@ -72,7 +75,7 @@ pub struct Launcher {
 /// address of `launcher.host` (`localhost` = 127.0.0.1).
 fn bind_addr(settings: &LauncherSettings) -> Result<SocketAddr, LauncherError> {
     let host = if settings.public { Host::Any } else { settings.host.clone() };
-    let err = |source| LauncherError::Bind { addr: format!("{host}:{}", settings.port), source };
+    let err = |reason| LauncherError::Bind { addr: format!("{host}:{}", settings.port), reason };
     host.bind_addrs(settings.port)
         .map_err(err)?
         .into_iter()
@@ -90,9 +93,18 @@ impl Launcher {
             trusted_proxies: options.settings.trusted_proxies.clone(),
             loopback_only: ip.is_loopback(),
         };
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| LauncherError::Bind { addr: addr.to_string(), source })?;
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|reason| {
+            if reason.kind() == std::io::ErrorKind::AddrInUse {
+                LauncherError::PortInUse {
+                    addr: addr.to_string(),
+                    port: addr.port(),
+                    source_name: options.port_source.clone(),
+                    holder: picoclaw_lifecycle::port::holder(&options.paths, addr.port()),
+                }
+            } else {
+                LauncherError::Bind { addr: addr.to_string(), reason }
+            }
+        })?;
         let public = !ip.is_loopback();
         if public && net.allowed.is_empty() {
             tracing::warn!(

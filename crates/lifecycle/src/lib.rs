@@ -18,8 +18,10 @@
 //!   the socket listening at the record's address (see the `verify` module; on platforms
 //!   other than Linux only "the lock is held" is proven, [`Assurance::LockOnly`]).
 
+pub mod binary;
 pub mod http;
 pub mod migrate;
+pub mod port;
 pub mod proxy;
 pub mod service;
 pub mod spawn;

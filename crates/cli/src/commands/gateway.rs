@@ -12,7 +12,7 @@ use picoclaw_credentials::runtime::RuntimeRecord;
 use picoclaw_gateway::{Gateway, Options};
 use picoclaw_lifecycle::spawn::Background;
 use picoclaw_lifecycle::{LifecycleError, Probe, VerifiedGateway};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::cli::{GatewayAction, GatewayArgs, LogFormat};
 use crate::context::Context;
@@ -40,7 +40,7 @@ pub fn run(args: GatewayArgs, format: LogFormat) -> Result<ExitCode> {
             stop()?;
             start(&args)
         }
-        Some(GatewayAction::Status) => status(),
+        Some(GatewayAction::Status { json }) => status(json),
         Some(GatewayAction::Reload) => reload(),
     }
 }
@@ -109,16 +109,27 @@ fn start(args: &GatewayArgs) -> Result<ExitCode> {
     if let Some(port) = args.port {
         background = background.flag("--port", &port.to_string());
     }
+    // Where this start's log lines begin: a failure shows those, not an earlier run's.
+    let log_offset = std::fs::metadata(paths.gateway_log()).map_or(0, |m| m.len());
     let mut child = background.spawn().context("cannot start the gateway process")?;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let mut last_mismatch = None;
     while std::time::Instant::now() < deadline {
         if let Some(status) = child.try_wait()? {
-            eprintln!(
-                "gateway exited during start ({status}); last lines of {}:",
-                paths.gateway_log().display()
-            );
-            eprint!("{}", tail(&paths.gateway_log(), 10));
+            // The errors of this start, once (the child's own stderr is discarded).
+            let errors = errors_since(&paths.gateway_log(), log_offset, 10);
+            if errors.is_empty() {
+                eprintln!(
+                    "error: the gateway exited during start ({status}); see {}",
+                    paths.gateway_log().display()
+                );
+            } else {
+                eprint!("{errors}");
+                eprintln!(
+                    "(the gateway exited during start, {status}; log: {})",
+                    paths.gateway_log().display()
+                );
+            }
             return Ok(ExitCode::from(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1)));
         }
         match picoclaw_lifecycle::probe(&paths)? {
@@ -160,11 +171,26 @@ fn refusal(action: &str, e: LifecycleError) -> anyhow::Error {
     anyhow!("refusing to {action} the gateway: {e}{hint}")
 }
 
-fn tail(path: &std::path::Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    let mut out = all[all.len().saturating_sub(lines)..].join("\n");
-    out.push('\n');
+/// The ERROR lines (human or JSON format) appended to `path` after byte `offset`, at most
+/// `lines` of them (the last ones), each ending in a newline.
+fn errors_since(path: &std::path::Path, offset: u64, lines: usize) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut text = String::new();
+    if let Ok(mut file) = std::fs::File::open(path) {
+        // A rotated log (smaller than the offset) is read from its start.
+        let start = if file.metadata().map_or(0, |m| m.len()) < offset { 0 } else { offset };
+        if file.seek(SeekFrom::Start(start)).is_ok() {
+            // Bounded: a start that fails writes a few lines, never megabytes.
+            let _ = file.take(1024 * 1024).read_to_string(&mut text);
+        }
+    }
+    let errors: Vec<&str> =
+        text.lines().filter(|l| l.contains(" ERROR ") || l.contains("\"level\":\"ERROR\"")).collect();
+    let mut out = String::new();
+    for line in &errors[errors.len().saturating_sub(lines)..] {
+        out.push_str(line);
+        out.push('\n');
+    }
     out
 }
 
@@ -202,46 +228,93 @@ pub fn call(
     Ok((answer.status, answer.body))
 }
 
-fn status() -> Result<ExitCode> {
-    let paths = Paths::from_env(&ProcessEnv)?;
-    let gateway = match picoclaw_lifecycle::probe(&paths)? {
+/// What `gateway status` found, in the shape `--json` prints (the text form shows the same).
+fn status_report(paths: &Paths) -> Result<(Value, u8)> {
+    let gateway = match picoclaw_lifecycle::probe(paths)? {
         Probe::Running(gateway) => gateway,
         Probe::Starting(pending) => {
-            println!("gateway: starting ({pending})");
-            return Ok(ExitCode::from(1));
+            return Ok((json!({"state": "starting", "running": false, "detail": pending.to_string()}), 1));
         }
         Probe::Unverified(mismatch) => {
-            println!("gateway: unverified: {mismatch}");
-            println!("          local tools neither signal it nor send it a token");
-            return Ok(ExitCode::from(1));
+            return Ok((
+                json!({
+                    "state": "unverified",
+                    "running": false,
+                    "detail": format!("{mismatch}; local tools neither signal it nor send it a token"),
+                }),
+                1,
+            ));
         }
         Probe::Stale => {
-            println!(
-                "gateway: not running (stale {} left by a crash; the next start replaces it)",
-                paths.pid_file().display()
-            );
-            return Ok(ExitCode::from(NOT_RUNNING));
+            return Ok((
+                json!({
+                    "state": "stale",
+                    "running": false,
+                    "detail": format!(
+                        "stale {} left by a crash; the next start replaces it",
+                        paths.pid_file().display()
+                    ),
+                }),
+                NOT_RUNNING,
+            ));
         }
-        Probe::NotRunning => {
-            println!("gateway: not running");
-            return Ok(ExitCode::from(NOT_RUNNING));
-        }
+        Probe::NotRunning => return Ok((json!({"state": "not_running", "running": false}), NOT_RUNNING)),
     };
     let record = gateway.record();
-    let base = record.base_url();
     let ready = call(&gateway, "GET", "/ready", false).is_ok_and(|(code, _)| code == 200);
-    let status = call(&gateway, "GET", "/status", true).ok();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut report = json!({
+        "state": "running",
+        "running": true,
+        "pid": record.pid,
+        "address": record.base_url(),
+        "version": record.version,
+        "started_at": record.started_at,
+        "uptime_s": now.saturating_sub(record.started_at),
+        "ready": ready,
+    });
+    if let Ok((200, s)) = call(&gateway, "GET", "/status", true) {
+        report["agent"] = s["agent"].clone();
+        report["pico"] = s["pico"].clone();
+        report["pico_client"] = s["pico_client"].clone();
+    }
+    Ok((report, if ready { 0 } else { 1 }))
+}
+
+fn status(json: bool) -> Result<ExitCode> {
+    let paths = Paths::from_env(&ProcessEnv)?;
+    let (report, code) = status_report(&paths)?;
     let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(ExitCode::from(code));
+    }
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    match report["state"].as_str() {
+        Some("running") => {}
+        Some("not_running") => {
+            writeln!(out, "gateway: not running")?;
+            return Ok(ExitCode::from(code));
+        }
+        Some("stale") => {
+            writeln!(out, "gateway: not running ({})", text(&report["detail"]))?;
+            return Ok(ExitCode::from(code));
+        }
+        state => {
+            writeln!(out, "gateway: {}: {}", state.unwrap_or("unknown"), text(&report["detail"]))?;
+            return Ok(ExitCode::from(code));
+        }
+    }
     writeln!(out, "gateway:  running")?;
-    writeln!(out, "pid:      {}", record.pid)?;
-    writeln!(out, "address:  {base}")?;
-    writeln!(out, "version:  {}", record.version)?;
-    writeln!(out, "uptime:   {}", human_duration(now.saturating_sub(record.started_at)))?;
+    writeln!(out, "pid:      {}", report["pid"])?;
+    writeln!(out, "address:  {}", text(&report["address"]))?;
+    writeln!(out, "version:  {}", text(&report["version"]))?;
+    writeln!(out, "uptime:   {}", human_duration(report["uptime_s"].as_u64().unwrap_or(0)))?;
+    let ready = report["ready"].as_bool() == Some(true);
     writeln!(out, "ready:    {}", if ready { "yes (/ready answered 200)" } else { "no" })?;
-    if let Some((200, s)) = &status {
-        writeln!(out, "agent:    {}", s["agent"].as_str().unwrap_or("-"))?;
-        let pico = &s["pico"];
+    if report.get("agent").is_some() {
+        writeln!(out, "agent:    {}", text(&report["agent"]))?;
+        let pico = &report["pico"];
         if pico["enabled"].as_bool() == Some(true) {
             writeln!(
                 out,
@@ -251,16 +324,15 @@ fn status() -> Result<ExitCode> {
         } else {
             writeln!(out, "pico:     disabled")?;
         }
-        match &s["pico_client"] {
+        match &report["pico_client"] {
             Value::Null => writeln!(out, "pico_client: disabled")?,
             c => {
-                let text = |k: &str| c[k].as_str().unwrap_or("-").to_owned();
                 writeln!(
                     out,
                     "pico_client: {} to {} (session {}), {} reconnect(s), {} message(s) answered{}",
-                    text("state"),
-                    text("url"),
-                    text("session_id"),
+                    text(&c["state"]),
+                    text(&c["url"]),
+                    text(&c["session_id"]),
                     c["reconnects"],
                     c["messages_answered"],
                     c["last_error"].as_str().map(|e| format!("; last error: {e}")).unwrap_or_default()
@@ -268,7 +340,7 @@ fn status() -> Result<ExitCode> {
             }
         }
     }
-    Ok(if ready { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(ExitCode::from(code))
 }
 
 fn human_duration(secs: u64) -> String {

@@ -66,6 +66,10 @@ pub fn run(args: LauncherArgs, format: LogFormat) -> Result<ExitCode> {
         token: token.clone(),
         password,
         exe: std::env::current_exe().context("cannot find the picoclaw executable")?,
+        port_source: match ctx.settings.origin(&schema::LAUNCHER_PORT) {
+            None | Some(picoclaw_config::Source::Default) => "the built-in default (18800)".to_owned(),
+            Some(other) => other.to_string(),
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

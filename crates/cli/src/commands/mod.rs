@@ -36,8 +36,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Service(command) => service::run(command),
         Command::Doctor(args) => doctor::run(args),
         Command::ProxyConfig(args) => proxy_config::run(&args),
-        Command::Version => {
-            println!("picoclaw {}", env!("CARGO_PKG_VERSION"));
+        Command::Version { json } => {
+            if json {
+                println!("{}", serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }));
+            } else {
+                println!("picoclaw {}", env!("CARGO_PKG_VERSION"));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use picoclaw_config::{Paths, ProcessEnv};
 use picoclaw_credentials::migrate::Adoption;
-use picoclaw_lifecycle::Probe;
 use picoclaw_lifecycle::migrate::{self, MigrateError};
 use picoclaw_lifecycle::service::{self, Manager, ManagerCall, UnitAudit, UnitSpec, UserDirs};
+use picoclaw_lifecycle::{Probe, binary};
 use serde_json::json;
 
 use crate::cli::{ManagerArgs, ServiceCommand};
@@ -32,7 +32,7 @@ fn manager(args: ManagerArgs) -> Manager {
 pub fn run(command: ServiceCommand) -> Result<ExitCode> {
     let dirs = UserDirs::from_env(&ProcessEnv)?;
     match command {
-        ServiceCommand::Install { manager: m, force } => install(&dirs, manager(m), force),
+        ServiceCommand::Install { manager: m, force, binary } => install(&dirs, manager(m), force, binary),
         ServiceCommand::Uninstall { manager: m, force } => uninstall(&dirs, manager(m), force),
         ServiceCommand::Status { manager: m, json } => status(&dirs, manager(m), json),
         ServiceCommand::Audit { paths, json } => audit(&dirs, paths, json),
@@ -46,7 +46,47 @@ fn absolute(path: PathBuf) -> Result<PathBuf> {
     Ok(std::env::current_dir().context("cannot read the current directory")?.join(path))
 }
 
-fn install(dirs: &UserDirs, manager: Manager, force: bool) -> Result<ExitCode> {
+/// The binary the unit starts (see `picoclaw_lifecycle::binary`), and what to tell the user
+/// about the choice.
+fn unit_binary(explicit: Option<PathBuf>) -> Result<(PathBuf, Option<String>)> {
+    if let Some(path) = explicit {
+        let path = absolute(path)?;
+        let path = std::fs::canonicalize(&path)
+            .with_context(|| format!("--binary {}: no such file", path.display()))?;
+        if !path.is_file() {
+            anyhow::bail!("--binary {}: not a file (expected the picoclaw executable)", path.display());
+        }
+        let note = binary::build_dir_of(&path).map(|dir| build_dir_warning(&path, &dir));
+        return Ok((path, note));
+    }
+    let exe = std::env::current_exe().context("cannot find the picoclaw executable")?;
+    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    let Some(dir) = binary::build_dir_of(&exe) else { return Ok((exe, None)) };
+    match binary::installed_on_path(std::env::var_os("PATH").as_deref()) {
+        Some(installed) => {
+            let note = format!(
+                "note: {} is a build output (in {}); the unit starts the installed {} instead (--binary chooses another)",
+                exe.display(),
+                dir.display(),
+                installed.display()
+            );
+            Ok((installed, Some(note)))
+        }
+        None => Ok((exe.clone(), Some(build_dir_warning(&exe, &dir)))),
+    }
+}
+
+fn build_dir_warning(binary: &std::path::Path, dir: &std::path::Path) -> String {
+    format!(
+        "warning: {} is inside the cargo build directory {}: `cargo clean` or the next build removes or replaces \
+         it and the service stops starting. Install picoclaw (`cargo install --path crates/cli` puts it in \
+         ~/.cargo/bin) and run `picoclaw service install` again, or pass --binary",
+        binary.display(),
+        dir.display()
+    )
+}
+
+fn install(dirs: &UserDirs, manager: Manager, force: bool, binary: Option<PathBuf>) -> Result<ExitCode> {
     let paths = Paths::from_env(&ProcessEnv)?;
     // A unit for a configuration that cannot load would only crash-loop: refuse early.
     let ctx = Context::load(&picoclaw_config::Flags::new())
@@ -60,8 +100,10 @@ fn install(dirs: &UserDirs, manager: Manager, force: bool) -> Result<ExitCode> {
         Some(c) => Some(absolute(PathBuf::from(c))?),
         None => None,
     };
-    let binary = std::env::current_exe().context("cannot find the picoclaw executable")?;
-    let binary = std::fs::canonicalize(&binary).unwrap_or(binary);
+    let (binary, note) = unit_binary(binary)?;
+    if let Some(note) = &note {
+        eprintln!("{note}");
+    }
     let spec = UnitSpec { binary, home, config };
     adopt_existing(dirs, manager, &paths, force)?;
     let done = service::install(dirs, manager, &spec, force)?;

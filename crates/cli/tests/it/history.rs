@@ -320,7 +320,7 @@ except Exception as e:
 #[tokio::test]
 async fn the_official_openai_python_client_streams_an_echo_answer() {
     let python_has_openai =
-        Command::new("python3").args(["-c", "import openai"]).status().is_ok_and(|s| s.success());
+        Command::new(support::python()).args(["-c", "import openai"]).status().is_ok_and(|s| s.success());
     if !python_has_openai {
         assert!(
             std::env::var_os("PICOCLAW_REQUIRE_TOOLS").is_none(),
@@ -334,7 +334,7 @@ async fn the_official_openai_python_client_streams_an_echo_answer() {
     let key = ok(&home, &["token", "create", "--name", "python", "--scope", "chat"]);
     let gw_base = gw.http();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
+        Command::new(support::python())
             .args(["-c", OPENAI_CLIENT])
             .env("PICOCLAW_BASE", gw_base)
             .env("PICOCLAW_KEY", key)

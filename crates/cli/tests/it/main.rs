@@ -30,6 +30,7 @@ mod history;
 mod launcher;
 mod launcher_security;
 mod media;
+mod newcomer;
 mod node_recipe;
 mod pico_client;
 mod protocol;

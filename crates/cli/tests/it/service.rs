@@ -49,7 +49,9 @@ fn systemd_verify(home: &TestHome, unit: &Path) -> String {
 
 #[test]
 fn install_writes_a_secret_free_unit_that_systemd_accepts_and_doctor_is_clean() {
-    let home = TestHome::new().env("PICOCLAW_GATEWAY_TOKEN", CANARY);
+    // PATH without an installed picoclaw: the unit then starts the binary under test.
+    let home =
+        TestHome::new().env("PICOCLAW_GATEWAY_TOKEN", CANARY).env("PATH", "/usr/local/bin:/usr/bin:/bin");
     let out = home.run(&["service", "install", "--systemd"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));

@@ -391,3 +391,10 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS line")
 }
+
+/// The Python interpreter for tests that run Python tools (kubernetes-validate, the
+/// `openai` client): `PICOCLAW_TEST_PYTHON` (scripts/test sets it to its virtual
+/// environment under target/pyenv), else `python3` from PATH.
+pub fn python() -> std::ffi::OsString {
+    std::env::var_os("PICOCLAW_TEST_PYTHON").filter(|p| !p.is_empty()).unwrap_or_else(|| "python3".into())
+}

@@ -1,0 +1,334 @@
+//! One-time pairing codes for phones and extensions (issue 19 item 11): the store only.
+//!
+//! An admin credential asks for a code with a scope (`chat` or `read`, never `admin`), a
+//! token name and a lifetime (default [`DEFAULT_TTL`], at most [`MAX_TTL`]). The code is
+//! 256 random bits (so no lockout is needed for it), shown once to the admin and carried to
+//! the device in a URL *fragment*; the device exchanges it once for a named token of that
+//! scope. Like tickets ([`crate::ticket`]):
+//!
+//! - codes are kept by the SHA-256 of their value, never the value, and compared again in
+//!   constant time;
+//! - any redemption attempt consumes the code, whether it then succeeds or not;
+//! - a code names its parent (the admin credential that created it) and dies with it:
+//!   redeeming re-checks the parent against the current [`Verifier`], and
+//!   [`PairingStore::retain_valid`] drops the codes of a parent that is no longer accepted;
+//! - at most [`MAX_OUTSTANDING`] codes are held: expired ones are dropped first, then the
+//!   oldest.
+//!
+//! Each code also has a public *id* (the first 8 hex of its digest): audit lines and
+//! answers name that, never the code.
+//!
+//! Not yet wired: the gateway endpoints (`POST /api/pair`, `POST /api/pair/redeem`), the
+//! `picoclaw pair` command and the dashboard button are still to be built on this store.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use picoclaw_credentials::Secret;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::named::{Clock, SystemClock, Timestamp};
+use crate::verify::{Principal, Scope, Verifier};
+
+/// Lifetime of a code when none is asked for.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(10 * 60);
+/// The longest lifetime a code may have.
+pub const MAX_TTL: Duration = Duration::from_secs(60 * 60);
+/// The shortest lifetime a code may have (short enough for tests to watch one expire).
+pub const MIN_TTL: Duration = Duration::from_secs(1);
+/// The most codes outstanding at once.
+pub const MAX_OUTSTANDING: usize = 64;
+/// Length of a code (43 characters of base64url).
+pub const CODE_LEN: usize = 43;
+
+/// Why a code was not issued or not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PairingError {
+    /// A pairing code may only carry `chat` or `read`.
+    #[error(
+        "a pairing code gives `chat` or `read` scope, not `admin`: create admin tokens with `picoclaw token create`"
+    )]
+    AdminScope,
+    /// The lifetime is outside [`MIN_TTL`]..=[`MAX_TTL`].
+    #[error("pairing code lifetime must be between 1 s and 1 h (got {0} s)")]
+    Ttl(u64),
+    /// Not 43 characters of base64url.
+    #[error("malformed pairing code: expected 43 characters of A-Z, a-z, 0-9, - and _")]
+    Malformed,
+    /// Unknown, or already used.
+    #[error("unknown or already used pairing code; ask for a new one (`picoclaw pair`)")]
+    Unknown,
+    /// Past its lifetime.
+    #[error("pairing code expired; ask for a new one (`picoclaw pair`)")]
+    Expired,
+    /// The credential that created it is no longer accepted.
+    #[error("the credential that created this pairing code is no longer valid")]
+    ParentRevoked,
+    /// The OS random generator failed.
+    #[error("the operating system's random generator failed")]
+    Random,
+}
+
+/// What a redeemed code grants: a named token of `scope` called `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The code's public id (8 hex), for the audit log.
+    pub id: String,
+    /// The scope of the token to create.
+    pub scope: Scope,
+    /// The name of the token to create.
+    pub name: String,
+    /// The admin credential that created the code.
+    pub parent: Principal,
+}
+
+/// A code just issued: the value (shown once), its public id and its expiry.
+pub struct Issued {
+    /// The code itself; goes only into the link's fragment.
+    pub code: Secret,
+    /// Public id (first 8 hex of the code's SHA-256).
+    pub id: String,
+    /// When it stops working.
+    pub expires: Timestamp,
+}
+
+impl fmt::Debug for Issued {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issued").field("id", &self.id).field("expires", &self.expires).finish_non_exhaustive()
+    }
+}
+
+struct Outstanding {
+    digest: [u8; 32],
+    grant: Grant,
+    expires: Timestamp,
+    issued_seq: u64,
+}
+
+struct Inner {
+    codes: HashMap<[u8; 32], Outstanding>,
+    seq: u64,
+}
+
+/// The outstanding pairing codes of one gateway.
+pub struct PairingStore {
+    inner: Mutex<Inner>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for PairingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PairingStore").field("outstanding", &self.outstanding()).finish_non_exhaustive()
+    }
+}
+
+impl Default for PairingStore {
+    fn default() -> Self {
+        PairingStore::new()
+    }
+}
+
+fn id_of(digest: &[u8; 32]) -> String {
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl PairingStore {
+    /// An empty store with the system clock.
+    pub fn new() -> PairingStore {
+        PairingStore::with_clock(Arc::new(SystemClock))
+    }
+
+    /// An empty store with an injected clock.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> PairingStore {
+        PairingStore { inner: Mutex::new(Inner { codes: HashMap::new(), seq: 0 }), clock }
+    }
+
+    /// Codes currently held (including expired ones not yet dropped).
+    pub fn outstanding(&self) -> usize {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).codes.len()
+    }
+
+    /// Issues a code that `parent` (an admin credential, checked by the caller) hands out
+    /// for a `scope` token named `name`, valid `ttl`.
+    pub fn issue(
+        &self,
+        parent: &Principal,
+        scope: Scope,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<Issued, PairingError> {
+        if scope == Scope::Admin {
+            return Err(PairingError::AdminScope);
+        }
+        if !(MIN_TTL..=MAX_TTL).contains(&ttl) {
+            return Err(PairingError::Ttl(ttl.as_secs()));
+        }
+        let mut random = Zeroizing::new([0u8; 32]);
+        getrandom::fill(random.as_mut()).map_err(|_| PairingError::Random)?;
+        let code = Secret::new(URL_SAFE_NO_PAD.encode(random.as_ref()));
+        let digest = code.digest();
+        let id = id_of(&digest);
+        let now = self.clock.now();
+        let expires = now.after(ttl);
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.codes.len() >= MAX_OUTSTANDING {
+            inner.codes.retain(|_, c| c.expires > now);
+        }
+        while inner.codes.len() >= MAX_OUTSTANDING {
+            let oldest = inner.codes.iter().min_by_key(|(_, c)| c.issued_seq).map(|(k, _)| *k);
+            match oldest {
+                Some(k) => inner.codes.remove(&k),
+                None => break,
+            };
+        }
+        inner.seq += 1;
+        let issued_seq = inner.seq;
+        let grant = Grant { id: id.clone(), scope, name: name.to_owned(), parent: parent.clone() };
+        inner.codes.insert(digest, Outstanding { digest, grant, expires, issued_seq });
+        Ok(Issued { code, id, expires })
+    }
+
+    /// Redeems `code`: consumes it, then checks its lifetime and that its parent is still
+    /// accepted by `verifier`, and returns what it grants.
+    pub fn redeem(&self, code: &str, verifier: &Verifier) -> Result<Grant, PairingError> {
+        if code.len() != CODE_LEN
+            || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(PairingError::Malformed);
+        }
+        let digest: [u8; 32] = Sha256::digest(code.as_bytes()).into();
+        let now = self.clock.now();
+        let found = self.inner.lock().unwrap_or_else(PoisonError::into_inner).codes.remove(&digest);
+        let Some(c) = found else { return Err(PairingError::Unknown) };
+        if !bool::from(c.digest.ct_eq(&digest)) {
+            return Err(PairingError::Unknown);
+        }
+        if c.expires <= now {
+            return Err(PairingError::Expired);
+        }
+        verifier.still_valid(&c.grant.parent).map_err(|_| PairingError::ParentRevoked)?;
+        Ok(c.grant)
+    }
+
+    /// Drops every code whose parent `verifier` no longer accepts, and the expired ones.
+    /// Returns how many were dropped.
+    pub fn retain_valid(&self, verifier: &Verifier) -> usize {
+        let now = self.clock.now();
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = inner.codes.len();
+        inner.codes.retain(|_, c| c.expires > now && verifier.still_valid(&c.grant.parent).is_ok());
+        before - inner.codes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::named::ManualClock;
+    use picoclaw_config::{Flags, Layers, MapEnv, Paths, Settings};
+    use picoclaw_credentials::Credentials;
+
+    const GATEWAY: &str = "gateway-token-0123456789abcdef0123456789abcdef";
+
+    fn verifier(env: MapEnv) -> Verifier {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::at(dir.path());
+        let layers = Layers::load(&paths, &env, &Flags::new()).unwrap();
+        let settings = Settings::resolve(&layers).unwrap();
+        let creds = Credentials::resolve(&layers, &settings).unwrap();
+        Verifier::new(&creds, &Secret::new("rt"), true)
+    }
+
+    fn with_gateway() -> Verifier {
+        verifier(MapEnv::new().with("PICOCLAW_GATEWAY_TOKEN", GATEWAY))
+    }
+
+    fn store() -> (PairingStore, ManualClock) {
+        let clock = ManualClock::new(Timestamp::from_unix(1_800_000_000));
+        (PairingStore::with_clock(Arc::new(clock.clone())), clock)
+    }
+
+    #[test]
+    fn a_code_works_once_and_grants_exactly_its_scope_and_name() {
+        let (s, _) = store();
+        let v = with_gateway();
+        let admin = v.identify(GATEWAY).unwrap();
+        let issued = s.issue(&admin, Scope::Read, "phone", DEFAULT_TTL).unwrap();
+        assert_eq!(issued.code.len(), CODE_LEN);
+        assert!(!format!("{issued:?}").contains(issued.code.expose()), "Debug never shows the code");
+        let grant = s.redeem(issued.code.expose(), &v).unwrap();
+        assert_eq!(
+            (grant.scope, grant.name.as_str(), grant.id.as_str()),
+            (Scope::Read, "phone", issued.id.as_str())
+        );
+        assert_eq!(grant.parent, admin);
+        assert_eq!(s.redeem(issued.code.expose(), &v), Err(PairingError::Unknown));
+    }
+
+    #[test]
+    fn it_expires_at_its_ttl_and_the_ttl_is_bounded() {
+        let (s, clock) = store();
+        let v = with_gateway();
+        let admin = v.identify(GATEWAY).unwrap();
+        let a = s.issue(&admin, Scope::Chat, "a", Duration::from_secs(60)).unwrap();
+        let b = s.issue(&admin, Scope::Chat, "b", Duration::from_secs(60)).unwrap();
+        clock.advance(Duration::from_secs(59));
+        assert!(s.redeem(a.code.expose(), &v).is_ok());
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(s.redeem(b.code.expose(), &v), Err(PairingError::Expired));
+        assert_eq!(
+            s.issue(&admin, Scope::Chat, "c", MAX_TTL + Duration::from_secs(1)).err(),
+            Some(PairingError::Ttl(3601))
+        );
+        assert_eq!(s.issue(&admin, Scope::Chat, "c", Duration::ZERO).err(), Some(PairingError::Ttl(0)));
+        assert_eq!(s.issue(&admin, Scope::Admin, "c", DEFAULT_TTL).err(), Some(PairingError::AdminScope));
+    }
+
+    #[test]
+    fn malformed_unknown_and_a_wrong_guess_costs_nothing_but_is_refused() {
+        let (s, _) = store();
+        let v = with_gateway();
+        assert_eq!(s.redeem("short", &v), Err(PairingError::Malformed));
+        assert_eq!(s.redeem(&"+".repeat(CODE_LEN), &v), Err(PairingError::Malformed));
+        assert_eq!(s.redeem(&"a".repeat(CODE_LEN), &v), Err(PairingError::Unknown));
+    }
+
+    #[test]
+    fn codes_die_with_their_parent() {
+        let (s, _) = store();
+        let v = with_gateway();
+        let admin = v.identify(GATEWAY).unwrap();
+        let a = s.issue(&admin, Scope::Chat, "a", DEFAULT_TTL).unwrap();
+        let b = s.issue(&admin, Scope::Chat, "b", DEFAULT_TTL).unwrap();
+        // The gateway token is gone from the configuration: a new verifier without it.
+        let without = verifier(MapEnv::new());
+        assert_eq!(s.redeem(a.code.expose(), &without), Err(PairingError::ParentRevoked));
+        assert_eq!(s.retain_valid(&without), 1);
+        assert_eq!(s.redeem(b.code.expose(), &v), Err(PairingError::Unknown), "dropped by retain_valid");
+    }
+
+    #[test]
+    fn bounded_expired_first_then_oldest() {
+        let (s, clock) = store();
+        let v = with_gateway();
+        let admin = v.identify(GATEWAY).unwrap();
+        let first = s.issue(&admin, Scope::Chat, "first", Duration::from_secs(5)).unwrap();
+        clock.advance(Duration::from_secs(1));
+        let second = s.issue(&admin, Scope::Chat, "second", DEFAULT_TTL).unwrap();
+        for i in 2..MAX_OUTSTANDING {
+            s.issue(&admin, Scope::Chat, &format!("n{i}"), DEFAULT_TTL).unwrap();
+        }
+        assert_eq!(s.outstanding(), MAX_OUTSTANDING);
+        s.issue(&admin, Scope::Chat, "one-more", DEFAULT_TTL).unwrap();
+        assert_eq!(s.outstanding(), MAX_OUTSTANDING);
+        assert_eq!(s.redeem(first.code.expose(), &v), Err(PairingError::Unknown), "the oldest went first");
+        assert!(s.redeem(second.code.expose(), &v).is_ok());
+    }
+}
