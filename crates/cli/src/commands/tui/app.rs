@@ -196,6 +196,11 @@ impl App {
     }
 
     fn chat_key(&mut self, key: KeyEvent) -> Action {
+        if key.modifiers.contains(KeyModifiers::ALT) {
+            // Esc followed at once by a key arrives as Alt+key: leave the chat, then the key.
+            self.focus = Focus::Credentials;
+            return self.key(KeyEvent::new(key.code, key.modifiers - KeyModifiers::ALT));
+        }
         match key.code {
             KeyCode::Esc => self.focus = Focus::Credentials,
             KeyCode::Tab => self.focus = Focus::Credentials,

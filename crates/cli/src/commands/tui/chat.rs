@@ -13,6 +13,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::work::Done;
 
+/// How long one answer may take (as `picoclaw chat`'s default `--timeout`).
+const TURN_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// What the chat pane shows next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatEvent {
@@ -113,8 +116,12 @@ async fn turn(ws: &mut WsStream, session: &str, text: &str, done: &mpsc::Sender<
     }
     .with("content", text);
     ws.send(Message::text(frame.encode())).await.map_err(|e| format!("cannot send the message: {e}"))?;
+    let deadline = tokio::time::Instant::now() + TURN_LIMIT;
     loop {
-        let text = match ws.next().await {
+        let next = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .map_err(|_| format!("no complete answer within {} s", TURN_LIMIT.as_secs()))?;
+        let text = match next {
             None => return Err("the gateway closed the connection".to_owned()),
             Some(Err(e)) => return Err(format!("connection lost: {e}")),
             Some(Ok(Message::Text(t))) => t,

@@ -23,7 +23,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
         Constraint::Length(1),
     ])
     .areas(frame.area());
-    let [creds, logs] = Layout::horizontal([Constraint::Length(44), Constraint::Min(20)]).areas(top);
+    let [creds, logs] = Layout::horizontal([Constraint::Length(46), Constraint::Min(20)]).areas(top);
     draw_header(frame, app, header);
     draw_credentials(frame, app, creds);
     draw_logs(frame, app, logs);
@@ -97,17 +97,36 @@ fn draw_credentials(frame: &mut Frame<'_>, app: &App, area: Rect) {
             let rows = rows.iter().map(|r| {
                 Row::new([
                     Cell::from(r.name.as_str()),
-                    Cell::from(r.source.as_str()),
+                    Cell::from(short_source(&r.source)),
                     Cell::from(r.fingerprint.as_str()),
                 ])
             });
-            let widths = [Constraint::Length(18), Constraint::Min(10), Constraint::Length(8)];
-            let header =
-                Row::new(["CREDENTIAL", "SOURCE", "FINGERPR"]).style(BOLD.add_modifier(Modifier::UNDERLINED));
+            let widths = [Constraint::Length(18), Constraint::Length(13), Constraint::Length(11)];
+            let header = Row::new(["CREDENTIAL", "SOURCE", "FINGERPRINT"])
+                .style(BOLD.add_modifier(Modifier::UNDERLINED));
             let table = Table::new(rows, widths).header(header).column_spacing(1).block(block);
             frame.render_widget(table, area);
         }
     }
+}
+
+/// A source as the narrow table shows it: the file without the key (`.security.yml`), or
+/// the variable (`env:NAME`).
+fn short_source(source: &str) -> &str {
+    match source.split_once(':') {
+        Some((file, _)) if file.starts_with('.') || file.ends_with(".json") => file,
+        _ => source,
+    }
+}
+
+/// A log line without its date and sub-second digits: `17:33:23  INFO …`.
+fn short_log_line(line: &str) -> String {
+    let b = line.as_bytes();
+    let stamped = b.len() > 20 && b[4] == b'-' && b[10] == b'T' && b[13] == b':';
+    if stamped && let (Some(time), Some(space)) = (line.get(11..19), line.find(' ')) {
+        return format!("{time}{}", &line[space..]);
+    }
+    line.to_owned()
 }
 
 /// The last lines of `lines` that fit `width`×`height`, long lines wrapped by characters.
@@ -138,7 +157,8 @@ fn tail_rows<'a>(
 fn draw_logs(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let block = pane("logs/gateway.log", app.focus == Focus::Logs);
     let inner = block.inner(area);
-    let rows = tail_rows(app.logs.lines(), inner.width as usize, inner.height as usize);
+    let lines: Vec<String> = app.logs.lines().map(short_log_line).collect();
+    let rows = tail_rows(lines.iter().map(String::as_str), inner.width as usize, inner.height as usize);
     let text: Vec<Line<'_>> =
         if rows.is_empty() { vec![Line::raw("(empty)")] } else { rows.into_iter().map(Line::raw).collect() };
     frame.render_widget(Paragraph::new(text).block(block), area);
@@ -208,16 +228,16 @@ fn draw_footer(frame: &mut Frame<'_>, app: &App, area: Rect) {
             ("x", "stop"),
             ("r", "restart"),
             ("t", "rotate pico"),
-            ("n", "new token"),
+            ("n", "create"),
             ("c", "chat"),
             ("Tab", "focus"),
             ("q", "quit"),
         ],
     };
-    let mut spans = Vec::new();
+    let mut spans = vec![Span::raw(" ")];
     for (key, what) in keys {
-        spans.push(Span::styled(format!(" {key}"), BOLD.add_modifier(Modifier::REVERSED)));
-        spans.push(Span::raw(format!(" {what} ")));
+        spans.push(Span::styled(*key, BOLD.add_modifier(Modifier::REVERSED)));
+        spans.push(Span::raw(format!(" {what}  ")));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -269,4 +289,33 @@ fn draw_modal(frame: &mut Frame<'_>, modal: &Modal) {
     frame.render_widget(Clear, area);
     let block = Block::bordered().title(Span::styled(format!(" {title} "), BOLD));
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_lose_the_date_and_odd_lines_are_kept() {
+        assert_eq!(
+            short_log_line("2026-12-03T17:33:23.135803Z  INFO gateway up"),
+            "17:33:23  INFO gateway up"
+        );
+        assert_eq!(short_log_line("plain line"), "plain line");
+        assert_eq!(short_log_line("2026-12-0ä17:33:23.135803Z x"), "2026-12-0ä17:33:23.135803Z x");
+    }
+
+    #[test]
+    fn tails_wrap_long_lines_and_keep_the_newest_rows() {
+        let lines = ["aaaaaa", "bb", "cccc"];
+        assert_eq!(tail_rows(lines.iter().copied(), 4, 3), ["aa", "bb", "cccc"]);
+        assert_eq!(tail_rows(lines.iter().copied(), 4, 10), ["aaaa", "aa", "bb", "cccc"]);
+    }
+
+    #[test]
+    fn sources_are_shortened_to_their_file() {
+        assert_eq!(short_source(".security.yml: channels.pico.token"), ".security.yml");
+        assert_eq!(short_source("env:PICOCLAW_GATEWAY_TOKEN"), "env:PICOCLAW_GATEWAY_TOKEN");
+        assert_eq!(short_source("not set"), "not set");
+    }
 }
