@@ -311,3 +311,16 @@ fn a_missing_home_file_is_not_needed_to_quit_with_ctrl_c() {
     tui.assert_exited_restored();
     assert!(!Path::new(&home.file(".picoclaw.pid")).exists());
 }
+
+#[test]
+fn without_a_terminal_it_says_so_and_changes_nothing() {
+    // No tmux needed: stdin and stdout are pipes here.
+    let home = home();
+    let out = home.run(&["tui"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("picoclaw tui needs a terminal"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.stdout.is_empty(), "escape codes were written to a pipe");
+    assert!(!home.file(".picoclaw.pid").exists());
+}

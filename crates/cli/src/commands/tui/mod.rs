@@ -38,6 +38,13 @@ fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf> {
 
 /// Runs `picoclaw tui` until the user quits (q, Ctrl-C) or a signal arrives.
 pub fn run() -> Result<ExitCode> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "picoclaw tui needs a terminal (standard input and output are not both one); \
+             from a script use `picoclaw gateway status`, `picoclaw auth explain` or `picoclaw chat`"
+        );
+    }
     let paths = Paths::from_env(&ProcessEnv)?;
     let absolute_env = MapEnv::new()
         .with("PICOCLAW_HOME", absolute(paths.home())?.to_string_lossy())
@@ -49,9 +56,15 @@ pub fn run() -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    // ratatui::init() enters raw mode and the alternate screen and installs a panic hook
-    // that restores the terminal before the panic message is printed.
-    let mut terminal = ratatui::init();
+    // ratatui::try_init() enters raw mode and the alternate screen and installs a panic
+    // hook that restores the terminal before the panic message is printed.
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(e) => {
+            ratatui::restore();
+            return Err(e).context("cannot set up the terminal");
+        }
+    };
     let result = runtime.block_on(event_loop(&mut terminal, paths, exe));
     ratatui::restore();
     // Background work (a blocking stop, a chat socket) must not keep the process alive.
