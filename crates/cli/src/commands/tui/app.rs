@@ -282,3 +282,111 @@ impl App {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> App {
+        App::new(LogTail::open(std::path::PathBuf::from("/nonexistent/picoclaw/gateway.log")))
+    }
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn ctrl(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+    }
+
+    #[test]
+    fn ctrl_c_quits_from_everywhere() {
+        let mut a = app();
+        assert!(matches!(a.key(ctrl('c')), Action::Quit));
+        a.focus = Focus::Chat;
+        assert!(matches!(a.key(ctrl('c')), Action::Quit));
+        a.modal = Some(Modal::CreateName("x".into()));
+        assert!(matches!(a.key(ctrl('c')), Action::Quit));
+        // In the chat input q is a letter, not quit.
+        let mut a = app();
+        a.focus = Focus::Chat;
+        assert!(matches!(a.key(key(KeyCode::Char('q'))), Action::None));
+        assert_eq!(a.input, "q");
+    }
+
+    #[test]
+    fn rotation_asks_first_and_a_shown_secret_is_dropped_on_close() {
+        let mut a = app();
+        assert!(matches!(a.key(key(KeyCode::Char('t'))), Action::None));
+        assert!(matches!(a.modal, Some(Modal::ConfirmRotate)));
+        assert!(matches!(a.key(key(KeyCode::Char('z'))), Action::None), "other keys keep asking");
+        assert!(matches!(a.key(key(KeyCode::Char('y'))), Action::RotatePico));
+        a.apply(Done::Secret {
+            title: "t".into(),
+            detail: "fingerprint f".into(),
+            secret: Secret::new("v4lue"),
+        });
+        assert!(
+            a.notice.as_ref().is_some_and(|(_, n)| !n.contains("v4lue")),
+            "the notice never holds the value"
+        );
+        assert!(matches!(a.key(key(KeyCode::Char('s'))), Action::None), "keys go to the dialog");
+        assert!(a.modal.is_some());
+        assert!(matches!(a.key(key(KeyCode::Enter)), Action::None));
+        assert!(a.modal.is_none());
+    }
+
+    #[test]
+    fn create_prompts_for_name_then_scope() {
+        let mut a = app();
+        a.key(key(KeyCode::Char('n')));
+        for c in "bot".chars() {
+            a.key(key(KeyCode::Char(c)));
+        }
+        a.key(key(KeyCode::Enter));
+        assert!(matches!(&a.modal, Some(Modal::CreateScope(n)) if n == "bot"));
+        match a.key(key(KeyCode::Char('a'))) {
+            Action::Create { name, scope } => assert_eq!((name.as_str(), scope), ("bot", Scope::Admin)),
+            _ => panic!("no create"),
+        }
+        // An empty name does not go on; Esc cancels.
+        a.key(key(KeyCode::Char('n')));
+        a.key(key(KeyCode::Enter));
+        assert!(matches!(a.modal, Some(Modal::CreateName(_))));
+        a.key(key(KeyCode::Esc));
+        assert!(a.modal.is_none());
+    }
+
+    #[test]
+    fn chat_sends_one_turn_at_a_time_and_history_is_bounded() {
+        let mut a = app();
+        a.key(key(KeyCode::Char('c')));
+        a.key(key(KeyCode::Char('h')));
+        assert!(matches!(a.key(key(KeyCode::Enter)), Action::Send(t) if t == "h"));
+        a.key(key(KeyCode::Char('i')));
+        assert!(matches!(a.key(key(KeyCode::Enter)), Action::None), "a turn is under way");
+        a.apply(Done::Chat(ChatEvent::Message { id: "m".into(), content: "he".into() }));
+        a.apply(Done::Chat(ChatEvent::Message { id: "m".into(), content: "hello".into() }));
+        assert_eq!(a.chat.back().map(|l| l.text.as_str()), Some("hello"), "updated in place");
+        a.apply(Done::Chat(ChatEvent::TurnDone));
+        assert!(matches!(a.key(key(KeyCode::Enter)), Action::Send(t) if t == "i"));
+        for i in 0..CHAT_LINES + 5 {
+            a.apply(Done::Chat(ChatEvent::Message { id: format!("x{i}"), content: "y".into() }));
+        }
+        assert_eq!(a.chat.len(), CHAT_LINES);
+        for _ in 0..INPUT_MAX + 5 {
+            a.key(key(KeyCode::Char('z')));
+        }
+        assert_eq!(a.input.chars().count(), INPUT_MAX);
+    }
+
+    #[test]
+    fn esc_and_a_key_at_once_leave_the_chat_and_do_the_key() {
+        let mut a = app();
+        a.focus = Focus::Chat;
+        let action = a.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::ALT));
+        assert!(matches!(action, Action::Start));
+        assert_eq!(a.focus, Focus::Credentials);
+        assert!(a.input.is_empty());
+    }
+}
