@@ -167,6 +167,17 @@ fn pid_on(screen: &str) -> Option<u32> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
+/// The log pane's text: its rows joined (long lines are wrapped by characters, so a line
+/// reads whole again).
+fn log_pane(screen: &str) -> String {
+    screen
+        .lines()
+        .skip(2)
+        .take(9)
+        .filter_map(|l| l.split_once("││").map(|(_, right)| right.trim_end_matches('│').to_owned()))
+        .collect()
+}
+
 /// The fingerprint in the credentials table's `pico token` row.
 fn pico_fingerprint(screen: &str) -> Option<String> {
     let line = screen.lines().find(|l| l.contains("│pico token "))?;
@@ -192,6 +203,8 @@ fn start_chat_rotate_and_quit_as_a_person_would() {
     let record = support::wait_for_record(home.path(), pid, DEADLINE).expect("the gateway's record");
     assert_eq!(record["pid"], pid);
     assert!(home.run(&["gateway", "status"]).status.success());
+    // The log pane follows logs/gateway.log, which the new gateway writes.
+    tui.wait("the gateway's log line", |s| log_pane(s).contains("gateway listening on http://127.0.0.1:"));
 
     // c, a message, Enter: the echo agent's answer appears under it.
     tui.keys(&["c"]);
