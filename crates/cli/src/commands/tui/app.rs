@@ -16,6 +16,8 @@ use super::work::{CredRow, Done};
 pub const CHAT_LINES: usize = 200;
 /// Longest chat input, in characters.
 pub const INPUT_MAX: usize = 2000;
+/// Longest kept chat message, in bytes (longer ones are cut).
+pub const CHAT_LINE_MAX: usize = 4096;
 /// Longest token name typed in the create prompt.
 const NAME_MAX: usize = 64;
 
@@ -110,8 +112,8 @@ impl App {
         match done {
             Done::Status(status) => self.status = Some(status),
             Done::Credentials(rows) => self.credentials = rows,
-            Done::Notice(text) => self.notice = Some((false, text)),
-            Done::Failed(text) => self.notice = Some((true, text)),
+            Done::Notice(text) => self.notice = Some((false, printable(&text, CHAT_LINE_MAX))),
+            Done::Failed(text) => self.notice = Some((true, printable(&text, CHAT_LINE_MAX))),
             Done::Secret { title, detail, secret } => {
                 self.notice = Some((false, format!("{title}: {detail}")));
                 self.modal = Some(Modal::Secret { title, detail, secret });
@@ -128,7 +130,7 @@ impl App {
             ChatEvent::Message { id, content } => {
                 if let Some(line) = self.chat.iter_mut().rev().find(|l| l.id.as_deref() == Some(id.as_str()))
                 {
-                    line.text = content;
+                    line.text = printable(&content, CHAT_LINE_MAX);
                 } else {
                     self.push_chat(Who::Agent, Some(id), content);
                 }
@@ -142,6 +144,7 @@ impl App {
     }
 
     fn push_chat(&mut self, who: Who, id: Option<String>, text: String) {
+        let text = printable(&text, CHAT_LINE_MAX);
         if self.chat.len() >= CHAT_LINES {
             self.chat.pop_front();
         }
@@ -283,6 +286,25 @@ impl App {
     }
 }
 
+/// `text` safe to draw: control characters (an escape sequence in a model's answer or a
+/// log line could drive the terminal) become `�`, tabs and newlines a space; cut at `max`
+/// bytes on a character boundary.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for c in text.chars() {
+        if out.len() + c.len_utf8() > max {
+            out.push('…');
+            break;
+        }
+        out.push(match c {
+            '\t' | '\n' | '\r' => ' ',
+            c if c.is_control() => '\u{fffd}',
+            c => c,
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +319,15 @@ mod tests {
 
     fn ctrl(c: char) -> KeyEvent {
         KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+    }
+
+    #[test]
+    fn escape_sequences_are_not_drawn_and_lines_are_cut() {
+        assert_eq!(printable("a\u{1b}[2Jb\tc\n", 100), "a\u{fffd}[2Jb c ");
+        assert_eq!(printable("ééé", 4), "éé…");
+        let mut a = app();
+        a.apply(Done::Chat(ChatEvent::Message { id: "m".into(), content: "x".repeat(CHAT_LINE_MAX * 2) }));
+        assert!(a.chat.back().is_some_and(|l| l.text.len() <= CHAT_LINE_MAX + 3));
     }
 
     #[test]

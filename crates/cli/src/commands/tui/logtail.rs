@@ -56,7 +56,7 @@ impl LogTail {
         self.offset += n as u64;
         for byte in buf {
             if byte == b'\n' {
-                let line = String::from_utf8_lossy(&self.partial).trim_end().to_owned();
+                let line = super::app::printable(String::from_utf8_lossy(&self.partial).trim_end(), LINE_MAX);
                 self.partial.clear();
                 self.push(line);
             } else if self.partial.len() < LINE_MAX {
@@ -107,5 +107,12 @@ mod tests {
         std::fs::write(&path, "fresh\n").unwrap();
         tail.poll();
         assert_eq!(tail.lines().last(), Some("fresh"));
+        std::fs::write(&path, "fresh\nbad \u{1b}]0;title\u{7}\n").unwrap();
+        tail.poll();
+        assert_eq!(
+            tail.lines().last(),
+            Some("bad \u{fffd}]0;title\u{fffd}"),
+            "no escape reaches the terminal"
+        );
     }
 }
