@@ -28,14 +28,6 @@ use work::Done;
 /// How often the header, the credentials and the log tail are refreshed.
 const REFRESH: Duration = Duration::from_secs(1);
 
-/// Makes a path absolute against the current directory (the gateway child gets these).
-fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf> {
-    if path.is_absolute() {
-        return Ok(path.to_owned());
-    }
-    Ok(std::env::current_dir().context("cannot read the current directory")?.join(path))
-}
-
 /// Runs `picoclaw tui` until the user quits (q, Ctrl-C) or a signal arrives.
 pub fn run() -> Result<ExitCode> {
     use std::io::IsTerminal;
@@ -46,6 +38,8 @@ pub fn run() -> Result<ExitCode> {
         );
     }
     let paths = Paths::from_env(&ProcessEnv)?;
+    // Absolute, as the launcher makes them: the gateway child gets these.
+    let absolute = super::launcher::absolute;
     let absolute_env = MapEnv::new()
         .with("PICOCLAW_HOME", absolute(paths.home())?.to_string_lossy())
         .with("PICOCLAW_CONFIG", absolute(paths.config_file())?.to_string_lossy());

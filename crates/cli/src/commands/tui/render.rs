@@ -79,6 +79,10 @@ fn draw_header(frame: &mut Frame<'_>, app: &App, area: Rect) {
             if let Some(version) = &status.version {
                 spans.push(Span::raw(format!("  v{version}")));
             }
+            if let Some(error) = &status.error {
+                let error = super::app::printable(error, 512);
+                spans.push(Span::styled(format!("  {error}"), Style::new().fg(Color::Red)));
+            }
         }
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
