@@ -296,7 +296,9 @@ impl AuditLog {
         let counter = dropped.clone();
         let writer = std::thread::Builder::new()
             .name("audit-writer".to_owned())
-            .stack_size(64 * 1024)
+            // Reserved address space, resident only as touched. 64 KiB overflowed when
+            // jemalloc set up the thread's cache on its first allocation (debug builds).
+            .stack_size(256 * 1024)
             .spawn(move || writer_loop(Sink::new(path, max_bytes), rx, counter))?;
         Ok(AuditLog { tx: Some(tx), dropped, writer: Some(writer) })
     }

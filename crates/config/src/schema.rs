@@ -637,6 +637,19 @@ pub const LAUNCHER_TOKEN: Key = launcher_key(
     "dashboard login token (random and persisted when unset)",
 );
 
+/// `launcher.token_generated`: the fingerprint (first 8 hex of its SHA-256, not a secret)
+/// of the dashboard token picoclaw generated. While it matches `launcher_token`, the token
+/// is reported as `random` across restarts; `/setup` and a hand-edited token end that.
+pub const LAUNCHER_TOKEN_GENERATED: Key = launcher_key(
+    "launcher.token_generated",
+    "launcher_token_generated",
+    None,
+    None,
+    Kind::Str,
+    Default::None,
+    "fingerprint of the dashboard token picoclaw generated (reported as random while it matches)",
+);
+
 /// Every key, in display order.
 pub static KEYS: &[Key] = &[
     GATEWAY_HOST,
@@ -682,6 +695,7 @@ pub static KEYS: &[Key] = &[
     LAUNCHER_ALLOW_LOCALHOST_BYPASS,
     LAUNCHER_DASHBOARD_PASSWORD_HASH,
     LAUNCHER_TOKEN,
+    LAUNCHER_TOKEN_GENERATED,
 ];
 
 /// Variables that select files rather than keys; listed by `picoclaw config env`.

@@ -1,11 +1,12 @@
 // Login page: posts the token as JSON, shows clear errors, never puts the token in a URL.
+// Every URL is relative to the page (no leading "/"), so it works under a path prefix.
 "use strict";
 (function () {
   const form = document.getElementById("login-form");
   const input = document.getElementById("token");
   const button = document.getElementById("login-btn");
   const msg = document.getElementById("login-msg");
-  // Resolved against the page, so the login works under any base path (/picoclaw/login).
+  const notice = document.getElementById("login-notice");
   const here = (path) => new URL(path, document.baseURI);
 
   const reasons = {
@@ -13,12 +14,22 @@
     rate_limited: "Too many failed attempts from this address. Wait a minute and try again.",
     missing: "The link had no token. Paste the launcher token below.",
   };
+  const notices = {
+    logged_out: "You are logged out.",
+    expired: "Your dashboard session ended (the launcher restarted, the token changed or it expired). Please log in again.",
+  };
   const params = new URLSearchParams(location.search);
+  for (const [key, text] of Object.entries(notices)) {
+    if (params.has(key)) {
+      notice.textContent = text;
+      notice.classList.remove("hidden");
+    }
+  }
   if (params.has("error")) {
     msg.textContent = reasons[params.get("error")] || "Please log in.";
     msg.className = "msg error";
-    history.replaceState(null, "", here("login"));
   }
+  if (location.search) history.replaceState(null, "", here("login").pathname);
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -32,6 +43,7 @@
     button.textContent = "Logging in…";
     msg.textContent = "";
     msg.className = "msg";
+    notice.classList.add("hidden");
     try {
       const resp = await fetch(here("login"), {
         method: "POST",
@@ -41,7 +53,7 @@
       });
       if (resp.ok) {
         input.value = "";
-        location.replace(here("./"));
+        location.replace(here("./").href);
         return;
       }
       let text = "Login failed (HTTP " + resp.status + ").";

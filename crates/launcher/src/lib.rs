@@ -12,6 +12,7 @@ pub(crate) const LOG: &str = "logs/launcher.log";
 mod assets;
 mod error;
 mod gateway;
+mod history;
 mod net;
 mod proxy;
 mod routes;

@@ -143,22 +143,24 @@ fn is_tchar(b: u8) -> bool {
 const QUERY_VALUE: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':');
 
-/// The gateway's query: only `session_id` and `protocol` (the first of each), decoded once
-/// from the browser's query and re-encoded.
+/// The gateway's query: only `session_id`, `protocol` and `last_seq` (protocol 2's replay
+/// point; the first of each), decoded once from the browser's query and re-encoded.
 fn upstream_query(query: Option<&str>) -> Option<String> {
     let mut session_id = None;
     let mut protocol = None;
+    let mut last_seq = None;
     for (key, value) in form_urlencoded::parse(query?.as_bytes()) {
         let slot = match key.as_ref() {
             "session_id" => &mut session_id,
             "protocol" => &mut protocol,
+            "last_seq" => &mut last_seq,
             _ => continue,
         };
         if slot.is_none() {
             *slot = Some(value);
         }
     }
-    let pairs: Vec<String> = [("session_id", session_id), ("protocol", protocol)]
+    let pairs: Vec<String> = [("session_id", session_id), ("protocol", protocol), ("last_seq", last_seq)]
         .into_iter()
         .filter_map(|(key, value)| {
             value.map(|v| format!("{key}={}", percent_encoding::utf8_percent_encode(&v, QUERY_VALUE)))
@@ -335,5 +337,10 @@ mod tests {
             Some("session_id=a%26token%3Dx")
         );
         assert_eq!(upstream_query(Some("%73ession_id=a+b")).as_deref(), Some("session_id=a%20b"));
+        assert_eq!(
+            upstream_query(Some("last_seq=7&session_id=s&protocol=2&last_seq=9")).as_deref(),
+            Some("session_id=s&protocol=2&last_seq=7")
+        );
+        assert_eq!(upstream_query(Some("last_seq=1%26token%3Dx")).as_deref(), Some("last_seq=1%26token%3Dx"));
     }
 }

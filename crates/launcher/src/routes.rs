@@ -13,6 +13,8 @@
 //! | `POST /api/gateway/start|stop|restart` | session | process control |
 //! | `GET /api/tokens` | session | credentials: sources and fingerprints (never values) |
 //! | `POST /api/tokens`, `POST /api/tokens/{key}/rotate`, `DELETE /api/tokens/{key}` | session | forwarded to the gateway's named-token API (nothing else is) |
+//! | `GET /api/chat/sessions` | session | the dashboard's chats, newest first, titled (from the gateway's history API) |
+//! | `GET /api/chat/sessions/{id}/messages`, `DELETE /api/chat/sessions/{id}` | session | one chat's history; delete it |
 //! | `/pico/ws` | session + same origin | the chat socket, proxied to the gateway |
 //! | `/pico/media/<id>` | session | a file of an answer, fetched from the gateway |
 //!
@@ -134,6 +136,9 @@ pub(crate) fn router(st: Arc<AppState>) -> Router {
         .route("/api/tokens", get(crate::tokens::list).post(crate::tokens::create).fallback(not_found))
         .route("/api/tokens/{key}", delete(crate::tokens::revoke).fallback(not_found))
         .route("/api/tokens/{key}/rotate", post(crate::tokens::rotate).fallback(not_found))
+        .route("/api/chat/sessions", get(crate::history::list))
+        .route("/api/chat/sessions/{id}/messages", get(crate::history::messages))
+        .route("/api/chat/sessions/{id}", delete(crate::history::delete))
         .route("/pico/ws", any(proxy::pico_ws))
         .route("/pico/media/{id}", get(proxy::pico_media))
         .fallback(not_found)

@@ -30,9 +30,13 @@ use picoclaw_wire::{ApiError, Code};
 /// Largest gateway answer relayed.
 const MAX_ANSWER: usize = 256 * 1024;
 
+/// One client for every call to the gateway (the chat list makes one call per chat).
 fn client() -> Option<reqwest::Client> {
+    static CLIENT: std::sync::OnceLock<Option<reqwest::Client>> = std::sync::OnceLock::new();
     // Loopback only: never route the runtime token through an HTTP proxy from the env.
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().ok()
+    CLIENT
+        .get_or_init(|| reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().ok())
+        .clone()
 }
 
 fn explanation(
@@ -47,7 +51,7 @@ fn explanation(
     Ok(explain(&loaded.settings, &loaded.credentials, &extra))
 }
 
-async fn gateway_json(
+pub(crate) async fn gateway_json(
     record: &RuntimeRecord,
     method: Method,
     path_and_query: &str,

@@ -44,32 +44,8 @@ pub fn run(args: ChatArgs) -> Result<ExitCode> {
         }
         None => random_id("chat-"),
     };
-    let paths = Paths::from_env(&ProcessEnv)?;
-    let (url, credential, target) = match &args.url {
-        Some(url) => {
-            let loaded = picoclaw_credentials::load(&paths, &ProcessEnv, &Flags::default())?;
-            let presented = choose(Endpoint::Chat, Target::Remote, &loaded.credentials)?;
-            (
-                pico_url(url)?,
-                presented.secret,
-                format!("{url} ({} token from {})", presented.kind, presented.source),
-            )
-        }
-        None => {
-            let gateway = picoclaw_lifecycle::running(&paths).map_err(|e| match e {
-                picoclaw_lifecycle::LifecycleError::NotRunning { .. } => anyhow!(
-                    "no gateway is running for {} — start one with `picoclaw gateway start`, or pass --url to chat with a remote one",
-                    paths.home().display()
-                ),
-                // The record does not verify: its runtime token goes nowhere.
-                other => anyhow!("cannot chat with the local gateway: {other}"),
-            })?;
-            let record = gateway.record();
-            let presented = choose(Endpoint::Chat, Target::Local(record), &Credentials::default())?;
-            let ws = record.base_url().replacen("http://", "ws://", 1) + "/pico/ws";
-            (ws, presented.secret, format!("local gateway pid {}", record.pid))
-        }
-    };
+    let target = PicoTarget::resolve(args.url.as_deref(), "chat with")?;
+    let (url, credential, target) = (target.url, target.credential, target.described);
     let message = (!args.message.is_empty()).then(|| args.message.join(" "));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -86,6 +62,62 @@ pub fn run(args: ChatArgs) -> Result<ExitCode> {
             None => chat.interactive().await,
         }
     })
+}
+
+/// The Pico socket a client command talks to, and the credential it presents there.
+pub(crate) struct PicoTarget {
+    /// `ws(s)://…/pico/ws`.
+    pub url: String,
+    /// The credential.
+    pub credential: Secret,
+    /// For messages: the URL and the credential's kind and source, or the local pid.
+    pub described: String,
+}
+
+impl PicoTarget {
+    /// Without `url`, the local gateway recorded in `.picoclaw.pid` (checked live) with its
+    /// runtime token; with `url`, that server with the configured credentials (pico token,
+    /// else gateway token) from the resolver the server uses. `doing` completes "cannot …"
+    /// in errors ("chat with").
+    pub fn resolve(url: Option<&str>, doing: &str) -> Result<PicoTarget> {
+        let paths = Paths::from_env(&ProcessEnv)?;
+        match url {
+            Some(url) => {
+                let loaded = picoclaw_credentials::load(&paths, &ProcessEnv, &Flags::default())?;
+                let presented = choose(Endpoint::Chat, Target::Remote, &loaded.credentials)?;
+                Ok(PicoTarget {
+                    url: pico_url(url)?,
+                    credential: presented.secret,
+                    described: format!("{url} ({} token from {})", presented.kind, presented.source),
+                })
+            }
+            None => {
+                let record = local_gateway(&paths, doing)?;
+                let presented = choose(Endpoint::Chat, Target::Local(&record), &Credentials::default())?;
+                Ok(PicoTarget {
+                    url: record.base_url().replacen("http://", "ws://", 1) + "/pico/ws",
+                    credential: presented.secret,
+                    described: format!("the local gateway (pid {})", record.pid),
+                })
+            }
+        }
+    }
+}
+
+/// The record of the live local gateway, or an error saying how to start one.
+pub(crate) fn local_gateway(
+    paths: &Paths,
+    doing: &str,
+) -> Result<picoclaw_credentials::runtime::RuntimeRecord> {
+    let gateway = picoclaw_lifecycle::running(paths).map_err(|e| match e {
+        picoclaw_lifecycle::LifecycleError::NotRunning { .. } => anyhow!(
+            "no gateway is running for {} — start one with `picoclaw gateway start`, or pass --url to {doing} another one",
+            paths.home().display()
+        ),
+        // The record does not verify: its runtime token goes nowhere.
+        other => anyhow!("cannot {doing} the local gateway: {other}"),
+    })?;
+    Ok(gateway.record().clone())
 }
 
 /// Turns `http(s)://host:port[/path]` or `ws(s)://...` into the Pico socket URL.

@@ -7,14 +7,13 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
-use picoclaw_config::{Flags, Paths, ProcessEnv};
-use picoclaw_credentials::client::{Endpoint, Target as ClientTarget, choose};
-use picoclaw_credentials::{Credentials, Secret, handed};
+use anyhow::{Context, Result};
+use picoclaw_config::{Paths, ProcessEnv};
+use picoclaw_credentials::{Secret, handed};
 use picoclaw_pico::conformance::{self, Level, Outcome, Report, Target};
 
 use crate::cli::ConformanceArgs;
-use crate::commands::chat::pico_url;
+use crate::commands::chat::{PicoTarget, local_gateway, pico_url};
 
 /// Runs `picoclaw conformance`.
 pub fn run(args: ConformanceArgs) -> Result<ExitCode> {
@@ -52,36 +51,15 @@ fn target(args: &ConformanceArgs) -> Result<(String, Secret, String)> {
     } else {
         None
     };
-    let paths = Paths::from_env(&ProcessEnv)?;
     match (&args.url, handed) {
         (Some(url), Some((token, from))) => Ok((pico_url(url)?, token, from)),
-        (Some(url), None) => {
-            let loaded = picoclaw_credentials::load(&paths, &ProcessEnv, &Flags::default())?;
-            let presented = choose(Endpoint::Chat, ClientTarget::Remote, &loaded.credentials)?;
-            Ok((
-                pico_url(url)?,
-                presented.secret,
-                format!("{} token from {}", presented.kind, presented.source),
-            ))
+        (None, Some((token, from))) => {
+            let record = local_gateway(&Paths::from_env(&ProcessEnv)?, "test")?;
+            Ok((record.base_url().replacen("http://", "ws://", 1) + "/pico/ws", token, from))
         }
-        (None, handed) => {
-            let gateway = picoclaw_lifecycle::running(&paths).map_err(|e| match e {
-                picoclaw_lifecycle::LifecycleError::NotRunning { .. } => anyhow!(
-                    "no gateway is running for {} — start one with `picoclaw gateway start`, or pass --url to test another server",
-                    paths.home().display()
-                ),
-                other => anyhow!("cannot test the local gateway: {other}"),
-            })?;
-            let record = gateway.record();
-            let url = record.base_url().replacen("http://", "ws://", 1) + "/pico/ws";
-            match handed {
-                Some((token, from)) => Ok((url, token, from)),
-                None => {
-                    let presented =
-                        choose(Endpoint::Chat, ClientTarget::Local(record), &Credentials::default())?;
-                    Ok((url, presented.secret, format!("runtime token of the gateway pid {}", record.pid)))
-                }
-            }
+        (url, None) => {
+            let t = PicoTarget::resolve(url.as_deref(), "test")?;
+            Ok((t.url, t.credential, t.described))
         }
     }
 }

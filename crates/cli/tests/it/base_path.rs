@@ -48,7 +48,7 @@ async fn launcher_serves_everything_under_its_base_path() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("href=\"assets/app.css\"") && page.body.contains("action=\"login\""));
     assert!(!page.body.contains("\"/assets/"), "no root-absolute URL in the page: {}", page.body);
-    for asset in ["app.js", "login.js", "app.css", "icon.svg"] {
+    for asset in ["app.js", "markdown.js", "login.js", "app.css", "icon.svg"] {
         assert_eq!(get(&l.at(&format!("/assets/{asset}")), None).await.status, 200, "{asset}");
     }
     let a = get(&l.at("/api/session"), None).await;

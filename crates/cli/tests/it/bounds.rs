@@ -333,11 +333,17 @@ async fn sockets_that_stop_reading_cost_bounded_memory() {
     reader.send(big_message("after", 1024)).await.expect("send");
     ws::until(&mut reader, "typing.stop").await;
     drop(reader);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = support::rss_kib(pid);
-    eprintln!("VmRSS: {after} KiB after they closed");
     assert!(peak < idle + 96 * 1024, "peak RSS {peak} KiB, idle {idle} KiB");
-    assert!(after < idle + 48 * 1024, "RSS {after} KiB after the sockets closed, idle {idle} KiB");
+    // The memory comes back (jemalloc's background decay: within about 10 s; glibc kept
+    // +50 MiB here for good, RELIABILITY.md).
+    let closed_at = Instant::now();
+    let mut after = support::rss_kib(pid);
+    while after >= idle + 24 * 1024 && closed_at.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        after = support::rss_kib(pid);
+    }
+    eprintln!("VmRSS: {after} KiB {:?} after they closed", closed_at.elapsed());
+    assert!(after < idle + 24 * 1024, "RSS {after} KiB 30 s after the sockets closed, idle {idle} KiB");
 }
 
 /// A TCP connection to `gw` from the loopback source address `src` (all of 127/8 is local).

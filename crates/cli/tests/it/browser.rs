@@ -97,6 +97,7 @@ impl Browser {
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().unwrap();
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
+            "goog:loggingPrefs": { "browser": "ALL" },
             // Caddy's own local CA on loopback (proxy.rs, HTTPS); nothing else uses TLS.
             "acceptInsecureCerts": true,
             "goog:chromeOptions": {
@@ -196,6 +197,67 @@ impl Browser {
         path
     }
 
+    /// Runs `script` (a function body) in the page and returns its value.
+    async fn exec(&self, script: &str) -> Value {
+        self.call("POST", "/execute/sync", Some(json!({ "script": script, "args": [] }))).await
+    }
+
+    /// A Chrome DevTools command through chromedriver.
+    async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.call("POST", "/goog/cdp/execute", Some(json!({ "cmd": cmd, "params": params }))).await
+    }
+
+    /// Emulates a screen of `width`×`height` CSS pixels (a phone when `mobile`).
+    async fn screen(&self, width: u32, height: u32, mobile: bool) {
+        let params = json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile });
+        self.cdp("Emulation.setDeviceMetricsOverride", params).await;
+        let inner = self.exec("return [window.innerWidth, window.innerHeight];").await;
+        assert_eq!(inner, json!([width, height]), "the emulated screen");
+    }
+
+    /// The browser console since the last call.
+    async fn console(&self) -> Vec<String> {
+        let v = self.call("POST", "/se/log", Some(json!({ "type": "browser" }))).await;
+        v.as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                format!("{} {}", e["level"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or(""))
+            })
+            .collect()
+    }
+
+    /// Waits until `script` returns true.
+    async fn wait_js(&self, l: &Launcher, what: &str, script: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.exec(script).await != Value::Bool(true) {
+            if Instant::now() > deadline {
+                let body = self.text("body").await;
+                panic!("timed out waiting for {what}\npage:\n{body}\nlauncher stderr:\n{}", l.stderr());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// What a person would notice is wrong with the layout: anything reaching outside the
+    /// screen sideways (other than inside a box that scrolls sideways), a button whose
+    /// label wraps onto a second line. Empty when all is well.
+    async fn layout_problems(&self) -> Vec<String> {
+        let v = self.exec(LAYOUT_CHECK).await;
+        v.as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.as_str().unwrap_or("?").to_owned())
+            .collect()
+    }
+
+    async fn assert_layout(&self, what: &str) {
+        let problems = self.layout_problems().await;
+        assert!(problems.is_empty(), "layout of {what}:\n{}", problems.join("\n"));
+    }
+
     async fn resize(&self, width: u32, height: u32) {
         self.call("POST", "/window/rect", Some(json!({ "width": width, "height": height }))).await;
     }
@@ -241,6 +303,40 @@ impl Browser {
         let _ = self.http.delete(&self.session).send().await;
     }
 }
+
+/// The layout facts, checked in the page (see `Browser::layout_problems`).
+const LAYOUT_CHECK: &str = r##"
+const W = window.innerWidth;
+const problems = [];
+const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + (el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\s+/).join(".") : "");
+if (document.documentElement.scrollWidth > W) problems.push("the page scrolls sideways: " + document.documentElement.scrollWidth + " > " + W);
+const scrollsSideways = (el) => {
+  for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+    const ox = getComputedStyle(a).overflowX;
+    if (ox === "auto" || ox === "scroll") { const r = a.getBoundingClientRect(); return r.left >= -1 && r.right <= W + 1; }
+  }
+  return false;
+};
+for (const el of document.querySelectorAll("body *")) {
+  if (!el.getClientRects().length || el.closest(".offscreen")) continue;
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0) continue;
+  if ((r.right > W + 1 || r.left < -1) && !scrollsSideways(el)) problems.push(name(el) + " reaches outside the screen: " + Math.round(r.left) + ".." + Math.round(r.right) + " of " + W);
+}
+for (const b of document.querySelectorAll("button")) {
+  if (!b.getClientRects().length || !b.textContent.trim()) continue;
+  const cs = getComputedStyle(b);
+  const line = parseFloat(cs.lineHeight) || parseFloat(cs.fontSize) * 1.5;
+  const range = document.createRange();
+  range.selectNodeContents(b);
+  const lines = new Set(Array.from(range.getClientRects()).filter((x) => x.width > 0).map((x) => Math.round(x.top)));
+  const h = range.getBoundingClientRect().height;
+  if (lines.size > 1 || h > line * 1.6) problems.push("button " + JSON.stringify(b.textContent.trim()) + " wraps: " + lines.size + " lines, " + Math.round(h) + "px high");
+  const r = b.getBoundingClientRect();
+  if (!scrollsSideways(b) && r.right > W + 1) problems.push("button " + JSON.stringify(b.textContent.trim()) + " is cut off");
+}
+return problems;
+"##;
 
 fn base64_decode(text: &str) -> Vec<u8> {
     fn val(c: u8) -> Option<u32> {
@@ -297,11 +393,13 @@ async fn dashboard_in_headless_chromium() {
     b.type_into("#token", &token).await;
     b.click("#login-btn").await;
     b.wait_url("the dashboard", |u| u == format!("{base}/")).await;
-    b.wait_text(&l, "#gw-state", "Running", |t| t == "Running").await;
+    b.wait_text(&l, "#gw-badge", "Running", |t| t.contains("Running")).await;
     b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+    b.click("[data-view=tokens]").await;
     b.wait_text(&l, "#tokens", "the credentials table", |t| t.contains("pico token")).await;
     let page = b.text("body").await;
     assert!(!page.contains(&token) && !page.contains(launcher_support::PICO), "no token on the page");
+    b.click("[data-view=chat]").await;
 
     // Chat: the echo agent answers with the same text, streamed through the proxy.
     b.type_into("#chat-input", "hello from chromium").await;
@@ -311,12 +409,16 @@ async fn dashboard_in_headless_chromium() {
     b.screenshot("launcher-dashboard.png").await;
 
     // Stop the gateway: the page says so and chat is unavailable. Start it: chat works again.
+    b.click("[data-view=gateway]").await;
     b.click("#gw-stop").await;
     b.wait_text(&l, "#gw-state", "Stopped", |t| t == "Stopped").await;
+    b.click("[data-view=chat]").await;
     b.wait_text(&l, "#chat-state", "the gateway is down", |t| t.contains("not running")).await;
     assert!(!home.file(".picoclaw.pid").exists());
+    b.click("[data-view=gateway]").await;
     b.click("#gw-start").await;
     b.wait_text(&l, "#gw-state", "Running", |t| t == "Running").await;
+    b.click("[data-view=chat]").await;
     b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
     b.type_into("#chat-input", "back again").await;
     b.click("#chat-send").await;
@@ -339,11 +441,12 @@ async fn dashboard_in_headless_chromium() {
     let url = b.wait_url("the dashboard", |u| u.starts_with(&format!("{base}/?"))).await;
     assert_eq!(url, format!("{base}/?tab=chat"));
     assert!(!url.contains(&token));
-    b.wait_text(&l, "#gw-state", "Running", |t| t == "Running").await;
     b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
 
     // First-run setup: replace the random token from the page; this session stays.
     let custom = "chosen-in-the-browser-0123456";
+    b.wait_text(&l, "#setup-hint", "the setup hint", |t| t.contains("generated token")).await;
+    b.click("#setup-open").await;
     b.wait_text(&l, "#setup-card h2", "the setup card", |t| t.contains("Set your own")).await;
     b.type_into("#setup-token", custom).await;
     b.type_into("#setup-confirm", custom).await;
@@ -352,6 +455,7 @@ async fn dashboard_in_headless_chromium() {
     let config: Value =
         serde_json::from_str(&std::fs::read_to_string(home.file("launcher-config.json")).unwrap()).unwrap();
     assert_eq!(config["launcher_token"], custom);
+    b.click("[data-view=chat]").await;
     b.type_into("#chat-input", "still here").await;
     b.click("#chat-send").await;
     b.wait_text(&l, ".msg-bot", "the echo after setup", |t| t == "still here").await;
@@ -360,6 +464,392 @@ async fn dashboard_in_headless_chromium() {
     b.type_into("#token", custom).await;
     b.click("#login-btn").await;
     b.wait_url("the dashboard", |u| u == format!("{base}/")).await;
+    b.wait_text(&l, "#gw-badge", "Running", |t| t.contains("Running")).await;
+    b.close().await;
+}
+
+/// The answer the fake model streams, a few characters per chunk.
+const MARKDOWN: &str = "Here is **bold** and `code`:\n\n```rust\nfn main() {}\n```\n\n- one\n- two\n\nSee [the docs](https://example.com/docs).";
+
+/// An answer trying to run script in the page.
+const HOSTILE: &str = "<img src=x onerror=\"window.pwned=1\"> <script>window.pwned=2</script> [x](javascript:window.pwned=3) [y](data:text/html,hi)";
+
+fn chunks(text: &str, size: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+/// Counts bubbles, and records every length the newest answer had and every connection
+/// state shown, from now on.
+const RECORDER: &str = r#"
+window.__lens = []; window.__states = [];
+const log = document.getElementById("messages");
+new MutationObserver(() => {
+  const bots = log.querySelectorAll(".msg-bot");
+  if (bots.length) window.__lens.push(bots[bots.length - 1].textContent.length);
+}).observe(log, { childList: true, subtree: true, characterData: true });
+const state = document.getElementById("chat-state");
+new MutationObserver(() => window.__states.push(state.textContent)).observe(state, { childList: true, subtree: true, characterData: true });
+return true;
+"#;
+
+const SCROLLED_TO_NEWEST: &str = r#"
+const m = document.getElementById("messages");
+return m.scrollHeight > m.clientHeight && m.scrollTop + m.clientHeight >= m.scrollHeight - 2;
+"#;
+
+/// Words of the tokens table broken across two lines anywhere but after `-` or `/` (e.g. a
+/// source cut mid-word).
+const BROKEN_WORDS: &str = r##"
+const broken = [];
+for (const td of document.querySelectorAll("#tokens td, #named td")) {
+  if (!td.getClientRects().length) continue;
+  const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    // Pieces between the places a line may break: spaces, and after `-` or `/`.
+    const re = /[^\s\/-]+[\/-]?/g;
+    let m;
+    while ((m = re.exec(node.data)) !== null) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const tops = new Set(Array.from(range.getClientRects()).filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+      if (tops.size > 1) broken.push(m[0]);
+    }
+  }
+}
+return broken;
+"##;
+
+/// Sets the composer's text (newlines included) and sends it.
+async fn say(b: &Browser, text: &str) {
+    let script = format!(
+        "const i = document.getElementById('chat-input'); i.value = {}; return true;",
+        serde_json::to_string(text).unwrap()
+    );
+    b.exec(&script).await;
+    b.click("#chat-send").await;
+}
+
+async fn answers_done(b: &Browser, l: &Launcher, count: usize) {
+    let script = format!(
+        "const bots = document.querySelectorAll('#messages .msg-bot'); \
+         return bots.length >= {count} && !document.querySelector('#messages .streaming') \
+         && document.getElementById('typing').classList.contains('hidden');"
+    );
+    b.wait_js(l, &format!("{count} finished answers"), &script).await;
+}
+
+/// Issue 19 items 3, 5, 10 and 12: a streamed Markdown answer rendered as it arrives and
+/// safely, code copy, the chat list from the history API, reconnecting, the layout on a
+/// desktop and a 390 px phone (with screenshots of each screen), and a logout that leaves
+/// no 401 in the console.
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_markdown_history_reconnect_and_layout_in_headless_chromium() {
+    use crate::fake_provider::{FakeProvider, Reply};
+    let chromium = require(&["chromium", "chromium-browser"], "chromium");
+    let chromedriver = require(&["chromedriver"], "chromium-driver");
+    let fake = FakeProvider::start(Reply::Stream {
+        deltas: chunks(MARKDOWN, 6),
+        gap: Duration::from_millis(60),
+        done: true,
+    });
+    let home = crate::support::TestHome::new();
+    home.write_config(&json!({
+        "gateway": { "host": "127.0.0.1", "port": 0 },
+        "channels": { "pico": { "enabled": true } },
+        "model_list": [{ "model_name": "test-model", "model": "gpt-test", "api_base": fake.base }],
+        "agents": { "defaults": { "model": "test-model" } }
+    }));
+    home.write_security(&format!(
+        "channels:\n  pico:\n    token: \"{}\"\nmodel_list:\n  test-model:\n    api_keys: [\"sk-test-browser-key-0123456789\"]\n",
+        launcher_support::PICO
+    ));
+    let made = home.run(&["token", "create", "--name", "phone", "--scope", "chat"]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let l = start(&home, &[]);
+    l.gateway_record();
+    let token = l.token();
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver, &home.file("chromedriver.log"));
+    let b = Browser::open(&driver, &chromium, profile.path()).await;
+    let base = l.url.trim_end_matches('/').to_owned();
+
+    // Login, both sizes.
+    b.goto(&l.at("/login")).await;
+    b.wait_text(&l, "#login-btn", "the login button", |t| t == "Log in").await;
+    b.screen(1280, 800, false).await;
+    b.assert_layout("the login page").await;
+    b.screenshot("login-desktop.png").await;
+    b.screen(390, 844, true).await;
+    b.assert_layout("the login page on a phone").await;
+    b.screenshot("login-phone.png").await;
+
+    // The dashboard opens on the chat, with the composer on the first screen.
+    b.screen(1280, 800, false).await;
+    b.goto(&format!("{base}/?token={token}")).await;
+    b.wait_url("the dashboard", |u| u == format!("{base}/")).await;
+    b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+    let composer = "const r = document.getElementById('chat-form').getBoundingClientRect(); return r.bottom <= window.innerHeight && r.top > 0;";
+    b.wait_js(&l, "the composer on the first screen", composer).await;
+    b.assert_layout("the dashboard").await;
+    b.screenshot("dashboard-desktop.png").await;
+    b.screen(390, 844, true).await;
+    b.wait_js(&l, "the composer on the first phone screen", composer).await;
+    b.assert_layout("the dashboard on a phone").await;
+    b.screenshot("dashboard-phone.png").await;
+    b.screen(1280, 800, false).await;
+
+    // A streamed Markdown answer renders as it arrives.
+    assert_eq!(b.exec(RECORDER).await, Value::Bool(true));
+    say(&b, "Show me some **markdown**").await;
+    answers_done(&b, &l, 1).await;
+    let lens: Vec<u64> =
+        b.exec("return window.__lens;").await.as_array().unwrap().iter().filter_map(Value::as_u64).collect();
+    let mut distinct = lens.clone();
+    distinct.dedup();
+    assert!(distinct.len() >= 4, "the answer grew on the page as it streamed: {lens:?}");
+    let rendered = b
+        .exec(
+            "const a = document.querySelector('#messages .msg-bot'); const link = a.querySelector('a'); return {
+               strong: a.querySelector('strong') && a.querySelector('strong').textContent,
+               code: a.querySelector('p code') && a.querySelector('p code').textContent,
+               block: a.querySelector('.code-block pre') && a.querySelector('.code-block pre').textContent,
+               lang: a.querySelector('.code-lang') && a.querySelector('.code-lang').textContent,
+               items: a.querySelectorAll('ul li').length,
+               href: link && link.href, target: link && link.target, rel: link && link.rel,
+               raw: a.textContent.includes('**') || a.textContent.includes('```') };",
+        )
+        .await;
+    assert_eq!(
+        rendered,
+        json!({ "strong": "bold", "code": "code", "block": "fn main() {}", "lang": "rust", "items": 2,
+                "href": "https://example.com/docs", "target": "_blank", "rel": "noopener noreferrer", "raw": false })
+    );
+    let me = b.text(".msg-me").await;
+    assert_eq!(me, "Show me some **markdown**", "the user's own text is shown as typed");
+    b.screenshot("chat-markdown-desktop.png").await;
+
+    // Code blocks have a working Copy button.
+    b.click("#messages .code-block .copy").await;
+    b.wait_text(&l, "#messages .code-block .copy", "Copied", |t| t == "Copied").await;
+
+    // A hostile answer stays text: no element, no script, no javascript: link.
+    fake.then(Reply::Stream { deltas: chunks(HOSTILE, 10), gap: Duration::from_millis(20), done: true });
+    say(&b, "be hostile").await;
+    answers_done(&b, &l, 2).await;
+    let hostile = b
+        .exec(
+            "const bots = document.querySelectorAll('#messages .msg-bot'); const a = bots[bots.length - 1]; return {
+               elements: document.querySelectorAll('#messages img, #messages script, #messages iframe').length,
+               links: a.querySelectorAll('a').length,
+               pwned: window.pwned === undefined ? null : window.pwned,
+               text: a.textContent };",
+        )
+        .await;
+    assert_eq!(hostile["elements"], 0, "{hostile}");
+    assert_eq!(hostile["links"], 0, "{hostile}");
+    assert_eq!(hostile["pwned"], Value::Null, "{hostile}");
+    assert_eq!(hostile["text"], HOSTILE, "shown exactly as written");
+
+    // More answers than fit: the log follows the newest one.
+    for n in 0..3 {
+        say(&b, &format!("more {n}")).await;
+        answers_done(&b, &l, 3 + n).await;
+    }
+    b.wait_js(&l, "the chat scrolled to the newest message", SCROLLED_TO_NEWEST).await;
+    let order = b
+        .exec("return Array.from(document.querySelectorAll('#messages .msg-bubble')).map((m) => m.classList.contains('msg-me') ? 'me' : 'bot');")
+        .await;
+    assert_eq!(
+        order,
+        json!(["me", "bot", "me", "bot", "me", "bot", "me", "bot", "me", "bot"]),
+        "each message once, in order"
+    );
+    b.assert_layout("the chat").await;
+    b.screenshot("chat-desktop.png").await;
+    b.screen(390, 844, true).await;
+    b.wait_js(&l, "the chat scrolled to the newest message on a phone", SCROLLED_TO_NEWEST).await;
+    b.assert_layout("the chat on a phone").await;
+    b.screenshot("chat-phone.png").await;
+    b.screen(1280, 800, false).await;
+
+    // The chat list: titled by the first message; New chat; switching back loads the
+    // history from the gateway's history API.
+    b.wait_text(&l, "#session-list .session", "the chat's title", |t| t == "Show me some **markdown**").await;
+    b.click("#new-chat").await;
+    b.wait_js(
+        &l,
+        "an empty new chat",
+        "return document.querySelectorAll('#messages .msg-bubble').length === 0;",
+    )
+    .await;
+    b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+    // This one comes from a reasoning model: its thought is a bubble of its own, apart from
+    // the answer.
+    fake.then(Reply::Reasoning {
+        thoughts: ["Let me ", "think."].map(String::from).to_vec(),
+        deltas: ["The answer ", "is *42*."].map(String::from).to_vec(),
+    });
+    say(&b, "second chat").await;
+    answers_done(&b, &l, 1).await;
+    let reasoning = b
+        .exec(
+            "const t = document.querySelector('#messages .msg-thought'); const a = document.querySelector('#messages .msg-bot');
+             return [t && t.textContent, a.textContent, a.querySelector('em') && a.querySelector('em').textContent];",
+        )
+        .await;
+    assert_eq!(reasoning, json!(["Let me think.", "The answer is 42.", "42"]));
+    b.wait_text(&l, "#session-list .session", "the second chat listed", |t| t == "second chat").await;
+    let titles = b.texts("#session-list .session").await;
+    assert_eq!(titles.first().map(String::as_str), Some("second chat"), "newest first: {titles:?}");
+    // Clicked in the page: the list is re-rendered whenever an answer ends.
+    let click = "const s = Array.from(document.querySelectorAll('#session-list .session')).find((x) => x.textContent === 'Show me some **markdown**'); s.click(); return true;";
+    assert_eq!(b.exec(click).await, Value::Bool(true));
+    b.wait_js(
+        &l,
+        "the first chat's history",
+        "return document.querySelectorAll('#messages .msg-bot').length === 5 \
+         && document.querySelector('#messages .msg-bot .code-block') !== null \
+         && document.querySelector('#messages .msg-me').textContent === 'Show me some **markdown**';",
+    )
+    .await;
+
+    // A reload shows the current chat's history again.
+    b.goto(&format!("{base}/")).await;
+    b.wait_js(
+        &l,
+        "the history after a reload",
+        "return document.querySelectorAll('#messages .msg-bot').length === 5;",
+    )
+    .await;
+    b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+
+    // The gateway restarts: the chat shows it is reconnecting, then is connected again.
+    assert_eq!(b.exec(RECORDER).await, Value::Bool(true));
+    let cookie = launcher_support::session(&l, &token).await;
+    let a = launcher_support::post_json(&l, "/api/gateway/restart", Some(&cookie), json!({})).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    b.wait_js(
+        &l,
+        "a reconnecting state, then connected",
+        "return window.__states.some((s) => /reconnect/i.test(s)) && document.getElementById('chat-state').textContent === 'Connected';",
+    )
+    .await;
+    say(&b, "after the restart").await;
+    answers_done(&b, &l, 6).await;
+    assert_eq!(
+        b.exec("return document.querySelectorAll('#messages .msg-bot').length;").await,
+        json!(6),
+        "no answer shown twice after the reconnect"
+    );
+
+    // The gateway view, both sizes.
+    b.click("[data-view=gateway]").await;
     b.wait_text(&l, "#gw-state", "Running", |t| t == "Running").await;
+    b.assert_layout("the gateway view").await;
+    b.screen(390, 844, true).await;
+    b.assert_layout("the gateway view on a phone").await;
+    b.screen(1280, 800, false).await;
+
+    // Tokens: a table on the desktop, cards on the phone; Rotate on one line and on screen.
+    b.click("[data-view=tokens]").await;
+    b.wait_text(&l, "#tokens", "the credentials table", |t| t.contains("pico token")).await;
+    b.wait_text(&l, "#named", "the named token", |t| t.contains("phone")).await;
+    b.assert_layout("the tokens").await;
+    let named = b
+        .exec(
+            "const row = Array.from(document.querySelectorAll('#tokens tr')).find((r) => r.textContent.includes('named tokens'));
+             return row.querySelector('[data-label=Source]').textContent;",
+        )
+        .await;
+    assert_eq!(named, "0 admin, 1 chat, 0 read", "the panel counts named tokens");
+    assert_eq!(b.exec(BROKEN_WORDS).await, json!([]), "words cut in two in the tokens table");
+    b.screenshot("tokens-desktop.png").await;
+    b.screen(390, 844, true).await;
+    b.assert_layout("the tokens on a phone").await;
+    assert_eq!(b.exec(BROKEN_WORDS).await, json!([]), "words cut in two in the tokens cards");
+    let rotate = "const b = Array.from(document.querySelectorAll('#tokens button')).find((x) => x.textContent === 'Rotate');
+                  const r = b.getBoundingClientRect(); return r.left >= 0 && r.right <= window.innerWidth;";
+    assert_eq!(b.exec(rotate).await, Value::Bool(true), "Rotate is on the phone's screen");
+    b.screenshot("tokens-phone.png").await;
+    b.screen(1280, 800, false).await;
+
+    // Log out with the dashboard open in a second tab: both land on the login page saying
+    // so, and neither asked the launcher after the session ended (no 401 in the console);
+    // no CSP violation happened at any point.
+    let first = b.call("GET", "/window", None).await;
+    let second = b.call("POST", "/window/new", Some(json!({ "type": "tab" }))).await;
+    b.call("POST", "/window", Some(json!({ "handle": second["handle"] }))).await;
+    b.goto(&format!("{base}/")).await;
+    b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+    b.call("POST", "/window", Some(json!({ "handle": first }))).await;
+    let so_far = b.console().await;
+    let broken: Vec<&String> =
+        so_far.iter().filter(|m| m.contains("Content Security Policy") || m.contains("Uncaught")).collect();
+    assert!(broken.is_empty(), "script errors or CSP violations on the dashboard: {broken:?}");
+    b.click("#logout").await;
+    b.wait_url("the login page", |u| u.ends_with("/login")).await;
+    b.wait_text(&l, "#login-notice", "the logged-out notice", |t| t == "You are logged out.").await;
+    b.call("POST", "/window", Some(json!({ "handle": second["handle"] }))).await;
+    b.wait_url("the login page in the other tab", |u| u.ends_with("/login")).await;
+    b.wait_text(&l, "#login-notice", "the logged-out notice in the other tab", |t| {
+        t == "You are logged out."
+    })
+    .await;
+    // The 401 of an earlier request would have been logged by now: wait for one more
+    // poll interval of the old page's timers to have passed, by polling the console.
+    let mut console = Vec::new();
+    for _ in 0..40 {
+        console.extend(b.console().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bad: Vec<&String> =
+        console.iter().filter(|m| m.contains("401") || m.contains("Unauthorized")).collect();
+    assert!(bad.is_empty(), "401s in the console after logout: {bad:?}");
+    let all = b.console().await;
+    assert!(!all.iter().any(|m| m.contains("Content Security Policy")), "{all:?}");
+    b.close().await;
+}
+
+/// Issue 17 (files of answers) in the dashboard: an image attached in the composer goes out
+/// as upstream's web UI sends it (an inline data URL in `media`), the echo agent answers
+/// with it as an attachment, and the page shows it fetched from `/pico/media/<id>` through
+/// the launcher (relative to the page, so under a base path too).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_attached_in_the_dashboard_comes_back_from_pico_media() {
+    let chromium = require(&["chromium", "chromium-browser"], "chromium");
+    let chromedriver = require(&["chromedriver"], "chromium-driver");
+    let home = home();
+    let l = start(&home, &[]);
+    l.gateway_record();
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver, &home.file("chromedriver.log"));
+    let b = Browser::open(&driver, &chromium, profile.path()).await;
+    b.goto(&l.at("/login")).await;
+    b.type_into("#token", &l.token()).await;
+    b.click("#login-btn").await;
+    b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+
+    // A 1×1 PNG, chosen in the file input as a person would (WebDriver types its path).
+    let png = home.file("dot.png");
+    std::fs::write(&png, base64_decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")).unwrap();
+    let input = b.find("#chat-image").await.expect("the image input");
+    let v = b
+        .call("POST", &format!("/element/{input}/value"), Some(json!({ "text": png.display().to_string() })))
+        .await;
+    assert!(v.is_null(), "choose the file: {v}");
+    b.wait_text(&l, "#chat-files", "the chosen image", |t| t.contains("dot.png")).await;
+    b.click("#chat-send").await;
+
+    let loaded = "const img = document.querySelector('#messages .msg-bot .msg-files img'); \
+                  return !!img && img.complete && img.naturalWidth === 1 \
+                  && new URL(img.src).pathname.startsWith('/pico/media/');";
+    b.wait_js(&l, "the answer's image, loaded from /pico/media", loaded).await;
+    let mine = "const img = document.querySelector('#messages .msg-me .msg-files img'); \
+                return !!img && img.src.startsWith('data:image/png;base64,');";
+    b.wait_js(&l, "the sent image in the user's bubble", mine).await;
+    assert!(b.text("#chat-files").await.is_empty(), "the composer is cleared");
+    b.screenshot("chat-image-desktop.png").await;
     b.close().await;
 }

@@ -76,7 +76,7 @@ fn our_gateway_passes_every_check_with_the_token_from_env_or_stdin() {
     let out = home.run(&["conformance"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("runtime token of the gateway pid"), "{text}");
+    assert!(text.contains("token: the local gateway (pid"), "{text}");
     drop(gw);
     let log =
         std::fs::read_to_string(home.file("logs/gateway.log")).unwrap_or_default() + &home.gateway_stderr();

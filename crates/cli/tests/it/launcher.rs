@@ -44,17 +44,45 @@ async fn token_resolution_persistence_source_reporting_and_restart() {
     assert!(!log.contains(&token), "the log never holds the token");
     assert_eq!(mode(&home.file("logs/launcher.log")), 0o600);
 
-    // 2. Restart: the persisted token is reused and reported as `config`; sessions from
-    //    the previous process are gone (new per-process HMAC key).
+    // 2. Restart: the persisted token is reused and still reported as `random` (issue 19
+    //    item 4: the console, the log, /api/session and the tokens panel agree, so "set your
+    //    own token" stays offered); sessions from the previous process are gone (new
+    //    per-process HMAC key).
+    let fingerprint = launcher_config(&home)["launcher_token_generated"].as_str().map(str::to_owned);
+    assert_eq!(fingerprint.as_deref().map(str::len), Some(8), "the marker is a fingerprint, not the token");
     let mut second = start(&home, &[]);
     assert_eq!(second.token(), token, "persisted across restarts");
-    assert!(second.stdout().contains("(source: config)"), "{}", second.stdout());
+    assert!(second.stdout().contains("(source: random)"), "{}", second.stdout());
     let stale = get(&second.at("/api/gateway/status"), Some(&old_cookie)).await;
     assert_eq!(stale.status, 401, "a restart ends every session");
     assert_eq!(get(&second.at("/"), Some(&old_cookie)).await.status, 303);
-    assert_eq!(login(&second, &token).await.status, 200);
+    let cookie = session(&second, &token).await;
+    let info = get(&second.at("/api/session"), Some(&cookie)).await.json();
+    assert_eq!(info["token_source"], "random", "{info}");
+    assert_eq!(info["setup_allowed"], true, "{info}");
+    let tokens = get(&second.at("/api/tokens"), Some(&cookie)).await.json();
+    let row =
+        tokens["credentials"].as_array().unwrap().iter().find(|c| c["name"] == "launcher token").cloned();
+    assert_eq!(row.unwrap()["source"], "random (generated:launcher-config.json)");
     second.stop();
+    let log = launcher_log(&home);
+    assert_eq!(log.matches("launcher token source: random").count(), 2, "{log}");
+    assert!(!log.contains("launcher token source: config"), "{log}");
+
+    // 2b. Once the user sets their own token, it is `config` from then on, and the marker
+    //     is gone from launcher-config.json.
+    let mut own = start(&home, &[]);
+    let cookie = session(&own, &token).await;
+    let mine = "my-own-dashboard-token-after-restart";
+    let a = post_json(&own, "/setup", Some(&cookie), json!({ "token": mine, "confirm": mine })).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    own.stop();
+    assert_eq!(launcher_config(&home).get("launcher_token_generated"), None);
+    let mut again = start(&home, &[]);
+    assert!(again.stdout().contains("(source: config)"), "{}", again.stdout());
+    again.stop();
     assert!(launcher_log(&home).contains("launcher token source: config"));
+    let token = mine.to_owned();
 
     // 3. PICOCLAW_LAUNCHER_TOKEN wins, is not echoed anywhere and not persisted.
     let env_home_cmd = home.env("PICOCLAW_LAUNCHER_TOKEN", ENV_TOKEN);
@@ -108,7 +136,7 @@ async fn login_logout_cookie_and_security_headers() {
     assert_eq!(get(&l.at("/api/gateway/status"), Some(&cookie)).await.status, 200);
     let dash = get(&l.at("/"), Some(&cookie)).await;
     assert_eq!(dash.status, 200);
-    assert!(dash.body.contains("id=\"gateway-card\""));
+    assert!(dash.body.contains("id=\"view-gateway\""));
 
     // Form login → 303 to the dashboard + cookie.
     let origin = format!("http://{}", l.authority());
@@ -512,6 +540,49 @@ async fn a_token_set_by_editing_launcher_config_json_is_used() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_generated_token_replaced_by_hand_is_config() {
+    // The marker names the generated token's fingerprint: a token edited into the file by
+    // hand no longer matches it and is the user's own (`config`).
+    let home = home();
+    let mut first = start(&home, &[]);
+    first.stop();
+    let mut file = launcher_config(&home);
+    assert!(file["launcher_token_generated"].is_string(), "{file}");
+    file["launcher_token"] = json!("hand-edited-launcher-token-2026");
+    support::write_private(&home.file("launcher-config.json"), &file.to_string());
+    let l = start(&home, &[]);
+    assert_eq!(l.token.as_deref(), Some("hand-edited-launcher-token-2026"));
+    assert!(l.stdout().contains("(source: config)"), "{}", l.stdout());
+    let cookie = session(&l, "hand-edited-launcher-token-2026").await;
+    assert_eq!(get(&l.at("/api/session"), Some(&cookie)).await.json()["token_source"], "config");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tokens_panel_counts_named_tokens_like_auth_explain() {
+    // Issue 19 item 2: one resolver, one answer. A named token made with the CLI shows in
+    // the dashboard's panel exactly as `auth explain --json` reports it.
+    let home = home();
+    let made = home.run(&["token", "create", "--name", "phone", "--scope", "chat"]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let l = start(&home, &[]);
+    l.gateway_record();
+    let explained = home.run(&["auth", "explain", "--json"]);
+    let explained: Value = serde_json::from_slice(&explained.stdout).expect("auth explain --json");
+    let row = |v: &Value| {
+        v["credentials"].as_array().unwrap().iter().find(|c| c["name"] == "named tokens").cloned().unwrap()
+    };
+    let cli = row(&explained);
+    assert_eq!(cli["set"], true, "{cli}");
+    assert_eq!(cli["source"], "0 admin, 1 chat, 0 read", "{cli}");
+    let cookie = session(&l, &l.token()).await;
+    let panel = get(&l.at("/api/tokens"), Some(&cookie)).await.json();
+    let dash = row(&panel);
+    assert_eq!(dash["set"], cli["set"], "{dash}");
+    assert_eq!(dash["source"], cli["source"], "{dash}");
+    assert_eq!(dash["accepted_on"], cli["accepted_on"], "{dash}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn without_console_the_token_is_never_printed_or_logged() {
     let home = home();
     let canary = "CANARY-launcher-file-token-5d1e";
@@ -532,4 +603,101 @@ async fn without_console_the_token_is_never_printed_or_logged() {
     for text in [l.stdout(), l.stderr(), launcher_log(&home)] {
         assert!(!text.contains(canary), "token printed or logged:\n{text}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_history_lists_only_the_dashboards_sessions() {
+    // Issue 19 item 10: the chat list comes from the gateway's history API through the
+    // launcher (runtime token); it shows the dashboard's sessions only, titled by their
+    // first message, newest first, and pages a session's messages.
+    let home = home();
+    let l = start(&home, &[]);
+    let record = l.gateway_record();
+    let cookie = session(&l, &l.token()).await;
+    let origin = format!("http://{}", l.authority());
+    assert_eq!(get(&l.at("/api/chat/sessions"), None).await.status, 401, "needs a dashboard session");
+
+    async fn chat(url: &str, headers: &[(&str, &str)], text: &str) {
+        let (mut socket, _) = ws::connect(url, headers).await.expect("upgrade");
+        ws::send(&mut socket, json!({ "type": "message.send", "id": "r1", "payload": { "content": text } }))
+            .await;
+        ws::until(&mut socket, "typing.stop").await;
+    }
+    let proxied = |id: &str| format!("ws://{}/pico/ws?session_id={id}&protocol=2", l.authority());
+    let headers = [("cookie", cookie.as_str()), ("origin", origin.as_str())];
+    chat(&proxied("dashboard-0a1b"), &headers, "  first   question\nwith two lines  ").await;
+    chat(&proxied("dashboard-0a1b"), &headers, "a follow-up").await;
+    let long = "x".repeat(200);
+    chat(&proxied("dashboard-ffff"), &headers, &long).await;
+    // Sessions that are not the dashboard's: another id through the proxy, and one of the
+    // pico token straight at the gateway.
+    chat(&proxied("cli-notes"), &headers, "not a dashboard chat").await;
+    let direct = format!(
+        "ws://{}:{}/pico/ws?session_id=dashboard-beef",
+        record["host"].as_str().unwrap(),
+        record["port"]
+    );
+    let bearer = format!("Bearer {}", launcher_support::PICO);
+    chat(&direct, &[("authorization", &bearer)], "someone else's").await;
+
+    let list = get(&l.at("/api/chat/sessions"), Some(&cookie)).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let sessions = list.json()["sessions"].as_array().cloned().unwrap();
+    let ids: Vec<&str> = sessions.iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(
+        ids,
+        ["dashboard-ffff", "dashboard-0a1b"],
+        "newest first, the dashboard's only: {}",
+        list.body
+    );
+    assert_eq!(sessions[1]["title"], "first question with two lines");
+    assert_eq!(sessions[1]["messages"], 4);
+    let title = sessions[0]["title"].as_str().unwrap();
+    assert_eq!(title.chars().count(), 60);
+    assert!(title.ends_with('…'), "{title}");
+
+    // One session's messages, paged like the gateway's.
+    let page = get(&l.at("/api/chat/sessions/dashboard-0a1b/messages?limit=3"), Some(&cookie)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let page = page.json();
+    let roles: Vec<&str> =
+        page["messages"].as_array().unwrap().iter().filter_map(|m| m["role"].as_str()).collect();
+    assert_eq!(roles, ["user", "assistant", "user"]);
+    let next = page["next_after_seq"].as_u64().expect("a next page");
+    let rest =
+        get(&l.at(&format!("/api/chat/sessions/dashboard-0a1b/messages?after_seq={next}")), Some(&cookie))
+            .await
+            .json();
+    assert_eq!(rest["messages"][0]["content"], "a follow-up");
+    assert_eq!(rest["next_after_seq"], Value::Null);
+
+    // Ids the dashboard does not make are 404 without asking the gateway; bad numbers 400.
+    for bad in ["cli-notes", "pico_client-x", "dashboard-BEEF", "..", "dashboard-%2e%2e", "%2e%2e%2freload"] {
+        let a = get(&l.at(&format!("/api/chat/sessions/{bad}/messages")), Some(&cookie)).await;
+        assert_eq!(a.status, 404, "{bad}: {}", a.body);
+    }
+    for bad in ["limit=0", "limit=1001", "after_seq=-1", "token=x", "limit=1&limit=2"] {
+        let a = get(&l.at(&format!("/api/chat/sessions/dashboard-0a1b/messages?{bad}")), Some(&cookie)).await;
+        assert_eq!(a.status, 400, "{bad}: {}", a.body);
+        assert_eq!(a.json()["error"]["code"], "bad_query", "{bad}");
+    }
+
+    // Delete one: gone from the list.
+    let deleted = send(
+        "DELETE",
+        &l.at("/api/chat/sessions/dashboard-ffff"),
+        Some(&cookie),
+        &[("origin", &origin)],
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let ids = get(&l.at("/api/chat/sessions"), Some(&cookie)).await.json()["sessions"].to_string();
+    assert!(!ids.contains("dashboard-ffff") && ids.contains("dashboard-0a1b"), "{ids}");
+
+    // Gateway down: a clear 503.
+    assert_eq!(post_json(&l, "/api/gateway/stop", Some(&cookie), json!({})).await.status, 200);
+    let a = get(&l.at("/api/chat/sessions"), Some(&cookie)).await;
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert!(a.body.contains("not running"), "{}", a.body);
 }

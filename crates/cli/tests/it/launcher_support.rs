@@ -143,18 +143,7 @@ impl Launcher {
 
 impl Drop for Launcher {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            unsafe_free_kill(self.child.id(), "TERM");
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        crate::support::terminate(&mut self.child);
     }
 }
 

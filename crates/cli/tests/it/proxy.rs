@@ -223,16 +223,7 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         // nginx: TERM is a fast shutdown of the master and its workers; Caddy stops on it.
-        support::unsafe_free_kill(self.child.id(), "TERM");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        support::terminate(&mut self.child);
     }
 }
 
@@ -587,15 +578,19 @@ async fn browser_through(proxy: &Proxy, l: &Launcher, token: &str) {
     b.type_into("#token", token).await;
     b.click("#login-btn").await;
     b.wait_url("the dashboard", |u| u == format!("{dash}/")).await;
-    b.wait_text(l, "#gw-state", "Running", |t| t == "Running").await;
+    b.wait_text(l, "#gw-badge", "Running", |t| t.contains("Running")).await;
     b.wait_text(l, "#chat-state", "Connected", |t| t == "Connected").await;
-    // The style sheet and the script came from under the prefix too.
+    // The style sheet and the scripts came from under the prefix too.
     let script = "return [Array.from(document.styleSheets).map(s => s.href + ' ' + s.cssRules.length), \
                   Array.from(document.scripts).map(s => s.src)];";
     let loaded = b.call("POST", "/execute/sync", Some(json!({ "script": script, "args": [] }))).await;
     let sheet = loaded[0][0].as_str().unwrap_or_default();
     assert!(sheet.starts_with(&format!("{dash}/assets/app.css ")) && !sheet.ends_with(" 0"), "{loaded}");
-    assert_eq!(loaded[1][0], format!("{dash}/assets/app.js"), "{loaded}");
+    assert_eq!(
+        loaded[1],
+        json!([format!("{dash}/assets/markdown.js"), format!("{dash}/assets/app.js")]),
+        "{loaded}"
+    );
     b.type_into("#chat-input", "hello through the proxy").await;
     b.click("#chat-send").await;
     b.wait_text(l, ".msg-bot", "the echo", |t| t == "hello through the proxy").await;
