@@ -63,6 +63,8 @@ pub enum Command {
     /// Install, remove, show or audit the gateway's systemd user unit or launchd agent.
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// A terminal UI for SSH: gateway state and control, log tail, credentials, chat.
+    Tui,
     /// Check for credential drift, leaks, weak tokens and an unhealthy gateway; --fix repairs.
     Doctor(DoctorArgs),
     /// Print a known-good nginx, Caddy or Traefik configuration for picoclaw behind it.

@@ -146,6 +146,10 @@ struct Inner {
 pub struct GatewayControl {
     paths: Paths,
     exe: PathBuf,
+    /// Whether the child's output is piped into [`GatewayControl::logs`] (the launcher);
+    /// otherwise it is discarded and the gateway's own `logs/gateway.log` is the record
+    /// (the TUI, whose gateway outlives it).
+    capture_output: bool,
     inner: tokio::sync::Mutex<Inner>,
     logs: Arc<LogRing>,
     /// The operation in progress (`starting`, `stopping`, `restarting`), so status answers
@@ -185,10 +189,18 @@ impl GatewayControl {
         GatewayControl {
             paths,
             exe,
+            capture_output: true,
             inner: tokio::sync::Mutex::new(Inner::default()),
             logs: Arc::default(),
             busy: Mutex::new(None),
         }
+    }
+
+    /// Like [`GatewayControl::new`], but the child's output is not captured: nothing ties
+    /// the gateway to this process, so it keeps running when this process exits without
+    /// calling [`GatewayControl::shutdown`] (`picoclaw tui`, like `picoclaw gateway start`).
+    pub fn detached(paths: Paths, exe: PathBuf) -> GatewayControl {
+        GatewayControl { capture_output: false, ..GatewayControl::new(paths, exe) }
     }
 
     /// The child's recent output.
@@ -319,9 +331,11 @@ impl GatewayControl {
         }
         // Its own process group (a Ctrl-C in the launcher's terminal reaches the launcher,
         // which then stops the child gracefully itself), the files' credentials only.
-        let mut cmd = tokio::process::Command::from(
-            Background::new(&self.exe).only_paths(&self.paths).piped_output().into_command(),
-        );
+        let mut background = Background::new(&self.exe).only_paths(&self.paths);
+        if self.capture_output {
+            background = background.piped_output();
+        }
+        let mut cmd = tokio::process::Command::from(background.into_command());
         cmd.kill_on_drop(false);
         let mut child = cmd.spawn().map_err(ControlError::Spawn)?;
         if let Some(out) = child.stdout.take() {

@@ -31,7 +31,7 @@ use picoclaw_credentials::launcher::LauncherToken;
 use picoclaw_serve::admission::{self, Admission};
 
 pub use error::LauncherError;
-pub use gateway::{ControlError, GatewayState, GatewayStatus, LOG_LINES};
+pub use gateway::{ControlError, GatewayControl, GatewayState, GatewayStatus, LOG_LINES};
 pub use routes::{CSP, MAX_TOKEN_LEN, MIN_TOKEN_LEN};
 pub use session::{COOKIE, MAX_AGE};
 

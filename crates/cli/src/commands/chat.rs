@@ -138,7 +138,7 @@ pub(crate) fn pico_url(url: &str) -> Result<String> {
     Ok(if has_path { format!("{scheme}://{rest}") } else { format!("{scheme}://{rest}/pico/ws") })
 }
 
-async fn connect(url: &str, credential: &Secret, session: &str, local: bool) -> Result<WsStream> {
+pub(crate) async fn connect(url: &str, credential: &Secret, session: &str, local: bool) -> Result<WsStream> {
     let sep = if url.contains('?') { '&' } else { '?' };
     let full = format!("{url}{sep}session_id={session}&protocol=2");
     let mut request = ws_request(&full)?;
@@ -175,7 +175,7 @@ fn stdin_lines() -> tokio::sync::mpsc::Receiver<std::io::Result<String>> {
     rx
 }
 
-fn random_id(prefix: &str) -> String {
+pub(crate) fn random_id(prefix: &str) -> String {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
     format!("{prefix}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())

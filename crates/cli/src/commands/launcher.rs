@@ -21,7 +21,7 @@ fn flags(args: &LauncherArgs) -> Flags {
 }
 
 /// Makes a path absolute against the current directory (the gateway child gets these).
-fn absolute(path: &Path) -> Result<PathBuf> {
+pub(super) fn absolute(path: &Path) -> Result<PathBuf> {
     if path.is_absolute() {
         return Ok(path.to_owned());
     }

@@ -19,6 +19,7 @@ mod proxy_config;
 mod service;
 mod sessions;
 mod token;
+mod tui;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Conformance(args) => conformance::run(args),
         Command::Service(command) => service::run(command),
         Command::Doctor(args) => doctor::run(args),
+        Command::Tui => tui::run(),
         Command::ProxyConfig(args) => proxy_config::run(&args),
         Command::Version { json } => {
             if json {

@@ -233,7 +233,7 @@ fn rotate(
 /// The running gateway resolved `pico`/`gateway` from its *own* environment (a service
 /// unit, a container spec), which this shell may not have: rewriting `.security.yml` would
 /// then change nothing. Refuse, as the admin API does, before writing anything.
-fn refuse_if_the_gateway_takes_it_from_env(ctx: &Context, id: &str) -> Result<()> {
+pub(super) fn refuse_if_the_gateway_takes_it_from_env(ctx: &Context, id: &str) -> Result<()> {
     let Ok(gateway) = picoclaw_lifecycle::running(&ctx.paths) else { return Ok(()) };
     let Ok((200, listed)) = super::gateway::call(&gateway, "GET", "/api/tokens", true) else { return Ok(()) };
     let source = listed["credentials"]
@@ -254,7 +254,10 @@ fn refuse_if_the_gateway_takes_it_from_env(ctx: &Context, id: &str) -> Result<()
 
 /// After a fixed rotation: the running gateway must accept the new value, or the command
 /// fails (exit 1) instead of reporting a rotation that is not in effect.
-fn confirm_the_gateway_accepts(ctx: &Context, secret: &picoclaw_credentials::Secret) -> Result<ExitCode> {
+pub(super) fn confirm_the_gateway_accepts(
+    ctx: &Context,
+    secret: &picoclaw_credentials::Secret,
+) -> Result<ExitCode> {
     use picoclaw_lifecycle::http::{Credential, request};
     let Ok(gateway) = picoclaw_lifecycle::running(&ctx.paths) else { return Ok(ExitCode::SUCCESS) };
     match request(&gateway, "GET", "/auth/whoami", Credential::Configured(secret)) {
@@ -285,32 +288,34 @@ fn grace_note(grace: Grace, until: Option<&str>) {
 /// Asks the running gateway (if any) to reload now, with its runtime token, and says
 /// whether it confirmed. Never fails the command: the file is already written.
 fn notify_gateway(ctx: &Context) {
+    eprintln!("{}", ask_gateway_to_reload(ctx));
+}
+
+/// Asks the running gateway (if any) to reload now, with its runtime token; what happened,
+/// for the user (`warning: …` when it did not confirm). Shared with `picoclaw tui`.
+pub(super) fn ask_gateway_to_reload(ctx: &Context) -> String {
     let gateway = match picoclaw_lifecycle::running(&ctx.paths) {
         Ok(gateway) => gateway,
         Err(picoclaw_lifecycle::LifecycleError::NotRunning { .. }) => {
-            eprintln!("no gateway is running; the change applies when one starts");
-            return;
+            return "no gateway is running; the change applies when one starts".to_owned();
         }
         Err(e) => {
-            eprintln!(
+            return format!(
                 "warning: the running gateway was not asked to reload: {e}. It also watches .security.yml"
             );
-            return;
         }
     };
     let record = gateway.record();
     let outcome = super::gateway::call(&gateway, "POST", "/reload", true);
     match outcome {
-        Ok((200, _)) => {
-            eprintln!("the running gateway (pid {}) reloaded: the change is in effect", record.pid)
-        }
-        Ok((code, body)) => eprintln!(
+        Ok((200, _)) => format!("the running gateway (pid {}) reloaded: the change is in effect", record.pid),
+        Ok((code, body)) => format!(
             "warning: the running gateway (pid {}) did not confirm the reload ({code}: {}); it also watches \
              .security.yml, or run `picoclaw gateway reload`",
             record.pid,
             body["error"]["message"].as_str().unwrap_or("no details")
         ),
-        Err(e) => eprintln!(
+        Err(e) => format!(
             "warning: could not reach the running gateway (pid {}) to reload it: {e:#}; it also watches \
              .security.yml, or run `picoclaw gateway reload`",
             record.pid

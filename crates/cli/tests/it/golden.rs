@@ -26,7 +26,7 @@ fn golden_dir() -> PathBuf {
 }
 
 /// Compares `actual` with the golden `name`; with `PICOCLAW_BLESS=1` rewrites it instead.
-fn assert_golden(name: &str, actual: &str) {
+pub(crate) fn assert_golden(name: &str, actual: &str) {
     for secret in SECRETS {
         assert!(!actual.contains(secret), "{name}: the output shows a secret:\n{actual}");
     }

@@ -39,5 +39,6 @@ mod security;
 mod service;
 mod token;
 mod token_live;
+mod tui;
 mod untrusted_inputs;
 mod upstream;
