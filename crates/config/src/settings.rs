@@ -59,6 +59,9 @@ pub struct GatewaySettings {
     pub hot_reload: bool,
     /// Drain bound on shutdown.
     pub shutdown_timeout: Duration,
+    /// How long the old value of a secret file (`_FILE`, `$CREDENTIALS_DIRECTORY`) stays
+    /// valid after the file changed.
+    pub rotation_grace: Duration,
     /// Peers whose `X-Forwarded-For` is believed (rate limits count the real client).
     pub trusted_proxies: Cidrs,
 }
@@ -229,6 +232,7 @@ impl Settings {
                 log_level: r.log_level(&schema::GATEWAY_LOG_LEVEL)?,
                 hot_reload: r.bool(&schema::GATEWAY_HOT_RELOAD)?,
                 shutdown_timeout: r.secs(&schema::GATEWAY_SHUTDOWN_TIMEOUT)?,
+                rotation_grace: r.secs(&schema::GATEWAY_ROTATION_GRACE)?,
                 trusted_proxies: r.cidrs(&schema::GATEWAY_TRUSTED_PROXIES)?,
             },
             pico: PicoSettings {
