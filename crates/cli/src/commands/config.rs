@@ -148,9 +148,7 @@ pub fn env() -> Result<ExitCode> {
                 file,
                 "file".into(),
                 "-".into(),
-                format!(
-                    "absolute path of a file holding {env} (or $CREDENTIALS_DIRECTORY/{credential})"
-                ),
+                format!("absolute path of a file holding {env} (or $CREDENTIALS_DIRECTORY/{credential})"),
             ]);
         }
     }

@@ -28,6 +28,7 @@ mod launcher;
 mod launcher_security;
 mod pico_client;
 mod protocol;
+mod secret_files;
 mod security;
 mod service;
 mod token;
