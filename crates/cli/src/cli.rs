@@ -290,6 +290,12 @@ pub enum ServiceCommand {
         /// Replace a unit at the same path that picoclaw did not write.
         #[arg(long)]
         force: bool,
+        /// Hand the gateway its secrets as systemd credentials: one `LoadCredential=` per
+        /// file found in $PICOCLAW_HOME/credentials/ (picoclaw-gateway-token,
+        /// picoclaw-pico-token, picoclaw-pico-client-token, picoclaw-api-key). The unit holds
+        /// the paths, never a value.
+        #[arg(long, conflicts_with = "launchd")]
+        credentials: bool,
     },
     /// Stop and disable the service, and remove the unit.
     Uninstall {
