@@ -238,7 +238,7 @@ impl Settings {
             pico: PicoSettings {
                 enabled: r.bool(&schema::CHANNELS_PICO_ENABLED)?,
                 allow_token_query: r.bool(&schema::CHANNELS_PICO_ALLOW_TOKEN_QUERY)?,
-                allow_origins: r.list(&schema::CHANNELS_PICO_ALLOW_ORIGINS)?,
+                allow_origins: r.origins(&schema::CHANNELS_PICO_ALLOW_ORIGINS)?,
                 ping_interval: r.secs(&schema::CHANNELS_PICO_PING_INTERVAL)?,
                 read_timeout: r.secs(&schema::CHANNELS_PICO_READ_TIMEOUT)?,
                 write_timeout: r.secs(&schema::CHANNELS_PICO_WRITE_TIMEOUT)?,
@@ -376,6 +376,23 @@ impl Reader<'_> {
                 .collect(),
             Some(_) => Err(self.expected(key)),
         }
+    }
+
+    fn origins(&self, key: &Key) -> Result<Vec<String>, ConfigError> {
+        let list = self.list(key)?;
+        for entry in &list {
+            if let Err(why) = crate::origin::check_pattern(entry) {
+                // An origin is not a secret: name it.
+                return Err(self.invalid(
+                    key,
+                    format!(
+                        "the entry {entry:?} is not an origin pattern: {why}; expected {}",
+                        crate::origin::EXPECTED
+                    ),
+                ));
+            }
+        }
+        Ok(list)
     }
 
     fn host(&self, key: &Key) -> Result<Host, ConfigError> {

@@ -26,6 +26,7 @@ mod golden;
 mod history;
 mod launcher;
 mod launcher_security;
+mod origins;
 mod pico_client;
 mod protocol;
 mod secret_files;
