@@ -34,5 +34,6 @@ mod security;
 mod service;
 mod token;
 mod token_live;
+mod tunnels;
 mod untrusted_inputs;
 mod upstream;
