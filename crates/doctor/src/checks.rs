@@ -382,7 +382,13 @@ fn secret_in_url(settings: &Settings, creds: &Credentials, out: &mut Vec<Finding
 
 fn shadows(creds: &Credentials, out: &mut Vec<Finding>) {
     for w in creds.shadow_warnings() {
-        let Source::Env(name) = &w.winner else { continue };
+        // A variable, a `_FILE` variable or the systemd credentials directory: all are
+        // absent from processes started elsewhere, which then resolve the file's value.
+        let name = match &w.winner {
+            Source::Env(name) | Source::EnvFile(name) => *name,
+            Source::Credential(_) => picoclaw_config::schema::CREDENTIALS_DIRECTORY,
+            _ => continue,
+        };
         out.push(
             Finding::new(Code::EnvShadowsFile, Severity::Warning, w.key.clone())
                 .message(format!(

@@ -312,3 +312,22 @@ fn subpath_secret_mounts_and_a_read_only_security_file_are_reported() {
     assert_eq!(codes(&out), [Code::SecurityFileReadOnly]);
     assert!(!out[0].message.contains(STRONG));
 }
+
+#[test]
+fn a_secret_file_shadowing_security_yml_is_a_warning_too() {
+    let home = Home::new();
+    home.security(&format!("gateway:\n  token: \"{STRONG}\"\n"));
+    home.write("outside/gw-token", OTHER, 0o600);
+    let file = home.path().join("outside/gw-token");
+    let env = home.env().with("PICOCLAW_GATEWAY_TOKEN_FILE", file.display().to_string());
+    let found = diagnose(&env);
+    let f = one(&found, Code::EnvShadowsFile);
+    assert!(f.message.contains("file:$PICOCLAW_GATEWAY_TOKEN_FILE"), "{}", f.message);
+    assert!(f.fix.contains("PICOCLAW_GATEWAY_TOKEN_FILE"), "{}", f.fix);
+    assert_clean(&found, &[STRONG, OTHER]);
+    let creds = home.path().join("creds");
+    home.write("creds/picoclaw-gateway-token", OTHER, 0o600);
+    let env = home.env().with("CREDENTIALS_DIRECTORY", creds.display().to_string());
+    let f = one(&diagnose(&env), Code::EnvShadowsFile).clone();
+    assert!(f.message.contains("credential:picoclaw-gateway-token"), "{}", f.message);
+}
