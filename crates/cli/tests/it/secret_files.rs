@@ -271,3 +271,24 @@ fn token_rotate_refuses_a_file_managed_secret() {
     let security = std::fs::read_to_string(home.file(".security.yml")).unwrap_or_default();
     assert!(!security.contains("pico"), "nothing was written to .security.yml: {security}");
 }
+
+#[tokio::test]
+async fn a_removed_systemd_credential_never_falls_back_to_security_yml() {
+    let creds = tempfile::tempdir().unwrap();
+    let file = creds.path().join("picoclaw-pico-token");
+    std::fs::write(&file, OLD).unwrap();
+    let home = pico_home().env("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap());
+    home.write_security(&format!("channels:\n  pico:\n    token: \"{NEW}\"\n"));
+    let gw = home.spawn_gateway(&[]);
+    assert!(accepted(&gw, OLD).await && !accepted(&gw, NEW).await, "the credential wins over .security.yml");
+    std::fs::remove_file(&file).unwrap();
+    replace_noop(&home);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !home.gateway_stderr().contains("credential:picoclaw-pico-token is gone") {
+        assert!(Instant::now() < deadline, "no rejected reload logged: {}", home.gateway_stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(accepted(&gw, OLD).await, "the last good value stays");
+    assert!(!accepted(&gw, NEW).await, "no silent fall back to .security.yml");
+    assert_no_token_in_logs(&home);
+}
