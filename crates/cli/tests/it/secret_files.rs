@@ -292,3 +292,22 @@ async fn a_removed_systemd_credential_never_falls_back_to_security_yml() {
     assert!(!accepted(&gw, NEW).await, "no silent fall back to .security.yml");
     assert_no_token_in_logs(&home);
 }
+
+#[tokio::test]
+async fn the_launcher_token_can_come_from_a_file_and_is_never_shown() {
+    use crate::launcher_support;
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("launcher-token");
+    std::fs::write(&file, format!("{NEW}\n")).unwrap();
+    let home = launcher_support::home().env("PICOCLAW_LAUNCHER_TOKEN_FILE", file.to_str().unwrap());
+    let mut l = launcher_support::start(&home, &[]);
+    let console = l.stdout();
+    assert!(console.contains("token from file:$PICOCLAW_LAUNCHER_TOKEN_FILE (not shown)"), "{console}");
+    assert!(!console.contains(NEW), "{console}");
+    assert_eq!(launcher_support::login(&l, "not-the-token-0000000000000000").await.status, 401);
+    assert_eq!(launcher_support::login(&l, NEW).await.status, 200, "the file's token logs in");
+    l.stop();
+    assert!(!l.stderr().contains(NEW), "the token never reaches the launcher's log");
+    let config = std::fs::read_to_string(home.file("launcher-config.json")).unwrap_or_default();
+    assert!(!config.contains(NEW), "the file's token is never persisted: {config}");
+}
