@@ -6,8 +6,11 @@
    configMapGenerator with a content-hash suffix).
 2. Validate every object against the Kubernetes OpenAPI schemas (`kubernetes-validate`,
    strict: unknown fields are errors).
-3. Check picoclaw's deployment rules: tokens only in the Secret, delivered as the
-   environment variables picoclaw reads (checked against `picoclaw config env`); the
+3. Check picoclaw's deployment rules: tokens only in the Secret, delivered either as
+   files of the Secret mounted as a directory (a `_FILE` variable picoclaw reads, pointing
+   into the mount; never a `subPath` mount, which the kubelet does not update —
+   kubernetes#50345) or as `secretKeyRef` variables, every name checked against
+   `picoclaw config env`; the
    ConfigMap's config.json holds no secret and loads in picoclaw; no init container;
    readiness on /ready and liveness on /health; non-root.
 
@@ -69,15 +72,18 @@ def kubectl_render(root):
 
 
 def secret_env_names(picoclaw):
+    """(every variable, secret-value variables, secret-file variables)."""
     out = subprocess.run([picoclaw, "config", "env"], capture_output=True, text=True, check=True).stdout
-    names, secrets = set(), set()
+    names, secrets, files = set(), set(), set()
     for line in out.splitlines()[1:]:
         cols = line.split()
         if len(cols) >= 3:
             names.add(cols[0])
             if cols[2] == "secret":
                 secrets.add(cols[0])
-    return names, secrets
+            if cols[2] == "file":
+                files.add(cols[0])
+    return names, secrets, files
 
 
 def fail(errors, msg):
@@ -93,12 +99,11 @@ def check(docs, picoclaw, errors):
             fail(errors, f"no {kind} rendered")
     if errors:
         return
-    names, secret_names = secret_env_names(picoclaw) if picoclaw else (None, None)
+    names, secret_names, file_names = secret_env_names(picoclaw) if picoclaw else (None, None, None)
 
     secret = by_kind["Secret"][0]
+    secret_name = secret["metadata"]["name"]
     secret_keys = set((secret.get("stringData") or {}).keys()) | set((secret.get("data") or {}).keys())
-    if secret_names is not None and not secret_keys <= secret_names:
-        fail(errors, f"Secret keys {sorted(secret_keys - secret_names)} are not picoclaw secret variables")
 
     cm = by_kind["ConfigMap"][0]
     config_text = cm["data"]["config.json"]
@@ -136,19 +141,51 @@ def check(docs, picoclaw, errors):
     for vol in pod.get("volumes", []):
         if "configMap" in vol and vol["configMap"]["name"] not in cm_names:
             fail(errors, f"volume {vol['name']} names a ConfigMap that is not rendered")
+    # Volumes that carry the Secret (a secret volume or a projected one with it).
+    def projects_secret(vol):
+        if (vol.get("secret") or {}).get("secretName") == secret_name:
+            return True
+        sources = (vol.get("projected") or {}).get("sources") or []
+        return any((src.get("secret") or {}).get("name") == secret_name for src in sources)
+
+    secret_volumes = {v["name"] for v in pod.get("volumes", []) if projects_secret(v)}
     for c in pod["containers"]:
         env = {e["name"]: e for e in c.get("env", [])}
+        mounts = [m for m in c.get("volumeMounts", []) if m["name"] in secret_volumes]
+        for m in mounts:
+            if m.get("subPath") or m.get("subPathExpr"):
+                fail(
+                    errors,
+                    f"container {c['name']} mounts the Secret with subPath at {m['mountPath']}: subPath mounts "
+                    "never see an updated Secret (kubernetes#50345); mount the directory and use a _FILE variable",
+                )
+        delivered = set()
+        for name, e in env.items():
+            if not name.endswith("_FILE") or not name.startswith("PICOCLAW_"):
+                continue
+            if file_names is not None and name not in file_names:
+                continue  # reported below as a variable picoclaw does not read
+            path = e.get("value", "")
+            dirs = [m["mountPath"].rstrip("/") + "/" for m in mounts]
+            inside = [d for d in dirs if path.startswith(d)]
+            if not inside:
+                fail(errors, f"{name}={path!r} is not a file of the mounted Secret {secret_name}")
+                continue
+            delivered.add(path[len(inside[0]):])
+        for name, e in env.items():
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            if ref and ref.get("name") == secret_name:
+                delivered.add(ref.get("key"))
         for name, e in env.items():
             if names is not None and name.startswith("PICOCLAW_") and name not in names:
                 fail(errors, f"container {c['name']} sets {name}, which picoclaw does not read")
             is_secret = (secret_names is not None and name in secret_names) or name.endswith(("_TOKEN", "_API_KEY"))
             if is_secret:
                 ref = e.get("valueFrom", {}).get("secretKeyRef")
-                if "value" in e or not ref or ref.get("name") != secret["metadata"]["name"]:
-                    fail(errors, f"{name} must come from the Secret {secret['metadata']['name']}")
-        for key in secret_keys:
-            if key not in env:
-                fail(errors, f"Secret key {key} is not delivered to container {c['name']}")
+                if "value" in e or not ref or ref.get("name") != secret_name:
+                    fail(errors, f"{name} must come from the Secret {secret_name}")
+        for key in sorted(secret_keys - delivered):
+            fail(errors, f"Secret key {key} is not delivered to container {c['name']} (as a _FILE file or secretKeyRef)")
         if c.get("envFrom"):
             fail(errors, "use explicit env entries, so every variable is named")
         ready = c.get("readinessProbe", {}).get("httpGet", {}).get("path")

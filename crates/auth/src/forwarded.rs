@@ -9,6 +9,14 @@
 //! a header that is not ASCII make the chain unparseable, and the request is then counted
 //! as [`UNPARSEABLE_CHAIN`] — one untrusted, non-loopback address shared by every such
 //! request — never as the proxy's own (often loopback) address.
+//!
+//! **Forwarded headers from an untrusted peer are never local.** A tunnel daemon on the
+//! same host (cloudflared, `tailscale serve`, ngrok) connects from 127.0.0.1 on behalf of
+//! remote users and says so in [`FORWARDING_HEADERS`]. When a loopback peer that is not a
+//! trusted proxy sends any of them, the request is counted as [`UNPARSEABLE_CHAIN`] too:
+//! not loopback, so no loopback exemption (`launcher.allow_localhost_bypass`) applies and
+//! `allowed_cidrs` cannot be bypassed through a local tunnel. List the tunnel's address in
+//! `trusted_proxies` to have its `X-Forwarded-For` believed instead.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -19,6 +27,21 @@ use picoclaw_config::{Cidrs, canonical};
 /// is counted as (`0.0.0.0`): not loopback, in no allowed network unless `0.0.0.0/0` is,
 /// and one limiter client for all such requests.
 pub const UNPARSEABLE_CHAIN: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+/// Headers that say a request was relayed for someone else (standard, de-facto and the
+/// ones cloudflared and Tailscale Serve add).
+pub const FORWARDING_HEADERS: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "cf-ray",
+    "tailscale-user-login",
+];
 
 /// Where a request came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +57,10 @@ pub struct ClientAddr {
 pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &Cidrs) -> ClientAddr {
     let peer = canonical(peer);
     if !trusted.contains(peer) {
+        if peer.is_loopback() && FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h)) {
+            // A same-host tunnel relaying a remote user: never local (module docs).
+            return ClientAddr { ip: UNPARSEABLE_CHAIN, via_proxy: false };
+        }
         return ClientAddr { ip: peer, via_proxy: false };
     }
     let unparseable = ClientAddr { ip: UNPARSEABLE_CHAIN, via_proxy: true };
@@ -85,8 +112,33 @@ mod tests {
     fn an_untrusted_peer_is_the_client_whatever_it_sends() {
         let c = client_addr(ip("203.0.113.5"), &headers(&["198.51.100.1"]), &proxied());
         assert_eq!(c, ClientAddr { ip: ip("203.0.113.5"), via_proxy: false });
-        let c = client_addr(ip("127.0.0.1"), &headers(&["198.51.100.1"]), &Cidrs::default());
-        assert_eq!(c.ip, ip("127.0.0.1"), "no trusted proxies: the header is ignored");
+        let c = client_addr(ip("127.0.0.1"), &HeaderMap::new(), &Cidrs::default());
+        assert_eq!(c.ip, ip("127.0.0.1"), "a local client without forwarding headers is local");
+    }
+
+    #[test]
+    fn forwarded_headers_from_an_untrusted_loopback_peer_are_never_local() {
+        for (name, value) in [
+            ("x-forwarded-for", "198.51.100.1"),
+            ("cf-connecting-ip", "198.51.100.1"),
+            ("forwarded", "for=198.51.100.1"),
+            ("tailscale-user-login", "alice@example.com"),
+            ("x-forwarded-for", "127.0.0.1"),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_static(value));
+            for peer in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+                let c = client_addr(ip(peer), &h, &Cidrs::default());
+                assert_eq!(c, ClientAddr { ip: UNPARSEABLE_CHAIN, via_proxy: false }, "{peer} {name}");
+                assert!(!c.ip.is_loopback());
+            }
+            // A trusted tunnel is believed instead; a remote peer is itself.
+            let trusted = Cidrs::parse(["127.0.0.1/32"]).unwrap();
+            if name == "x-forwarded-for" && value != "127.0.0.1" {
+                assert_eq!(client_addr(ip("127.0.0.1"), &h, &trusted).ip, ip(value));
+            }
+            assert_eq!(client_addr(ip("203.0.113.5"), &h, &Cidrs::default()).ip, ip("203.0.113.5"));
+        }
     }
 
     #[test]

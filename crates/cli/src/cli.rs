@@ -395,6 +395,12 @@ pub enum ServiceCommand {
         /// with a warning.
         #[arg(long, value_name = "PATH")]
         binary: Option<PathBuf>,
+        /// Hand the gateway its secrets as systemd credentials: one `LoadCredential=` per
+        /// file found in $PICOCLAW_HOME/credentials/ (picoclaw-gateway-token,
+        /// picoclaw-pico-token, picoclaw-pico-client-token, picoclaw-api-key). The unit holds
+        /// the paths, never a value.
+        #[arg(long, conflicts_with = "launchd")]
+        credentials: bool,
     },
     /// Stop and disable the service, and remove the unit.
     Uninstall {

@@ -41,6 +41,24 @@ pub enum ConfigError {
         /// The value, only for non-secret keys.
         value: Option<String>,
     },
+    /// A secret is given both as a value and as a file.
+    #[error(
+        "both {value} and {file} are set: set one of them ({value} holds the secret itself, {file} the absolute path of a file holding it)"
+    )]
+    EnvConflict {
+        /// The value variable.
+        value: &'static str,
+        /// The `_FILE` variable.
+        file: &'static str,
+    },
+    /// A variable that must hold an absolute path does not.
+    #[error("environment variable {name}: expected an absolute path, got {value:?}")]
+    NotAbsolute {
+        /// The variable.
+        name: &'static str,
+        /// Its value (a path, not a secret).
+        value: String,
+    },
     /// A combination of values that cannot work.
     #[error("{key} (from {origin}): {message}")]
     Invalid {

@@ -111,11 +111,34 @@ impl Layers {
         let launcher = load_file(&paths.launcher_file(), FileKind::LauncherJson, &mut warnings)?;
 
         let mut env_values = Vec::new();
+        let credentials_dir = absolute_var(env, schema::CREDENTIALS_DIRECTORY)?;
         for key in schema::KEYS {
             let Some(name) = key.env else { continue };
-            let Some(raw) = env.var(name) else { continue };
-            if let Some(value) = parse_env(key, name, &raw)? {
+            let value = match env.var(name) {
+                Some(raw) => parse_env(key, name, &raw)?,
+                None => None,
+            };
+            let file = match key.env_file {
+                Some(file_var) => absolute_var(env, file_var)?.map(|path| (file_var, path)),
+                None => None,
+            };
+            if let (Some(_), Some((file_var, _))) = (&value, &file) {
+                return Err(ConfigError::EnvConflict { value: name, file: file_var });
+            }
+            if let Some(value) = value {
                 env_values.push((key.path, Source::Env(name), value));
+            }
+            // File references: the value is the file's path; the credentials crate reads it.
+            if let Some((file_var, path)) = file {
+                env_values.push((key.path, Source::EnvFile(file_var), path_value(&path)));
+            }
+            if let (Some(dir), Some(credential)) = (&credentials_dir, key.credential) {
+                let path = dir.join(credential);
+                // Present while the name exists (a dangling symlink counts: reading it is
+                // then an error, never a silent fall back to a lower source).
+                if std::fs::symlink_metadata(&path).is_ok() {
+                    env_values.push((key.path, Source::Credential(credential), path_value(&path)));
+                }
             }
         }
         let flag_values = schema::KEYS
@@ -352,6 +375,20 @@ fn validate(path: &Path, text: &str, kind: FileKind) -> Result<Vec<ConfigWarning
     let (root, mut warnings) = parse_text(path, text, kind)?;
     warnings.extend(upstream::collect(&root, kind, path)?.1);
     Ok(warnings)
+}
+
+/// A variable holding an absolute path; unset or empty is `None`.
+fn absolute_var(env: &dyn EnvSource, name: &'static str) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(raw) = env.var(name).filter(|v| !v.trim().is_empty()) else { return Ok(None) };
+    let path = PathBuf::from(raw.trim());
+    if !path.is_absolute() {
+        return Err(ConfigError::NotAbsolute { name, value: raw });
+    }
+    Ok(Some(path))
+}
+
+fn path_value(path: &Path) -> Value {
+    Value::from(path.to_string_lossy().into_owned())
 }
 
 fn parse_env(key: &Key, name: &'static str, raw: &str) -> Result<Option<Value>, ConfigError> {

@@ -24,6 +24,7 @@ mod env;
 mod error;
 pub mod files;
 mod layers;
+pub mod origin;
 mod paths;
 pub mod providers;
 pub mod schema;

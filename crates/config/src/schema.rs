@@ -166,6 +166,12 @@ pub struct Key {
     pub default: Default,
     /// One line for `picoclaw config env`.
     pub doc: &'static str,
+    /// For a secret: the variable naming a file that holds it (`PICOCLAW_GATEWAY_TOKEN_FILE`),
+    /// written out in full like `env`.
+    pub env_file: Option<&'static str>,
+    /// For a secret: its file name in a systemd credentials directory
+    /// (`$CREDENTIALS_DIRECTORY/picoclaw-gateway-token`, `LoadCredential=`).
+    pub credential: Option<&'static str>,
 }
 
 impl Key {
@@ -173,6 +179,25 @@ impl Key {
     pub fn is_secret(&self) -> bool {
         self.kind == Kind::Secret
     }
+
+    /// The same key, readable from a file too: `env_file` names the variable holding the
+    /// file's path, `credential` the file's name in `$CREDENTIALS_DIRECTORY`.
+    const fn readable_from_files(self, env_file: &'static str, credential: &'static str) -> Key {
+        Key { env_file: Some(env_file), credential: Some(credential), ..self }
+    }
+}
+
+/// The variable systemd sets to the directory of a unit's credentials (`LoadCredential=`,
+/// `SetCredential=`, `ImportCredential=`).
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
+/// The largest secret file read (a token or API key is far smaller; a larger file is
+/// refused, not truncated).
+pub const SECRET_FILE_MAX_BYTES: u64 = 16 * 1024;
+
+/// Secrets that can come from a file, as `(variable, credential name, key path)`.
+pub fn secret_files() -> impl Iterator<Item = (&'static str, &'static str, &'static Key)> {
+    KEYS.iter().filter_map(|k| Some((k.env_file?, k.credential?, k)))
 }
 
 const fn key(
@@ -183,7 +208,18 @@ const fn key(
     default: Default,
     doc: &'static str,
 ) -> Key {
-    Key { path, home: Home::Config, file_key: path, env, flag, kind, default, doc }
+    Key {
+        path,
+        home: Home::Config,
+        file_key: path,
+        env,
+        flag,
+        kind,
+        default,
+        doc,
+        env_file: None,
+        credential: None,
+    }
 }
 
 const fn launcher_key(
@@ -195,7 +231,18 @@ const fn launcher_key(
     default: Default,
     doc: &'static str,
 ) -> Key {
-    Key { path, home: Home::Launcher, file_key, env, flag, kind, default, doc }
+    Key {
+        path,
+        home: Home::Launcher,
+        file_key,
+        env,
+        flag,
+        kind,
+        default,
+        doc,
+        env_file: None,
+        credential: None,
+    }
 }
 
 /// `gateway.host`.
@@ -226,7 +273,8 @@ pub const GATEWAY_TOKEN: Key = key(
     Kind::Secret,
     Default::None,
     "gateway token: accepted on every gateway endpoint, including /pico/ws",
-);
+)
+.readable_from_files("PICOCLAW_GATEWAY_TOKEN_FILE", "picoclaw-gateway-token");
 
 /// `gateway.log_level`.
 pub const GATEWAY_LOG_LEVEL: Key = key(
@@ -256,6 +304,16 @@ pub const GATEWAY_SHUTDOWN_TIMEOUT: Key = key(
     Kind::Seconds,
     Default::Int(10),
     "seconds to drain connections on SIGTERM before closing them",
+);
+
+/// `gateway.rotation_grace`.
+pub const GATEWAY_ROTATION_GRACE: Key = key(
+    "gateway.rotation_grace",
+    Some("PICOCLAW_GATEWAY_ROTATION_GRACE"),
+    None,
+    Kind::Seconds,
+    Default::Int(300),
+    "seconds the old value of a secret file stays valid after the file changes (_FILE, credentials dir)",
 );
 
 /// `gateway.trusted_proxies`.
@@ -296,7 +354,8 @@ pub const CHANNELS_PICO_TOKEN: Key = key(
     Kind::Secret,
     Default::None,
     "pico token: accepted on the chat endpoints (/pico/ws, /pico/media, /v1, its own history)",
-);
+)
+.readable_from_files("PICOCLAW_CHANNELS_PICO_TOKEN_FILE", "picoclaw-pico-token");
 
 /// `channels.pico.allow_token_query`.
 pub const CHANNELS_PICO_ALLOW_TOKEN_QUERY: Key = key(
@@ -426,7 +485,8 @@ pub const CHANNELS_PICO_CLIENT_TOKEN: Key = key(
     Kind::Secret,
     Default::None,
     "token sent to the remote Pico server as a Bearer header",
-);
+)
+.readable_from_files("PICOCLAW_CHANNELS_PICO_CLIENT_TOKEN_FILE", "picoclaw-pico-client-token");
 
 /// `channels.pico_client.session_id`.
 pub const CHANNELS_PICO_CLIENT_SESSION_ID: Key = key(
@@ -476,7 +536,8 @@ pub const AGENTS_DEFAULTS_API_KEY: Key = key(
     Kind::Secret,
     Default::None,
     "API key for the default model (overrides .security.yml model_list.<name>.api_keys)",
-);
+)
+.readable_from_files("PICOCLAW_AGENTS_DEFAULTS_API_KEY_FILE", "picoclaw-api-key");
 
 /// `agents.defaults.history_messages`.
 pub const AGENTS_DEFAULTS_HISTORY_MESSAGES: Key = key(
@@ -635,7 +696,8 @@ pub const LAUNCHER_TOKEN: Key = launcher_key(
     Kind::Secret,
     Default::None,
     "dashboard login token (random and persisted when unset)",
-);
+)
+.readable_from_files("PICOCLAW_LAUNCHER_TOKEN_FILE", "picoclaw-launcher-token");
 
 /// `launcher.token_generated`: the fingerprint (first 8 hex of its SHA-256, not a secret)
 /// of the dashboard token picoclaw generated. While it matches `launcher_token`, the token
@@ -658,6 +720,7 @@ pub static KEYS: &[Key] = &[
     GATEWAY_LOG_LEVEL,
     GATEWAY_HOT_RELOAD,
     GATEWAY_SHUTDOWN_TIMEOUT,
+    GATEWAY_ROTATION_GRACE,
     GATEWAY_TRUSTED_PROXIES,
     GATEWAY_BASE_PATH,
     CHANNELS_PICO_ENABLED,

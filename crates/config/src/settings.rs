@@ -59,6 +59,9 @@ pub struct GatewaySettings {
     pub hot_reload: bool,
     /// Drain bound on shutdown.
     pub shutdown_timeout: Duration,
+    /// How long the old value of a secret file (`_FILE`, `$CREDENTIALS_DIRECTORY`) stays
+    /// valid after the file changed.
+    pub rotation_grace: Duration,
     /// Peers whose `X-Forwarded-For` is believed (rate limits count the real client).
     pub trusted_proxies: Cidrs,
     /// A prefix every endpoint is also served under (beside the root).
@@ -250,13 +253,14 @@ impl Settings {
                 log_level: r.log_level(&schema::GATEWAY_LOG_LEVEL)?,
                 hot_reload: r.bool(&schema::GATEWAY_HOT_RELOAD)?,
                 shutdown_timeout: r.secs(&schema::GATEWAY_SHUTDOWN_TIMEOUT)?,
+                rotation_grace: r.secs(&schema::GATEWAY_ROTATION_GRACE)?,
                 trusted_proxies: r.cidrs(&schema::GATEWAY_TRUSTED_PROXIES)?,
                 base_path: r.base_path(&schema::GATEWAY_BASE_PATH)?,
             },
             pico: PicoSettings {
                 enabled: r.bool(&schema::CHANNELS_PICO_ENABLED)?,
                 allow_token_query: r.bool(&schema::CHANNELS_PICO_ALLOW_TOKEN_QUERY)?,
-                allow_origins: r.list(&schema::CHANNELS_PICO_ALLOW_ORIGINS)?,
+                allow_origins: r.origins(&schema::CHANNELS_PICO_ALLOW_ORIGINS)?,
                 ping_interval: r.secs(&schema::CHANNELS_PICO_PING_INTERVAL)?,
                 read_timeout: r.secs(&schema::CHANNELS_PICO_READ_TIMEOUT)?,
                 write_timeout: r.secs(&schema::CHANNELS_PICO_WRITE_TIMEOUT)?,
@@ -395,6 +399,23 @@ impl Reader<'_> {
                 .collect(),
             Some(_) => Err(self.expected(key)),
         }
+    }
+
+    fn origins(&self, key: &Key) -> Result<Vec<String>, ConfigError> {
+        let list = self.list(key)?;
+        for entry in &list {
+            if let Err(why) = crate::origin::check_pattern(entry) {
+                // An origin is not a secret: name it.
+                return Err(self.invalid(
+                    key,
+                    format!(
+                        "the entry {entry:?} is not an origin pattern: {why}; expected {}",
+                        crate::origin::EXPECTED
+                    ),
+                ));
+            }
+        }
+        Ok(list)
     }
 
     fn host(&self, key: &Key) -> Result<Host, ConfigError> {

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// The origin of one resolved value. Displayed as `flag:--port`, `env:NAME`,
-/// `.security.yml:key`, `config.json:key`, `launcher-config.json:key`, `default` or
+/// `file:$NAME`, `credential:name`, `.security.yml:key`, `config.json:key`, `launcher-config.json:key`, `default` or
 /// `generated:file`. Never carries the value itself.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -12,6 +12,12 @@ pub enum Source {
     Flag(&'static str),
     /// An environment variable, by name.
     Env(&'static str),
+    /// A file named by an environment variable (`PICOCLAW_GATEWAY_TOKEN_FILE`), by the
+    /// variable's name: shown as `file:$PICOCLAW_GATEWAY_TOKEN_FILE`.
+    EnvFile(&'static str),
+    /// A file of the systemd credentials directory (`$CREDENTIALS_DIRECTORY`), by its
+    /// credential name: shown as `credential:picoclaw-pico-token`.
+    Credential(&'static str),
     /// A key of `.security.yml`.
     SecurityFile(String),
     /// A key of `config.json`.
@@ -30,12 +36,15 @@ pub enum Source {
 }
 
 impl Source {
-    /// A short, stable name for the kind of source: `flag`, `env`, `.security.yml`,
+    /// A short, stable name for the kind of source: `flag`, `env`, `env-file`,
+    /// `credential`, `.security.yml`,
     /// `config.json`, `launcher-config.json`, `default`, `generated`, `pid-file`.
     pub fn kind(&self) -> &'static str {
         match self {
             Source::Flag(_) => "flag",
             Source::Env(_) => "env",
+            Source::EnvFile(_) => "env-file",
+            Source::Credential(_) => "credential",
             Source::SecurityFile(_) => ".security.yml",
             Source::ConfigFile(_) => "config.json",
             Source::LauncherFile(_) => "launcher-config.json",
@@ -44,6 +53,13 @@ impl Source {
             Source::PidFile => "pid-file",
             Source::LauncherAuthDb => "launcher-auth.db",
         }
+    }
+
+    /// True when the value is the content of a file someone else owns and rotates (a
+    /// `_FILE` variable or the systemd credentials directory): picoclaw reads and watches
+    /// it, never writes it.
+    pub fn is_secret_file(&self) -> bool {
+        matches!(self, Source::EnvFile(_) | Source::Credential(_))
     }
 
     /// True when the value lives in a file picoclaw may rewrite (not env, flag or default).
@@ -64,6 +80,8 @@ impl fmt::Display for Source {
         match self {
             Source::Flag(flag) => write!(f, "flag:{flag}"),
             Source::Env(name) => write!(f, "env:{name}"),
+            Source::EnvFile(name) => write!(f, "file:${name}"),
+            Source::Credential(name) => write!(f, "credential:{name}"),
             Source::SecurityFile(key) => write!(f, ".security.yml:{key}"),
             Source::ConfigFile(key) => write!(f, "config.json:{key}"),
             Source::LauncherFile(key) => write!(f, "launcher-config.json:{key}"),

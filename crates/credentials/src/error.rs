@@ -48,6 +48,17 @@ pub enum CredentialError {
         /// What is wrong (never the value).
         message: String,
     },
+    /// A secret file (`PICOCLAW_<NAME>_FILE`, `$CREDENTIALS_DIRECTORY/<name>`) that cannot
+    /// be used.
+    #[error("{origin} ({path}): {message}")]
+    SecretFile {
+        /// The source (`file:$PICOCLAW_GATEWAY_TOKEN_FILE`, `credential:picoclaw-pico-token`).
+        origin: String,
+        /// The file's path (not a secret).
+        path: String,
+        /// What is wrong (never the content).
+        message: String,
+    },
     /// A file that must be rewritten does not parse; it was left untouched.
     #[error("{path} does not parse ({message}); it was left untouched")]
     Unparseable {

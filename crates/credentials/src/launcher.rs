@@ -1,7 +1,8 @@
 //! The dashboard (launcher) token.
 //!
 //! Resolution, in order (seed 001, "Web Launcher Dashboard Token"):
-//! 1. `PICOCLAW_LAUNCHER_TOKEN` — never echoed, never persisted;
+//! 1. `PICOCLAW_LAUNCHER_TOKEN`, then the file `PICOCLAW_LAUNCHER_TOKEN_FILE` names, then
+//!    `$CREDENTIALS_DIRECTORY/picoclaw-launcher-token` — never echoed, never persisted;
 //! 2. `launcher_token` in `launcher-config.json`;
 //! 3. a random 256-bit token, persisted to `launcher-config.json` (0600) and reused on
 //!    the next start.
@@ -25,7 +26,9 @@ use crate::secret::Secret;
 /// The three origins seed 001 names for the dashboard token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// `PICOCLAW_LAUNCHER_TOKEN`.
+    /// `PICOCLAW_LAUNCHER_TOKEN`, or a file outside picoclaw's control
+    /// (`PICOCLAW_LAUNCHER_TOKEN_FILE`, the systemd credential): managed outside, so
+    /// never echoed and never replaced from the dashboard. `source` tells which.
     Env,
     /// `launcher-config.json` `launcher_token`.
     Config,
@@ -56,19 +59,24 @@ pub struct LauncherToken {
 }
 
 /// The launcher token if one is configured, without generating one (for `auth explain`).
-pub fn peek(layers: &Layers) -> Option<LauncherToken> {
-    let r = resolve(layers, &schema::LAUNCHER_TOKEN)?;
-    let value = r.value.as_str()?.trim();
-    if value.is_empty() {
-        return None;
-    }
-    let secret = Secret::new(value);
-    let (origin, source) = match r.source {
-        Source::Env(_) => (Origin::Env, r.source),
-        _ if generated(layers, &secret) => (Origin::Random, Source::Generated(FILE.to_owned())),
-        _ => (Origin::Config, r.source),
+pub fn peek(layers: &Layers) -> Result<Option<LauncherToken>, CredentialError> {
+    let Some(candidate) = layers.candidates(&schema::LAUNCHER_TOKEN).into_iter().next() else {
+        return Ok(None);
     };
-    Some(LauncherToken { secret, origin, source })
+    let Some(value) = candidate.value.as_str().map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let secret = if candidate.source.is_secret_file() {
+        crate::secret_file::read(&candidate.source, Path::new(value))?
+    } else {
+        Secret::new(value)
+    };
+    let (origin, source) = match candidate.source {
+        Source::Env(_) | Source::EnvFile(_) | Source::Credential(_) => (Origin::Env, candidate.source),
+        _ if generated(layers, &secret) => (Origin::Random, Source::Generated(FILE.to_owned())),
+        _ => (Origin::Config, candidate.source),
+    };
+    Ok(Some(LauncherToken { secret, origin, source }))
 }
 
 /// The file a generated token is persisted to, as sources name it.
@@ -84,7 +92,7 @@ fn generated(layers: &Layers, secret: &Secret) -> bool {
 
 /// The launcher token; generates and persists a random one when none is configured.
 pub fn resolve_or_create(layers: &Layers) -> Result<LauncherToken, CredentialError> {
-    if let Some(token) = peek(layers) {
+    if let Some(token) = peek(layers)? {
         return Ok(token);
     }
     let secret = Secret::generate()?;

@@ -29,6 +29,7 @@ pub mod password;
 mod resolve;
 pub mod runtime;
 mod secret;
+mod secret_file;
 pub mod store;
 pub mod strength;
 pub mod upstream;

@@ -30,6 +30,7 @@ pub struct Loaded {
     /// Every gateway-side secret, resolved.
     pub credentials: Credentials,
     layers: Layers,
+    launcher: Option<LauncherToken>,
     token_records: Value,
 }
 
@@ -44,6 +45,7 @@ pub fn load(paths: &Paths, env: &dyn EnvSource, flags: &Flags) -> Result<Loaded,
     let layers = Layers::load(paths, env, flags)?;
     let settings = Settings::resolve(&layers)?;
     let credentials = Credentials::resolve(&layers, &settings)?;
+    let launcher = launcher::peek(&layers)?;
     // Only the hash-only parts of `.security.yml`: the named-token records and the
     // digests of rotated values.
     let mut token_records = Map::new();
@@ -59,6 +61,7 @@ pub fn load(paths: &Paths, env: &dyn EnvSource, flags: &Flags) -> Result<Loaded,
         settings,
         credentials,
         layers,
+        launcher,
         token_records: Value::Object(token_records),
     })
 }
@@ -76,7 +79,7 @@ impl Loaded {
 
     /// The dashboard token, when one is configured (never generates one).
     pub fn launcher_token(&self) -> Option<LauncherToken> {
-        launcher::peek(&self.layers)
+        self.launcher.clone()
     }
 
     /// The dashboard token; a random one is generated and persisted when none is

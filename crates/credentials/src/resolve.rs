@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 
 use picoclaw_config::schema::{self, Key};
-use picoclaw_config::{Layers, Settings, Source, resolve, split_userinfo};
+use picoclaw_config::{Candidate, Layers, Settings, Source, resolve, split_userinfo};
 use serde_json::Value;
 
 use crate::error::CredentialError;
@@ -65,25 +66,34 @@ pub struct Credentials {
     pico_client: Option<Resolved>,
     pico_client_basic: Option<Resolved>,
     models: BTreeMap<String, ModelCredential>,
+    files: Vec<PathBuf>,
 }
 
 impl Credentials {
     /// Resolves every secret from `layers` (environment > `.security.yml` > `config.json`).
     /// `settings` supplies the model list. Empty values count as unset.
     pub fn resolve(layers: &Layers, settings: &Settings) -> Result<Credentials, CredentialError> {
+        let mut files = Vec::new();
         let mut models = BTreeMap::new();
         for model in &settings.models {
-            if let Some(cred) = model_credential(layers, settings, &model.model_name) {
+            if let Some(cred) = model_credential(layers, settings, &model.model_name, &mut files)? {
                 models.insert(model.model_name.clone(), cred);
             }
         }
         Ok(Credentials {
-            gateway: secret_key(layers, &schema::GATEWAY_TOKEN)?,
-            pico: secret_key(layers, &schema::CHANNELS_PICO_TOKEN)?,
-            pico_client: secret_key(layers, &schema::CHANNELS_PICO_CLIENT_TOKEN)?,
+            gateway: secret_key(layers, &schema::GATEWAY_TOKEN, &mut files)?,
+            pico: secret_key(layers, &schema::CHANNELS_PICO_TOKEN, &mut files)?,
+            pico_client: secret_key(layers, &schema::CHANNELS_PICO_CLIENT_TOKEN, &mut files)?,
             pico_client_basic: url_userinfo(layers, &schema::CHANNELS_PICO_CLIENT_URL),
             models,
+            files,
         })
+    }
+
+    /// The secret files in effect (`PICOCLAW_<NAME>_FILE`, `$CREDENTIALS_DIRECTORY/<name>`):
+    /// the gateway watches them (and their directories, for Kubernetes' `..data` swap).
+    pub fn secret_files(&self) -> &[PathBuf] {
+        &self.files
     }
 
     /// The gateway token (`PICOCLAW_GATEWAY_TOKEN` > `.security.yml` > `config.json`).
@@ -141,14 +151,45 @@ impl Credentials {
     }
 }
 
-fn secret_key(layers: &Layers, key: &Key) -> Result<Option<Resolved>, CredentialError> {
-    let Some(r) = resolve(layers, key) else { return Ok(None) };
-    let Some(value) = r.value.as_str().map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
-    let secret = match reference(layers, value, &r.source)? {
+fn secret_key(
+    layers: &Layers,
+    key: &Key,
+    files: &mut Vec<PathBuf>,
+) -> Result<Option<Resolved>, CredentialError> {
+    let mut candidates = layers.candidates(key).into_iter();
+    let Some(winner) = candidates.next() else { return Ok(None) };
+    let Some(secret) = value_of(layers, &winner, Some(files))? else { return Ok(None) };
+    // A lower source that cannot be read is shown as shadowing too (it is not in effect).
+    let shadowed = candidates
+        .filter(|c| c.source != Source::Default)
+        .filter(|c| !matches!(value_of(layers, c, None), Ok(Some(other)) if other.matches(secret.expose())))
+        .map(|c| c.source)
+        .collect();
+    Ok(Some(Resolved { secret, source: winner.source, shadowed }))
+}
+
+/// The secret of one candidate: a secret file's content, an upstream reference followed, or
+/// the value itself. `None` for a blank value. A file read is recorded in `files`.
+fn value_of(
+    layers: &Layers,
+    candidate: &Candidate<'_>,
+    files: Option<&mut Vec<PathBuf>>,
+) -> Result<Option<Secret>, CredentialError> {
+    let Some(value) = candidate.value.as_str().map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if candidate.source.is_secret_file() {
+        let path = PathBuf::from(value);
+        let secret = crate::secret_file::read(&candidate.source, &path)?;
+        if let Some(files) = files {
+            files.push(path);
+        }
+        return Ok(Some(secret));
+    }
+    Ok(Some(match reference(layers, value, &candidate.source)? {
         Some(followed) => followed,
         None => Secret::new(value),
-    };
-    Ok(Some(Resolved { secret, source: r.source, shadowed: r.shadowed }))
+    }))
 }
 
 /// Upstream PicoClaw's secret references, in a file value: `file://name` is the trimmed
@@ -239,17 +280,20 @@ fn keys_of(entry: &Value) -> Vec<Secret> {
 }
 
 /// Model key precedence: `PICOCLAW_AGENTS_DEFAULTS_API_KEY` (default model only) >
+/// `PICOCLAW_AGENTS_DEFAULTS_API_KEY_FILE` > `$CREDENTIALS_DIRECTORY/picoclaw-api-key` >
 /// `.security.yml model_list.<name>` > `config.json model_list[].api_key(s)`.
-fn model_credential(layers: &Layers, settings: &Settings, name: &str) -> Option<ModelCredential> {
+fn model_credential(
+    layers: &Layers,
+    settings: &Settings,
+    name: &str,
+    files: &mut Vec<PathBuf>,
+) -> Result<Option<ModelCredential>, CredentialError> {
     let mut found: Vec<(Source, Vec<Secret>)> = Vec::new();
     if settings.agents.default_model.as_deref() == Some(name)
-        && let Some((source, value)) = layers
-            .candidates(&schema::AGENTS_DEFAULTS_API_KEY)
-            .into_iter()
-            .next()
-            .and_then(|c| Some((c.source, c.value.as_str()?.to_owned())))
+        && let Some(candidate) = layers.candidates(&schema::AGENTS_DEFAULTS_API_KEY).into_iter().next()
+        && let Some(secret) = value_of(layers, &candidate, Some(files))?
     {
-        found.push((source, vec![Secret::new(value)]));
+        found.push((candidate.source, vec![secret]));
     }
     if let Some(entry) = layers.security_models().and_then(|m| m.get(name)) {
         let keys = keys_of(entry);
@@ -269,9 +313,9 @@ fn model_credential(layers: &Layers, settings: &Settings, name: &str) -> Option<
         }
     }
     let mut found = found.into_iter();
-    let (source, keys) = found.next()?;
+    let Some((source, keys)) = found.next() else { return Ok(None) };
     let shadowed = found.filter(|(_, other)| other != &keys).map(|(s, _)| s).collect();
-    Some(ModelCredential { keys, source, shadowed })
+    Ok(Some(ModelCredential { keys, source, shadowed }))
 }
 
 #[cfg(test)]
@@ -321,6 +365,49 @@ mod tests {
         let everything = format!("{settings:?} {creds:?} {:?}", settings.entries().collect::<Vec<_>>());
         assert!(!everything.contains("s3cr"), "{everything}");
         assert!(everything.contains("ws://al%69ce:***@127.0.0.1:9/pico"), "{everything}");
+    }
+
+    #[test]
+    fn secret_files_sit_between_env_and_security_yml_with_provenance() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::at(dir.path());
+        std::fs::write(paths.security_file(), "channels:\n  pico:\n    token: from-yml-5e1d7c3b9a2f4e68\n")
+            .unwrap();
+        let creds_dir = dir.path().join("creds");
+        std::fs::create_dir(&creds_dir).unwrap();
+        std::fs::write(creds_dir.join("picoclaw-pico-token"), "from-credential-7a9c1e3f5b2d4e60\n").unwrap();
+        let file = dir.path().join("pico.file");
+        std::fs::write(&file, "from-env-file-2c4e6a8b0d1f3e5a\n").unwrap();
+        let resolve_with = |env: MapEnv| {
+            let layers = Layers::load(&paths, &env, &Flags::new()).map_err(|e| e.to_string())?;
+            let settings = Settings::resolve(&layers).map_err(|e| e.to_string())?;
+            Credentials::resolve(&layers, &settings).map_err(|e| e.to_string())
+        };
+        let dir_env = MapEnv::new().with("CREDENTIALS_DIRECTORY", creds_dir.to_str().unwrap());
+        let creds = resolve_with(dir_env.clone()).unwrap();
+        let pico = creds.pico().unwrap();
+        assert!(pico.secret.matches("from-credential-7a9c1e3f5b2d4e60"));
+        assert_eq!(pico.source.to_string(), "credential:picoclaw-pico-token");
+        assert_eq!(pico.shadowed.len(), 1);
+        assert_eq!(creds.secret_files(), [creds_dir.join("picoclaw-pico-token")]);
+        let with_file = dir_env.with("PICOCLAW_CHANNELS_PICO_TOKEN_FILE", file.to_str().unwrap());
+        let creds = resolve_with(with_file.clone()).unwrap();
+        let pico = creds.pico().unwrap();
+        assert!(pico.secret.matches("from-env-file-2c4e6a8b0d1f3e5a"));
+        assert_eq!(pico.source.to_string(), "file:$PICOCLAW_CHANNELS_PICO_TOKEN_FILE");
+        assert_eq!(pico.shadowed.len(), 2);
+        let both =
+            resolve_with(with_file.with("PICOCLAW_CHANNELS_PICO_TOKEN", "x-9f8e7d6c5b4a3210")).unwrap_err();
+        assert!(
+            both.contains("PICOCLAW_CHANNELS_PICO_TOKEN and PICOCLAW_CHANNELS_PICO_TOKEN_FILE"),
+            "{both}"
+        );
+        let relative = resolve_with(MapEnv::new().with("PICOCLAW_GATEWAY_TOKEN_FILE", "token")).unwrap_err();
+        assert!(relative.contains("PICOCLAW_GATEWAY_TOKEN_FILE: expected an absolute path"), "{relative}");
+        // Same value in the file and in .security.yml: not a shadowing.
+        std::fs::write(&file, "from-yml-5e1d7c3b9a2f4e68").unwrap();
+        let env = MapEnv::new().with("PICOCLAW_CHANNELS_PICO_TOKEN_FILE", file.to_str().unwrap());
+        assert!(resolve_with(env).unwrap().pico().unwrap().shadowed.is_empty());
     }
 
     #[test]

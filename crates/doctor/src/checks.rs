@@ -54,6 +54,8 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
             secrets_in_config(loaded, &mut out);
             secret_in_url(settings, creds, &mut out);
             shadows(creds, &mut out);
+            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            secret_mounts(&paths, creds, &mountinfo, &mut out);
             exposure(settings, &mut out);
             weak(loaded, creds, &mut out);
             shared_tokens(creds, settings, &mut out);
@@ -380,7 +382,13 @@ fn secret_in_url(settings: &Settings, creds: &Credentials, out: &mut Vec<Finding
 
 fn shadows(creds: &Credentials, out: &mut Vec<Finding>) {
     for w in creds.shadow_warnings() {
-        let Source::Env(name) = &w.winner else { continue };
+        // A variable, a `_FILE` variable or the systemd credentials directory: all are
+        // absent from processes started elsewhere, which then resolve the file's value.
+        let name = match &w.winner {
+            Source::Env(name) | Source::EnvFile(name) => *name,
+            Source::Credential(_) => picoclaw_config::schema::CREDENTIALS_DIRECTORY,
+            _ => continue,
+        };
         out.push(
             Finding::new(Code::EnvShadowsFile, Severity::Warning, w.key.clone())
                 .message(format!(
@@ -390,6 +398,69 @@ fn shadows(creds: &Credentials, out: &mut Vec<Finding>) {
                     "keep one source: unset {name}, or put the same value in {}",
                     w.shadowed
                 )),
+        );
+    }
+}
+
+/// The mount points of `/proc/self/mountinfo` text (field 5, `\040`-style escapes decoded).
+fn mount_points(mountinfo: &str) -> Vec<std::path::PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| {
+            let decoded =
+                m.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\");
+            std::path::PathBuf::from(decoded)
+        })
+        .collect()
+}
+
+/// Kubernetes pitfalls of secrets on volumes (docs/deploy.md): a secret file or
+/// `.security.yml` mounted on its own (`subPath`: a bind mount of one file, never updated
+/// when the Secret changes, kubernetes#50345), and a `.security.yml` the gateway cannot
+/// write (a read-only mount, or a symlink into a Secret volume's `..data`). `mountinfo` is
+/// the text of `/proc/self/mountinfo` (empty where there is none).
+pub(crate) fn secret_mounts(paths: &Paths, creds: &Credentials, mountinfo: &str, out: &mut Vec<Finding>) {
+    let mounted = mount_points(mountinfo);
+    let security = paths.security_file();
+    let mut files: Vec<std::path::PathBuf> = creds.secret_files().to_vec();
+    if security.exists() {
+        files.push(security.clone());
+    }
+    for file in &files {
+        let is_file = std::fs::metadata(file).is_ok_and(|m| m.is_file());
+        if is_file && mounted.iter().any(|m| m == file) {
+            out.push(
+                Finding::new(Code::SecretMountSubpath, Severity::Warning, file.display().to_string())
+                    .message(format!(
+                        "{} is a single file mounted on its own (a Kubernetes subPath mount): it never sees an update of its source, so a rotated Secret does not reach the gateway until the pod is recreated (kubernetes#50345)",
+                        file.display()
+                    ))
+                    .fix("mount the Secret as a directory (no subPath) and point a PICOCLAW_<NAME>_FILE variable at the file inside it; keep .security.yml on a writable volume (docs/deploy.md)"),
+            );
+        }
+    }
+    let Ok(meta) = std::fs::symlink_metadata(&security) else { return };
+    let into_secret_volume = meta.file_type().is_symlink()
+        && std::fs::read_link(&security).is_ok_and(|t| t.components().any(|c| c.as_os_str() == "..data"));
+    // Opening for append writes nothing; it fails on a read-only mount (EROFS) or file.
+    let read_only = matches!(
+        std::fs::OpenOptions::new().append(true).open(&security),
+        Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem || e.kind() == std::io::ErrorKind::PermissionDenied
+    );
+    if into_secret_volume || read_only {
+        let why = if into_secret_volume {
+            "is a symlink into a Secret volume (..data)"
+        } else {
+            "cannot be written (a read-only mount or file)"
+        };
+        out.push(
+            Finding::new(Code::SecurityFileReadOnly, Severity::Warning, security.display().to_string())
+                .message(format!(
+                    "{} {why}, but the gateway writes named tokens (`picoclaw token create|revoke|rotate`) and rotation records there; those operations fail",
+                    security.display()
+                ))
+                .fix("keep .security.yml on the writable PICOCLAW_HOME volume and deliver the gateway and pico tokens as files of the Secret directory (PICOCLAW_<NAME>_FILE)"),
         );
     }
 }

@@ -41,6 +41,12 @@ pub enum Code {
     SecretInUrl,
     /// An environment variable overrides a different value in a file.
     EnvShadowsFile,
+    /// A secret file (or `.security.yml`) is a single file mounted on its own — a
+    /// Kubernetes `subPath` mount — which never sees an update of its source.
+    SecretMountSubpath,
+    /// `.security.yml` cannot be written (read-only mount, a Secret volume's `..data`
+    /// symlink), though the gateway writes named tokens and rotations there.
+    SecurityFileReadOnly,
     /// `channels.pico.allow_token_query` is on.
     QueryTokenEnabled,
     /// A public bind with an empty `allow_origins`.
@@ -63,13 +69,15 @@ pub enum Code {
 
 impl Code {
     /// Every code, in documentation order.
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 27] = [
         Code::ConfigInvalid,
         Code::ConfigWarning,
         Code::UpstreamConfigShape,
         Code::SecretInConfigJson,
         Code::SecretInUrl,
         Code::EnvShadowsFile,
+        Code::SecretMountSubpath,
+        Code::SecurityFileReadOnly,
         Code::InsecurePermissions,
         Code::StalePidFile,
         Code::GatewayUnverified,
@@ -110,6 +118,8 @@ impl Code {
             Code::UpstreamConfigShape => "upstream-config-shape",
             Code::SecretInUrl => "secret-in-url",
             Code::EnvShadowsFile => "env-shadows-file",
+            Code::SecretMountSubpath => "secret-mount-subpath",
+            Code::SecurityFileReadOnly => "security-file-read-only",
             Code::QueryTokenEnabled => "query-token-enabled",
             Code::PublicBindWithoutOrigins => "public-bind-without-origins",
             Code::WeakToken => "weak-token",

@@ -219,6 +219,7 @@ fn rerender(dirs: &UserDirs, path: &Path, options: &Options<'_>) -> String {
             binary,
             home: audit.effective_home(dirs),
             config: audit.config.clone(),
+            credentials: audit.credentials.clone(),
         })
     }) else {
         return "cannot tell which binary to start".to_owned();

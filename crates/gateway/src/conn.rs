@@ -200,7 +200,8 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
     // Non-browser clients send no Origin; cross-site hijacking needs a browser, which always does.
     let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
     let origin = origin.to_str().unwrap_or("");
-    if allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin)) {
+    // Patterns: exact, `scheme://*`, `scheme://*.domain` (picoclaw_config::origin).
+    if picoclaw_config::origin::origin_allowed(allowed, origin) {
         Ok(())
     } else {
         Err(ApiError::new(Code::OriginNotAllowed, "this Origin is not in channels.pico.allow_origins"))

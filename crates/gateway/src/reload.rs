@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use picoclaw_agent::Engine;
-use picoclaw_auth::named::SystemClock;
+use picoclaw_auth::named::{FixedCredential, SystemClock, Timestamp};
 use picoclaw_auth::{StoredCredentials, Verifier};
 use picoclaw_config::{Flags, Paths, ProcessEnv, Settings};
-use picoclaw_credentials::{Credentials, Secret};
+use picoclaw_credentials::{Credentials, Resolved, Secret};
 
 use crate::error::GatewayError;
 use crate::state::{Live, Shared};
@@ -31,13 +31,80 @@ pub(crate) fn build_live(
     )
     .map_err(|e| GatewayError::Refused(format!("{}: {e}", paths.security_file().display())))?;
     let picoclaw_credentials::Loaded { settings, credentials, .. } = loaded;
+    let mut stored = stored;
+    let file_grace = match previous {
+        Some(old) => file_rotations(old, &credentials, settings.gateway.rotation_grace)?,
+        None => Vec::new(),
+    };
+    for g in &file_grace {
+        if g.credential != FixedCredential::Pico || settings.pico.enabled {
+            stored.grace.push(g.credential, &g.old, g.until);
+        }
+    }
     let stored = Arc::new(stored);
     let verifier = Verifier::new(&credentials, runtime, settings.pico.enabled).with_named(stored.clone());
     let engine = match previous {
         Some(old) if same_agent(&old.settings, &settings) => old.engine.clone(),
         _ => make_engine(&settings, &credentials, paths)?,
     };
-    Ok((Live { settings, credentials, verifier, stored, engine }, warnings))
+    Ok((Live { settings, credentials, verifier, stored, engine, file_grace }, warnings))
+}
+
+/// The old value of a gateway or pico token that came from a secret file which changed:
+/// still accepted until `until`.
+pub(crate) struct FileGrace {
+    pub credential: FixedCredential,
+    pub old: Secret,
+    pub until: Timestamp,
+}
+
+/// What a reload does to secrets read from files (`_FILE`, `$CREDENTIALS_DIRECTORY`):
+/// a changed value starts a grace for the old one (`gateway.rotation_grace`), carried
+/// over with the earlier ones that have not ended. A secret file that disappeared (its
+/// credential now resolves from a lower source, or from none) is refused: the reload is
+/// rejected and the last good value stays, rather than silently falling back.
+fn file_rotations(
+    old: &Live,
+    new: &Credentials,
+    grace: std::time::Duration,
+) -> Result<Vec<FileGrace>, GatewayError> {
+    let now = Timestamp::now();
+    let mut out: Vec<FileGrace> = old
+        .file_grace
+        .iter()
+        .filter(|g| g.until > now)
+        .map(|g| FileGrace { credential: g.credential, old: g.old.clone(), until: g.until })
+        .collect();
+    let pairs: [(FixedCredential, Option<&Resolved>, Option<&Resolved>); 2] = [
+        (FixedCredential::Gateway, old.credentials.gateway(), new.gateway()),
+        (FixedCredential::Pico, old.credentials.pico(), new.pico()),
+    ];
+    for (credential, before, after) in pairs {
+        let Some(before) = before.filter(|b| b.source.is_secret_file()) else { continue };
+        match after {
+            Some(after) if after.source == before.source => {
+                if after.secret.fingerprint() != before.secret.fingerprint() {
+                    out.push(FileGrace { credential, old: before.secret.clone(), until: now.after(grace) });
+                }
+            }
+            _ => {
+                return Err(GatewayError::Refused(format!(
+                    "{}: {} is gone (its file was removed or emptied); keeping its last value until the file is back",
+                    credential.key(),
+                    before.source
+                )));
+            }
+        }
+    }
+    // The current values are never "old" (a file switched back and forth).
+    out.retain(|g| {
+        let current = match g.credential {
+            FixedCredential::Gateway => new.gateway(),
+            FixedCredential::Pico => new.pico(),
+        };
+        current.is_none_or(|c| c.secret.fingerprint() != g.old.fingerprint())
+    });
+    Ok(out)
 }
 
 fn same_agent(a: &Settings, b: &Settings) -> bool {

@@ -322,6 +322,10 @@ async fn last_used_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Watches config.json, .security.yml and every secret file in effect (`_FILE`,
+/// `$CREDENTIALS_DIRECTORY`) and reloads on a change. A secret file's *directory* is
+/// watched, not the file: editors and `mv` replace the file, and a Kubernetes Secret
+/// volume swaps its `..data` symlink by a rename in that directory.
 fn spawn_watcher(shared: Arc<Shared>, paths: &Paths) {
     use notify::Watcher;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(8);
@@ -329,13 +333,27 @@ fn spawn_watcher(shared: Arc<Shared>, paths: &Paths) {
         paths.config_file().file_name().map(ToOwned::to_owned),
         paths.security_file().file_name().map(ToOwned::to_owned),
     ];
+    let config_dir = paths.config_dir().to_owned();
+    let mut secret_dirs: Vec<std::path::PathBuf> = shared
+        .live()
+        .credentials
+        .secret_files()
+        .iter()
+        .filter_map(|f| f.parent().map(ToOwned::to_owned))
+        .filter(|d| *d != config_dir)
+        .collect();
+    secret_dirs.sort();
+    secret_dirs.dedup();
+    let in_secret_dir = secret_dirs.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         if event.kind.is_access() {
             return;
         }
-        let relevant =
-            event.paths.iter().any(|p| names.iter().flatten().any(|n| p.file_name() == Some(n.as_os_str())));
+        let relevant = event.paths.iter().any(|p| {
+            names.iter().flatten().any(|n| p.file_name() == Some(n.as_os_str()))
+                || p.parent().is_some_and(|d| in_secret_dir.iter().any(|s| s == d))
+        });
         if relevant {
             let _ = tx.try_send(());
         }
@@ -347,10 +365,21 @@ fn spawn_watcher(shared: Arc<Shared>, paths: &Paths) {
             return;
         }
     };
-    let dir = paths.config_dir().to_owned();
-    if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
-        tracing::warn!("cannot watch {} ({e}); use `picoclaw gateway reload` after edits", dir.display());
+    if let Err(e) = watcher.watch(&config_dir, notify::RecursiveMode::NonRecursive) {
+        tracing::warn!(
+            "cannot watch {} ({e}); use `picoclaw gateway reload` after edits",
+            config_dir.display()
+        );
         return;
+    }
+    for dir in &secret_dirs {
+        match watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+            Ok(()) => tracing::info!("watching secret files in {}", dir.display()),
+            Err(e) => tracing::warn!(
+                "cannot watch {} ({e}); after replacing a secret file there, run `picoclaw gateway reload`",
+                dir.display()
+            ),
+        }
     }
     tokio::spawn(async move {
         let _keep = watcher;

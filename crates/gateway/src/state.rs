@@ -21,6 +21,10 @@ pub(crate) struct Live {
     pub verifier: Verifier,
     pub stored: Arc<StoredCredentials>,
     pub engine: Engine,
+    /// Old values of secret files that changed (`_FILE`, `$CREDENTIALS_DIRECTORY`), in
+    /// their `gateway.rotation_grace`; carried from reload to reload until it ends (memory
+    /// only: picoclaw does not own those files, and a restart ends the grace).
+    pub file_grace: Vec<crate::reload::FileGrace>,
 }
 
 /// Process-wide state.

@@ -144,6 +144,9 @@ pub struct UnitSpec {
     pub home: PathBuf,
     /// Absolute `PICOCLAW_CONFIG`, when config.json lives outside the home.
     pub config: Option<PathBuf>,
+    /// systemd credentials (`LoadCredential=<name>:<absolute path>`): the *paths* of files
+    /// holding secrets, which systemd hands the gateway in `$CREDENTIALS_DIRECTORY`.
+    pub credentials: Vec<(String, PathBuf)>,
 }
 
 fn check_path(what: &'static str, path: &Path) -> Result<String, ServiceError> {
@@ -167,13 +170,37 @@ pub fn render(manager: Manager, spec: &UnitSpec) -> Result<String, ServiceError>
     let binary = check_path("binary", &spec.binary)?;
     let home = check_path("PICOCLAW_HOME", &spec.home)?;
     let config = spec.config.as_deref().map(|c| check_path("PICOCLAW_CONFIG", c)).transpose()?;
+    let mut credentials = Vec::new();
+    for (name, path) in &spec.credentials {
+        let ok_name = !name.is_empty()
+            && name.len() <= 255
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !ok_name {
+            return Err(ServiceError::BadPath {
+                what: "credential",
+                path: path.clone(),
+                why: "its name must be letters, digits, '-', '_' or '.'",
+            });
+        }
+        credentials.push(format!(
+            "LoadCredential={}\n",
+            systemd::quote(&format!("{name}:{}", check_path("credential", path)?), Escape::Setting)
+        ));
+    }
     Ok(match manager {
-        Manager::Systemd => render_systemd(&binary, &home, config.as_deref()),
+        Manager::Systemd => render_systemd(&binary, &home, config.as_deref(), &credentials.concat()),
+        Manager::Launchd if !credentials.is_empty() => {
+            return Err(ServiceError::BadPath {
+                what: "credential",
+                path: spec.credentials[0].1.clone(),
+                why: "launchd has no credentials; use the systemd unit or .security.yml",
+            });
+        }
         Manager::Launchd => render_launchd(&binary, &home, config.as_deref()),
     })
 }
 
-fn render_systemd(binary: &str, home: &str, config: Option<&str>) -> String {
+fn render_systemd(binary: &str, home: &str, config: Option<&str>, credentials: &str) -> String {
     let mut env =
         format!("Environment={}\n", systemd::quote(&format!("PICOCLAW_HOME={home}"), Escape::Setting));
     if let Some(config) = config {
@@ -198,6 +225,7 @@ StartLimitBurst=5\n\
 Type=simple\n\
 ExecStart={exec} gateway\n\
 {env}\
+{credentials}\
 Restart=on-failure\n\
 RestartSec=5\n\
 # {CONFIG_ERROR_EXIT} = configuration error: restarting cannot help; fix the config and start again.\n\
@@ -345,6 +373,8 @@ pub struct UnitAudit {
     pub config: Option<PathBuf>,
     /// Secrets it carries (values stay inside [`Embedded`]).
     pub embedded: Vec<Embedded>,
+    /// Its `LoadCredential=` entries (names and paths, no value).
+    pub credentials: Vec<(String, PathBuf)>,
 }
 
 impl UnitAudit {
@@ -359,6 +389,7 @@ impl UnitAudit {
             binary: self.binary.clone()?,
             home: self.effective_home(dirs),
             config: self.config.clone(),
+            credentials: self.credentials.clone(),
         })
     }
 }
@@ -425,6 +456,10 @@ pub fn audit_file(path: &Path, dirs: &UserDirs) -> Result<UnitAudit, ServiceErro
         binary: first_exec_word(&text, manager),
         home: plain_env(&all_text, manager, "PICOCLAW_HOME"),
         config: plain_env(&all_text, manager, "PICOCLAW_CONFIG"),
+        credentials: match manager {
+            Manager::Systemd => systemd::load_credentials(&text),
+            Manager::Launchd => Vec::new(),
+        },
         embedded,
     })
 }
@@ -566,8 +601,12 @@ mod tests {
 
     #[test]
     fn rendered_units_are_ours_and_hold_no_secret() {
-        let spec =
-            UnitSpec { binary: "/opt/pc/bin/picoclaw".into(), home: "/home/u/my 100%".into(), config: None };
+        let spec = UnitSpec {
+            binary: "/opt/pc/bin/picoclaw".into(),
+            home: "/home/u/my 100%".into(),
+            config: None,
+            credentials: Vec::new(),
+        };
         let unit = render(Manager::Systemd, &spec).unwrap();
         assert!(is_ours(&unit));
         assert!(unit.contains("ExecStart=/opt/pc/bin/picoclaw gateway\n"), "{unit}");
@@ -590,7 +629,8 @@ mod tests {
 
     #[test]
     fn relative_paths_are_refused() {
-        let spec = UnitSpec { binary: "picoclaw".into(), home: "/h".into(), config: None };
+        let spec =
+            UnitSpec { binary: "picoclaw".into(), home: "/h".into(), config: None, credentials: Vec::new() };
         assert!(render(Manager::Systemd, &spec).unwrap_err().to_string().contains("absolute"));
     }
 
@@ -601,7 +641,12 @@ mod tests {
         let path = d.unit_path(Manager::Systemd);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, "[Service]\nExecStart=/bin/true\n").unwrap();
-        let spec = UnitSpec { binary: "/bin/picoclaw".into(), home: "/h".into(), config: None };
+        let spec = UnitSpec {
+            binary: "/bin/picoclaw".into(),
+            home: "/h".into(),
+            config: None,
+            credentials: Vec::new(),
+        };
         assert!(matches!(install(&d, Manager::Systemd, &spec, false), Err(ServiceError::Foreign { .. })));
         assert!(matches!(uninstall(&d, Manager::Systemd, false), Err(ServiceError::Foreign { .. })));
         let done = install(&d, Manager::Systemd, &spec, true).unwrap();

@@ -57,6 +57,21 @@ pub enum TokenStoreError {
         /// The variable.
         var: &'static str,
     },
+    /// The credential's value is the content of a file picoclaw does not own (a `_FILE`
+    /// variable or the systemd credentials directory): its owner rotates it by replacing
+    /// the file, which the gateway watches.
+    #[error(
+        "{key} comes from {origin}, a file picoclaw reads but does not own, so picoclaw \
+         cannot rotate it. Replace that file's content (the Kubernetes Secret, the systemd credential or the \
+         file itself); the running gateway applies the new value without a restart, the old one stays valid \
+         for gateway.rotation_grace"
+    )]
+    FileManaged {
+        /// The key, e.g. `channels.pico.token`.
+        key: &'static str,
+        /// The source, e.g. `file:$PICOCLAW_CHANNELS_PICO_TOKEN_FILE`.
+        origin: String,
+    },
     /// The fixed credential is not configured at all.
     #[error("{0} is not set, so there is nothing to rotate")]
     NotSet(&'static str),
@@ -81,6 +96,7 @@ impl TokenStoreError {
             TokenStoreError::NameTaken(_)
             | TokenStoreError::Revoked { .. }
             | TokenStoreError::EnvManaged { .. }
+            | TokenStoreError::FileManaged { .. }
             | TokenStoreError::NotSet(_)
             | TokenStoreError::TooMany => 409,
             TokenStoreError::InvalidName(_) | TokenStoreError::InvalidExpiry => 400,
@@ -101,6 +117,7 @@ impl TokenStoreError {
             TokenStoreError::Random(_) => "random_failed",
             TokenStoreError::File(_) => "security_file_error",
             TokenStoreError::EnvManaged { .. } => "env_managed",
+            TokenStoreError::FileManaged { .. } => "file_managed",
             TokenStoreError::NotSet(_) => "not_set",
             TokenStoreError::InvalidExpiry => "invalid_expiry",
             TokenStoreError::Lock { .. } => "busy",

@@ -173,8 +173,8 @@ impl TokenFile {
         })
     }
 
-    /// Refuses when `cred` comes from an environment variable (rewriting the file would
-    /// change nothing: the variable wins).
+    /// Refuses when `cred` comes from an environment variable or a secret file (rewriting
+    /// `.security.yml` would change nothing: that source wins).
     pub fn check_not_env(cred: FixedCredential, current: &Credentials) -> Result<(), TokenStoreError> {
         let resolved = match cred {
             FixedCredential::Pico => current.pico(),
@@ -182,6 +182,9 @@ impl TokenFile {
         };
         match resolved.map(|r| &r.source) {
             Some(Source::Env(var)) => Err(TokenStoreError::EnvManaged { key: cred.key(), var }),
+            Some(source) if source.is_secret_file() => {
+                Err(TokenStoreError::FileManaged { key: cred.key(), origin: source.to_string() })
+            }
             _ => Ok(()),
         }
     }

@@ -137,15 +137,34 @@ pub fn env() -> Result<ExitCode> {
         };
         rows.push(vec![
             env.to_owned(),
-            file,
+            file.clone(),
             key.kind.name().to_owned(),
             key.default.to_string(),
             key.doc.to_owned(),
         ]);
+        if let (Some(env_file), Some(credential)) = (key.env_file, key.credential) {
+            rows.push(vec![
+                env_file.to_owned(),
+                file,
+                "file".into(),
+                "-".into(),
+                format!("absolute path of a file holding {env} (or $CREDENTIALS_DIRECTORY/{credential})"),
+            ]);
+        }
     }
     write!(out, "{}", table(&["VARIABLE", "KEY", "TYPE", "DEFAULT", "MEANING"], &rows))?;
     writeln!(out)?;
     writeln!(out, "Precedence for every key: flag > environment > .security.yml > config.json > default.")?;
+    writeln!(
+        out,
+        "A secret: its variable > its _FILE variable > ${}/<credential> > .security.yml > config.json.",
+        schema::CREDENTIALS_DIRECTORY
+    )?;
+    writeln!(
+        out,
+        "Setting both a secret's variable and its _FILE variable is an error. A secret file holds only the secret (at most {} bytes, surrounding whitespace trimmed).",
+        schema::SECRET_FILE_MAX_BYTES
+    )?;
     writeln!(out, "Lists are comma-separated. An empty variable counts as unset. Secrets have no flags.")?;
     let _ = schema::lookup;
     crate::output::emit(&out)?;

@@ -48,7 +48,7 @@ pub fn run(args: LauncherArgs, format: LogFormat) -> Result<ExitCode> {
         token.origin,
         token.source,
         match token.origin {
-            Origin::Env => "the value is in PICOCLAW_LAUNCHER_TOKEN and is never logged",
+            Origin::Env => "the value is managed outside picoclaw (that variable or file) and is never logged",
             _ => "the value is never logged: run with --console or read launcher_token in launcher-config.json",
         }
     );
@@ -84,9 +84,13 @@ pub fn run(args: LauncherArgs, format: LogFormat) -> Result<ExitCode> {
             println!("PicoClaw launcher");
             println!("  dashboard:  {url}");
             match token.origin {
-                Origin::Env => {
+                Origin::Env if matches!(token.source, picoclaw_config::Source::Env(_)) => {
                     println!("  token:      token from env PICOCLAW_LAUNCHER_TOKEN (not shown)");
                     println!("  login URL:  {url}?token=<value of PICOCLAW_LAUNCHER_TOKEN>");
+                }
+                Origin::Env => {
+                    println!("  token:      token from {} (not shown)", token.source);
+                    println!("  login URL:  {url}?token=<the token in that file>");
                 }
                 // The user asked for the token on this console (seed 001: console mode).
                 Origin::Config | Origin::Random => {

@@ -32,7 +32,9 @@ fn manager(args: ManagerArgs) -> Manager {
 pub fn run(command: ServiceCommand) -> Result<ExitCode> {
     let dirs = UserDirs::from_env(&ProcessEnv)?;
     match command {
-        ServiceCommand::Install { manager: m, force, binary } => install(&dirs, manager(m), force, binary),
+        ServiceCommand::Install { manager: m, force, binary, credentials } => {
+            install(&dirs, manager(m), force, binary, credentials)
+        }
         ServiceCommand::Uninstall { manager: m, force } => uninstall(&dirs, manager(m), force),
         ServiceCommand::Status { manager: m, json } => status(&dirs, manager(m), json),
         ServiceCommand::Audit { paths, json } => audit(&dirs, paths, json),
@@ -86,7 +88,49 @@ fn build_dir_warning(binary: &std::path::Path, dir: &std::path::Path) -> String 
     )
 }
 
-fn install(dirs: &UserDirs, manager: Manager, force: bool, binary: Option<PathBuf>) -> Result<ExitCode> {
+/// The directory `service install --credentials` loads systemd credentials from.
+pub const CREDENTIALS_SUBDIR: &str = "credentials";
+
+/// `LoadCredential=` entries for the gateway's secret files found in `dir` (names from the
+/// schema; the launcher's token is not the gateway's). Paths only: nothing is read.
+fn credential_files(dir: &std::path::Path) -> Result<Vec<(String, PathBuf)>> {
+    let expected: Vec<&str> = picoclaw_config::schema::secret_files()
+        .filter(|(_, _, key)| key.home == picoclaw_config::schema::Home::Config)
+        .map(|(_, name, _)| name)
+        .collect();
+    let found: Vec<(String, PathBuf)> = expected
+        .iter()
+        .map(|name| ((*name).to_owned(), dir.join(name)))
+        .filter(|(_, path)| path.is_file())
+        .collect();
+    if found.is_empty() {
+        anyhow::bail!(
+            "--credentials: {} holds none of the credential files {}; put each secret in its own file there (mode 0600, the secret only), then run this again",
+            dir.display(),
+            expected.join(", ")
+        );
+    }
+    #[cfg(unix)]
+    for (_, path) in &found {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        if mode & 0o077 != 0 {
+            anyhow::bail!(
+                "--credentials: {} has permissions {mode:04o}; a secret file must be private (chmod 600)",
+                path.display()
+            );
+        }
+    }
+    Ok(found)
+}
+
+fn install(
+    dirs: &UserDirs,
+    manager: Manager,
+    force: bool,
+    binary: Option<PathBuf>,
+    credentials: bool,
+) -> Result<ExitCode> {
     let paths = Paths::from_env(&ProcessEnv)?;
     // A unit for a configuration that cannot load would only crash-loop: refuse early.
     let ctx = Context::load(&picoclaw_config::Flags::new())
@@ -104,7 +148,9 @@ fn install(dirs: &UserDirs, manager: Manager, force: bool, binary: Option<PathBu
     if let Some(note) = &note {
         eprintln!("{note}");
     }
-    let spec = UnitSpec { binary, home, config };
+    let credentials =
+        if credentials { credential_files(&home.join(CREDENTIALS_SUBDIR))? } else { Vec::new() };
+    let spec = UnitSpec { binary, home, config, credentials };
     adopt_existing(dirs, manager, &paths, force)?;
     let done = service::install(dirs, manager, &spec, force)?;
     let mut out = std::io::stdout().lock();

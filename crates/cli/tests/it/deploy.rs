@@ -149,12 +149,19 @@ fn kubernetes_validator_rejects_a_token_outside_the_secret() {
     }
     let deployment = std::fs::read_to_string(root().join("deploy/kubernetes/deployment.yaml")).unwrap();
     let bad = deployment.replacen(
-        "            - name: PICOCLAW_GATEWAY_TOKEN\n              valueFrom:\n                secretKeyRef:\n                  name: picoclaw-tokens\n                  key: PICOCLAW_GATEWAY_TOKEN\n",
+        "            - name: PICOCLAW_GATEWAY_TOKEN_FILE\n              value: /run/secrets/picoclaw/gateway-token\n",
         "            - name: PICOCLAW_GATEWAY_TOKEN\n              value: literal-token-in-the-manifest\n",
         1,
     );
     assert_ne!(bad, deployment, "the test edit applies");
-    std::fs::write(dir.path().join("deployment.yaml"), bad).unwrap();
+    // And the Secret through a subPath mount, which never sees an update (kubernetes#50345).
+    let bad2 = bad.replacen(
+        "              mountPath: /run/secrets/picoclaw\n",
+        "              mountPath: /run/secrets/picoclaw/pico-token\n              subPath: pico-token\n",
+        1,
+    );
+    assert_ne!(bad2, bad, "the subPath edit applies");
+    std::fs::write(dir.path().join("deployment.yaml"), bad2).unwrap();
     std::fs::write(dir.path().join("config.json"), r#"{"gateway": {"token": "in-configmap"}}"#).unwrap();
     let out = Command::new(support::python())
         .arg(dir.path().join("validate.py"))
@@ -165,4 +172,6 @@ fn kubernetes_validator_rejects_a_token_outside_the_secret() {
     assert!(!out.status.success());
     assert!(err.contains("PICOCLAW_GATEWAY_TOKEN must come from the Secret"), "{err}");
     assert!(err.contains("holds a secret at gateway.token"), "{err}");
+    assert!(err.contains("mounts the Secret with subPath"), "{err}");
+    assert!(err.contains("Secret key gateway-token is not delivered"), "{err}");
 }

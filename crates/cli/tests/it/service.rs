@@ -195,3 +195,56 @@ fn reinstall_over_a_unit_that_embeds_a_token_keeps_the_token_in_security_yml() {
     let security = std::fs::read_to_string(home.file(".security.yml")).unwrap();
     assert!(security.contains(CANARY), "the embedded token is preserved for its clients");
 }
+
+#[test]
+fn install_with_credentials_loads_secret_files_by_path_only() {
+    let home = TestHome::new();
+    // Without credential files: a clear error naming the directory and the file names.
+    let out = home.run(&["service", "install", "--systemd", "--credentials"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("credentials") && err.contains("picoclaw-pico-token"), "{err}");
+
+    let dir = home.path().join("credentials");
+    std::fs::create_dir(&dir).unwrap();
+    support::write_private(&dir.join("picoclaw-pico-token"), &format!("{CANARY}\n"));
+    support::write_private(&dir.join("picoclaw-gateway-token"), &format!("{CANARY}-gw\n"));
+    let out = home.run(&["service", "install", "--systemd", "--credentials"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let unit = std::fs::read_to_string(unit_path(&home)).unwrap();
+    assert!(!unit.contains(CANARY), "the unit holds paths, never a value");
+    let dir = std::fs::canonicalize(&dir).unwrap();
+    for name in ["picoclaw-gateway-token", "picoclaw-pico-token"] {
+        let line = format!("LoadCredential={name}:{}\n", dir.join(name).display());
+        assert!(unit.contains(&line), "missing {line}: {unit}");
+    }
+    assert!(!unit.contains("picoclaw-api-key"), "only files that exist: {unit}");
+    if !skip_without("systemd-analyze") {
+        let warnings = systemd_verify(&home, &unit_path(&home));
+        assert!(warnings.trim().is_empty(), "systemd-analyze verify warned: {warnings}");
+    }
+    // The audit sees no embedded secret, and doctor --fix keeps the credentials.
+    let audit = home.run(&["service", "audit", "--json"]);
+    assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stdout));
+    let status: Value =
+        serde_json::from_slice(&home.run(&["service", "status", "--systemd", "--json"]).stdout).unwrap();
+    assert_eq!(status["embeds_secrets"], false);
+
+    // What the gateway does with it: systemd sets CREDENTIALS_DIRECTORY (simulated here).
+    let gw_home = home.env("CREDENTIALS_DIRECTORY", dir.to_str().unwrap());
+    let show = gw_home.run(&["config", "show", "--origin"]);
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(text.contains("credential:picoclaw-pico-token"), "{text}");
+    assert!(!text.contains(CANARY), "{text}");
+
+    // A credential file readable by others is refused.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("picoclaw-pico-token"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let out = gw_home.run(&["service", "install", "--systemd", "--credentials"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("chmod 600"), "{err}");
+    }
+}

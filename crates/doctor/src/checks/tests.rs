@@ -275,3 +275,59 @@ fn an_upstream_v3_config_is_reported_and_fixed_into_our_shape() {
     let again = diagnose(&home.env());
     assert!(!codes(&again).contains(&Code::UpstreamConfigShape), "{again:#?}");
 }
+
+#[test]
+fn subpath_secret_mounts_and_a_read_only_security_file_are_reported() {
+    use picoclaw_config::{Flags, Paths};
+    let home = Home::new();
+    let secrets = home.path().join("secrets");
+    std::fs::create_dir_all(secrets.join("..2026_12_03_17_00_00.1")).unwrap();
+    std::fs::write(secrets.join("..2026_12_03_17_00_00.1/pico-token"), STRONG).unwrap();
+    std::os::unix::fs::symlink("..2026_12_03_17_00_00.1", secrets.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/pico-token", secrets.join("pico-token")).unwrap();
+    let file = secrets.join("pico-token");
+    let env = home.env().with("PICOCLAW_CHANNELS_PICO_TOKEN_FILE", file.display().to_string());
+    let paths = Paths::from_env(&env).unwrap();
+    let creds = picoclaw_credentials::load(&paths, &env, &Flags::new()).unwrap().credentials;
+
+    // The Secret's directory mounted: nothing to report.
+    let dir_mount = format!("30 25 0:52 / {} ro,relatime - tmpfs tmpfs rw\n", secrets.display());
+    let mut out = Vec::new();
+    super::secret_mounts(&paths, &creds, &dir_mount, &mut out);
+    assert!(codes(&out).is_empty(), "{out:?}");
+
+    // The file itself is a mount point: subPath.
+    let file_mount =
+        format!("31 25 0:52 /..2026/pico-token {} ro,relatime - tmpfs tmpfs rw\n", file.display());
+    let mut out = Vec::new();
+    super::secret_mounts(&paths, &creds, &file_mount, &mut out);
+    assert_eq!(codes(&out), [Code::SecretMountSubpath]);
+    assert!(out[0].message.contains("kubernetes#50345"), "{}", out[0].message);
+
+    // .security.yml as a Secret volume's symlink: the gateway cannot keep its records there.
+    std::fs::write(secrets.join("..2026_12_03_17_00_00.1/.security.yml"), "tokens: []\n").unwrap();
+    std::os::unix::fs::symlink(secrets.join("..data/.security.yml"), paths.security_file()).unwrap();
+    let mut out = Vec::new();
+    super::secret_mounts(&paths, &creds, "", &mut out);
+    assert_eq!(codes(&out), [Code::SecurityFileReadOnly]);
+    assert!(!out[0].message.contains(STRONG));
+}
+
+#[test]
+fn a_secret_file_shadowing_security_yml_is_a_warning_too() {
+    let home = Home::new();
+    home.security(&format!("gateway:\n  token: \"{STRONG}\"\n"));
+    home.write("outside/gw-token", OTHER, 0o600);
+    let file = home.path().join("outside/gw-token");
+    let env = home.env().with("PICOCLAW_GATEWAY_TOKEN_FILE", file.display().to_string());
+    let found = diagnose(&env);
+    let f = one(&found, Code::EnvShadowsFile);
+    assert!(f.message.contains("file:$PICOCLAW_GATEWAY_TOKEN_FILE"), "{}", f.message);
+    assert!(f.fix.contains("PICOCLAW_GATEWAY_TOKEN_FILE"), "{}", f.fix);
+    assert_clean(&found, &[STRONG, OTHER]);
+    let creds = home.path().join("creds");
+    home.write("creds/picoclaw-gateway-token", OTHER, 0o600);
+    let env = home.env().with("CREDENTIALS_DIRECTORY", creds.display().to_string());
+    let f = one(&diagnose(&env), Code::EnvShadowsFile).clone();
+    assert!(f.message.contains("credential:picoclaw-gateway-token"), "{}", f.message);
+}

@@ -208,6 +208,19 @@ pub fn environment_value(text: &str, name: &str) -> Option<String> {
         .rfind(|v| !v.is_empty())
 }
 
+/// The `LoadCredential=ID:PATH` lines of a unit, in order (the ID is a credential name,
+/// the path the file systemd copies into `$CREDENTIALS_DIRECTORY` at start; no value).
+pub fn load_credentials(text: &str) -> Vec<(String, PathBuf)> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("LoadCredential="))
+        .flat_map(split_words)
+        .filter_map(|w| {
+            let (id, path) = w.split_once(':')?;
+            Some((id.to_owned(), PathBuf::from(path.replace("%%", "%"))))
+        })
+        .collect()
+}
+
 /// The binary the first `ExecStart=` starts (prefixes `-@:+!` dropped, `$$` and `%%`
 /// unescaped).
 pub fn exec_binary(text: &str) -> Option<PathBuf> {

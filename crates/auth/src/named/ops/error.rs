@@ -130,6 +130,21 @@ pub enum TokenOpError {
         /// The variable.
         var: &'static str,
     },
+    /// The credential's value is the content of a file picoclaw does not own (a `_FILE`
+    /// variable or the systemd credentials directory): its owner rotates it by replacing
+    /// the file, which the gateway watches.
+    #[error(
+        "{key} comes from {origin}, a file picoclaw reads but does not own, so picoclaw \
+         cannot rotate it. Replace that file's content (the Kubernetes Secret, the systemd credential or the \
+         file itself); the running gateway applies the new value without a restart, the old one stays valid \
+         for gateway.rotation_grace"
+    )]
+    FileManaged {
+        /// The key, e.g. `channels.pico.token`.
+        key: &'static str,
+        /// The source, e.g. `file:$PICOCLAW_CHANNELS_PICO_TOKEN_FILE`.
+        origin: String,
+    },
     /// The fixed credential is not configured, so there is nothing to rotate.
     #[error("{key} is not set, so there is nothing to rotate; {}", not_set_hint(key))]
     NotSet {
@@ -186,6 +201,7 @@ impl TokenOpError {
             | TokenOpError::Revoked { .. }
             | TokenOpError::NotRevocable { .. }
             | TokenOpError::EnvManaged { .. }
+            | TokenOpError::FileManaged { .. }
             | TokenOpError::NotSet { .. }
             | TokenOpError::TooMany => 409,
             TokenOpError::Busy { .. } => 503,
@@ -209,6 +225,7 @@ impl TokenOpError {
             TokenOpError::Revoked { .. } => "token_revoked",
             TokenOpError::NotRevocable { .. } => "not_revocable",
             TokenOpError::EnvManaged { .. } => "env_managed",
+            TokenOpError::FileManaged { .. } => "file_managed",
             TokenOpError::NotSet { .. } => "not_set",
             TokenOpError::TooMany => "too_many_tokens",
             TokenOpError::Busy { .. } => "busy",
@@ -237,7 +254,9 @@ impl TokenOpError {
     /// recorded: no credential was at stake.
     pub fn audit_outcome(&self) -> Option<Outcome> {
         match self {
-            TokenOpError::EnvManaged { .. } | TokenOpError::NotRevocable { .. } => Some(Outcome::Denied),
+            TokenOpError::EnvManaged { .. }
+            | TokenOpError::FileManaged { .. }
+            | TokenOpError::NotRevocable { .. } => Some(Outcome::Denied),
             TokenOpError::Busy { .. }
             | TokenOpError::InvalidRecord { .. }
             | TokenOpError::SecurityFile(_)
@@ -259,6 +278,7 @@ impl From<TokenStoreError> for TokenOpError {
             TokenStoreError::Random(e) => TokenOpError::Random(e),
             TokenStoreError::File(e) => TokenOpError::SecurityFile(e),
             TokenStoreError::EnvManaged { key, var } => TokenOpError::EnvManaged { key, var },
+            TokenStoreError::FileManaged { key, origin } => TokenOpError::FileManaged { key, origin },
             TokenStoreError::NotSet(key) => TokenOpError::NotSet { key },
             TokenStoreError::InvalidExpiry => TokenOpError::InvalidExpires {
                 problem:
