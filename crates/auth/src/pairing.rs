@@ -26,12 +26,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use picoclaw_credentials::Secret;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
 
 use crate::named::{Clock, SystemClock, Timestamp};
 use crate::verify::{Principal, Scope, Verifier};
@@ -170,9 +166,7 @@ impl PairingStore {
         if !(MIN_TTL..=MAX_TTL).contains(&ttl) {
             return Err(PairingError::Ttl(ttl.as_secs()));
         }
-        let mut random = Zeroizing::new([0u8; 32]);
-        getrandom::fill(random.as_mut()).map_err(|_| PairingError::Random)?;
-        let code = Secret::new(URL_SAFE_NO_PAD.encode(random.as_ref()));
+        let code = crate::ticket::one_time_secret().map_err(|_| PairingError::Random)?;
         let digest = code.digest();
         let id = id_of(&digest);
         let now = self.clock.now();
@@ -198,12 +192,9 @@ impl PairingStore {
     /// Redeems `code`: consumes it, then checks its lifetime and that its parent is still
     /// accepted by `verifier`, and returns what it grants.
     pub fn redeem(&self, code: &str, verifier: &Verifier) -> Result<Grant, PairingError> {
-        if code.len() != CODE_LEN
-            || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        let Some(digest) = crate::ticket::one_time_digest(code, CODE_LEN) else {
             return Err(PairingError::Malformed);
-        }
-        let digest: [u8; 32] = Sha256::digest(code.as_bytes()).into();
+        };
         let now = self.clock.now();
         let found = self.inner.lock().unwrap_or_else(PoisonError::into_inner).codes.remove(&digest);
         let Some(c) = found else { return Err(PairingError::Unknown) };

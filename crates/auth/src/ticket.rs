@@ -143,9 +143,7 @@ impl TicketStore {
         principal: &Principal,
         origin: Option<&str>,
     ) -> Result<(Secret, Timestamp), getrandom::Error> {
-        let mut random = Zeroizing::new([0u8; 32]);
-        getrandom::fill(random.as_mut())?;
-        let ticket = Secret::new(URL_SAFE_NO_PAD.encode(random.as_ref()));
+        let ticket = one_time_secret()?;
         let digest = ticket.digest();
         let now = self.clock.now();
         let expires = now.after(TICKET_TTL);
@@ -184,12 +182,9 @@ impl TicketStore {
         origin: Option<&str>,
         verifier: &Verifier,
     ) -> Result<Principal, TicketError> {
-        if ticket.len() != TICKET_LEN
-            || !ticket.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        let Some(digest) = one_time_digest(ticket, TICKET_LEN) else {
             return Err(TicketError::Malformed);
-        }
-        let digest: [u8; 32] = Sha256::digest(ticket.as_bytes()).into();
+        };
         let now = self.clock.now();
         let found = self.inner.lock().unwrap_or_else(PoisonError::into_inner).tickets.remove(&digest);
         let Some(t) = found else { return Err(TicketError::Unknown) };
@@ -222,6 +217,22 @@ impl TicketStore {
         inner.tickets.retain(|_, t| t.expires > now && verifier.still_valid(&t.principal).is_ok());
         before - inner.tickets.len()
     }
+}
+
+/// A fresh single-use secret: 256 bits from the OS CSPRNG as 43 characters of base64url
+/// (tickets and pairing codes).
+pub(crate) fn one_time_secret() -> Result<Secret, getrandom::Error> {
+    let mut random = Zeroizing::new([0u8; 32]);
+    getrandom::fill(random.as_mut())?;
+    Ok(Secret::new(URL_SAFE_NO_PAD.encode(random.as_ref())))
+}
+
+/// The SHA-256 of a presented single-use secret when it has the shape
+/// [`one_time_secret`] makes (`len` characters of base64url); `None` otherwise.
+pub(crate) fn one_time_digest(presented: &str, len: usize) -> Option<[u8; 32]> {
+    let well_formed = presented.len() == len
+        && presented.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    well_formed.then(|| Sha256::digest(presented.as_bytes()).into())
 }
 
 #[cfg(test)]
