@@ -58,6 +58,9 @@ pub enum AuditKind {
     Create,
     /// Configuration and secrets were reloaded (or a reload was rejected).
     Reload,
+    /// A one-time pairing code was issued, or a redemption of one was refused (a
+    /// successful redemption is the `create` of its token, with `pairing_id` set).
+    Pair,
 }
 
 /// How it ended.
@@ -99,6 +102,9 @@ pub struct AuditEvent {
     /// Stable error code ([`AuthError::code`] or similar) when not ok.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// The public id of the pairing code concerned (8 hex of its digest; never the code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pairing_id: Option<String>,
 }
 
 fn clip(s: &str) -> String {
@@ -118,6 +124,7 @@ impl AuditEvent {
             actor: None,
             outcome,
             code: None,
+            pairing_id: None,
         }
     }
 
@@ -171,6 +178,12 @@ impl AuditEvent {
     /// `TokenOpError::code`), so no id or value can end up in this field.
     pub fn code(mut self, code: &'static str) -> AuditEvent {
         self.code = Some(code.to_owned());
+        self
+    }
+
+    /// Sets the public id of the pairing code concerned.
+    pub fn pairing(mut self, id: &str) -> AuditEvent {
+        self.pairing_id = Some(clip(id));
         self
     }
 

@@ -76,6 +76,14 @@ pub enum EndpointId {
     Token,
     /// `POST /api/tokens/{key}/rotate`.
     TokenRotate,
+    /// `POST /api/pair` (issue a one-time pairing code).
+    Pair,
+    /// `POST /api/pair/redeem` (exchange a pairing code for a named token).
+    PairRedeem,
+    /// `GET /pair` (the page a pairing link opens).
+    PairPage,
+    /// `GET /pair.js` (that page's script).
+    PairScript,
     /// `GET /pico/ws`.
     PicoSocket,
     /// `GET /pico/ws/`.
@@ -208,6 +216,28 @@ pub const ENDPOINTS: &[Endpoint] = &[
         admin(),
         "rotate a named token, the pico token or the gateway token",
     ),
+    gateway(
+        EndpointId::Pair,
+        &["POST"],
+        "/api/pair",
+        admin(),
+        "a one-time pairing code (scope chat or read, 1 s to 1 h, default 10 min) and its link `…/pair#code=…`",
+    ),
+    gateway(
+        EndpointId::PairRedeem,
+        &["POST"],
+        "/api/pair/redeem",
+        Guard::Open,
+        "the code in the JSON body (never a query) → a named token of the code's scope, once; `no-store`",
+    ),
+    gateway(
+        EndpointId::PairPage,
+        &["GET"],
+        "/pair",
+        Guard::Open,
+        "the page a pairing link opens: drops the fragment, redeems it, shows the token once",
+    ),
+    gateway(EndpointId::PairScript, &["GET"], "/pair.js", Guard::Open, "the pairing page's script"),
     gateway(EndpointId::PicoSocket, &["GET"], "/pico/ws", SOCKET, "the Pico channel"),
     gateway(EndpointId::PicoSocketSlash, &["GET"], "/pico/ws/", SOCKET, "the Pico channel"),
     gateway(EndpointId::PicoSocketShort, &["GET"], "/pico", SOCKET, "the Pico channel (seed 001's URL)"),

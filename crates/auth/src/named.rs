@@ -35,7 +35,7 @@ pub mod ops;
 pub mod record;
 mod set;
 pub mod time;
-mod tree;
+pub(crate) mod tree;
 
 pub use error::TokenStoreError;
 pub use file::{FixedRotation, TokenFile};

@@ -18,8 +18,10 @@
 //! Each code also has a public *id* (the first 8 hex of its digest): audit lines and
 //! answers name that, never the code.
 //!
-//! Not yet wired: the gateway endpoints (`POST /api/pair`, `POST /api/pair/redeem`), the
-//! `picoclaw pair` command and the dashboard button are still to be built on this store.
+//! The gateway serves it (`POST /api/pair`, `POST /api/pair/redeem`, the `/pair` page;
+//! `crates/gateway/src/pairing.rs`); `picoclaw pair` and the dashboard's "Pair a device"
+//! call `POST /api/pair`. The requests of both endpoints are parsed here
+//! ([`PairRequest`], [`RedeemRequest`]), once.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,7 +31,7 @@ use std::time::Duration;
 use picoclaw_credentials::Secret;
 use subtle::ConstantTimeEq;
 
-use crate::named::{Clock, SystemClock, Timestamp};
+use crate::named::{Clock, SystemClock, Timestamp, TokenName, parse_duration};
 use crate::verify::{Principal, Scope, Verifier};
 
 /// Lifetime of a code when none is asked for.
@@ -70,6 +72,101 @@ pub enum PairingError {
     /// The OS random generator failed.
     #[error("the operating system's random generator failed")]
     Random,
+    /// A request body that is not what the endpoint takes.
+    #[error("{0}")]
+    Request(String),
+}
+
+/// `POST /api/pair`: what the code will grant, how long it lives, and the public URL its
+/// link should carry (else the gateway derives one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairRequest {
+    /// `chat` (default) or `read`.
+    pub scope: Scope,
+    /// The name of the token the device will get.
+    pub name: TokenName,
+    /// The code's lifetime.
+    pub ttl: Duration,
+    /// The base URL the device reaches the gateway at, as given (checked by the gateway).
+    pub public_url: Option<String>,
+}
+
+const PAIR_BODY: &str = "a JSON object {\"name\": \"phone\", \"scope\": \"chat\" or \"read\" (default chat),                          \"ttl\": \"10m\" (1s to 1h, default 10m), \"public_url\": \"https://…\" (optional)}";
+
+impl PairRequest {
+    /// Parses the body of `POST /api/pair`.
+    pub fn from_json(body: &[u8]) -> Result<PairRequest, PairingError> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            name: String,
+            #[serde(default)]
+            scope: Option<String>,
+            #[serde(default)]
+            ttl: Option<String>,
+            #[serde(default)]
+            public_url: Option<String>,
+        }
+        let body: Body = serde_json::from_slice(body).map_err(|e| {
+            PairingError::Request(format!(
+                "expected {PAIR_BODY}: {}",
+                crate::named::tree::redact_quoted(&e.to_string())
+            ))
+        })?;
+        let scope = match body.scope.as_deref() {
+            None | Some("chat") => Scope::Chat,
+            Some("read") => Scope::Read,
+            Some("admin") => return Err(PairingError::AdminScope),
+            Some(_) => {
+                return Err(PairingError::Request("invalid `scope`: expected `chat` or `read`".into()));
+            }
+        };
+        let name = TokenName::parse(&body.name)
+            .map_err(|e| PairingError::Request(format!("invalid `name`: {e}")))?;
+        let ttl = match body.ttl.as_deref() {
+            None => DEFAULT_TTL,
+            Some(text) => parse_duration(text).map_err(|e| {
+                PairingError::Request(format!(
+                    "invalid `ttl`: {}; expected a duration from 1s to 1h such as 90s or 10m",
+                    e.reason()
+                ))
+            })?,
+        };
+        if !(MIN_TTL..=MAX_TTL).contains(&ttl) {
+            return Err(PairingError::Ttl(ttl.as_secs()));
+        }
+        Ok(PairRequest { scope, name, ttl, public_url: body.public_url })
+    }
+}
+
+/// `POST /api/pair/redeem`: `{"code": "…"}`.
+pub struct RedeemRequest {
+    /// The code, as sent.
+    pub code: Secret,
+}
+
+impl fmt::Debug for RedeemRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RedeemRequest { .. }")
+    }
+}
+
+impl RedeemRequest {
+    /// Parses the body of `POST /api/pair/redeem` (the message never echoes the code).
+    pub fn from_json(body: &[u8]) -> Result<RedeemRequest, PairingError> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            code: String,
+        }
+        let body: Body = serde_json::from_slice(body).map_err(|e| {
+            PairingError::Request(format!(
+                "expected a JSON object {{\"code\": \"<the code from the link's #code=>\"}}: {}",
+                crate::named::tree::redact_quoted(&e.to_string())
+            ))
+        })?;
+        Ok(RedeemRequest { code: Secret::new(body.code) })
+    }
 }
 
 /// What a redeemed code grants: a named token of `scope` called `name`.
@@ -80,7 +177,7 @@ pub struct Grant {
     /// The scope of the token to create.
     pub scope: Scope,
     /// The name of the token to create.
-    pub name: String,
+    pub name: TokenName,
     /// The admin credential that created the code.
     pub parent: Principal,
 }
@@ -157,7 +254,7 @@ impl PairingStore {
         &self,
         parent: &Principal,
         scope: Scope,
-        name: &str,
+        name: &TokenName,
         ttl: Duration,
     ) -> Result<Issued, PairingError> {
         if scope == Scope::Admin {
@@ -184,7 +281,7 @@ impl PairingStore {
         }
         inner.seq += 1;
         let issued_seq = inner.seq;
-        let grant = Grant { id: id.clone(), scope, name: name.to_owned(), parent: parent.clone() };
+        let grant = Grant { id: id.clone(), scope, name: name.clone(), parent: parent.clone() };
         inner.codes.insert(digest, Outstanding { digest, grant, expires, issued_seq });
         Ok(Issued { code, id, expires })
     }
@@ -241,6 +338,10 @@ mod tests {
         verifier(MapEnv::new().with("PICOCLAW_GATEWAY_TOKEN", GATEWAY))
     }
 
+    fn n(name: impl AsRef<str>) -> TokenName {
+        TokenName::parse(name.as_ref()).unwrap()
+    }
+
     fn store() -> (PairingStore, ManualClock) {
         let clock = ManualClock::new(Timestamp::from_unix(1_800_000_000));
         (PairingStore::with_clock(Arc::new(clock.clone())), clock)
@@ -251,7 +352,7 @@ mod tests {
         let (s, _) = store();
         let v = with_gateway();
         let admin = v.identify(GATEWAY).unwrap();
-        let issued = s.issue(&admin, Scope::Read, "phone", DEFAULT_TTL).unwrap();
+        let issued = s.issue(&admin, Scope::Read, &n("phone"), DEFAULT_TTL).unwrap();
         assert_eq!(issued.code.len(), CODE_LEN);
         assert!(!format!("{issued:?}").contains(issued.code.expose()), "Debug never shows the code");
         let grant = s.redeem(issued.code.expose(), &v).unwrap();
@@ -268,18 +369,18 @@ mod tests {
         let (s, clock) = store();
         let v = with_gateway();
         let admin = v.identify(GATEWAY).unwrap();
-        let a = s.issue(&admin, Scope::Chat, "a", Duration::from_secs(60)).unwrap();
-        let b = s.issue(&admin, Scope::Chat, "b", Duration::from_secs(60)).unwrap();
+        let a = s.issue(&admin, Scope::Chat, &n("a"), Duration::from_secs(60)).unwrap();
+        let b = s.issue(&admin, Scope::Chat, &n("b"), Duration::from_secs(60)).unwrap();
         clock.advance(Duration::from_secs(59));
         assert!(s.redeem(a.code.expose(), &v).is_ok());
         clock.advance(Duration::from_secs(1));
         assert_eq!(s.redeem(b.code.expose(), &v), Err(PairingError::Expired));
         assert_eq!(
-            s.issue(&admin, Scope::Chat, "c", MAX_TTL + Duration::from_secs(1)).err(),
+            s.issue(&admin, Scope::Chat, &n("c"), MAX_TTL + Duration::from_secs(1)).err(),
             Some(PairingError::Ttl(3601))
         );
-        assert_eq!(s.issue(&admin, Scope::Chat, "c", Duration::ZERO).err(), Some(PairingError::Ttl(0)));
-        assert_eq!(s.issue(&admin, Scope::Admin, "c", DEFAULT_TTL).err(), Some(PairingError::AdminScope));
+        assert_eq!(s.issue(&admin, Scope::Chat, &n("c"), Duration::ZERO).err(), Some(PairingError::Ttl(0)));
+        assert_eq!(s.issue(&admin, Scope::Admin, &n("c"), DEFAULT_TTL).err(), Some(PairingError::AdminScope));
     }
 
     #[test]
@@ -296,8 +397,8 @@ mod tests {
         let (s, _) = store();
         let v = with_gateway();
         let admin = v.identify(GATEWAY).unwrap();
-        let a = s.issue(&admin, Scope::Chat, "a", DEFAULT_TTL).unwrap();
-        let b = s.issue(&admin, Scope::Chat, "b", DEFAULT_TTL).unwrap();
+        let a = s.issue(&admin, Scope::Chat, &n("a"), DEFAULT_TTL).unwrap();
+        let b = s.issue(&admin, Scope::Chat, &n("b"), DEFAULT_TTL).unwrap();
         // The gateway token is gone from the configuration: a new verifier without it.
         let without = verifier(MapEnv::new());
         assert_eq!(s.redeem(a.code.expose(), &without), Err(PairingError::ParentRevoked));
@@ -306,18 +407,46 @@ mod tests {
     }
 
     #[test]
+    fn requests_parse_once_with_errors_that_name_the_field() {
+        let r = PairRequest::from_json(br#"{"name":"phone"}"#).unwrap();
+        assert_eq!(
+            (r.scope, r.name.as_str(), r.ttl, r.public_url),
+            (Scope::Chat, "phone", DEFAULT_TTL, None)
+        );
+        let r =
+            PairRequest::from_json(br#"{"name":"tab","scope":"read","ttl":"90s","public_url":"https://x"}"#)
+                .unwrap();
+        assert_eq!((r.scope, r.ttl.as_secs(), r.public_url.as_deref()), (Scope::Read, 90, Some("https://x")));
+        assert_eq!(PairRequest::from_json(br#"{"name":"a","scope":"admin"}"#), Err(PairingError::AdminScope));
+        assert_eq!(PairRequest::from_json(br#"{"name":"a","ttl":"2h"}"#), Err(PairingError::Ttl(7200)));
+        for (body, needle) in [
+            (&br#"{"name":"a","ttl":"soon"}"#[..], "`ttl`"),
+            (br#"{"name":"a","scope":"write"}"#, "`scope`"),
+            (br#"{"name":"pico"}"#, "`name`"),
+            (br#"{"name":"a","token":"x"}"#, "expected a JSON object"),
+        ] {
+            let e = PairRequest::from_json(body).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+        let secret = "s3cr3t-value-that-must-not-echo";
+        let e = RedeemRequest::from_json(format!(r#"{{"code":"{secret}","x":1}}"#).as_bytes()).unwrap_err();
+        assert!(!e.to_string().contains(secret), "{e}");
+        assert_eq!(RedeemRequest::from_json(br#"{"code":"abc"}"#).unwrap().code.expose(), "abc");
+    }
+
+    #[test]
     fn bounded_expired_first_then_oldest() {
         let (s, clock) = store();
         let v = with_gateway();
         let admin = v.identify(GATEWAY).unwrap();
-        let first = s.issue(&admin, Scope::Chat, "first", Duration::from_secs(5)).unwrap();
+        let first = s.issue(&admin, Scope::Chat, &n("first"), Duration::from_secs(5)).unwrap();
         clock.advance(Duration::from_secs(1));
-        let second = s.issue(&admin, Scope::Chat, "second", DEFAULT_TTL).unwrap();
+        let second = s.issue(&admin, Scope::Chat, &n("second"), DEFAULT_TTL).unwrap();
         for i in 2..MAX_OUTSTANDING {
-            s.issue(&admin, Scope::Chat, &format!("n{i}"), DEFAULT_TTL).unwrap();
+            s.issue(&admin, Scope::Chat, &n(format!("n{i}")), DEFAULT_TTL).unwrap();
         }
         assert_eq!(s.outstanding(), MAX_OUTSTANDING);
-        s.issue(&admin, Scope::Chat, "one-more", DEFAULT_TTL).unwrap();
+        s.issue(&admin, Scope::Chat, &n("one-more"), DEFAULT_TTL).unwrap();
         assert_eq!(s.outstanding(), MAX_OUTSTANDING);
         assert_eq!(s.redeem(first.code.expose(), &v), Err(PairingError::Unknown), "the oldest went first");
         assert!(s.redeem(second.code.expose(), &v).is_ok());

@@ -51,6 +51,8 @@ pub enum Command {
     /// Named tokens (create, list, revoke, rotate) and rotation of the pico/gateway tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Pair a phone or extension: a one-time link (optionally a QR code) that gives it its own token.
+    Pair(PairArgs),
     /// Run the web dashboard (login, gateway control, chat, tokens); starts a gateway if none runs.
     Launcher(LauncherArgs),
     /// Chat with the gateway: one message when MESSAGE is given, else line by line from stdin.
@@ -270,6 +272,52 @@ pub struct LauncherArgs {
     /// Do not open a web browser.
     #[arg(long)]
     pub no_browser: bool,
+}
+
+/// `picoclaw pair [--scope chat|read] [--name N] [--ttl 10m] [--public-url U] [--qr] [--json]`
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Pair a phone or a browser extension with the running gateway.\n\n\
+The gateway issues a single-use code that lives --ttl (1s to 1h) and prints a link\n\
+<public-url>/pair#code=<code>. Opening it on the device exchanges the code, once, for a\n\
+named token of --scope called --name (list it with `picoclaw token list`, revoke it with\n\
+`picoclaw token revoke NAME`). The code is only ever in the link's fragment: never in a\n\
+query, an argument or a log. It dies with the gateway, at its TTL, after one use, and\n\
+when the credential that asked for it (the runtime token of this gateway) changes.",
+    after_help = "Exit status: 0 a link was printed; 1 no gateway runs, or it refused (the message says why);\n\
+2 usage error.\n\
+The link alone goes to stdout (with --qr, the QR code after it; with --json, the JSON\n\
+answer); notes go to stderr."
+)]
+pub struct PairArgs {
+    /// What the device's token may do: chat (the Pico channel) or read (history only).
+    #[arg(long, value_enum, default_value_t = PairScope::Chat)]
+    pub scope: PairScope,
+    /// The device's token name (1-64 letters, digits, `.`, `_`, `-`); default device-<6 hex>.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How long the code can be used (1s to 1h): 90s, 10m, 1h.
+    #[arg(long, default_value = "10m")]
+    pub ttl: String,
+    /// The URL the device reaches the gateway at (https://pc.example.com, http://192.168.1.20:18790);
+    /// default: the gateway's own address.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Also print the link as a QR code for a phone's camera.
+    #[arg(long)]
+    pub qr: bool,
+    /// Print the gateway's JSON answer (link, id, scope, name, expiry) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a paired device's token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PairScope {
+    /// The Pico channel (chat).
+    Chat,
+    /// Reading history only.
+    Read,
 }
 
 /// `picoclaw proxy-config nginx|caddy|traefik [--base-path P] [--public-url U] [--gateway]`

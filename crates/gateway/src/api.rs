@@ -17,6 +17,7 @@ use crate::authenticated::{Admin, Authenticated, PicoMedia, Read};
 use crate::conn;
 use crate::history;
 use crate::openai;
+use crate::pairing;
 use crate::reload;
 use crate::state::Shared;
 use crate::tokens_api;
@@ -81,6 +82,10 @@ fn handler(id: EndpointId) -> MethodRouter<Arc<Shared>> {
         EndpointId::Tokens => get(tokens_api::list).post(tokens_api::create),
         EndpointId::Token => delete(tokens_api::revoke),
         EndpointId::TokenRotate => post(tokens_api::rotate),
+        EndpointId::Pair => post(pairing::issue).fallback(method_not_allowed),
+        EndpointId::PairRedeem => post(pairing::redeem).fallback(method_not_allowed),
+        EndpointId::PairPage => get(pairing::page),
+        EndpointId::PairScript => get(pairing::script),
         EndpointId::PicoSocket | EndpointId::PicoSocketSlash | EndpointId::PicoSocketShort => {
             any(conn::upgrade)
         }

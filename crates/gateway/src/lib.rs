@@ -22,6 +22,7 @@ mod hub;
 mod media;
 mod openai;
 mod outbox;
+mod pairing;
 mod reload;
 mod server;
 mod state;

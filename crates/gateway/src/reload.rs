@@ -163,6 +163,7 @@ pub(crate) async fn reload(shared: &Arc<Shared>, trigger: &str) -> Result<Summar
         trigger,
         closed_sockets = closed,
         dropped_tickets = applied.dropped_tickets,
+        dropped_pairing_codes = applied.dropped_pairing_codes,
         "configuration reloaded"
     );
     Ok(Summary { closed_sockets: closed, warnings })

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub active_turns: AtomicUsize,
     pub reload_lock: tokio::sync::Mutex<()>,
     pub tickets: TicketStore,
+    /// Outstanding one-time pairing codes (`POST /api/pair`).
+    pub pairing: picoclaw_auth::pairing::PairingStore,
     /// Files of answers (`/pico/media/<id>`).
     pub media: crate::media::MediaStore,
     pub audit: Option<AuditLog>,
@@ -76,6 +78,7 @@ impl Shared {
             active_turns: AtomicUsize::new(0),
             reload_lock: tokio::sync::Mutex::new(()),
             tickets: TicketStore::new(),
+            pairing: picoclaw_auth::pairing::PairingStore::new(),
             media: crate::media::MediaStore::default(),
             pico_client: std::sync::Mutex::new(None),
             audit: match AuditLog::open(paths_audit) {
@@ -131,13 +134,15 @@ impl Shared {
 
     /// The one way the gateway's credentials change (start-up excepted): swaps in `live`,
     /// then checks every credential derived from the old state against the new one —
-    /// outstanding tickets are dropped and sockets closed with 4001 when their parent is
+    /// outstanding tickets and pairing codes are dropped and sockets closed with 4001 when their parent is
     /// no longer accepted. Revoke, rotate, a file edit and a removal all end here.
     pub fn apply(&self, live: Live) -> Applied {
         *self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(live);
-        let dropped_tickets = self.tickets.retain_valid(&self.live().verifier);
+        let verifier = &self.live().verifier;
+        let dropped_tickets = self.tickets.retain_valid(verifier);
+        let dropped_pairing_codes = self.pairing.retain_valid(verifier);
         let closed_sockets = self.close_revoked_sockets();
-        Applied { closed_sockets, dropped_tickets }
+        Applied { closed_sockets, dropped_tickets, dropped_pairing_codes }
     }
 
     /// Closes sockets whose credential is no longer accepted: revoked, expired, rotated past
@@ -167,4 +172,5 @@ impl Shared {
 pub(crate) struct Applied {
     pub closed_sockets: usize,
     pub dropped_tickets: usize,
+    pub dropped_pairing_codes: usize,
 }

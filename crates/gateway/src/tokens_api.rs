@@ -57,7 +57,7 @@ async fn blocking<T: Send + 'static>(
 /// Reloads so the change is in effect before the answer is sent. When the reload is
 /// rejected (another part of the configuration is invalid), the change is written but not
 /// in effect: the caller is told so (409 `not_applied`), never "done".
-async fn apply(shared: &Arc<Shared>, what: &str) -> Result<(), ApiError> {
+pub(crate) async fn apply(shared: &Arc<Shared>, what: &str) -> Result<(), ApiError> {
     reload(shared, what).await.map(|_| ()).map_err(|message| {
         ApiError::new(
             Code::NotApplied,

@@ -71,7 +71,7 @@
   }
 
   // ---------- views ----------
-  const views = ["chat", "gateway", "tokens"];
+  const views = ["chat", "gateway", "tokens", "pair"];
   function showView(name) {
     if (!$("view-" + name)) name = "chat";
     for (const section of document.querySelectorAll(".view")) section.classList.toggle("hidden", section.id !== "view-" + name);
@@ -79,6 +79,7 @@
       if (tab.dataset.view === name) tab.setAttribute("aria-current", "page"); else tab.removeAttribute("aria-current");
     }
     if (name === "tokens") refreshTokens();
+    if (name === "pair") suggestPairUrl();
     if (name === "chat") scrollToEnd(true);
   }
   $("nav").addEventListener("click", (event) => {
@@ -92,6 +93,7 @@
   // ---------- gateway ----------
   const stateLabels = { running: "Running", starting: "Starting…", stopping: "Stopping…", restarting: "Restarting…", stopped: "Stopped", error: "Failed" };
   let gatewayState = "unknown";
+  let gatewayUrl = null;
   let busy = false;
 
   function duration(s) {
@@ -112,6 +114,7 @@
     $("gw-pid").textContent = g.pid || "–";
     $("gw-version").textContent = g.version || "–";
     $("gw-url").textContent = g.url || "–";
+    gatewayUrl = g.url || gatewayUrl;
     $("gw-uptime").textContent = duration(g.uptime_s);
     $("gw-owned").textContent = g.state === "running" ? (g.owned ? "this launcher" : "another process (adopted)") : "–";
     if (!busy) {
@@ -747,6 +750,74 @@
     });
     box.appendChild(form);
   }
+
+  // ---------- pairing ----------
+  // The device opens the gateway itself, so the link points at the gateway: by default
+  // at this page's host name with the gateway's port (right when the dashboard is opened
+  // by the machine's address and the gateway listens there too).
+  function isLoopback(host) {
+    return host === "localhost" || host.startsWith("127.") || host === "[::1]";
+  }
+  function suggestPairUrl() {
+    const input = $("pair-url");
+    if (!input.value) {
+      let port = "18790";
+      try { if (gatewayUrl) port = new URL(gatewayUrl).port || port; } catch (e) { /* keep the default */ }
+      const page = here("");
+      input.value = page.protocol + "//" + page.hostname + ":" + port;
+    }
+    let host = "";
+    try { host = new URL(input.value).hostname; } catch (e) { host = ""; }
+    $("pair-url-hint").textContent = isLoopback(host)
+      ? "A phone cannot open this machine's loopback address: enter the address the device reaches the gateway at (the gateway must listen there: gateway.host)."
+      : "The address the device reaches the gateway at.";
+  }
+  $("pair-url").addEventListener("input", suggestPairUrl);
+  let pairTimer = null;
+  $("pair-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const msg = $("pair-msg");
+    $("pair-create").disabled = true;
+    msg.textContent = "Asking the gateway for a code…";
+    msg.className = "msg";
+    const r = await api("POST", "api/pair", {
+      name: $("pair-name").value.trim(),
+      scope: $("pair-scope").value,
+      ttl: $("pair-ttl").value,
+      public_url: $("pair-url").value.trim(),
+    });
+    $("pair-create").disabled = false;
+    if (leaving) return;
+    if (!r.ok) {
+      msg.textContent = r.error;
+      msg.className = "msg error";
+      $("pair-result").classList.add("hidden");
+      return;
+    }
+    msg.textContent = "Link ready for “" + r.data.name + "” (" + r.data.scope + "). It works once.";
+    msg.className = "msg ok";
+    $("pair-link").textContent = r.data.link;
+    if (r.data.qr_svg) $("pair-qr").src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(r.data.qr_svg);
+    $("pair-qr").classList.toggle("hidden", !r.data.qr_svg);
+    $("pair-result").classList.remove("hidden");
+    const link = r.data.link;
+    $("pair-copy").onclick = async () => { $("pair-copy").textContent = (await md.copyText(link)) ? "Copied" : "Copy failed"; };
+    const expires = r.data.expires_at * 1000;
+    if (pairTimer) clearInterval(pairTimer);
+    const tick = () => {
+      const left = Math.round((expires - Date.now()) / 1000);
+      if (left <= 0) {
+        $("pair-expiry").textContent = "This link has expired. Create a new one.";
+        $("pair-result").classList.add("expired");
+        clearInterval(pairTimer);
+        return;
+      }
+      $("pair-result").classList.remove("expired");
+      $("pair-expiry").textContent = "Expires in " + duration(left) + ".";
+    };
+    tick();
+    pairTimer = setInterval(tick, 1000);
+  });
 
   // ---------- session, setup, logout ----------
   async function refreshSession() {

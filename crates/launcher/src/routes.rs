@@ -136,6 +136,7 @@ pub(crate) fn router(st: Arc<AppState>) -> Router {
         .route("/api/tokens", get(crate::tokens::list).post(crate::tokens::create).fallback(not_found))
         .route("/api/tokens/{key}", delete(crate::tokens::revoke).fallback(not_found))
         .route("/api/tokens/{key}/rotate", post(crate::tokens::rotate).fallback(not_found))
+        .route("/api/pair", post(crate::tokens::pair).fallback(not_found))
         .route("/api/chat/sessions", get(crate::history::list))
         .route("/api/chat/sessions/{id}/messages", get(crate::history::messages))
         .route("/api/chat/sessions/{id}", delete(crate::history::delete))

@@ -7,6 +7,11 @@
 //! the gateway (the runtime token reaches everything: a forwarder that passed the request
 //! path on could reach `/auth/ticket` or `/reload` through `..`). A gateway without that
 //! API answers 404, which the dashboard shows as "not available in this build".
+//!
+//! "Pair a device" is one more fixed forward: `POST /api/pair` → the gateway's
+//! `POST /api/pair`; the answer gains `qr_svg`, the link drawn as an SVG QR code for the
+//! dashboard to show as an image (the link is shown to the admin who asked, once; the
+//! answer is `no-store`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -180,6 +185,45 @@ pub(crate) async fn rotate(
 /// receives a gateway or pico token (docs/launcher.md). The value is in `.security.yml`
 /// (the answer says where); a named token's new value is shown once, since it is made for
 /// a device the user is setting up.
+/// `POST /api/pair`: a one-time pairing link for a device, with its QR code.
+pub(crate) async fn pair(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+    let Some(record) = st.gateway.record().await else {
+        return ApiError::new(
+            Code::GatewayUnavailable,
+            "the gateway is not running; start it to pair a device",
+        )
+        .into_response();
+    };
+    let mut response = match gateway_json(&record, Method::POST, "/api/pair", body).await {
+        Some((StatusCode::CREATED, mut answer)) => {
+            if let Some(svg) = answer["link"].as_str().and_then(qr_svg) {
+                answer["qr_svg"] = Value::from(svg);
+            }
+            (StatusCode::CREATED, Json(answer)).into_response()
+        }
+        Some((StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED, _)) => {
+            ApiError::new(Code::TokensApiUnavailable, "this gateway cannot pair devices (no /api/pair)")
+                .into_response()
+        }
+        Some((status, body)) => (status, Json(body)).into_response(),
+        None => ApiError::new(Code::GatewayUnreachable, "cannot reach the gateway").into_response(),
+    };
+    response.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `link` as an SVG QR code (dark modules on white, with the quiet zone).
+fn qr_svg(link: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(link.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(240, 240)
+            .dark_color(qrcode::render::svg::Color("#000000"))
+            .light_color(qrcode::render::svg::Color("#ffffff"))
+            .build(),
+    )
+}
+
 async fn without_value(answer: Response) -> Response {
     let status = answer.status();
     let Ok(bytes) = axum::body::to_bytes(answer.into_body(), MAX_ANSWER).await else {

@@ -87,13 +87,29 @@ pub fn request_bounded(
     max_response: usize,
 ) -> Result<Response, HttpError> {
     let addr = gateway.loopback_addr()?;
-    // Presented only to the gateway whose pid holds the lock and owns this listener.
-    let bearer = match credential {
+    send(addr, method, path, bearer(gateway, credential), None, max_response)
+}
+
+/// [`request`] with a JSON body (`POST /api/pair`).
+pub fn request_json(
+    gateway: &VerifiedGateway,
+    method: &str,
+    path: &str,
+    credential: Credential<'_>,
+    body: &Value,
+) -> Result<Response, HttpError> {
+    let addr = gateway.loopback_addr()?;
+    send(addr, method, path, bearer(gateway, credential), Some(body), MAX_RESPONSE)
+}
+
+/// The `Authorization: Bearer` value: presented only to the gateway whose pid holds the
+/// lock and owns this listener.
+fn bearer<'a>(gateway: &'a VerifiedGateway, credential: Credential<'a>) -> Option<&'a str> {
+    match credential {
         Credential::None => None,
         Credential::Runtime => Some(gateway.record().token.expose()),
         Credential::Configured(secret) => Some(secret.expose()),
-    };
-    send(addr, method, path, bearer, max_response)
+    }
 }
 
 /// Sends one request (blocking) to `addr`, which must be a loopback address;
@@ -103,6 +119,7 @@ fn send(
     method: &str,
     path: &str,
     bearer: Option<&str>,
+    json: Option<&Value>,
     max_response: usize,
 ) -> Result<Response, HttpError> {
     if !addr.ip().is_loopback() {
@@ -123,6 +140,9 @@ fn send(
             client.request(method, format!("http://{addr}{path}")).header("accept", "application/json");
         if let Some(token) = bearer {
             req = req.bearer_auth(token);
+        }
+        if let Some(json) = json {
+            req = req.header("content-type", "application/json").body(json.to_string());
         }
         let mut resp = req.send().await.map_err(|e| failed(&e.without_url()))?;
         let status = resp.status().as_u16();
@@ -149,7 +169,10 @@ mod tests {
         assert!(matches!(loopback_addr("10.0.0.1", 1), Err(HttpError::NotLoopback(_))));
         assert!(matches!(loopback_addr("example.com", 1), Err(HttpError::NotLoopback(_))));
         let remote: SocketAddr = "192.0.2.1:80".parse().unwrap();
-        assert!(matches!(send(remote, "GET", "/", Some("t"), MAX_RESPONSE), Err(HttpError::NotLoopback(_))));
+        assert!(matches!(
+            send(remote, "GET", "/", Some("t"), None, MAX_RESPONSE),
+            Err(HttpError::NotLoopback(_))
+        ));
     }
 
     #[test]
@@ -157,7 +180,8 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let err = send(addr, "GET", "/ready", Some("secret-canary"), MAX_RESPONSE).unwrap_err().to_string();
+        let err =
+            send(addr, "GET", "/ready", Some("secret-canary"), None, MAX_RESPONSE).unwrap_err().to_string();
         assert!(err.contains("cannot reach") && !err.contains("secret-canary"), "{err}");
     }
 }

@@ -188,3 +188,28 @@ pub struct SessionDeleted {
     /// Sockets of the session that were closed (code 4004).
     pub closed_sockets: usize,
 }
+
+/// `POST /api/pair`: a one-time pairing code, as the link that carries it.
+#[derive(Debug, Serialize)]
+pub struct PairIssued {
+    /// The code's public id (8 hex; audit lines name it).
+    pub id: String,
+    /// `<public_url>/pair#code=<code>`: open it on the device (shown once; the code is in
+    /// the fragment, which no browser sends to a server).
+    pub link: String,
+    /// The base URL in the link.
+    pub public_url: String,
+    /// Where that URL came from: `request` (the body's `public_url`), `forwarded` (a
+    /// trusted proxy's `X-Forwarded-Host`) or `host` (the request's `Host`).
+    pub public_url_source: &'static str,
+    /// The scope of the token the device will get.
+    pub scope: Scope,
+    /// Its name.
+    pub name: String,
+    /// Unix seconds after which the code is refused.
+    pub expires_at: u64,
+    /// The lifetime, in seconds.
+    pub ttl_s: u64,
+    /// Always true.
+    pub single_use: bool,
+}

@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use picoclaw_auth::AuthError;
 use picoclaw_auth::named::ops::TokenOpError;
+use picoclaw_auth::pairing::PairingError;
 use serde::Serialize;
 
 /// Every failure the gateway or the launcher answers with, besides credential and
@@ -100,6 +101,15 @@ pub enum Code {
     SessionStorage,
     /// 507 `storage_full`: the history is at `storage.max_total_bytes`.
     StorageFull,
+    /// 400 `invalid_pairing_code`: not 43 characters of base64url.
+    MalformedPairingCode,
+    /// 404 `pairing_code_unknown`: no such code, or it was used already.
+    UnknownPairingCode,
+    /// 410 `pairing_code_expired`: the code is past its lifetime.
+    ExpiredPairingCode,
+    /// 403 `pairing_code_revoked`: the admin credential that issued the code is no longer
+    /// accepted.
+    RevokedPairingCode,
 }
 
 impl Code {
@@ -108,10 +118,13 @@ impl Code {
         use Code::*;
         match self {
             BadRequest | BadQuery | BadSubprotocol | MissingToken | UnacceptableToken
-            | UnacceptablePassword | InvalidSessionId => StatusCode::BAD_REQUEST,
+            | UnacceptablePassword | InvalidSessionId | MalformedPairingCode => StatusCode::BAD_REQUEST,
             WrongToken | WrongPassword | NotLoggedIn => StatusCode::UNAUTHORIZED,
-            BadOrigin | AccessDenied | OriginNotAllowed | ReservedSessionId => StatusCode::FORBIDDEN,
-            NotFound | NoSuchSession | ChannelDisabled => StatusCode::NOT_FOUND,
+            BadOrigin | AccessDenied | OriginNotAllowed | ReservedSessionId | RevokedPairingCode => {
+                StatusCode::FORBIDDEN
+            }
+            NotFound | NoSuchSession | ChannelDisabled | UnknownPairingCode => StatusCode::NOT_FOUND,
+            ExpiredPairingCode => StatusCode::GONE,
             TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             NotApplied | TokenFromEnv | PasswordNotSet => StatusCode::CONFLICT,
@@ -176,6 +189,10 @@ impl Code {
             NoRandomness => "no_randomness",
             SessionStorage => "session_storage",
             StorageFull => "storage_full",
+            MalformedPairingCode => "invalid_pairing_code",
+            UnknownPairingCode => "pairing_code_unknown",
+            ExpiredPairingCode => "pairing_code_expired",
+            RevokedPairingCode => "pairing_code_revoked",
         }
     }
 }
@@ -271,6 +288,21 @@ impl From<TokenOpError> for ApiError {
             tracing::warn!(code = e.code(), "token operation failed: {e}");
         }
         ApiError { status, code: e.code(), message: e.to_string(), retry_after: None, challenge: false }
+    }
+}
+
+impl From<PairingError> for ApiError {
+    fn from(e: PairingError) -> ApiError {
+        let code = match e {
+            PairingError::AdminScope | PairingError::Ttl(_) => Code::BadRequest,
+            PairingError::Malformed => Code::MalformedPairingCode,
+            PairingError::Unknown => Code::UnknownPairingCode,
+            PairingError::Expired => Code::ExpiredPairingCode,
+            PairingError::ParentRevoked => Code::RevokedPairingCode,
+            // `PairingError` is non-exhaustive; the random source is the other failure.
+            _ => Code::RandomFailed,
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 

@@ -45,6 +45,16 @@ pub enum Requester {
         /// The caller's address.
         client: Option<String>,
     },
+    /// A device redeeming a one-time pairing code (`POST /api/pair/redeem`): the token is
+    /// created for the admin credential that issued the code.
+    Pairing {
+        /// The public id of the code (8 hex).
+        code_id: String,
+        /// The id of the admin credential that issued it.
+        issued_by: String,
+        /// The device's address.
+        client: Option<String>,
+    },
 }
 
 impl Requester {
@@ -61,6 +71,7 @@ impl Requester {
             (Requester::Api { .. }, AuditKind::Create) => "/api/tokens",
             (Requester::Api { .. }, AuditKind::Revoke) => "/api/tokens/{key}",
             (Requester::Api { .. }, _) => "/api/tokens/{key}/rotate",
+            (Requester::Pairing { .. }, _) => "/api/pair/redeem",
         }
     }
 }
@@ -101,6 +112,9 @@ fn audit_event(
     event = match by {
         Requester::Cli => event.actor("cli"),
         Requester::Api { actor, client } => event.actor(actor).client(client.as_deref()),
+        Requester::Pairing { code_id, issued_by, client } => {
+            event.actor(issued_by).client(client.as_deref()).pairing(code_id)
+        }
     };
     if let Some(t) = target {
         event = event.credential(t.kind, t.id);

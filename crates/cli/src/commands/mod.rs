@@ -15,6 +15,7 @@ mod doctor;
 mod gateway;
 mod launcher;
 mod onboard;
+mod pair;
 mod proxy_config;
 mod service;
 mod sessions;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token(command) => token::run(command),
         Command::Launcher(args) => launcher::run(args, cli.log_format),
         Command::Chat(args) => chat::run(args),
+        Command::Pair(args) => pair::run(args),
         Command::Sessions(command) => sessions::run(command),
         Command::Conformance(args) => conformance::run(args),
         Command::Service(command) => service::run(command),

@@ -33,6 +33,7 @@ mod media;
 mod newcomer;
 mod node_recipe;
 mod origins;
+mod pairing;
 mod pico_client;
 mod protocol;
 mod proxy;
