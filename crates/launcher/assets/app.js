@@ -800,6 +800,7 @@
     if (r.data.qr_svg) $("pair-qr").src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(r.data.qr_svg);
     $("pair-qr").classList.toggle("hidden", !r.data.qr_svg);
     $("pair-result").classList.remove("hidden");
+    $("pair-result").scrollIntoView({ block: "nearest" });
     const link = r.data.link;
     $("pair-copy").onclick = async () => { $("pair-copy").textContent = (await md.copyText(link)) ? "Copied" : "Copy failed"; };
     const expires = r.data.expires_at * 1000;

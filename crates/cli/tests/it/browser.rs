@@ -853,3 +853,114 @@ async fn an_image_attached_in_the_dashboard_comes_back_from_pico_media() {
     b.screenshot("chat-image-desktop.png").await;
     b.close().await;
 }
+
+/// Answers one HTTP request on a loopback port and hands back its head: where a page
+/// navigates to, to see what it sent (`Referer`).
+fn request_recorder() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                head.push_str(&line);
+                line.clear();
+            }
+            let mut stream = stream;
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            if head.starts_with("GET /landed") && tx.send(head).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// "Pair a device" as a person uses it: the dashboard makes a link and shows its QR code
+/// (desktop and phone screenshots); the link opened in a browser exchanges the code once,
+/// drops it from the address bar, shows the token, and sends no `Referer` onwards; opened
+/// again, it is refused.
+#[tokio::test]
+async fn pairing_a_device_from_the_dashboard_in_headless_chromium() {
+    let chromium = require(&["chromium", "chromium-browser"], "chromium");
+    let chromedriver = require(&["chromedriver"], "chromium-driver");
+    let home = home();
+    let l = start(&home, &[]);
+    l.gateway_record();
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver, &home.file("chromedriver.log"));
+    let b = Browser::open(&driver, &chromium, profile.path()).await;
+    b.screen(1280, 800, false).await;
+    b.goto(&l.at("/login")).await;
+    b.type_into("#token", &l.token()).await;
+    b.click("#login-btn").await;
+    b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+
+    b.click("#nav .tab[data-view=pair]").await;
+    b.wait_js(
+        &l,
+        "the gateway address in the form",
+        "return /^http:\\/\\/127\\.0\\.0\\.1:\\d+$/.test(document.getElementById('pair-url').value);",
+    )
+    .await;
+    b.wait_text(&l, "#pair-url-hint", "the loopback warning", |t| t.contains("loopback")).await;
+    let name = b.find("#pair-name").await.expect("the name field");
+    b.call("POST", &format!("/element/{name}/clear"), Some(json!({}))).await;
+    b.type_into("#pair-name", "my-phone").await;
+    b.click("#pair-create").await;
+    let link = b.wait_text(&l, "#pair-link", "the link", |t| t.contains("/pair#code=")).await;
+    let qr = "const i = document.getElementById('pair-qr'); return i.complete && i.naturalWidth >= 240 && i.src.startsWith('data:image/svg+xml');";
+    b.wait_js(&l, "the QR code image", qr).await;
+    b.assert_layout("the pairing view").await;
+    let shown = "const r = document.getElementById('pair-result').getBoundingClientRect(); return r.top < window.innerHeight && r.bottom > 0;";
+    b.wait_js(&l, "the new link scrolled into view", shown).await;
+    // Screenshots never hold a secret: the text of the link is masked (the QR code's code
+    // is spent below, before the test ends).
+    let mask = |css: &str| {
+        format!(
+            "document.querySelector('{css}').textContent = '…/pair#code=(hidden in screenshots)'; return true;"
+        )
+    };
+    let unmasked = link.clone();
+    b.exec(&mask("#pair-link")).await;
+    b.screenshot("pair-desktop.png").await;
+    b.screen(390, 844, true).await;
+    b.assert_layout("the pairing view on a phone").await;
+    b.screenshot("pair-phone.png").await;
+    let link = unmasked;
+
+    // The device: a fresh page opens the link.
+    let (recorder, heads) = request_recorder();
+    b.goto(&link).await;
+    b.wait_text(&l, "#status", "paired", |t| t.starts_with("Paired")).await;
+    let url = b.url().await;
+    assert!(!url.contains('#') && !url.contains("code"), "the code left the address bar: {url}");
+    let token = b.text("#token").await;
+    assert!(token.starts_with("pcl_"), "{token}");
+    assert_eq!(b.text("#name").await, "my-phone");
+    assert_eq!(b.text("#scope").await, "chat");
+    b.assert_layout("the pairing page on a phone").await;
+    b.exec("document.getElementById('token').textContent = 'pcl_… (hidden in screenshots)'; return true;")
+        .await;
+    b.screenshot("pair-device-phone.png").await;
+    // Leaving the page sends no Referer (and so nothing of the page's address).
+    b.exec(&format!("location.href = 'http://127.0.0.1:{recorder}/landed'; return true;")).await;
+    let head = heads.recv_timeout(Duration::from_secs(30)).expect("the page navigated on");
+    assert!(!head.to_ascii_lowercase().contains("referer"), "{head}");
+
+    // Used: the same link again is refused, with a way out.
+    b.goto(&link).await;
+    b.wait_text(&l, "#status", "refused", |t| t.contains("already used")).await;
+    let code = link.split_once("#code=").unwrap().1.to_owned();
+    let logs = std::fs::read_dir(home.file("logs"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(!logs.contains(&code) && !logs.contains(&token), "no code or token in logs");
+    b.close().await;
+}
