@@ -310,8 +310,10 @@ async fn sockets_that_stop_reading_cost_bounded_memory() {
 
     // A silent socket that went past its budget was closed by the gateway: reading it now
     // yields what the kernel buffered, then the close (1008) or the end of the connection.
-    // One that sent too little to pass it (its sends stalled on a loaded box) stays open
-    // and within its budget; most must have been closed.
+    // One whose sends stalled early (a loaded box) may not have passed it and stays open;
+    // but a socket owed more answers than its 4 MiB queue plus any kernel buffers could
+    // hold (24 × 900 KiB ≈ 21 MiB) must have been closed, and at least one was.
+    const SURELY_PAST_BUDGET: usize = 24;
     let mut closed = 0;
     for (i, (socket, sent)) in silent.iter_mut().enumerate() {
         let end = loop {
@@ -322,12 +324,18 @@ async fn sockets_that_stop_reading_cost_bounded_memory() {
         };
         match end {
             Next::Closed(Some((1008, _))) | Next::Closed(None) | Next::Ended => closed += 1,
-            Next::Timeout => eprintln!("socket {i} (sent {sent} messages) is open, within its budget"),
+            Next::Timeout => {
+                eprintln!("socket {i} (sent {sent} messages) is open, within its budget");
+                assert!(
+                    *sent < SURELY_PAST_BUDGET,
+                    "socket {i} sent {sent} large messages and was not closed"
+                );
+            }
             other => panic!("socket {i} (sent {sent}): unexpected {other:?}"),
         }
     }
     eprintln!("{closed} of {SOCKETS} silent sockets closed by the gateway");
-    assert!(closed * 2 > SOCKETS, "only {closed} of {SOCKETS} silent sockets were closed");
+    assert!(closed >= 1, "no silent socket was closed");
     drop(silent);
     // Still serving.
     reader.send(big_message("after", 1024)).await.expect("send");

@@ -52,6 +52,10 @@ async fn chat(gw: &support::Gateway, token: &str, session: &str, texts: &[&str])
         };
         seqs.push((seq_of("typing.start"), seq_of("message.create")));
     }
+    // A closing handshake answered by the gateway: it has let go of the socket, so later
+    // counts of the session's sockets (a delete's `closed_sockets`) do not include it.
+    futures_util::SinkExt::close(&mut socket).await.expect("close");
+    while let Next::Frame(_) = ws::next(&mut socket, Duration::from_secs(10)).await {}
     seqs
 }
 
@@ -161,7 +165,17 @@ async fn another_credential_gets_404_over_http_and_ws_and_delete_closes_sockets(
     assert!(list["sessions"][0]["owner"].as_str().is_some_and(|o| !o.is_empty()));
 
     // Alice deletes it while a socket of hers is open: the socket is closed with 4004,
-    // the history is gone, and the id is free again.
+    // the history is gone, and the id is free again. (First, the gateway has let go of
+    // the sockets used so far, so exactly one is open.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, status) = get(&format!("{}/status", gw.http()), &gw.runtime_token()).await;
+        if status["pico"]["connections"] == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "sockets still open: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut open = ws::bearer(&format!("{}?session_id=alice-private&protocol=2", gw.ws()), &alice).await;
     joined(&mut open).await;
     let (status, body) = delete(&session, &alice).await;
