@@ -144,6 +144,27 @@ impl Launcher {
 impl Drop for Launcher {
     fn drop(&mut self) {
         crate::support::terminate(&mut self.child);
+        stop_gateway_of(&self.home);
+    }
+}
+
+/// Stops the gateway recorded in `home`, if one still runs from that home: a gateway the
+/// launcher adopted (or one left by a launcher that was killed) outlives the launcher by
+/// design, but must not outlive the test and its deleted home.
+pub fn stop_gateway_of(home: &std::path::Path) {
+    let Ok(text) = std::fs::read_to_string(home.join(".picoclaw.pid")) else { return };
+    let Ok(record) = serde_json::from_str::<Value>(&text) else { return };
+    let Some(pid) = record["pid"].as_u64().and_then(|p| u32::try_from(p).ok()) else { return };
+    let marker = format!("PICOCLAW_HOME={}", home.display());
+    let of_this_home = std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+        .unwrap_or(false);
+    if !of_this_home {
+        return;
+    }
+    unsafe_free_kill(pid, "TERM");
+    if !eventually(Duration::from_secs(10), || !alive(u64::from(pid))) {
+        unsafe_free_kill(pid, "KILL");
     }
 }
 
