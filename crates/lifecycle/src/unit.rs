@@ -44,6 +44,12 @@ pub enum Place {
         /// Line number in the unit.
         line: usize,
     },
+    /// A `SetCredential=ID:VALUE` line: the value is in the unit itself (use
+    /// `LoadCredential=` with a file, or `SetCredentialEncrypted=`).
+    SetCredential {
+        /// Line number in the unit.
+        line: usize,
+    },
     /// `EnvironmentVariables` of a launchd plist.
     PlistEnvironment,
     /// `ProgramArguments` of a launchd plist.
@@ -54,6 +60,7 @@ impl std::fmt::Display for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Place::Environment { line } => write!(f, "Environment= (line {line})"),
+            Place::SetCredential { line } => write!(f, "SetCredential= (line {line})"),
             Place::EnvironmentFile { file, line } => {
                 write!(f, "EnvironmentFile {} (line {line})", file.display())
             }

@@ -147,7 +147,7 @@ fn audit_flags_hand_written_units_by_fingerprint_only() {
     std::fs::write(
         dir.join("my-picoclaw.service"),
         format!(
-            "[Service]\nExecStart=/usr/local/bin/picoclaw gateway\nEnvironment=PICOCLAW_GATEWAY_TOKEN={CANARY}\nEnvironmentFile=-%h/gw.env\n"
+            "[Service]\nExecStart=/usr/local/bin/picoclaw gateway\nEnvironment=PICOCLAW_GATEWAY_TOKEN={CANARY}\nEnvironmentFile=-%h/gw.env\nSetCredential=picoclaw-api-key:{CANARY}-key\n"
         ),
     )
     .unwrap();
@@ -160,11 +160,12 @@ fn audit_flags_hand_written_units_by_fingerprint_only() {
         stdout.contains("PICOCLAW_GATEWAY_TOKEN") && stdout.contains("PICOCLAW_CHANNELS_PICO_TOKEN"),
         "{stdout}"
     );
+    assert!(stdout.contains("SetCredential="), "a SetCredential= value is a secret in the unit: {stdout}");
 
     let json = home.run(&["service", "audit", "--json"]);
     let v: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["embedding_secrets"], 1);
-    assert_eq!(v["units"][0]["embedded"].as_array().unwrap().len(), 2);
+    assert_eq!(v["units"][0]["embedded"].as_array().unwrap().len(), 3);
 
     // Our own unit at the standard path is not replaced by install without --force if
     // someone else wrote it.

@@ -254,6 +254,21 @@ pub fn scan(unit_text: &str, user_home: &Path) -> Vec<Embedded> {
             "ExecStart" | "ExecStartPre" | "ExecStartPost" | "ExecReload" => {
                 find_in_command(&line.value, &Place::ExecArgument { line: line.number }, &mut out);
             }
+            // `SetCredential=picoclaw-gateway-token:<value>` puts the value in the unit, as
+            // readable as `Environment=` (`SetCredentialEncrypted=` does not).
+            "SetCredential" => {
+                if let Some((id, value)) = line.value.split_once(':')
+                    && let Some((_, _, key)) = schema::secret_files().find(|(_, name, _)| *name == id.trim())
+                    && !value.trim().is_empty()
+                {
+                    out.push(Embedded {
+                        key,
+                        name: id.trim().to_owned(),
+                        place: Place::SetCredential { line: line.number },
+                        secret: Secret::new(value.trim()),
+                    });
+                }
+            }
             _ => {}
         }
     }
@@ -296,7 +311,8 @@ fn env_assignment(raw: &str) -> Option<(&str, String)> {
     Some((name.trim(), unquoted.trim().to_owned()))
 }
 
-/// The unit text without any `Environment=` assignment of a secret variable. Lines left
+/// The unit text without any `Environment=` assignment of a secret variable, nor a
+/// `SetCredential=` line of one of picoclaw's credentials. Lines left
 /// with no assignment are dropped; lines without secrets are kept byte for byte.
 /// `Exec*=` lines are not changed (a command line cannot be edited safely): re-scan the
 /// result to see whether secrets remain.
@@ -304,6 +320,12 @@ pub fn strip(unit_text: &str) -> String {
     let mut out = String::with_capacity(unit_text.len());
     for raw in unit_text.split_inclusive('\n') {
         let line = raw.trim();
+        if let Some(value) = line.strip_prefix("SetCredential=")
+            && let Some((id, _)) = value.split_once(':')
+            && schema::secret_files().any(|(_, name, _)| name == id.trim())
+        {
+            continue;
+        }
         let Some(value) = line.strip_prefix("Environment=") else {
             out.push_str(raw);
             continue;
@@ -367,6 +389,24 @@ mod tests {
             ]
         );
         assert!(found[1].secret.matches("envtok"));
+    }
+
+    #[test]
+    fn a_set_credential_value_is_an_embedded_secret() {
+        let unit = "[Service]\nLoadCredential=picoclaw-pico-token:/etc/picoclaw/pico\n\
+                    SetCredential=picoclaw-gateway-token:inline-secret-value\n\
+                    SetCredential=other-app:not-ours\n";
+        let found = scan(unit, Path::new("/nonexistent"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].name, "picoclaw-gateway-token");
+        assert_eq!(found[0].place.to_string(), "SetCredential= (line 3)");
+        assert_eq!(found[0].secret.expose(), "inline-secret-value");
+        let stripped = strip(unit);
+        assert!(
+            !stripped.contains("inline-secret-value")
+                && stripped.contains("SetCredential=other-app:not-ours")
+        );
+        assert!(stripped.contains("LoadCredential=picoclaw-pico-token:/etc/picoclaw/pico"), "{stripped}");
     }
 
     #[test]
