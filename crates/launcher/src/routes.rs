@@ -573,12 +573,31 @@ async fn setup(
         return set_password(&st, session, &client, password, body.confirm).await;
     }
     if st.token().origin == Origin::Env {
-        return ApiError::new(
-            Code::TokenFromEnv,
-            "the launcher token is set by the PICOCLAW_LAUNCHER_TOKEN environment variable; \
-             change or unset it there and restart the launcher",
-        )
-        .into_response();
+        // The variable itself, or a file named by PICOCLAW_LAUNCHER_TOKEN_FILE or in
+        // $CREDENTIALS_DIRECTORY: say which, so the user changes the right thing.
+        let paths = st.paths.clone();
+        let source = tokio::task::spawn_blocking(move || {
+            picoclaw_credentials::load(&paths, &picoclaw_config::ProcessEnv, &picoclaw_config::Flags::new())
+                .ok()
+                .and_then(|loaded| loaded.launcher_token())
+                .map(|token| token.source)
+        })
+        .await
+        .ok()
+        .flatten();
+        let message = match source {
+            None | Some(picoclaw_config::Source::Env(_)) => {
+                "the launcher token is set by the PICOCLAW_LAUNCHER_TOKEN \
+                                                environment variable; change or unset it there and restart \
+                                                the launcher"
+                    .to_owned()
+            }
+            Some(other) => format!(
+                "the launcher token comes from {other}, a file managed outside picoclaw; change that file \
+                 (or stop pointing the launcher at it) and restart the launcher"
+            ),
+        };
+        return ApiError::new(Code::TokenFromEnv, message).into_response();
     }
     if let Err(e) = validate_new_token(&body) {
         return e.into_response();

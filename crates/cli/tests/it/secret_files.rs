@@ -306,6 +306,18 @@ async fn the_launcher_token_can_come_from_a_file_and_is_never_shown() {
     assert!(!console.contains(NEW), "{console}");
     assert_eq!(launcher_support::login(&l, "not-the-token-0000000000000000").await.status, 401);
     assert_eq!(launcher_support::login(&l, NEW).await.status, 200, "the file's token logs in");
+    // "Set your own" is refused, naming the file's variable (not "environment variable").
+    let cookie = launcher_support::session(&l, NEW).await;
+    let custom = "a-custom-launcher-token-0123456789";
+    let refused = launcher_support::post_json(
+        &l,
+        "/setup",
+        Some(&cookie),
+        serde_json::json!({ "token": custom, "confirm": custom }),
+    )
+    .await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(refused.body.contains("file:$PICOCLAW_LAUNCHER_TOKEN_FILE"), "{}", refused.body);
     l.stop();
     assert!(!l.stderr().contains(NEW), "the token never reaches the launcher's log");
     let config = std::fs::read_to_string(home.file("launcher-config.json")).unwrap_or_default();
