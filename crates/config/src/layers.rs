@@ -91,6 +91,9 @@ pub struct Layers {
     launcher: Option<FileLayer>,
     defaults: Vec<(&'static str, Value)>,
     warnings: Vec<ConfigWarning>,
+    /// Directories a secret file may appear in or change in: `$CREDENTIALS_DIRECTORY` and
+    /// the directory of every `PICOCLAW_<NAME>_FILE` path.
+    secret_dirs: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for Layers {
@@ -112,6 +115,7 @@ impl Layers {
 
         let mut env_values = Vec::new();
         let credentials_dir = absolute_var(env, schema::CREDENTIALS_DIRECTORY)?;
+        let mut secret_dirs: Vec<PathBuf> = credentials_dir.iter().cloned().collect();
         for key in schema::KEYS {
             let Some(name) = key.env else { continue };
             let value = match env.var(name) {
@@ -130,6 +134,7 @@ impl Layers {
             }
             // File references: the value is the file's path; the credentials crate reads it.
             if let Some((file_var, path)) = file {
+                secret_dirs.extend(path.parent().map(ToOwned::to_owned));
                 env_values.push((key.path, Source::EnvFile(file_var), path_value(&path)));
             }
             if let (Some(dir), Some(credential)) = (&credentials_dir, key.credential) {
@@ -158,6 +163,11 @@ impl Layers {
             launcher,
             defaults,
             warnings,
+            secret_dirs: {
+                secret_dirs.sort();
+                secret_dirs.dedup();
+                secret_dirs
+            },
         })
     }
 
@@ -200,6 +210,12 @@ impl Layers {
             out.push(Candidate { source: Source::Default, value });
         }
         out
+    }
+
+    /// The directories a secret file may appear or change in (`$CREDENTIALS_DIRECTORY`,
+    /// the directory of each `PICOCLAW_<NAME>_FILE`), for the gateway's file watcher.
+    pub fn secret_dirs(&self) -> &[PathBuf] {
+        &self.secret_dirs
     }
 
     /// `.security.yml` `model_list`: model_name → `{api_keys: [...]}`. For the credentials

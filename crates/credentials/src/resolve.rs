@@ -67,6 +67,7 @@ pub struct Credentials {
     pico_client_basic: Option<Resolved>,
     models: BTreeMap<String, ModelCredential>,
     files: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
 }
 
 impl Credentials {
@@ -87,6 +88,7 @@ impl Credentials {
             pico_client_basic: url_userinfo(layers, &schema::CHANNELS_PICO_CLIENT_URL),
             models,
             files,
+            dirs: layers.secret_dirs().to_vec(),
         })
     }
 
@@ -94,6 +96,21 @@ impl Credentials {
     /// the gateway watches them (and their directories, for Kubernetes' `..data` swap).
     pub fn secret_files(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    /// Every directory to watch for secret files: those of the files in effect, plus
+    /// `$CREDENTIALS_DIRECTORY` and each `PICOCLAW_<NAME>_FILE`'s directory even when no
+    /// file there is in effect yet (a credential added later is then seen too).
+    pub fn secret_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter_map(|f| f.parent().map(ToOwned::to_owned))
+            .chain(self.dirs.iter().cloned())
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
     }
 
     /// The gateway token (`PICOCLAW_GATEWAY_TOKEN` > `.security.yml` > `config.json`).

@@ -60,7 +60,8 @@ pub(crate) struct FileGrace {
 
 /// What a reload does to secrets read from files (`_FILE`, `$CREDENTIALS_DIRECTORY`):
 /// a changed value starts a grace for the old one (`gateway.rotation_grace`), carried
-/// over with the earlier ones that have not ended. A secret file that disappeared (its
+/// over with the earlier ones that have not ended; a secret file that appears and shadows
+/// a value from a file of picoclaw's own starts the same grace. A secret file that disappeared (its
 /// credential now resolves from a lower source, or from none) is refused: the reload is
 /// rejected and the last good value stays, rather than silently falling back.
 fn file_rotations(
@@ -80,7 +81,19 @@ fn file_rotations(
         (FixedCredential::Pico, old.credentials.pico(), new.pico()),
     ];
     for (credential, before, after) in pairs {
-        let Some(before) = before.filter(|b| b.source.is_secret_file()) else { continue };
+        let Some(before) = before else { continue };
+        if !before.source.is_secret_file() {
+            // A secret file that appeared (a credential added to $CREDENTIALS_DIRECTORY
+            // after start) now shadows the value in effect: a rotation made outside
+            // picoclaw, with the same grace as a replaced file.
+            if let Some(after) = after
+                && after.source.is_secret_file()
+                && after.secret.fingerprint() != before.secret.fingerprint()
+            {
+                out.push(FileGrace { credential, old: before.secret.clone(), until: now.after(grace) });
+            }
+            continue;
+        }
         match after {
             Some(after) if after.source == before.source => {
                 if after.secret.fingerprint() != before.secret.fingerprint() {

@@ -322,8 +322,8 @@ async fn last_used_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Watches config.json, .security.yml and every secret file in effect (`_FILE`,
-/// `$CREDENTIALS_DIRECTORY`) and reloads on a change. A secret file's *directory* is
+/// Watches config.json, .security.yml and every place a secret file is or may appear
+/// (`_FILE` directories, `$CREDENTIALS_DIRECTORY`) and reloads on a change. A secret file's *directory* is
 /// watched, not the file: editors and `mv` replace the file, and a Kubernetes Secret
 /// volume swaps its `..data` symlink by a rename in that directory.
 fn spawn_watcher(shared: Arc<Shared>, paths: &Paths) {
@@ -334,16 +334,8 @@ fn spawn_watcher(shared: Arc<Shared>, paths: &Paths) {
         paths.security_file().file_name().map(ToOwned::to_owned),
     ];
     let config_dir = paths.config_dir().to_owned();
-    let mut secret_dirs: Vec<std::path::PathBuf> = shared
-        .live()
-        .credentials
-        .secret_files()
-        .iter()
-        .filter_map(|f| f.parent().map(ToOwned::to_owned))
-        .filter(|d| *d != config_dir)
-        .collect();
-    secret_dirs.sort();
-    secret_dirs.dedup();
+    let secret_dirs: Vec<std::path::PathBuf> =
+        shared.live().credentials.secret_dirs().into_iter().filter(|d| *d != config_dir).collect();
     let in_secret_dir = secret_dirs.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };

@@ -272,6 +272,18 @@ fn token_rotate_refuses_a_file_managed_secret() {
     assert!(!security.contains("pico"), "nothing was written to .security.yml: {security}");
 }
 
+/// A credential directory with no picoclaw file at start (the pico token comes from
+/// `.security.yml`): a credential placed there later is seen and takes over, without a
+/// restart, and the shadowed value's socket is closed after the grace.
+#[tokio::test]
+async fn a_credential_added_after_start_takes_over_without_restart() {
+    let creds = tempfile::tempdir().unwrap();
+    let home = pico_home().env("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap());
+    home.write_security(&format!("channels:\n  pico:\n    token: \"{OLD}\"\n"));
+    let file = creds.path().join("picoclaw-pico-token");
+    rotation_without_restart(&home, ".security.yml", || replace(&file, NEW)).await;
+}
+
 #[tokio::test]
 async fn a_removed_systemd_credential_never_falls_back_to_security_yml() {
     let creds = tempfile::tempdir().unwrap();
