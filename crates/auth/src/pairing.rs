@@ -72,6 +72,11 @@ pub enum PairingError {
     /// The OS random generator failed.
     #[error("the operating system's random generator failed")]
     Random,
+    /// Another outstanding code already carries this token name.
+    #[error(
+        "a pairing code for a token named `{0}` is already outstanding; use it, wait for it to expire, or pick another name"
+    )]
+    NamePending(String),
     /// A request body that is not what the endpoint takes.
     #[error("{0}")]
     Request(String),
@@ -269,6 +274,11 @@ impl PairingStore {
         let now = self.clock.now();
         let expires = now.after(ttl);
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        // Two codes for one name: the second redemption could only fail, after its code
+        // was spent.
+        if inner.codes.values().any(|c| c.expires > now && c.grant.name == *name) {
+            return Err(PairingError::NamePending(name.as_str().to_owned()));
+        }
         if inner.codes.len() >= MAX_OUTSTANDING {
             inner.codes.retain(|_, c| c.expires > now);
         }
@@ -362,6 +372,13 @@ mod tests {
         );
         assert_eq!(grant.parent, admin);
         assert_eq!(s.redeem(issued.code.expose(), &v), Err(PairingError::Unknown));
+        // One outstanding code per name; free again once redeemed (or expired).
+        let _first = s.issue(&admin, Scope::Chat, &n("tablet"), DEFAULT_TTL).unwrap();
+        assert_eq!(
+            s.issue(&admin, Scope::Chat, &n("tablet"), DEFAULT_TTL).err(),
+            Some(PairingError::NamePending("tablet".into()))
+        );
+        assert!(s.issue(&admin, Scope::Chat, &n("phone"), DEFAULT_TTL).is_ok());
     }
 
     #[test]

@@ -107,6 +107,8 @@ pub enum Code {
     UnknownPairingCode,
     /// 410 `pairing_code_expired`: the code is past its lifetime.
     ExpiredPairingCode,
+    /// 409 `pairing_name_pending`: an outstanding pairing code already carries that name.
+    PairingNamePending,
     /// 403 `pairing_code_revoked`: the admin credential that issued the code is no longer
     /// accepted.
     RevokedPairingCode,
@@ -127,7 +129,7 @@ impl Code {
             ExpiredPairingCode => StatusCode::GONE,
             TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            NotApplied | TokenFromEnv | PasswordNotSet => StatusCode::CONFLICT,
+            NotApplied | TokenFromEnv | PasswordNotSet | PairingNamePending => StatusCode::CONFLICT,
             BadHost => StatusCode::MISDIRECTED_REQUEST,
             InvalidConfig => StatusCode::UNPROCESSABLE_ENTITY,
             WebSocketRequired => StatusCode::UPGRADE_REQUIRED,
@@ -193,6 +195,7 @@ impl Code {
             UnknownPairingCode => "pairing_code_unknown",
             ExpiredPairingCode => "pairing_code_expired",
             RevokedPairingCode => "pairing_code_revoked",
+            PairingNamePending => "pairing_name_pending",
         }
     }
 }
@@ -294,13 +297,15 @@ impl From<TokenOpError> for ApiError {
 impl From<PairingError> for ApiError {
     fn from(e: PairingError) -> ApiError {
         let code = match e {
-            PairingError::AdminScope | PairingError::Ttl(_) => Code::BadRequest,
+            PairingError::AdminScope | PairingError::Ttl(_) | PairingError::Request(_) => Code::BadRequest,
+            PairingError::NamePending(_) => Code::PairingNamePending,
             PairingError::Malformed => Code::MalformedPairingCode,
             PairingError::Unknown => Code::UnknownPairingCode,
             PairingError::Expired => Code::ExpiredPairingCode,
             PairingError::ParentRevoked => Code::RevokedPairingCode,
-            // `PairingError` is non-exhaustive; the random source is the other failure.
-            _ => Code::RandomFailed,
+            PairingError::Random => Code::RandomFailed,
+            // `PairingError` is non-exhaustive: a new variant must be mapped above.
+            _ => Code::Internal,
         };
         ApiError::new(code, e.to_string())
     }

@@ -185,6 +185,14 @@ async fn a_code_expires_at_its_ttl_and_dies_with_its_issuer() {
         .unwrap();
     assert_eq!(pico.status(), 400);
     assert!(pico.text().await.unwrap().contains("between 1 s and 1 h"));
+    let out = home.run(&["pair", "--ttl", "soon"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("(400)") && err.contains("`ttl`"), "a bad --ttl names the field: {err}");
+    // One outstanding code per name.
+    ok(&home, &["pair", "--name", "twice"]);
+    let out = home.run(&["pair", "--name", "twice"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("(409)") && err.contains("already outstanding"), "{err}");
     let (status, _, body) = redeem(&gw.http(), "short").await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_pairing_code")), "{body}");
     let out = home.run(&["pair", "--public-url", "https://user:pw@pc.example.com"]);
