@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::launcher_support::{self, Launcher, home, start};
+use crate::support::TestHome;
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -812,24 +813,39 @@ async fn chat_markdown_history_reconnect_and_layout_in_headless_chromium() {
     b.close().await;
 }
 
+/// A headless Chromium (its driver and profile kept alive by the caller) logged in to
+/// `l`'s dashboard with the printed token, on a `screen` of that size when given, with the
+/// chat connected.
+async fn logged_in(
+    home: &TestHome,
+    l: &Launcher,
+    screen: Option<(u32, u32)>,
+) -> (Driver, tempfile::TempDir, Browser) {
+    let chromium = require(&["chromium", "chromium-browser"], "chromium");
+    let chromedriver = require(&["chromedriver"], "chromium-driver");
+    l.gateway_record();
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver, &home.file("chromedriver.log"));
+    let b = Browser::open(&driver, &chromium, profile.path()).await;
+    if let Some((width, height)) = screen {
+        b.screen(width, height, false).await;
+    }
+    b.goto(&l.at("/login")).await;
+    b.type_into("#token", &l.token()).await;
+    b.click("#login-btn").await;
+    b.wait_text(l, "#chat-state", "Connected", |t| t == "Connected").await;
+    (driver, profile, b)
+}
+
 /// Issue 17 (files of answers) in the dashboard: an image attached in the composer goes out
 /// as upstream's web UI sends it (an inline data URL in `media`), the echo agent answers
 /// with it as an attachment, and the page shows it fetched from `/pico/media/<id>` through
 /// the launcher (relative to the page, so under a base path too).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_attached_in_the_dashboard_comes_back_from_pico_media() {
-    let chromium = require(&["chromium", "chromium-browser"], "chromium");
-    let chromedriver = require(&["chromedriver"], "chromium-driver");
     let home = home();
     let l = start(&home, &[]);
-    l.gateway_record();
-    let profile = tempfile::tempdir().unwrap();
-    let driver = Driver::start(&chromedriver, &home.file("chromedriver.log"));
-    let b = Browser::open(&driver, &chromium, profile.path()).await;
-    b.goto(&l.at("/login")).await;
-    b.type_into("#token", &l.token()).await;
-    b.click("#login-btn").await;
-    b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+    let (_driver, _profile, b) = logged_in(&home, &l, None).await;
 
     // A 1×1 PNG, chosen in the file input as a person would (WebDriver types its path).
     let png = home.file("dot.png");
@@ -886,19 +902,9 @@ fn request_recorder() -> (u16, std::sync::mpsc::Receiver<String>) {
 /// again, it is refused.
 #[tokio::test]
 async fn pairing_a_device_from_the_dashboard_in_headless_chromium() {
-    let chromium = require(&["chromium", "chromium-browser"], "chromium");
-    let chromedriver = require(&["chromedriver"], "chromium-driver");
     let home = home();
     let l = start(&home, &[]);
-    l.gateway_record();
-    let profile = tempfile::tempdir().unwrap();
-    let driver = Driver::start(&chromedriver, &home.file("chromedriver.log"));
-    let b = Browser::open(&driver, &chromium, profile.path()).await;
-    b.screen(1280, 800, false).await;
-    b.goto(&l.at("/login")).await;
-    b.type_into("#token", &l.token()).await;
-    b.click("#login-btn").await;
-    b.wait_text(&l, "#chat-state", "Connected", |t| t == "Connected").await;
+    let (_driver, _profile, b) = logged_in(&home, &l, Some((1280, 800))).await;
 
     b.click("#nav .tab[data-view=pair]").await;
     b.wait_js(
