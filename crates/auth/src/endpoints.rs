@@ -316,7 +316,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         &["GET", "POST", "DELETE"],
         "/api/*",
         Guard::DashboardSession,
-        "gateway control and tokens",
+        "gateway control, tokens, pairing (`POST /api/pair`, forwarded with the runtime token) and chat history",
     ),
     launcher(
         EndpointId::LauncherPicoSocket,
