@@ -264,7 +264,7 @@ pub struct LauncherArgs {
     /// Listen on all interfaces (set launcher.allowed_cidrs too).
     #[arg(long)]
     pub public: bool,
-    /// Print the dashboard token (or its source, when it comes from the environment) and a login URL.
+    /// Print the dashboard token (or its source, when it comes from the environment) and a one-time login link.
     #[arg(long)]
     pub console: bool,
     /// Do not open a web browser.

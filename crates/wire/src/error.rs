@@ -31,6 +31,9 @@ pub enum Code {
     NotLoggedIn,
     /// 401 `invalid_password`: a wrong dashboard password.
     WrongPassword,
+    /// 401 `invalid_login_code`: a one-time login code that is unknown, used, expired or
+    /// from before the launcher token changed.
+    WrongLoginCode,
     /// 400 `invalid_password`: a new dashboard password that is not acceptable.
     UnacceptablePassword,
     /// 409 `password_not_set`: a password login while no dashboard password is set.
@@ -109,7 +112,7 @@ impl Code {
         match self {
             BadRequest | BadQuery | BadSubprotocol | MissingToken | UnacceptableToken
             | UnacceptablePassword | InvalidSessionId => StatusCode::BAD_REQUEST,
-            WrongToken | WrongPassword | NotLoggedIn => StatusCode::UNAUTHORIZED,
+            WrongToken | WrongPassword | WrongLoginCode | NotLoggedIn => StatusCode::UNAUTHORIZED,
             BadOrigin | AccessDenied | OriginNotAllowed | ReservedSessionId => StatusCode::FORBIDDEN,
             NotFound | NoSuchSession | ChannelDisabled => StatusCode::NOT_FOUND,
             TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -143,6 +146,7 @@ impl Code {
             InvalidSessionId => "invalid_session_id",
             NotLoggedIn => "not_logged_in",
             WrongPassword | UnacceptablePassword => "invalid_password",
+            WrongLoginCode => "invalid_login_code",
             PasswordNotSet => "password_not_set",
             BadOrigin => "bad_origin",
             AccessDenied => "access_denied",

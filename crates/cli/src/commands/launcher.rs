@@ -86,22 +86,21 @@ pub fn run(args: LauncherArgs, format: LogFormat) -> Result<ExitCode> {
             match token.origin {
                 Origin::Env if matches!(token.source, picoclaw_config::Source::Env(_)) => {
                     println!("  token:      token from env PICOCLAW_LAUNCHER_TOKEN (not shown)");
-                    println!("  login URL:  {url}?token=<value of PICOCLAW_LAUNCHER_TOKEN>");
                 }
-                Origin::Env => {
-                    println!("  token:      token from {} (not shown)", token.source);
-                    println!("  login URL:  {url}?token=<the token in that file>");
-                }
+                Origin::Env => println!("  token:      token from {} (not shown)", token.source),
                 // The user asked for the token on this console (seed 001: console mode).
                 Origin::Config | Origin::Random => {
                     println!("  token:      {} (source: {})", token.secret.expose(), token.origin);
-                    println!("  login URL:  {url}?token={}", token.secret.expose());
                 }
             }
+            // A one-time link rather than the long-lived token in a URL (browser history,
+            // screenshots, a shared terminal); the token above still logs in for longer.
+            let link = launcher.handle().login_link()?;
+            println!("  login link (one-time, 2 min): {}", link.expose());
             println!("Press Ctrl-C to stop.");
         } else {
             println!(
-                "PicoClaw dashboard: {url} (token source: {}; use --console to print a login URL)",
+                "PicoClaw dashboard: {url} (token source: {}; use --console to print a login link)",
                 token.origin
             );
         }

@@ -29,6 +29,7 @@ mod golden;
 mod history;
 mod launcher;
 mod launcher_security;
+mod login_link;
 mod media;
 mod newcomer;
 mod node_recipe;
