@@ -270,6 +270,9 @@ pub struct LauncherArgs {
     /// Do not open a web browser.
     #[arg(long)]
     pub no_browser: bool,
+    /// Show a tray icon (gateway state, Start/Stop/Restart, Open dashboard, Copy Console Token, Quit); Linux builds with the `tray` feature.
+    #[arg(long)]
+    pub tray: bool,
 }
 
 /// `picoclaw proxy-config nginx|caddy|traefik [--base-path P] [--public-url U] [--gateway]`

@@ -42,6 +42,7 @@ mod security;
 mod service;
 mod token;
 mod token_live;
+mod tray;
 mod tui;
 mod tunnels;
 mod untrusted_inputs;
