@@ -92,6 +92,7 @@ pub fn run(args: LauncherArgs, format: LogFormat) -> Result<ExitCode> {
         picoclaw_config::Source::Env(ref name) => format!("env {name}"),
         ref other => other.to_string(),
     };
+    let open_file = home.join(OPEN_FILE);
     let tray_failed = runtime.block_on(async move {
         let launcher = Launcher::bind(options).await?;
         let url = launcher.url();
@@ -162,6 +163,8 @@ pub fn run(args: LauncherArgs, format: LogFormat) -> Result<ExitCode> {
         let failed = failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         Ok::<_, anyhow::Error>(failed)
     })?;
+    // The page held a one-time code (used or expiring anyway): leave nothing behind.
+    let _ = std::fs::remove_file(&open_file);
     tracing::info!("launcher stopped");
     if let Some(e) = tray_failed {
         eprintln!("error: {e}");

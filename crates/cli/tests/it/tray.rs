@@ -321,6 +321,7 @@ mod with_tray {
         desktop.click_label(&item, "Quit");
         let status = wait_exit(&mut l);
         assert!(status.success(), "{status}: {}", l.stderr());
+        assert!(!file.exists(), "the page with the (used) code is removed at exit");
         let log = std::fs::read_to_string(home.file("logs/launcher.log")).unwrap_or_default();
         assert!(!log.contains(&token) && !log.contains(&code), "a credential in launcher.log:\n{log}");
         assert!(log.contains("tray icon registered"), "{log}");
