@@ -50,6 +50,8 @@ pub enum Guard {
     },
     /// The launcher token (the dashboard's login form).
     LauncherToken,
+    /// A one-time login code from a `login#code=` link (the launcher's console, the tray).
+    LoginCode,
     /// A dashboard session cookie; state changes must also be same-origin.
     DashboardSession,
 }
@@ -104,6 +106,8 @@ pub enum EndpointId {
     Models,
     /// Launcher `POST /login`.
     LauncherLogin,
+    /// Launcher `POST /login/code`.
+    LauncherLoginCode,
     /// Launcher `POST /logout`.
     LauncherLogout,
     /// Launcher `POST /setup`.
@@ -291,6 +295,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "sets an HttpOnly session cookie",
     ),
     launcher(
+        EndpointId::LauncherLoginCode,
+        &["POST"],
+        "/login/code",
+        Guard::LoginCode,
+        "a one-time login link's code (valid once, 2 min); sets the session cookie like `/login`",
+    ),
+    launcher(
         EndpointId::LauncherLogout,
         &["POST"],
         "/logout",
@@ -365,6 +376,7 @@ impl Guard {
                 s
             }
             Guard::LauncherToken => "launcher token".to_owned(),
+            Guard::LoginCode => "one-time login code".to_owned(),
             Guard::DashboardSession => "dashboard session cookie".to_owned(),
         }
     }
@@ -381,6 +393,7 @@ impl Guard {
             }
             Guard::Credential { .. } => "Authorization: Bearer",
             Guard::LauncherToken => "JSON {\"token\"} or form field token",
+            Guard::LoginCode => "JSON {\"code\"} from a login#code= link",
             Guard::DashboardSession => "cookie picoclaw_launcher_session; same Origin for state changes",
         }
     }

@@ -279,6 +279,7 @@ pub fn explain(settings: &Settings, creds: &Credentials, extra: &Extra<'_>) -> E
                     }
                 }
                 Guard::LauncherToken => (None, names(&["launcher token"]), e.note.to_owned()),
+                Guard::LoginCode => (None, vec!["one-time login code".to_owned()], e.note.to_owned()),
                 Guard::DashboardSession => (None, vec!["dashboard session cookie".to_owned()], e.note.to_owned()),
             };
             let presented_as = match e.guard {

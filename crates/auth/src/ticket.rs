@@ -220,8 +220,8 @@ impl TicketStore {
 }
 
 /// A fresh single-use secret: 256 bits from the OS CSPRNG as 43 characters of base64url
-/// (tickets and pairing codes).
-pub(crate) fn one_time_secret() -> Result<Secret, getrandom::Error> {
+/// (tickets, pairing codes and the launcher's one-time login codes).
+pub fn one_time_secret() -> Result<Secret, getrandom::Error> {
     let mut random = Zeroizing::new([0u8; 32]);
     getrandom::fill(random.as_mut())?;
     Ok(Secret::new(URL_SAFE_NO_PAD.encode(random.as_ref())))
@@ -229,7 +229,7 @@ pub(crate) fn one_time_secret() -> Result<Secret, getrandom::Error> {
 
 /// The SHA-256 of a presented single-use secret when it has the shape
 /// [`one_time_secret`] makes (`len` characters of base64url); `None` otherwise.
-pub(crate) fn one_time_digest(presented: &str, len: usize) -> Option<[u8; 32]> {
+pub fn one_time_digest(presented: &str, len: usize) -> Option<[u8; 32]> {
     let well_formed = presented.len() == len
         && presented.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     well_formed.then(|| Sha256::digest(presented.as_bytes()).into())

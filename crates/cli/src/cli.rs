@@ -266,12 +266,15 @@ pub struct LauncherArgs {
     /// Listen on all interfaces (set launcher.allowed_cidrs too).
     #[arg(long)]
     pub public: bool,
-    /// Print the dashboard token (or its source, when it comes from the environment) and a login URL.
+    /// Print the dashboard token (or its source, when it comes from the environment) and a one-time login link.
     #[arg(long)]
     pub console: bool,
     /// Do not open a web browser.
     #[arg(long)]
     pub no_browser: bool,
+    /// Show a tray icon (gateway state, Start/Stop/Restart, Open dashboard, Copy Console Token, Quit); Linux builds with the `tray` feature.
+    #[arg(long)]
+    pub tray: bool,
 }
 
 /// `picoclaw pair [--scope chat|read] [--name N] [--ttl 10m] [--public-url U] [--qr] [--json]`

@@ -99,6 +99,7 @@ fn handler(id: EndpointId) -> MethodRouter<Arc<Shared>> {
         EndpointId::Models => get(openai::models),
         // Launcher rows are served by the launcher.
         EndpointId::LauncherLogin
+        | EndpointId::LauncherLoginCode
         | EndpointId::LauncherLogout
         | EndpointId::LauncherSetup
         | EndpointId::LauncherPages

@@ -6,6 +6,9 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const md = window.PicoMarkdown;
+  // A one-time login link opened while already logged in is redirected here with its
+  // fragment (#code=…): drop it from the address bar (the unused code expires by itself).
+  if (location.hash.includes("code=")) history.replaceState(null, "", location.pathname + location.search);
 
   // ---------- URLs, requests, leaving ----------
   // Every request URL, relative to the document: no leading "/", so a dashboard served

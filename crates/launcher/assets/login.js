@@ -1,4 +1,6 @@
 // Login page: posts the token as JSON, shows clear errors, never puts the token in a URL.
+// A one-time login link (login#code=...) logs in by itself: the code is taken from the
+// fragment, dropped from the address bar at once, and posted to login/code.
 // Every URL is relative to the page (no leading "/"), so it works under a path prefix.
 "use strict";
 (function () {
@@ -13,6 +15,7 @@
     invalid: "That token is not right. Check it and try again.",
     rate_limited: "Too many failed attempts from this address. Wait a minute and try again.",
     missing: "The link had no token. Paste the launcher token below.",
+    code: "This login link is no longer valid (it works once, for 2 minutes). Open a new one or paste the launcher token below.",
   };
   const notices = {
     logged_out: "You are logged out.",
@@ -29,7 +32,42 @@
     msg.textContent = reasons[params.get("error")] || "Please log in.";
     msg.className = "msg error";
   }
-  if (location.search) history.replaceState(null, "", here("login").pathname);
+  const showError = (text) => {
+    msg.textContent = text;
+    msg.className = "msg error";
+  };
+
+  // Reads the one-time code, drops it (and any query) from the address bar and history at
+  // once, and logs in with it. Also on `hashchange`: a link opened while this page is
+  // showing only changes the fragment.
+  function codeLogin() {
+    const code = new URLSearchParams(location.hash.slice(1)).get("code");
+    if (location.search || location.hash) history.replaceState(null, "", here("login").pathname);
+    if (!code) return;
+    msg.textContent = "Logging in with the login link…";
+    msg.className = "msg";
+    fetch(here("login/code"), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ code }),
+      credentials: "same-origin",
+    })
+      .then((resp) => {
+        if (resp.ok) {
+          location.replace(here("./").href);
+          return;
+        }
+        if (resp.status === 429) {
+          const wait = resp.headers.get("Retry-After");
+          showError("Too many failed attempts. Try again in " + (wait || "a few") + " seconds.");
+          return;
+        }
+        showError(resp.status === 401 ? reasons.code : "Login failed (HTTP " + resp.status + ").");
+      })
+      .catch(() => showError("Cannot reach the launcher. Is it still running?"));
+  }
+  codeLogin();
+  window.addEventListener("hashchange", codeLogin);
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -13,6 +13,7 @@ mod assets;
 mod error;
 mod gateway;
 mod history;
+mod login_code;
 mod net;
 mod proxy;
 mod routes;
@@ -32,6 +33,7 @@ use picoclaw_serve::admission::{self, Admission};
 
 pub use error::LauncherError;
 pub use gateway::{ControlError, GatewayControl, GatewayState, GatewayStatus, LOG_LINES};
+pub use login_code::{CODE_TTL, CodeError, MAX_OUTSTANDING as MAX_LOGIN_CODES};
 pub use routes::{CSP, MAX_TOKEN_LEN, MIN_TOKEN_LEN};
 pub use session::{COOKIE, MAX_AGE};
 
@@ -114,6 +116,7 @@ impl Launcher {
         }
         let state = Arc::new(state::AppState {
             sessions: session::Sessions::new().map_err(|_| LauncherError::Random)?,
+            codes: login_code::LoginCodes::new(),
             token: RwLock::new(state::TokenState {
                 secret: options.token.secret,
                 origin: options.token.origin,
@@ -142,6 +145,13 @@ impl Launcher {
         let addr = self.local_addr().unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         let ip = if addr.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { addr.ip() };
         format!("http://{}{}/", SocketAddr::new(ip, addr.port()), self.state.base.as_str())
+    }
+
+    /// A handle for front-ends beside the dashboard (the console, the tray): login links,
+    /// gateway control, the token for "Copy Console Token". It stays valid while
+    /// [`Launcher::run`] serves.
+    pub fn handle(&self) -> Handle {
+        Handle { state: self.state.clone(), url: self.url() }
     }
 
     /// Whether it listens beyond loopback.
@@ -187,6 +197,54 @@ impl Launcher {
         }
         state.gateway.shutdown().await;
         Ok(())
+    }
+}
+
+/// What "Copy Console Token" may copy (seed 001, "Tray/GUI mode").
+#[derive(Debug)]
+pub enum ConsoleToken {
+    /// The token's value (it comes from `launcher-config.json` or was generated).
+    Value(picoclaw_credentials::Secret),
+    /// The token is set by the environment or a file managed outside picoclaw: its value
+    /// stays there.
+    External,
+}
+
+/// The launcher seen from a front-end running beside it (console, tray): the same state
+/// the dashboard's routes use, so there is one gateway control and one token.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    state: Arc<state::AppState>,
+    url: String,
+}
+
+impl Handle {
+    /// The dashboard URL (see [`Launcher::url`]).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A fresh one-time login link, `<dashboard>/login#code=<code>` (under the base path):
+    /// it logs one browser in once within [`CODE_TTL`]. The link is a credential: it is a
+    /// `Secret` so it is never printed by accident.
+    pub fn login_link(&self) -> Result<picoclaw_credentials::Secret, LauncherError> {
+        let code = self.state.codes.mint(self.state.generation()).map_err(|_| LauncherError::Random)?;
+        Ok(picoclaw_credentials::Secret::new(format!("{}login#code={}", self.url, code.expose())))
+    }
+
+    /// Gateway control, the same the dashboard's Start / Stop / Restart use.
+    pub fn gateway(&self) -> &GatewayControl {
+        &self.state.gateway
+    }
+
+    /// The current launcher token for "Copy Console Token", or `External` when its value
+    /// is managed outside picoclaw.
+    pub fn console_token(&self) -> ConsoleToken {
+        let token = self.state.token();
+        match token.origin {
+            picoclaw_credentials::launcher::Origin::Env => ConsoleToken::External,
+            _ => ConsoleToken::Value(token.secret.clone()),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `GET /login` | anyone | the login page |
 //! | `POST /login` | anyone (rate limited) | JSON `{"token"}` or form `token` → session cookie |
+//! | `POST /login/code` | anyone (rate limited) | JSON `{"code"}`: a one-time login code (`login#code=`) → session cookie |
 //! | `POST /logout` | anyone | ends the caller's session server-side |
 //! | `POST /setup` | session | JSON `{"token","confirm"}`: a custom token, persisted; 409 when set by env |
 //! | `GET /`, `/index.html` | session | the dashboard |
@@ -124,6 +125,7 @@ pub(crate) fn router(st: Arc<AppState>) -> Router {
         .route("/", get(dashboard_page))
         .route("/index.html", get(dashboard_page))
         .route("/login", get(login_page).post(login))
+        .route("/login/code", post(code_login))
         .route("/setup", post(setup))
         .route("/logout", post(logout))
         .route("/assets/{file}", get(asset))
@@ -166,7 +168,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
 }
 
 fn public(path: &str) -> bool {
-    matches!(path, "/login" | "/logout" | "/favicon.ico") || path.starts_with("/assets/")
+    matches!(path, "/login" | "/login/code" | "/logout" | "/favicon.ico") || path.starts_with("/assets/")
 }
 
 fn api_like(path: &str) -> bool {
@@ -474,6 +476,61 @@ async fn login(
     with_cookie(resp, &session::set_cookie(&cookie, client.secure, &st.base))
 }
 
+#[derive(Deserialize)]
+struct CodeBody {
+    code: Option<String>,
+}
+
+/// `POST /login/code`: a one-time login code from a `login#code=` link (`login_code`).
+/// A code is 256 random bits, so a right one is accepted even while the address is locked
+/// out (like the generated token); a wrong, used, expired or stale one is a failed login.
+async fn code_login(
+    State(st): State<Arc<AppState>>,
+    Extension(client): Extension<Client>,
+    body: Result<Json<CodeBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return ApiError::new(
+            Code::BadRequest,
+            "expected JSON {\"code\": \"<the code after #code= in the login link>\"}",
+        )
+        .into_response();
+    };
+    let Some(code) = body.code.as_deref().map(str::trim).filter(|c| !c.is_empty()) else {
+        return ApiError::new(Code::BadRequest, "the code field is empty: open the whole login link")
+            .into_response();
+    };
+    let locked = st.limiter.check(client.ip).err();
+    let (generation, digest) = st.binding();
+    match (st.codes.redeem(code, generation), locked) {
+        (Ok(()), _) => {}
+        (Err(_), Some(retry)) => {
+            tracing::warn!(client = %client.ip, "dashboard login with a login code refused: rate limited");
+            return ApiError::rate_limited(
+                retry.0,
+                format!("too many failed logins; try again in {} s", retry.0),
+            )
+            .into_response();
+        }
+        (Err(why), None) => {
+            st.limiter.record_failure(client.ip);
+            tracing::warn!(client = %client.ip, "dashboard login failed: {why}");
+            return ApiError::new(
+                Code::WrongLoginCode,
+                "this login link is not valid: it was already used, is older than 2 minutes, or the launcher \
+                 restarted or changed its token since; open a new one (tray \"Open dashboard\" or \
+                 `picoclaw launcher --console`) or log in with the token",
+            )
+            .into_response();
+        }
+    }
+    let Ok((_, cookie)) = st.sessions.create(generation, &digest) else {
+        return ApiError::internal(LOG).into_response();
+    };
+    tracing::info!(client = %client.ip, "dashboard login (one-time login code)");
+    with_cookie(Json(body::Done::OK).into_response(), &session::set_cookie(&cookie, client.secure, &st.base))
+}
+
 /// Password login: the second mode beside the token (upstream PicoClaw's bcrypt hash, or
 /// an argon2id one set from this dashboard). A password is guessable, so a locked-out
 /// address is refused before the (slow) hash is checked, and every failure counts.
@@ -624,6 +681,7 @@ async fn setup(
         token.generation += 1;
         token.generation
     };
+    st.codes.clear();
     st.sessions.rotate(Some(session), generation);
     // The caller's cookie was signed under the old token: hand it one under the new token
     // for the same session (its open chat socket stays up).
@@ -681,6 +739,7 @@ async fn set_password(
         token.generation += 1;
         (token.generation, token.secret.digest())
     };
+    st.codes.clear();
     st.sessions.rotate(Some(session), generation);
     let cookie = st.sessions.cookie_value(session, &digest);
     tracing::info!("dashboard password set from the dashboard (argon2id); other sessions ended");

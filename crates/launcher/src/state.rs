@@ -1,5 +1,5 @@
 //! What every request handler shares: the token, the session table, the failure limiter,
-//! the network policy and gateway control.
+//! the one-time login codes, the network policy and gateway control.
 
 use std::sync::RwLock;
 
@@ -10,6 +10,7 @@ use picoclaw_credentials::launcher::Origin;
 use picoclaw_credentials::password::DashboardPassword;
 
 use crate::gateway::GatewayControl;
+use crate::login_code::LoginCodes;
 use crate::net::NetPolicy;
 use crate::session::Sessions;
 
@@ -27,6 +28,8 @@ pub(crate) struct TokenState {
 pub(crate) struct AppState {
     pub paths: Paths,
     pub sessions: Sessions,
+    /// Outstanding one-time login codes (`login#code=`).
+    pub codes: LoginCodes,
     pub token: RwLock<TokenState>,
     pub limiter: FailureLimiter,
     pub gateway: GatewayControl,

@@ -32,6 +32,9 @@ pub enum Code {
     NotLoggedIn,
     /// 401 `invalid_password`: a wrong dashboard password.
     WrongPassword,
+    /// 401 `invalid_login_code`: a one-time login code that is unknown, used, expired or
+    /// from before the launcher token changed.
+    WrongLoginCode,
     /// 400 `invalid_password`: a new dashboard password that is not acceptable.
     UnacceptablePassword,
     /// 409 `password_not_set`: a password login while no dashboard password is set.
@@ -121,7 +124,7 @@ impl Code {
         match self {
             BadRequest | BadQuery | BadSubprotocol | MissingToken | UnacceptableToken
             | UnacceptablePassword | InvalidSessionId | MalformedPairingCode => StatusCode::BAD_REQUEST,
-            WrongToken | WrongPassword | NotLoggedIn => StatusCode::UNAUTHORIZED,
+            WrongToken | WrongPassword | WrongLoginCode | NotLoggedIn => StatusCode::UNAUTHORIZED,
             BadOrigin | AccessDenied | OriginNotAllowed | ReservedSessionId | RevokedPairingCode => {
                 StatusCode::FORBIDDEN
             }
@@ -158,6 +161,7 @@ impl Code {
             InvalidSessionId => "invalid_session_id",
             NotLoggedIn => "not_logged_in",
             WrongPassword | UnacceptablePassword => "invalid_password",
+            WrongLoginCode => "invalid_login_code",
             PasswordNotSet => "password_not_set",
             BadOrigin => "bad_origin",
             AccessDenied => "access_denied",

@@ -28,7 +28,18 @@ pub(super) fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(std::env::current_dir().context("cannot read the current directory")?.join(path))
 }
 
+/// Whether this build has the tray (`--features tray`, Linux).
+const TRAY_BUILT: bool = cfg!(all(feature = "tray", target_os = "linux"));
+
 pub fn run(args: LauncherArgs, format: LogFormat) -> Result<ExitCode> {
+    if args.tray && !TRAY_BUILT {
+        eprintln!(
+            "error: --tray: the tray is available on Linux builds with the `tray` feature \
+             (cargo install --path crates/cli --features tray); this build has none. \
+             Use the dashboard (picoclaw launcher --console) or the terminal UI (picoclaw tui)."
+        );
+        return Ok(ExitCode::from(2));
+    }
     let paths = Paths::from_env(&ProcessEnv)?;
     if !paths.config_file().exists() {
         // First run, as upstream does: create config.json and a private pico token so the
@@ -76,7 +87,13 @@ pub fn run(args: LauncherArgs, format: LogFormat) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let home = absolute(ctx.paths.home())?;
+    let token_from = match token.source {
+        picoclaw_config::Source::Env(ref name) => format!("env {name}"),
+        ref other => other.to_string(),
+    };
+    let open_file = home.join(OPEN_FILE);
+    let tray_failed = runtime.block_on(async move {
         let launcher = Launcher::bind(options).await?;
         let url = launcher.url();
         tracing::info!(url = %url, "dashboard listening");
@@ -86,58 +103,154 @@ pub fn run(args: LauncherArgs, format: LogFormat) -> Result<ExitCode> {
             match token.origin {
                 Origin::Env if matches!(token.source, picoclaw_config::Source::Env(_)) => {
                     println!("  token:      token from env PICOCLAW_LAUNCHER_TOKEN (not shown)");
-                    println!("  login URL:  {url}?token=<value of PICOCLAW_LAUNCHER_TOKEN>");
                 }
-                Origin::Env => {
-                    println!("  token:      token from {} (not shown)", token.source);
-                    println!("  login URL:  {url}?token=<the token in that file>");
-                }
+                Origin::Env => println!("  token:      token from {} (not shown)", token.source),
                 // The user asked for the token on this console (seed 001: console mode).
                 Origin::Config | Origin::Random => {
                     println!("  token:      {} (source: {})", token.secret.expose(), token.origin);
-                    println!("  login URL:  {url}?token={}", token.secret.expose());
                 }
             }
+            // A one-time link rather than the long-lived token in a URL (browser history,
+            // screenshots, a shared terminal); the token above still logs in for longer.
+            let link = launcher.handle().login_link()?;
+            println!("  login link (one-time, 2 min): {}", link.expose());
             println!("Press Ctrl-C to stop.");
         } else {
             println!(
-                "PicoClaw dashboard: {url} (token source: {}; use --console to print a login URL)",
+                "PicoClaw dashboard: {url} (token source: {}; use --console to print a login link)",
                 token.origin
             );
         }
         if let Err(e) = launcher.ensure_gateway().await {
             eprintln!("warning: {e}; the dashboard can start it once the problem is fixed");
         }
-        if !args.no_browser {
-            open_browser(&url);
+        let handle = launcher.handle();
+        if !args.no_browser && opener().is_some() {
+            match handle.login_link() {
+                Ok(link) => {
+                    if let Err(e) = open_login(&home, &link) {
+                        tracing::debug!("{e}");
+                    }
+                }
+                Err(e) => tracing::warn!("{e}"),
+            }
         }
-        launcher.run(shutdown_signal()).await
+        let (quit_tx, quit_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
+        if args.tray {
+            start_tray(handle, token_from, home, quit_tx);
+        } else {
+            drop(quit_tx);
+        }
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = failed.clone();
+        let quit = async move {
+            if let Ok(outcome) = quit_rx.await {
+                if let Err(e) = outcome {
+                    *seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                }
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        launcher
+            .run(async move {
+                tokio::select! {
+                    () = shutdown_signal() => {}
+                    () = quit => {}
+                }
+            })
+            .await?;
+        let failed = failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        Ok::<_, anyhow::Error>(failed)
     })?;
+    // The page held a one-time code (used or expiring anyway): leave nothing behind.
+    let _ = std::fs::remove_file(&open_file);
     tracing::info!("launcher stopped");
+    if let Some(e) = tray_failed {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the dashboard (never with the token in the URL: argv is visible to other users)
-/// when there is a desktop to open it on.
-fn open_browser(url: &str) {
-    let opener = if cfg!(target_os = "macos") {
+#[cfg(all(feature = "tray", target_os = "linux"))]
+fn start_tray(
+    handle: picoclaw_launcher::Handle,
+    token_from: String,
+    home: PathBuf,
+    quit: tokio::sync::oneshot::Sender<Result<(), String>>,
+) {
+    tokio::spawn(async move {
+        let open = move |link: &picoclaw_credentials::Secret| open_login(&home, link);
+        let outcome = super::tray::run(handle, token_from, open).await;
+        // Quit from the menu (Ok) or a tray that could not register (Err) ends the launcher.
+        let _ = quit.send(outcome);
+    });
+}
+
+#[cfg(not(all(feature = "tray", target_os = "linux")))]
+fn start_tray(
+    _: picoclaw_launcher::Handle,
+    _: String,
+    _: PathBuf,
+    quit: tokio::sync::oneshot::Sender<Result<(), String>>,
+) {
+    let _ = quit.send(Err("the tray is not in this build".to_owned()));
+}
+
+/// The program that opens a URL or file in the user's browser, when there is a desktop.
+fn opener() -> Option<&'static str> {
+    if cfg!(target_os = "macos") {
         Some("open")
     } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
         Some("xdg-open")
     } else {
         None
-    };
-    if let Some(opener) = opener {
-        let spawned = std::process::Command::new(opener)
-            .arg(url)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-        if spawned.is_err() {
-            tracing::debug!("could not run {opener}");
-        }
     }
+}
+
+/// The file "Open dashboard" hands to the browser.
+const OPEN_FILE: &str = "launcher-open.html";
+
+/// Opens a one-time login link in the browser without putting it in anyone's argv (every
+/// local user can read a command line, and the browser keeps its own): the link goes into
+/// `$PICOCLAW_HOME/launcher-open.html` (0600, written atomically), a page that forwards to
+/// it, and the opener gets that file's path (what Jupyter does for its token).
+fn open_login(home: &Path, link: &picoclaw_credentials::Secret) -> Result<(), String> {
+    let Some(opener) = opener() else {
+        return Err("no desktop to open a browser on (neither DISPLAY nor WAYLAND_DISPLAY is set)".to_owned());
+    };
+    let escaped: String = link
+        .expose()
+        .chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
+    let page = picoclaw_credentials::Secret::new(format!(
+        "<!doctype html><meta charset=utf-8><meta name=referrer content=no-referrer>\
+         <meta http-equiv=refresh content=\"0;url={escaped}\"><title>PicoClaw</title>\
+         <p>Opening the <a href=\"{escaped}\">PicoClaw dashboard</a>…</p>\n"
+    ));
+    let path = home.join(OPEN_FILE);
+    picoclaw_config::files::write_atomic(
+        &path,
+        page.expose().as_bytes(),
+        picoclaw_config::files::SECRET_MODE,
+    )
+    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::process::Command::new(opener)
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
+        .map_err(|e| format!("cannot run {opener}: {e}"))
 }
 
 async fn shutdown_signal() {

@@ -20,6 +20,8 @@ mod proxy_config;
 mod service;
 mod sessions;
 mod token;
+#[cfg(all(feature = "tray", target_os = "linux"))]
+mod tray;
 mod tui;
 
 /// Runs the parsed command line.

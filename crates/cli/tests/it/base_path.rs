@@ -24,7 +24,12 @@ async fn launcher_serves_everything_under_its_base_path() {
     let home = home_under("/picoclaw", json!({}));
     let l = start(&home, &[]);
     assert!(l.url.ends_with("/picoclaw/"), "the printed dashboard URL is under the prefix: {}", l.url);
-    assert!(l.stdout().contains(&format!("{}?token=", l.url)), "the login link too:\n{}", l.stdout());
+    let link = l.login_link();
+    assert!(link.starts_with(&format!("{}login#code=", l.url)), "the login link too:\n{}", l.stdout());
+    let code = link.rsplit_once("#code=").unwrap().1;
+    let a = post_json(&l, "/login/code", None, json!({ "code": code })).await;
+    assert_eq!(a.status, 200, "the link logs in under the prefix: {}", a.body);
+    assert!(a.set_cookie().contains("Path=/picoclaw/"), "{}", a.set_cookie());
     let root = format!("http://{}", l.authority());
 
     // Outside the prefix: nothing (the old root routes included).

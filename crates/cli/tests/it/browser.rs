@@ -970,3 +970,39 @@ async fn pairing_a_device_from_the_dashboard_in_headless_chromium() {
     assert!(!logs.contains(&code) && !logs.contains(&token), "no code or token in logs");
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_time_login_link_lands_logged_in_and_leaves_no_code_in_the_address_bar() {
+    let chromium = require(&["chromium", "chromium-browser"], "chromium");
+    let chromedriver = require(&["chromedriver"], "chromium-driver");
+    let home = home();
+    let l = start(&home, &[]);
+    l.gateway_record();
+    let link = l.login_link();
+    let code = link.rsplit_once("#code=").map(|(_, c)| c.to_owned()).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver, &home.file("chromedriver.log"));
+    let b = Browser::open(&driver, &chromium, profile.path()).await;
+    let base = l.url.trim_end_matches('/').to_owned();
+
+    // The link opens the dashboard, logged in; the address bar holds no code.
+    b.goto(&link).await;
+    let url = b.wait_url("the dashboard", |u| u == format!("{base}/")).await;
+    assert!(!url.contains(&code) && !url.contains('#'), "{url}");
+    b.wait_text(&l, "#gw-badge", "Running", |t| t.contains("Running")).await;
+
+    // Opened again while logged in: the dashboard, and the fragment is dropped there too.
+    b.goto(&link).await;
+    b.wait_text(&l, "#gw-badge", "Running", |t| t.contains("Running")).await;
+    let url = b.wait_url("the dashboard without the fragment", |u| u == format!("{base}/")).await;
+    assert!(!url.contains(&code), "{url}");
+
+    // Logged out, the used link does not log in again: the login page says why.
+    b.click("#logout").await;
+    b.wait_url("the login page", |u| u.ends_with("/login")).await;
+    b.goto(&link).await;
+    b.wait_text(&l, "#login-msg", "the used-link message", |t| t.contains("no longer valid")).await;
+    let url = b.url().await;
+    assert!(url.ends_with("/login") && !url.contains(&code), "{url}");
+    b.close().await;
+}

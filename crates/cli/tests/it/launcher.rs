@@ -32,8 +32,9 @@ async fn token_resolution_persistence_source_reporting_and_restart() {
     assert_eq!(token.len(), 64, "256 bits as hex");
     assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
     assert!(first.stdout().contains("(source: random)"), "{}", first.stdout());
-    let login_url = format!("{}?token={token}", first.url);
-    assert!(first.stdout().contains(&format!("login URL:  {login_url}")), "{}", first.stdout());
+    // A one-time login link, never the long-lived token in a URL.
+    assert!(first.login_link().starts_with(&format!("{}login#code=", first.url)), "{}", first.stdout());
+    assert!(!first.stdout().contains("?token="), "{}", first.stdout());
     assert_eq!(launcher_config(&home)["launcher_token"], token.as_str());
     assert_eq!(mode(&home.file("launcher-config.json")), 0o600);
     let old_cookie = session(&first, &token).await;
@@ -509,8 +510,11 @@ async fn first_run_onboards_and_prints_a_login_url() {
     let l = start(&home, &[]);
     assert!(l.stdout().contains("running `picoclaw onboard` first"), "{}", l.stdout());
     assert!(home.file("config.json").exists() && home.file(".security.yml").exists());
+    // The printed link logs in; `?token=` (still accepted) does too.
+    let code = l.login_link().rsplit_once("#code=").map(|(_, c)| c.to_owned()).unwrap();
+    let a = post_json(&l, "/login/code", None, json!({ "code": code })).await;
+    assert_eq!(a.status, 200, "{}", a.body);
     let login_url = format!("{}?token={}", l.url, l.token());
-    assert!(l.stdout().contains(&login_url));
     let a = get(&login_url, None).await;
     assert_eq!((a.status, a.header("location").as_str()), (303, "/"));
     let cookie = a.cookie().unwrap();

@@ -108,6 +108,11 @@ impl Launcher {
         rest.split('/').next().unwrap_or(rest).to_owned()
     }
 
+    /// The one-time login link printed by `--console` (`<url>login#code=<code>`).
+    pub fn login_link(&self) -> String {
+        field(&self.stdout(), "login link (one-time, 2 min):").expect("login link printed on the console")
+    }
+
     /// The printed token (panics for env tokens).
     pub fn token(&self) -> String {
         self.token.clone().expect("token printed on the console")
