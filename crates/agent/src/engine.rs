@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use picoclaw_config::{Paths, Settings};
 use picoclaw_credentials::Credentials;
-use picoclaw_store::{SqliteStore, Store, StoreError, StoreOptions, TurnRecord};
+use picoclaw_store::{PgStore, PgTarget, SqliteStore, Store, StoreError, StoreOptions, TurnRecord};
 
 use crate::openai::{OpenAiAgent, ProviderConfig, Timeouts};
 use crate::{AgentError, ReplyStream, Role, SharedAgent, Turn, TurnRequest};
@@ -180,9 +180,26 @@ impl Engine {
             max_session_bytes: settings.storage.max_session_bytes,
             max_total_bytes: settings.storage.max_total_bytes,
         };
-        let store = SqliteStore::shared(&paths.sessions_dir(), options).map_err(|e| {
-            AgentError::new("session_storage", format!("cannot open the session history: {e}"))
-        })?;
+        let store: Arc<dyn Store> = match &settings.storage.url {
+            None => SqliteStore::shared(&paths.sessions_dir(), options).map_err(|e| {
+                AgentError::new("session_storage", format!("cannot open the session history: {e}"))
+            })?,
+            Some(url) => {
+                let target = PgTarget {
+                    host: url.host.clone(),
+                    port: url.port,
+                    user: url.user.clone(),
+                    database: url.database.clone(),
+                    password: creds.storage_password().map(|p| p.secret.expose().as_bytes().to_vec()),
+                };
+                PgStore::shared(&target, options).map_err(|e| {
+                    AgentError::new(
+                        "session_storage",
+                        format!("cannot open the session history at storage.url {url}: {e}"),
+                    )
+                })?
+            }
+        };
         let agent: SharedAgent = match (&settings.agents.default_model, settings.default_model()) {
             (None, _) => Arc::new(crate::EchoAgent),
             (Some(name), None) => {

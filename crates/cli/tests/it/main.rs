@@ -6,6 +6,7 @@
 #[path = "../../../agent/tests/fake_provider/mod.rs"]
 mod fake_provider;
 mod launcher_support;
+mod postgres_support;
 mod support;
 mod upstream_server;
 
@@ -36,6 +37,7 @@ mod origins;
 mod pico_client;
 mod protocol;
 mod proxy;
+mod replicas;
 mod secret_files;
 mod security;
 mod service;
