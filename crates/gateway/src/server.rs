@@ -192,6 +192,7 @@ impl Gateway {
         if settings.gateway.hot_reload {
             spawn_watcher(shared.clone(), &paths);
         }
+        start_relay(&shared);
         tokio::spawn(sweep_loop(shared.clone(), stop_rx.clone()));
         tokio::spawn(last_used_loop(shared.clone(), stop_rx.clone()));
         shared.restart_pico_client();
@@ -412,4 +413,20 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// With `storage.url`: frames of this replica's sessions go to the other replicas, and
+/// theirs come to this replica's sockets (`picoclaw_store::PgBus`, LISTEN/NOTIFY).
+fn start_relay(shared: &Arc<Shared>) {
+    let live = shared.live();
+    let Some(target) = picoclaw_agent::storage_target(&live.settings, &live.credentials) else { return };
+    let (bus, mut frames) = picoclaw_store::PgBus::start(&target);
+    shared.hub.relay_to(bus);
+    let weak = Arc::downgrade(shared);
+    tokio::spawn(async move {
+        while let Some(frame) = frames.recv().await {
+            let Some(shared) = weak.upgrade() else { return };
+            shared.hub.deliver_remote(frame);
+        }
+    });
 }

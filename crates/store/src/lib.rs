@@ -16,10 +16,12 @@
 use std::future::Future;
 use std::pin::Pin;
 
+mod bus;
 mod jsonl;
 mod postgres;
 mod sqlite;
 
+pub use bus::{Envelope, PgBus};
 pub use postgres::{MIGRATION_LOCK, MIGRATIONS, POOL_SIZE, PgStore, PgTarget};
 pub use sqlite::{SESSION_ROW_BYTES, SqliteStore, StoreOptions};
 

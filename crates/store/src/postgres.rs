@@ -37,9 +37,10 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema, one entry per version, applied in order (never edit an applied one: add a
 /// version).
-pub const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE picoclaw_sessions (
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE picoclaw_sessions (
         id TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
         created_ms BIGINT NOT NULL,
@@ -63,7 +64,21 @@ pub const MIGRATIONS: &[(i32, &str)] = &[(
         used BIGINT NOT NULL
     );
     INSERT INTO picoclaw_usage (id, used) VALUES (1, 0);",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE picoclaw_frames (
+        id BIGSERIAL PRIMARY KEY,
+        session TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        v2_only BOOLEAN NOT NULL,
+        update_of TEXT,
+        body TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE INDEX picoclaw_frames_by_age ON picoclaw_frames (created_ms);",
+    ),
+];
 
 /// Where the database is (from `storage.url`) and the password (from the credentials).
 #[derive(Clone)]
@@ -87,7 +102,7 @@ impl std::fmt::Debug for PgTarget {
 }
 
 impl PgTarget {
-    fn config(&self) -> tokio_postgres::Config {
+    pub(crate) fn config(&self) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         c.host(&self.host)
             .port(self.port)

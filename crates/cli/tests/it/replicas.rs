@@ -156,3 +156,58 @@ fn a_wrong_password_stops_the_gateway_with_the_servers_reason_and_no_secret() {
     assert!(stderr.contains("storage.url") && stderr.contains("password authentication failed"), "{stderr}");
     assert!(!stderr.contains("WRONGPASSWORDCANARY"), "{stderr}");
 }
+
+/// Frames of `socket` until `message.done`, as (type, seq, payload) — pings skipped.
+async fn turn_frames(socket: &mut ws::Socket) -> Vec<Value> {
+    ws::until(socket, "message.done").await.into_iter().filter(|f| f["type"] != "pong").collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_socket_on_replica_b_gets_a_frames_in_order_and_replay_works_on_b() {
+    let Some(pg) = Postgres::start() else { return };
+    let home_a = replica_home(&pg, "postgres", false);
+    let home_b = replica_home(&pg, "postgres", false);
+    let a = home_a.spawn_gateway(&[]);
+    let b = home_b.spawn_gateway(&[]);
+    let url = |gw: &Gateway, extra: &str| format!("{}?session_id=fanout&protocol=2{extra}", gw.ws());
+
+    let mut on_a = ws::bearer(&url(&a, ""), PICO).await;
+    let mut on_b = ws::bearer(&url(&b, ""), PICO).await;
+    // Both joined (a pong comes after the join).
+    for s in [&mut on_a, &mut on_b] {
+        ws::send(s, json!({ "type": "ping", "id": "joined" })).await;
+        assert_eq!(ws::frame(s).await["type"], "pong");
+    }
+    // B's listener is up once its log says so (the LISTEN precedes it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !home_b.gateway_stderr().contains("listening for frames of other replicas") {
+        assert!(std::time::Instant::now() < deadline, "B never listened: {}", home_b.gateway_stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let long = "x".repeat(20_000); // past the inline limit: fetched by id
+    for (i, text) in ["hello from A", long.as_str()].iter().enumerate() {
+        ws::send(
+            &mut on_a,
+            json!({ "type": "message.send", "id": format!("m{i}"), "payload": { "content": text } }),
+        )
+        .await;
+        let sent = turn_frames(&mut on_a).await;
+        let got = turn_frames(&mut on_b).await;
+        assert_eq!(got, sent, "B's socket got A's frames, in order, with A's seq numbers");
+        assert!(sent.iter().any(|f| f["type"] == "message.create" && f["payload"]["content"] == *text));
+    }
+
+    // A client of A reconnects to B with the last seq it saw: B replays the rest.
+    ws::send(
+        &mut on_a,
+        json!({ "type": "message.send", "id": "m-replay", "payload": { "content": "replay me" } }),
+    )
+    .await;
+    let sent = turn_frames(&mut on_a).await;
+    turn_frames(&mut on_b).await; // B has all of them now
+    let first_seq = sent[0]["payload"]["seq"].as_u64().expect("seq");
+    let mut again = ws::bearer(&url(&b, &format!("&last_seq={first_seq}")), PICO).await;
+    let replayed = turn_frames(&mut again).await;
+    assert_eq!(replayed, sent[1..].to_vec(), "frames after last_seq replayed by the other replica");
+}
