@@ -258,9 +258,11 @@ fn seed_003_pod_restart_gateway_and_cli_resolve_the_same_secret() {
     // tokens only as environment variables from the Secret, for every process in the pod.
     let configmap = tempfile::tempdir().unwrap();
     let config = configmap.path().join("config.json");
-    let shipped =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/kubernetes/config.json"))
-            .unwrap();
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/kubernetes/base/config.json"
+    ))
+    .unwrap();
     std::fs::write(&config, shipped).unwrap();
     let config_str = config.to_str().unwrap().to_owned();
     let pod = [
