@@ -193,6 +193,7 @@ impl Gateway {
             spawn_watcher(shared.clone(), &paths);
         }
         start_relay(&shared);
+        tokio::spawn(beat_loop(paths.clone(), stop_rx.clone()));
         tokio::spawn(sweep_loop(shared.clone(), stop_rx.clone()));
         tokio::spawn(last_used_loop(shared.clone(), stop_rx.clone()));
         shared.restart_pico_client();
@@ -429,4 +430,24 @@ fn start_relay(shared: &Arc<Shared>) {
             shared.hub.deliver_remote(frame);
         }
     });
+}
+
+/// Refreshes this gateway's heartbeat in the home (`picoclaw_lifecycle::writers`: doctor's
+/// `shared-home`), and removes it when the gateway stops.
+async fn beat_loop(paths: picoclaw_config::Paths, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(picoclaw_lifecycle::writers::BEAT_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let p = paths.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || picoclaw_lifecycle::writers::beat(&p)).await {
+                    tracing::warn!("cannot write the gateway heartbeat in the home: {e}");
+                }
+            }
+            _ = stop.changed() => {
+                picoclaw_lifecycle::writers::remove(&paths);
+                return;
+            }
+        }
+    }
 }
