@@ -211,3 +211,50 @@ async fn a_second_socket_on_replica_b_gets_a_frames_in_order_and_replay_works_on
     let replayed = turn_frames(&mut again).await;
     assert_eq!(replayed, sent[1..].to_vec(), "frames after last_seq replayed by the other replica");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_replica_a_mid_turn_loses_no_answered_turn() {
+    let Some(pg) = Postgres::start() else { return };
+    let home_a = replica_home(&pg, "postgres", false);
+    let home_b = replica_home(&pg, "postgres", false);
+    let mut a = home_a.spawn_gateway(&[]);
+    let b = home_b.spawn_gateway(&[]);
+    let url = format!("{}?session_id=crash&protocol=2", a.ws());
+    let mut socket = ws::bearer(&url, PICO).await;
+    let mut answered = Vec::new();
+    for i in 0..5 {
+        let text = format!("answered {i}");
+        ws::send(
+            &mut socket,
+            json!({ "type": "message.send", "id": format!("a{i}"), "payload": { "content": text } }),
+        )
+        .await;
+        ws::until(&mut socket, "message.done").await;
+        answered.push(text);
+    }
+    // A turn in flight, and A dies (SIGKILL: no shutdown, no flush).
+    ws::send(
+        &mut socket,
+        json!({ "type": "message.send", "id": "cut", "payload": { "content": "in flight" } }),
+    )
+    .await;
+    crate::support::unsafe_free_kill(a.child.id(), "KILL");
+    let _ = a.child.wait();
+    // Every turn A answered is readable through B.
+    let (status, page) = get(&format!("{}/api/sessions/crash/messages", b.http()), PICO).await;
+    assert_eq!(status, 200, "{page}");
+    let users: Vec<String> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .map(|m| m["content"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(users.len() >= 5, "{page}");
+    assert_eq!(users[..5], answered[..], "answered turns lost or reordered: {page}");
+    // And B takes the session over: a new turn there goes on after them.
+    chat(&b, "crash", &["after the crash"]).await;
+    let (_, page) = get(&format!("{}/api/sessions/crash/messages", b.http()), PICO).await;
+    let last = page["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["content"], "after the crash", "{page}");
+}
