@@ -55,12 +55,12 @@ fn file_name(host: &str, pid: u32) -> String {
 /// Writes (atomically) this process's heartbeat.
 pub fn beat(paths: &Paths) -> std::io::Result<()> {
     let dir = dir(paths);
-    std::fs::create_dir_all(&dir)?;
     let me = Beat { host: host_name(), pid: std::process::id(), seen_ms: now_ms() };
     let path = dir.join(file_name(&me.host, me.pid));
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&me).map_err(std::io::Error::other)?)?;
-    std::fs::rename(&tmp, &path)
+    let body = serde_json::to_vec(&me).map_err(std::io::Error::other)?;
+    // A 0700 directory, a 0600 file replaced atomically.
+    picoclaw_config::files::write_atomic(&path, &body, 0o600)
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// Removes this process's heartbeat (a clean stop).
