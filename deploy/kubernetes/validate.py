@@ -14,7 +14,11 @@
    ConfigMap's config.json holds no secret and loads in picoclaw; no init container;
    readiness on /ready and liveness on /health; non-root.
 
-Usage: validate.py [--picoclaw PATH] [--pure]   (exit 0 = valid)
+4. With replicas >= 2 (deploy/kubernetes/overlays/replicas): a RollingUpdate, no
+   ReadWriteOnce volume, PICOCLAW_STORAGE_URL from a Secret and the database password
+   from a Secret (docs/deploy.md "Replicas").
+
+Usage: validate.py [--picoclaw PATH] [--pure] [--root DIR]   (exit 0 = valid)
 """
 
 import argparse
@@ -37,11 +41,41 @@ def load_all(path):
         return [d for d in yaml.safe_load_all(f) if d]
 
 
+def merge(dst, src):
+    """A strategic merge, as much of it as the overlays use: maps merge, `null` deletes a
+    key, `$retainKeys` keeps only the listed keys, lists of named maps merge by name."""
+    for key, value in src.items():
+        if key == "$retainKeys":
+            continue
+        if value is None:
+            dst.pop(key, None)
+        elif isinstance(value, dict) and isinstance(dst.get(key), dict):
+            merge(dst[key], value)
+        elif (
+            isinstance(value, list)
+            and isinstance(dst.get(key), list)
+            and all(isinstance(v, dict) and "name" in v for v in value + dst[key])
+        ):
+            by_name = {item["name"]: item for item in dst[key]}
+            for item in value:
+                if item["name"] in by_name:
+                    merge(by_name[item["name"]], item)
+                else:
+                    dst[key].append(item)
+        else:
+            dst[key] = value
+    keep = src.get("$retainKeys")
+    if keep is not None:
+        for key in [k for k in dst if k not in keep]:
+            del dst[key]
+
+
 def pure_render(root):
     kust = load_all(os.path.join(root, "kustomization.yaml"))[0]
     docs = []
     for res in kust.get("resources", []):
-        docs.extend(load_all(os.path.join(root, res)))
+        path = os.path.join(root, res)
+        docs.extend(pure_render(path) if os.path.isdir(path) else load_all(path))
     renames = {}
     for gen in kust.get("configMapGenerator", []):
         data = {}
@@ -63,6 +97,15 @@ def pure_render(root):
             cm = vol.get("configMap")
             if cm and cm.get("name") in renames:
                 cm["name"] = renames[cm["name"]]
+    for patch in kust.get("patches", []):
+        for p in load_all(os.path.join(root, patch["path"])):
+            target = [d for d in docs if d["kind"] == p["kind"] and d["metadata"]["name"] == p["metadata"]["name"]]
+            if not target:
+                raise SystemExit(f"patch {patch['path']}: no {p['kind']}/{p['metadata']['name']}")
+            if p.get("$patch") == "delete":
+                docs.remove(target[0])
+            else:
+                merge(target[0], p)
     return docs
 
 
@@ -94,16 +137,22 @@ def check(docs, picoclaw, errors):
     by_kind = {}
     for d in docs:
         by_kind.setdefault(d["kind"], []).append(d)
-    for kind in ["Deployment", "Service", "Secret", "ConfigMap", "PersistentVolumeClaim"]:
+    replicas = (by_kind.get("Deployment") or [{}])[0].get("spec", {}).get("replicas", 1)
+    required = ["Deployment", "Service", "Secret", "ConfigMap"]
+    if replicas < 2:
+        # One replica keeps its sessions in SQLite on a volume of its own.
+        required.append("PersistentVolumeClaim")
+    for kind in required:
         if kind not in by_kind:
             fail(errors, f"no {kind} rendered")
     if errors:
         return
     names, secret_names, file_names = secret_env_names(picoclaw) if picoclaw else (None, None, None)
 
-    secret = by_kind["Secret"][0]
-    secret_name = secret["metadata"]["name"]
-    secret_keys = set((secret.get("stringData") or {}).keys()) | set((secret.get("data") or {}).keys())
+    secrets = {
+        s["metadata"]["name"]: set((s.get("stringData") or {}).keys()) | set((s.get("data") or {}).keys())
+        for s in by_kind["Secret"]
+    }
 
     cm = by_kind["ConfigMap"][0]
     config_text = cm["data"]["config.json"]
@@ -141,6 +190,40 @@ def check(docs, picoclaw, errors):
     for vol in pod.get("volumes", []):
         if "configMap" in vol and vol["configMap"]["name"] not in cm_names:
             fail(errors, f"volume {vol['name']} names a ConfigMap that is not rendered")
+    if replicas >= 2:
+        check_replicas(dep, pod, errors)
+    for secret_name, secret_keys in sorted(secrets.items()):
+        check_secret(pod, secret_name, secret_keys, names, secret_names, file_names, secrets, errors)
+    for c in pod["containers"]:
+        if c.get("envFrom"):
+            fail(errors, "use explicit env entries, so every variable is named")
+        ready = c.get("readinessProbe", {}).get("httpGet", {}).get("path")
+        live = c.get("livenessProbe", {}).get("httpGet", {}).get("path")
+        if ready != "/ready" or live != "/health":
+            fail(errors, f"probes: readiness {ready!r} (want /ready), liveness {live!r} (want /health)")
+
+
+def check_replicas(dep, pod, errors):
+    """Several replicas: a rolling update, no ReadWriteOnce volume, sessions in PostgreSQL
+    with the URL and the password from a Secret."""
+    strategy = dep["spec"].get("strategy", {}).get("type")
+    if strategy != "RollingUpdate":
+        fail(errors, f"{dep['spec']['replicas']} replicas need strategy RollingUpdate, not {strategy}")
+    for vol in pod.get("volumes", []):
+        if "persistentVolumeClaim" in vol:
+            fail(errors, f"volume {vol['name']}: replicas share no ReadWriteOnce volume (each pod's home is its own)")
+    for c in pod["containers"]:
+        env = {e["name"]: e for e in c.get("env", [])}
+        url = env.get("PICOCLAW_STORAGE_URL")
+        if not url or not ((url.get("valueFrom") or {}).get("secretKeyRef")):
+            fail(errors, f"container {c['name']}: PICOCLAW_STORAGE_URL must come from a Secret (secretKeyRef)")
+        if "PICOCLAW_STORAGE_PASSWORD_FILE" not in env and not (
+            (env.get("PICOCLAW_STORAGE_PASSWORD") or {}).get("valueFrom", {}).get("secretKeyRef")
+        ):
+            fail(errors, f"container {c['name']}: the database password must come from a Secret")
+
+
+def check_secret(pod, secret_name, secret_keys, names, secret_names, file_names, secrets, errors):
     # Volumes that carry the Secret (a secret volume or a projected one with it).
     def projects_secret(vol):
         if (vol.get("secret") or {}).get("secretName") == secret_name:
@@ -169,7 +252,8 @@ def check(docs, picoclaw, errors):
             dirs = [m["mountPath"].rstrip("/") + "/" for m in mounts]
             inside = [d for d in dirs if path.startswith(d)]
             if not inside:
-                fail(errors, f"{name}={path!r} is not a file of the mounted Secret {secret_name}")
+                if not any(path.startswith(m["mountPath"].rstrip("/") + "/") for m in c.get("volumeMounts", [])):
+                    fail(errors, f"{name}={path!r} is not a file of a mounted Secret")
                 continue
             delivered.add(path[len(inside[0]):])
         for name, e in env.items():
@@ -182,28 +266,23 @@ def check(docs, picoclaw, errors):
             is_secret = (secret_names is not None and name in secret_names) or name.endswith(("_TOKEN", "_API_KEY"))
             if is_secret:
                 ref = e.get("valueFrom", {}).get("secretKeyRef")
-                if "value" in e or not ref or ref.get("name") != secret_name:
+                if "value" in e or not ref or ref.get("name") not in secrets:
                     fail(errors, f"{name} must come from the Secret {secret_name}")
         for key in sorted(secret_keys - delivered):
             fail(errors, f"Secret key {key} is not delivered to container {c['name']} (as a _FILE file or secretKeyRef)")
-        if c.get("envFrom"):
-            fail(errors, "use explicit env entries, so every variable is named")
-        ready = c.get("readinessProbe", {}).get("httpGet", {}).get("path")
-        live = c.get("livenessProbe", {}).get("httpGet", {}).get("path")
-        if ready != "/ready" or live != "/health":
-            fail(errors, f"probes: readiness {ready!r} (want /ready), liveness {live!r} (want /health)")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--picoclaw", help="picoclaw binary for cross-checks")
     ap.add_argument("--pure", action="store_true", help="use the pure renderer even if kubectl exists")
+    ap.add_argument("--root", default=HERE, help="the kustomization to render (default: this directory)")
     args = ap.parse_args()
     import kubernetes_validate  # noqa: E402  (imported late so --help works without it)
 
-    renders = [("pure", pure_render(HERE))]
+    renders = [("pure", pure_render(args.root))]
     if not args.pure and shutil.which("kubectl"):
-        renders.append(("kubectl kustomize", kubectl_render(HERE)))
+        renders.append(("kubectl kustomize", kubectl_render(args.root)))
     errors = []
     for how, docs in renders:
         for d in docs:

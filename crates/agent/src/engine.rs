@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use picoclaw_config::{Paths, Settings};
 use picoclaw_credentials::Credentials;
-use picoclaw_store::{SqliteStore, Store, StoreError, StoreOptions, TurnRecord};
+use picoclaw_store::{PgStore, PgTarget, SqliteStore, Store, StoreError, StoreOptions, TurnRecord};
 
 use crate::openai::{OpenAiAgent, ProviderConfig, Timeouts};
 use crate::{AgentError, ReplyStream, Role, SharedAgent, Turn, TurnRequest};
@@ -151,6 +151,18 @@ fn rate(per_minute: usize) -> Arc<Rate> {
     })
 }
 
+/// The PostgreSQL database of `storage.url` with its password, `None` for SQLite.
+pub fn storage_target(settings: &Settings, creds: &Credentials) -> Option<PgTarget> {
+    let url = settings.storage.url.as_ref()?;
+    Some(PgTarget {
+        host: url.host.clone(),
+        port: url.port,
+        user: url.user.clone(),
+        database: url.database.clone(),
+        password: creds.storage_password().map(|p| p.secret.expose().as_bytes().to_vec()),
+    })
+}
+
 impl Engine {
     /// An engine answering with `agent`, keeping no history (tests, tools).
     pub fn new(agent: SharedAgent) -> Engine {
@@ -180,9 +192,17 @@ impl Engine {
             max_session_bytes: settings.storage.max_session_bytes,
             max_total_bytes: settings.storage.max_total_bytes,
         };
-        let store = SqliteStore::shared(&paths.sessions_dir(), options).map_err(|e| {
-            AgentError::new("session_storage", format!("cannot open the session history: {e}"))
-        })?;
+        let store: Arc<dyn Store> = match storage_target(settings, creds) {
+            None => SqliteStore::shared(&paths.sessions_dir(), options).map_err(|e| {
+                AgentError::new("session_storage", format!("cannot open the session history: {e}"))
+            })?,
+            Some(target) => PgStore::shared(&target, options).map_err(|e| {
+                AgentError::new(
+                    "session_storage",
+                    format!("cannot open the session history at storage.url {target:?}: {e}"),
+                )
+            })?,
+        };
         let agent: SharedAgent = match (&settings.agents.default_model, settings.default_model()) {
             (None, _) => Arc::new(crate::EchoAgent),
             (Some(name), None) => {

@@ -27,7 +27,7 @@ mod sse;
 pub use echo::EchoAgent;
 pub use engine::{
     Engine, HistoryLimits, MAX_SESSION_ID, PICO_CLIENT_PRINCIPAL, RESERVED_PREFIX, SessionError,
-    validate_session_id,
+    storage_target, validate_session_id,
 };
 pub use openai::{MAX_ANSWER_BYTES, OpenAiAgent, ProviderConfig, Timeouts};
 pub use pico_client::{PicoClientSnapshot, PicoClientState, PicoClientStatus, spawn_pico_client};

@@ -65,6 +65,18 @@ enum Mode {
     Handshake,
     /// Round trips per second, 100 sockets, closed loop.
     Echo,
+    /// Echo round trips with two gateway replicas on one PostgreSQL (50 sockets each)
+    /// against one gateway on SQLite (100 sockets), same run (docs/storage.md). Not part of
+    /// `all`: it needs a database.
+    Replicas {
+        /// `storage.url` of an empty or picoclaw database (postgres://user@host:port/db).
+        #[arg(long)]
+        storage_url: String,
+        /// A file holding that user's password (given to the replicas as
+        /// PICOCLAW_STORAGE_PASSWORD_FILE).
+        #[arg(long)]
+        storage_password_file: PathBuf,
+    },
     /// p50/p99/p999 round trip at a fixed offered rate.
     Latency {
         /// Offered messages per second [default: 5000].
@@ -239,6 +251,9 @@ async fn run(launch: &Launch, plan: &Plan, mode: &Mode) -> Result<Vec<Row>> {
     }
     if all || matches!(mode, Mode::Echo) {
         rows.extend(echo(launch, plan).await?);
+    }
+    if let Mode::Replicas { storage_url, storage_password_file } = mode {
+        rows.push(replicas(launch, plan, storage_url, storage_password_file).await?);
     }
     if all || matches!(mode, Mode::Disk) {
         rows.extend(disk_rows(launch, plan).await?);
@@ -474,6 +489,48 @@ async fn echo(launch: &Launch, plan: &Plan) -> Result<Vec<Row>> {
         }
     }
     Ok(rows)
+}
+
+/// Two replicas on PostgreSQL (50 sockets each, measured at once) against one gateway on
+/// SQLite (100 sockets), alternating, median of the rounds.
+async fn replicas(launch: &Launch, plan: &Plan, url: &str, password_file: &std::path::Path) -> Result<Row> {
+    let password_file = password_file.to_str().context("the password file path is not UTF-8")?;
+    let env = [("PICOCLAW_STORAGE_URL", url), ("PICOCLAW_STORAGE_PASSWORD_FILE", password_file)];
+    let (mut sqlite, mut pg) = (Vec::new(), Vec::new());
+    for _ in 0..plan.rounds.max(1) {
+        let one = launch.start(Kind::Gateway).await?;
+        sqlite.push(load::closed_loop(&one, Op::Message, 100, plan.window).await?);
+        drop(one);
+        let a = launch.start_with(Kind::Gateway, &env).await?;
+        let b = launch.start_with(Kind::Gateway, &env).await?;
+        let (ra, rb) = tokio::join!(
+            load::closed_loop(&a, Op::Message, 50, plan.window),
+            load::closed_loop(&b, Op::Message, 50, plan.window)
+        );
+        let (ra, rb) = (ra?, rb?);
+        pg.push(load::Rate {
+            ok: ra.ok + rb.ok,
+            failed: ra.failed + rb.failed,
+            elapsed: ra.elapsed.max(rb.elapsed),
+        });
+    }
+    let (rs, rp) = (median_by(sqlite, load::Rate::per_sec), median_by(pg, load::Rate::per_sec));
+    eprintln!(
+        "round trips/s: two replicas on PostgreSQL {:.0}, one on SQLite {:.0}",
+        rp.per_sec(),
+        rs.per_sec()
+    );
+    Ok(Row {
+        figure: format!(
+            "echo round trips/s, 100 sockets: two replicas on PostgreSQL (50 each) vs one on SQLite{}",
+            rounds_note(plan)
+        ),
+        gateway: format!("{:.0}/s ({} failed)", rp.per_sec(), rp.failed),
+        baseline: format!("SQLite {:.0}/s ({} failed)", rs.per_sec(), rs.failed),
+        ratio: format!("{:.2}×", rp.per_sec() / rs.per_sec().max(1e-9)),
+        target: "-".into(),
+        verdict: if rp.failed == 0 && rs.failed == 0 { "-" } else { "failed" },
+    })
 }
 
 /// The storage baseline (see `disk.rs`): not a budget row, the floor under the echo and

@@ -32,6 +32,7 @@ mod secret_url;
 mod seed;
 mod settings;
 mod source;
+mod storage_url;
 pub mod upstream;
 mod values;
 
@@ -47,4 +48,5 @@ pub use settings::{
     Resolution, Settings, StorageSettings, resolve,
 };
 pub use source::Source;
+pub use storage_url::{StorageUrl, StorageUrlError};
 pub use values::{BasePath, BasePathError, Cidrs, Host, HostError, LogLevel, canonical};

@@ -579,6 +579,27 @@ pub const STORAGE_MAX_TOTAL_BYTES: Key = key(
     "history kept in all (text + 512 bytes per session); past it new turns and new sessions are refused with storage_full",
 );
 
+/// `storage.url`.
+pub const STORAGE_URL: Key = key(
+    "storage.url",
+    Some("PICOCLAW_STORAGE_URL"),
+    None,
+    Kind::Str,
+    Default::None,
+    "postgres://user@host[:port]/database: sessions in PostgreSQL, shared by several gateway replicas; unset = SQLite in the home",
+);
+
+/// `storage.password`.
+pub const STORAGE_PASSWORD: Key = key(
+    "storage.password",
+    Some("PICOCLAW_STORAGE_PASSWORD"),
+    None,
+    Kind::Secret,
+    Default::None,
+    "password of the storage.url database user (never inside the URL)",
+)
+.readable_from_files("PICOCLAW_STORAGE_PASSWORD_FILE", "picoclaw-storage-password");
+
 /// `agents.defaults.messages_per_minute`.
 pub const AGENTS_DEFAULTS_MESSAGES_PER_MINUTE: Key = key(
     "agents.defaults.messages_per_minute",
@@ -748,6 +769,8 @@ pub static KEYS: &[Key] = &[
     AGENTS_DEFAULTS_MESSAGES_PER_MINUTE,
     STORAGE_MAX_SESSION_BYTES,
     STORAGE_MAX_TOTAL_BYTES,
+    STORAGE_URL,
+    STORAGE_PASSWORD,
     MODEL_LIST,
     LAUNCHER_HOST,
     LAUNCHER_PORT,

@@ -127,9 +127,11 @@ pub struct AgentSettings {
     pub messages_per_minute: usize,
 }
 
-/// `storage.*`: the bounds of the session history on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `storage.*`: where the session history lives and its bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageSettings {
+    /// A PostgreSQL database shared by several replicas; `None` = SQLite in the home.
+    pub url: Option<crate::StorageUrl>,
     /// Text bytes kept per session (older messages are dropped past it).
     pub max_session_bytes: u64,
     /// Text bytes kept in all (new turns are refused past it).
@@ -287,6 +289,7 @@ impl Settings {
                 messages_per_minute: r.count(&schema::AGENTS_DEFAULTS_MESSAGES_PER_MINUTE)?,
             },
             storage: StorageSettings {
+                url: r.storage_url(&schema::STORAGE_URL)?,
                 max_session_bytes: r.u64_in(&schema::STORAGE_MAX_SESSION_BYTES, 1..=1 << 50)?,
                 max_total_bytes: r.u64_in(&schema::STORAGE_MAX_TOTAL_BYTES, 1..=1 << 50)?,
             },
@@ -444,6 +447,16 @@ impl Reader<'_> {
             None => Ok(None),
             Some(raw) if raw.trim().is_empty() => Ok(None),
             Some(raw) => PicoClientUrl::parse(&raw).map(Some).map_err(|_| self.expected(key)),
+        }
+    }
+
+    fn storage_url(&self, key: &Key) -> Result<Option<crate::StorageUrl>, ConfigError> {
+        match self.string(key)? {
+            None => Ok(None),
+            Some(raw) if raw.trim().is_empty() => Ok(None),
+            Some(raw) => {
+                crate::StorageUrl::parse(raw.trim()).map(Some).map_err(|why| self.invalid(key, why.0))
+            }
         }
     }
 

@@ -65,6 +65,7 @@ pub struct Credentials {
     pico: Option<Resolved>,
     pico_client: Option<Resolved>,
     pico_client_basic: Option<Resolved>,
+    storage_password: Option<Resolved>,
     models: BTreeMap<String, ModelCredential>,
     files: Vec<PathBuf>,
     dirs: Vec<PathBuf>,
@@ -86,6 +87,7 @@ impl Credentials {
             pico: secret_key(layers, &schema::CHANNELS_PICO_TOKEN, &mut files)?,
             pico_client: secret_key(layers, &schema::CHANNELS_PICO_CLIENT_TOKEN, &mut files)?,
             pico_client_basic: url_userinfo(layers, &schema::CHANNELS_PICO_CLIENT_URL),
+            storage_password: secret_key(layers, &schema::STORAGE_PASSWORD, &mut files)?,
             models,
             files,
             dirs: layers.secret_dirs().to_vec(),
@@ -135,6 +137,12 @@ impl Credentials {
         self.pico_client_basic.as_ref()
     }
 
+    /// The password of the `storage.url` database user (`PICOCLAW_STORAGE_PASSWORD` >
+    /// `PICOCLAW_STORAGE_PASSWORD_FILE` > `.security.yml` > `config.json`).
+    pub fn storage_password(&self) -> Option<&Resolved> {
+        self.storage_password.as_ref()
+    }
+
     /// The API key(s) of a model by `model_name`.
     pub fn model(&self, model_name: &str) -> Option<&ModelCredential> {
         self.models.get(model_name)
@@ -146,6 +154,7 @@ impl Credentials {
             (schema::GATEWAY_TOKEN.path, &self.gateway),
             (schema::CHANNELS_PICO_TOKEN.path, &self.pico),
             (schema::CHANNELS_PICO_CLIENT_TOKEN.path, &self.pico_client),
+            (schema::STORAGE_PASSWORD.path, &self.storage_password),
         ];
         let mut out = Vec::new();
         for (key, resolved) in singles {

@@ -32,6 +32,7 @@ pub fn diagnose(env: &dyn EnvSource) -> Vec<Finding> {
     permissions(&paths, loaded.as_ref().ok(), &mut out);
     ownership(&paths, &mut out);
     let verified = lock_state(&paths, &mut out);
+    shared_home(&paths, loaded.as_ref().ok(), &mut out);
     if let Ok(dirs) = UserDirs::from_env(env) {
         units(&paths, &dirs, &mut out);
     }
@@ -87,6 +88,35 @@ fn permissions(paths: &Paths, loaded: Option<&Loaded>, out: &mut Vec<Finding>) {
             );
         }
     }
+}
+
+/// Two fresh gateway heartbeats in one home: gateways on several machines share it (and,
+/// with SQLite, its `sessions.db`), which the `.picoclaw.pid` lock cannot prevent.
+fn shared_home(paths: &Paths, loaded: Option<&Loaded>, out: &mut Vec<Finding>) {
+    let beats = picoclaw_lifecycle::writers::fresh(paths);
+    if beats.len() < 2 {
+        return;
+    }
+    let who: Vec<String> = beats.iter().map(|b| format!("pid {} on {}", b.pid, b.host)).collect();
+    let sqlite = loaded.is_none_or(|l| l.settings.storage.url.is_none());
+    let what = if sqlite {
+        format!(
+            "{} and its SQLite history {}",
+            paths.home().display(),
+            paths.sessions_dir().join("sessions.db").display()
+        )
+    } else {
+        paths.home().display().to_string()
+    };
+    out.push(
+        Finding::new(Code::SharedHome, Severity::Error, paths.home().display().to_string())
+            .message(format!(
+                "{} gateways write {what} at the same time ({}): the .picoclaw.pid lock guards a home on one machine only, so their records, logs and history overwrite each other",
+                beats.len(),
+                who.join(", ")
+            ))
+            .fix("give every gateway its own PICOCLAW_HOME (an emptyDir or a volume per replica) and share sessions through storage.url = postgres://… (docs/storage.md)"),
+    );
 }
 
 /// How long the doctor gives a gateway that holds the lock to publish its record before a

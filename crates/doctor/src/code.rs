@@ -47,6 +47,9 @@ pub enum Code {
     /// `.security.yml` cannot be written (read-only mount, a Secret volume's `..data`
     /// symlink), though the gateway writes named tokens and rotations there.
     SecurityFileReadOnly,
+    /// Two gateways write the same home (and its `sessions.db`): a volume shared by
+    /// several machines, where the `.picoclaw.pid` lock does not reach.
+    SharedHome,
     /// `channels.pico.allow_token_query` is on.
     QueryTokenEnabled,
     /// A public bind with an empty `allow_origins`.
@@ -69,7 +72,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in documentation order.
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 28] = [
         Code::ConfigInvalid,
         Code::ConfigWarning,
         Code::UpstreamConfigShape,
@@ -79,6 +82,7 @@ impl Code {
         Code::SecretMountSubpath,
         Code::SecurityFileReadOnly,
         Code::InsecurePermissions,
+        Code::SharedHome,
         Code::StalePidFile,
         Code::GatewayUnverified,
         Code::InsecureHomePermissions,
@@ -120,6 +124,7 @@ impl Code {
             Code::EnvShadowsFile => "env-shadows-file",
             Code::SecretMountSubpath => "secret-mount-subpath",
             Code::SecurityFileReadOnly => "security-file-read-only",
+            Code::SharedHome => "shared-home",
             Code::QueryTokenEnabled => "query-token-enabled",
             Code::PublicBindWithoutOrigins => "public-bind-without-origins",
             Code::WeakToken => "weak-token",

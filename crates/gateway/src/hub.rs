@@ -118,6 +118,8 @@ impl Session {
 pub(crate) struct Hub {
     sessions: Mutex<HashMap<String, Session>>,
     next_id: AtomicU64,
+    /// With `storage.url`: every frame is also published to the other replicas.
+    relay: std::sync::OnceLock<picoclaw_store::PgBus>,
 }
 
 /// What joining a session yields.
@@ -133,6 +135,35 @@ pub(crate) struct Joined {
 impl Hub {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Session>> {
         self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Publishes every frame from now on to the other replicas (set once, at start).
+    pub fn relay_to(&self, bus: picoclaw_store::PgBus) {
+        let _ = self.relay.set(bus);
+    }
+
+    /// Delivers a frame another replica sent to a session: to this replica's sockets of it
+    /// and its replay buffer (so a client that reconnects here with `last_seq` gets it),
+    /// with the session's `seq` moved past it.
+    pub fn deliver_remote(&self, frame: picoclaw_store::Envelope) {
+        let mut sessions = self.lock();
+        let session = sessions.entry(frame.session).or_insert_with(|| {
+            let mut s = Session::new();
+            s.idle_since = Some(Instant::now());
+            s
+        });
+        session.seq = session.seq.max(frame.seq);
+        let text = Utf8Bytes::from(frame.body);
+        push_replay(session, frame.seq, &text);
+        for conn in &session.conns {
+            if frame.v2_only && !conn.v2 {
+                continue;
+            }
+            conn.send(text.clone(), frame.update_of.as_deref());
+        }
+        if sessions.len() > MAX_IDLE_SESSIONS {
+            evict_idle(&mut sessions);
+        }
     }
 
     /// A fresh connection id.
@@ -231,13 +262,15 @@ impl Hub {
         let seq = session.seq;
         frame.payload.insert("seq".into(), seq.into());
         let text = Utf8Bytes::from(frame.encode());
-        session.buffer_bytes += text.len();
-        session.buffer.push_back((seq, text.clone()));
-        while session.buffer.len() > REPLAY_FRAMES || session.buffer_bytes > REPLAY_BYTES {
-            match session.buffer.pop_front() {
-                Some((_, old)) => session.buffer_bytes -= old.len(),
-                None => break,
-            }
+        push_replay(session, seq, &text);
+        if let Some(bus) = self.relay.get() {
+            bus.publish(picoclaw_store::Envelope {
+                session: session_id.to_owned(),
+                seq,
+                v2_only,
+                update_of: update_of.clone(),
+                body: text.as_str().to_owned(),
+            });
         }
         for conn in &session.conns {
             if v2_only && !conn.v2 {
@@ -289,6 +322,18 @@ impl Hub {
     pub fn counts(&self) -> (usize, usize) {
         let sessions = self.lock();
         (sessions.len(), sessions.values().map(|s| s.conns.len()).sum())
+    }
+}
+
+/// Keeps a frame for replay, within the buffer's bounds.
+fn push_replay(session: &mut Session, seq: u64, text: &Utf8Bytes) {
+    session.buffer_bytes += text.len();
+    session.buffer.push_back((seq, text.clone()));
+    while session.buffer.len() > REPLAY_FRAMES || session.buffer_bytes > REPLAY_BYTES {
+        match session.buffer.pop_front() {
+            Some((_, old)) => session.buffer_bytes -= old.len(),
+            None => break,
+        }
     }
 }
 

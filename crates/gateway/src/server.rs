@@ -192,6 +192,8 @@ impl Gateway {
         if settings.gateway.hot_reload {
             spawn_watcher(shared.clone(), &paths);
         }
+        start_relay(&shared);
+        tokio::spawn(beat_loop(paths.clone(), stop_rx.clone()));
         tokio::spawn(sweep_loop(shared.clone(), stop_rx.clone()));
         tokio::spawn(last_used_loop(shared.clone(), stop_rx.clone()));
         shared.restart_pico_client();
@@ -403,5 +405,41 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// With `storage.url`: frames of this replica's sessions go to the other replicas, and
+/// theirs come to this replica's sockets (`picoclaw_store::PgBus`, LISTEN/NOTIFY).
+fn start_relay(shared: &Arc<Shared>) {
+    let live = shared.live();
+    let Some(target) = picoclaw_agent::storage_target(&live.settings, &live.credentials) else { return };
+    let (bus, mut frames) = picoclaw_store::PgBus::start(&target);
+    shared.hub.relay_to(bus);
+    let weak = Arc::downgrade(shared);
+    tokio::spawn(async move {
+        while let Some(frame) = frames.recv().await {
+            let Some(shared) = weak.upgrade() else { return };
+            shared.hub.deliver_remote(frame);
+        }
+    });
+}
+
+/// Refreshes this gateway's heartbeat in the home (`picoclaw_lifecycle::writers`: doctor's
+/// `shared-home`), and removes it when the gateway stops.
+async fn beat_loop(paths: picoclaw_config::Paths, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(picoclaw_lifecycle::writers::BEAT_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let p = paths.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || picoclaw_lifecycle::writers::beat(&p)).await {
+                    tracing::warn!("cannot write the gateway heartbeat in the home: {e}");
+                }
+            }
+            _ = stop.changed() => {
+                picoclaw_lifecycle::writers::remove(&paths);
+                return;
+            }
+        }
     }
 }

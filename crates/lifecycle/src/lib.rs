@@ -27,6 +27,7 @@ pub mod service;
 pub mod spawn;
 pub mod unit;
 mod verify;
+pub mod writers;
 
 pub use verify::{Assurance, Mismatch, Pending};
 

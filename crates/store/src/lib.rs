@@ -8,16 +8,22 @@
 //! - [`SqliteStore`]: the embedded implementation — one SQLite database in WAL mode
 //!   (`sessions/sessions.db`), one writer thread that commits every pending write in one
 //!   transaction with one sync (group commit) and then answers every waiter.
+//! - [`PgStore`]: the server implementation for several gateway replicas — PostgreSQL
+//!   (`storage.url`), a small pool, versioned migrations under an advisory lock.
 //! - [`import_jsonl`](sqlite::SqliteStore::open): the first open imports the
 //!   `sessions/*.jsonl` files of older picoclaw versions, once, atomically.
 
 use std::future::Future;
 use std::pin::Pin;
 
+mod bus;
 mod jsonl;
+mod postgres;
 mod sqlite;
 
-pub use sqlite::{SqliteStore, StoreOptions};
+pub use bus::{Envelope, PgBus};
+pub use postgres::{MIGRATION_LOCK, MIGRATIONS, POOL_SIZE, PgStore, PgTarget};
+pub use sqlite::{SESSION_ROW_BYTES, SqliteStore, StoreOptions};
 
 /// A future the store returns.
 pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>>;

@@ -48,6 +48,7 @@ pub fn show(origin: bool, json: bool) -> Result<ExitCode> {
                 k if k == schema::GATEWAY_TOKEN.path => redacted(creds.gateway()),
                 k if k == schema::CHANNELS_PICO_TOKEN.path => redacted(creds.pico()),
                 k if k == schema::CHANNELS_PICO_CLIENT_TOKEN.path => redacted(creds.pico_client()),
+                k if k == schema::STORAGE_PASSWORD.path => redacted(creds.storage_password()),
                 k if k == schema::LAUNCHER_TOKEN.path => match &launcher {
                     Some(t) => (
                         Value::from(format!("[redacted fp={}]", t.secret.fingerprint())),

@@ -144,10 +144,11 @@ fn kubernetes_validator_rejects_a_token_outside_the_secret() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    for f in ["kustomization.yaml", "secret.yaml", "pvc.yaml", "service.yaml", "validate.py"] {
-        std::fs::copy(root().join("deploy/kubernetes").join(f), dir.path().join(f)).unwrap();
+    for f in ["kustomization.yaml", "secret.yaml", "pvc.yaml", "service.yaml"] {
+        std::fs::copy(root().join("deploy/kubernetes/base").join(f), dir.path().join(f)).unwrap();
     }
-    let deployment = std::fs::read_to_string(root().join("deploy/kubernetes/deployment.yaml")).unwrap();
+    std::fs::copy(root().join("deploy/kubernetes/validate.py"), dir.path().join("validate.py")).unwrap();
+    let deployment = std::fs::read_to_string(root().join("deploy/kubernetes/base/deployment.yaml")).unwrap();
     let bad = deployment.replacen(
         "            - name: PICOCLAW_GATEWAY_TOKEN_FILE\n              value: /run/secrets/picoclaw/gateway-token\n",
         "            - name: PICOCLAW_GATEWAY_TOKEN\n              value: literal-token-in-the-manifest\n",
@@ -174,4 +175,86 @@ fn kubernetes_validator_rejects_a_token_outside_the_secret() {
     assert!(err.contains("holds a secret at gateway.token"), "{err}");
     assert!(err.contains("mounts the Secret with subPath"), "{err}");
     assert!(err.contains("Secret key gateway-token is not delivered"), "{err}");
+}
+
+fn have_kubernetes_validate() -> bool {
+    let have = Command::new(support::python())
+        .args(["-c", "import kubernetes_validate, yaml"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("PICOCLAW_REQUIRE_TOOLS").is_none(),
+            "python3 with kubernetes-validate is required (scripts/test installs it)"
+        );
+        eprintln!("skipping: no python with kubernetes-validate (scripts/test makes target/pyenv)");
+    }
+    have
+}
+
+#[test]
+fn the_replicas_overlay_renders_and_validates() {
+    if !have_kubernetes_validate() {
+        return;
+    }
+    let out = Command::new(support::python())
+        .arg(root().join("deploy/kubernetes/validate.py"))
+        .args(["--picoclaw", support::bin(), "--root"])
+        .arg(root().join("deploy/kubernetes/overlays/replicas"))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Secret/picoclaw-storage") && text.contains("valid"), "{text}");
+    assert!(!text.contains("PersistentVolumeClaim"), "the overlay needs no ReadWriteOnce volume: {text}");
+}
+
+#[test]
+fn the_replica_rules_reject_recreate_a_shared_volume_and_a_literal_storage_url() {
+    if !have_kubernetes_validate() {
+        return;
+    }
+    // A copy of the tree with the overlay's patch made wrong in three ways.
+    let dir = tempfile::tempdir().unwrap();
+    let k = dir.path().join("kubernetes");
+    for sub in ["base", "overlays/replicas"] {
+        std::fs::create_dir_all(k.join(sub)).unwrap();
+        for entry in std::fs::read_dir(root().join("deploy/kubernetes").join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), k.join(sub).join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::copy(root().join("deploy/kubernetes/validate.py"), k.join("validate.py")).unwrap();
+    let patch_path = k.join("overlays/replicas/deployment-patch.yaml");
+    let patch = std::fs::read_to_string(&patch_path).unwrap();
+    let bad = patch
+        .replacen("    type: RollingUpdate\n    rollingUpdate:\n      maxUnavailable: 0\n      maxSurge: 1\n", "    type: Recreate\n", 1)
+        .replacen(
+            "              valueFrom:\n                secretKeyRef:\n                  name: picoclaw-storage\n                  key: url\n",
+            "              value: postgres://picoclaw@postgres:5432/picoclaw\n",
+            1,
+        )
+        .replacen("          persistentVolumeClaim: null\n          emptyDir: {}\n", "", 1);
+    assert_eq!(bad.matches("Recreate").count(), 1, "the strategy edit applies");
+    assert!(bad.contains("value: postgres://") && !bad.contains("emptyDir"), "the edits apply");
+    std::fs::write(&patch_path, bad).unwrap();
+    // Without the emptyDir the base's data volume (and its claim) stay: keep the claim.
+    std::fs::write(
+        k.join("overlays/replicas/kustomization.yaml"),
+        std::fs::read_to_string(k.join("overlays/replicas/kustomization.yaml"))
+            .unwrap()
+            .replace("  - path: no-pvc.yaml\n", ""),
+    )
+    .unwrap();
+    let out = Command::new(support::python())
+        .arg(k.join("validate.py"))
+        .args(["--pure", "--picoclaw", support::bin(), "--root"])
+        .arg(k.join("overlays/replicas"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("need strategy RollingUpdate"), "{err}");
+    assert!(err.contains("replicas share no ReadWriteOnce volume"), "{err}");
+    assert!(err.contains("PICOCLAW_STORAGE_URL must come from a Secret"), "{err}");
 }

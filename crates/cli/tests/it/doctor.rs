@@ -258,9 +258,11 @@ fn seed_003_pod_restart_gateway_and_cli_resolve_the_same_secret() {
     // tokens only as environment variables from the Secret, for every process in the pod.
     let configmap = tempfile::tempdir().unwrap();
     let config = configmap.path().join("config.json");
-    let shipped =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/kubernetes/config.json"))
-            .unwrap();
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/kubernetes/base/config.json"
+    ))
+    .unwrap();
     std::fs::write(&config, shipped).unwrap();
     let config_str = config.to_str().unwrap().to_owned();
     let pod = [
@@ -470,4 +472,37 @@ fn a_token_in_a_hand_written_command_line_is_reported_not_mangled() {
         std::fs::read_to_string(home.file(".security.yml")).unwrap().contains(OLD),
         "the value is preserved so removing it by hand loses nothing"
     );
+}
+
+#[test]
+fn a_home_written_by_gateways_of_two_machines_is_an_error() {
+    let home = TestHome::with_pico(PICO, json!({}));
+    let gw = spawn_with(&home, &[]);
+    // The running gateway's own heartbeat appears; alone it is no finding.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !home.file(".gateways").read_dir().is_ok_and(|mut d| d.next().is_some()) {
+        assert!(std::time::Instant::now() < deadline, "the gateway wrote no heartbeat");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (report, _) = doctor(&home, &[], false);
+    assert!(findings(&report, "shared-home").is_empty(), "{report:#}");
+    // A gateway on another machine sharing the volume (where the pid lock does not reach)
+    // beats in the same directory.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    std::fs::write(
+        home.file(".gateways/other-node-4242.json"),
+        json!({ "host": "other-node", "pid": 4242, "seen_ms": now }).to_string(),
+    )
+    .unwrap();
+    let (report, code) = doctor(&home, &[], false);
+    let found = findings(&report, "shared-home");
+    assert_eq!(found.len(), 1, "{report:#}");
+    assert_eq!(found[0]["severity"], "error");
+    let message = found[0]["message"].as_str().unwrap();
+    assert!(message.contains("pid 4242 on other-node") && message.contains("sessions.db"), "{message}");
+    assert_ne!(code, 0);
+    // A clean stop removes the gateway's own heartbeat.
+    stop(gw);
+    let left: Vec<_> = home.file(".gateways").read_dir().unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("other-node-4242.json")]);
 }

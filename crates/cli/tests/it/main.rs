@@ -6,6 +6,7 @@
 #[path = "../../../agent/tests/fake_provider/mod.rs"]
 mod fake_provider;
 mod launcher_support;
+mod postgres_support;
 mod support;
 mod upstream_server;
 
@@ -38,6 +39,7 @@ mod pairing;
 mod pico_client;
 mod protocol;
 mod proxy;
+mod replicas;
 mod secret_files;
 mod security;
 mod service;

@@ -331,3 +331,35 @@ fn a_secret_file_shadowing_security_yml_is_a_warning_too() {
     let f = one(&diagnose(&env), Code::EnvShadowsFile).clone();
     assert!(f.message.contains("credential:picoclaw-gateway-token"), "{}", f.message);
 }
+
+#[test]
+fn two_fresh_gateway_heartbeats_in_one_home_are_an_error() {
+    let home = Home::new();
+    let paths = picoclaw_config::Paths::at(home.path());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let beat = |host: &str, pid: u32, seen_ms: u64| {
+        home.write(
+            &format!(".gateways/{host}-{pid}.json"),
+            &serde_json::json!({ "host": host, "pid": pid, "seen_ms": seen_ms }).to_string(),
+            0o600,
+        )
+    };
+    beat("node-a", 10, now);
+    let mut out = Vec::new();
+    super::shared_home(&paths, None, &mut out);
+    assert!(out.is_empty(), "one gateway is fine");
+    // An old beat (a crashed gateway of another machine) is not a writer.
+    beat("node-b", 20, now - 120_000);
+    super::shared_home(&paths, None, &mut out);
+    assert!(out.is_empty(), "a stale heartbeat counts");
+    beat("node-b", 20, now);
+    super::shared_home(&paths, None, &mut out);
+    assert_eq!(codes(&out), [Code::SharedHome]);
+    assert_eq!(out[0].severity, Severity::Error);
+    assert!(
+        out[0].message.contains("pid 10 on node-a") && out[0].message.contains("pid 20 on node-b"),
+        "{}",
+        out[0].message
+    );
+    assert!(out[0].message.contains("sessions.db"), "{}", out[0].message);
+}

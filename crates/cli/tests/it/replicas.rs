@@ -1,0 +1,260 @@
+//! Several gateway replicas on one PostgreSQL (issue 20), black-box: a throwaway server
+//! (`postgres_support`), two real `picoclaw gateway` processes with different homes and the
+//! same `storage.url`, real WebSocket and HTTP clients.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::postgres_support::{self, Postgres};
+use crate::support::ws;
+use crate::support::{Gateway, TestHome, wait_for_record};
+
+const PICO: &str = "pico-token-for-replica-tests-0123456789abcdef";
+
+/// A home whose sessions live in `db` of `pg`; the password comes from
+/// PICOCLAW_STORAGE_PASSWORD, or (`from_file`) from PICOCLAW_STORAGE_PASSWORD_FILE.
+fn replica_home(pg: &Postgres, db: &str, from_file: bool) -> TestHome {
+    let home = TestHome::with_pico(PICO, json!({})).env("PICOCLAW_STORAGE_URL", &pg.url(db));
+    if from_file {
+        let file = home.file("storage-password");
+        crate::support::write_private(&file, &format!("{}\n", postgres_support::PASSWORD));
+        let path = file.to_str().unwrap().to_owned();
+        home.env("PICOCLAW_STORAGE_PASSWORD_FILE", &path)
+    } else {
+        home.env("PICOCLAW_STORAGE_PASSWORD", postgres_support::PASSWORD)
+    }
+}
+
+async fn get(url: &str, token: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new().get(url).bearer_auth(token).send().await.expect("http");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Sends `texts` on a protocol-2 socket of `session`; waits for each answer.
+async fn chat(gw: &Gateway, session: &str, texts: &[&str]) {
+    let url = format!("{}?session_id={session}&protocol=2", gw.ws());
+    let mut socket = ws::bearer(&url, PICO).await;
+    for (i, text) in texts.iter().enumerate() {
+        let id = format!("r{i}");
+        ws::send(&mut socket, json!({ "type": "message.send", "id": id, "payload": { "content": text } }))
+            .await;
+        ws::until(&mut socket, "message.done").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_on_replica_a_is_listed_and_readable_through_replica_b() {
+    let Some(pg) = Postgres::start() else { return };
+    let home_a = replica_home(&pg, "postgres", false);
+    let home_b = replica_home(&pg, "postgres", true);
+    let a = home_a.spawn_gateway(&[]);
+    let b = home_b.spawn_gateway(&[]);
+
+    chat(&a, "shared-notes", &["first on A", "second on A"]).await;
+
+    let (status, list) = get(&format!("{}/api/sessions", b.http()), PICO).await;
+    assert_eq!(status, 200, "{list}\n{}", home_b.gateway_stderr());
+    let sessions = list["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 1, "{list}");
+    assert_eq!(sessions[0]["id"], "shared-notes");
+    assert_eq!(sessions[0]["messages"], 4);
+    let (status, page) = get(&format!("{}/api/sessions/shared-notes/messages", b.http()), PICO).await;
+    assert_eq!(status, 200, "{page}");
+    let got: Vec<(String, String)> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap().to_owned(), m["content"].as_str().unwrap().to_owned()))
+        .collect();
+    let want: Vec<(String, String)> = ["first on A", "second on A"]
+        .iter()
+        .flat_map(|t| [("user".to_owned(), (*t).to_owned()), ("assistant".to_owned(), (*t).to_owned())])
+        .collect();
+    assert_eq!(got, want);
+
+    // B continues the session: its seq numbers go on after A's (one row lock orders them).
+    chat(&b, "shared-notes", &["third on B"]).await;
+    let (_, page) = get(&format!("{}/api/sessions/shared-notes/messages", a.http()), PICO).await;
+    let seqs: Vec<u64> =
+        page["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs.len(), 6, "{page}");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq numbers only grow across replicas: {seqs:?}");
+    assert_eq!(page["messages"][4]["content"], "third on B");
+
+    // Nothing of the password reached either log.
+    for home in [&home_a, &home_b] {
+        assert!(!home.gateway_stderr().contains(postgres_support::PASSWORD), "{}", home.gateway_stderr());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_once_when_both_replicas_start_at_the_same_moment() {
+    let Some(pg) = Postgres::start() else { return };
+    let homes = [replica_home(&pg, "postgres", false), replica_home(&pg, "postgres", false)];
+    // Both started before either is waited for.
+    let mut children: Vec<_> = homes
+        .iter()
+        .map(|h| {
+            let log = std::fs::File::create(h.file("test-gateway.stderr")).unwrap();
+            h.cmd(&["gateway", "--port", "0"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (home, child) in homes.iter().zip(&children) {
+        assert!(
+            wait_for_record(home.path(), child.id(), Duration::from_secs(60)).is_some(),
+            "replica did not start: {}",
+            home.gateway_stderr()
+        );
+    }
+    let client = pg.client("postgres").await;
+    let rows = client
+        .query("SELECT version, count(*) FROM picoclaw_migrations GROUP BY version ORDER BY version", &[])
+        .await
+        .unwrap();
+    let versions: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let want: Vec<(i32, i64)> = picoclaw_store::MIGRATIONS.iter().map(|(v, _)| (*v, 1)).collect();
+    assert_eq!(versions, want, "one row per version");
+    let applied: usize =
+        homes.iter().map(|h| h.gateway_stderr().matches("applied PostgreSQL migration").count()).sum();
+    assert_eq!(applied, picoclaw_store::MIGRATIONS.len(), "each version applied by one replica only");
+    for child in &mut children {
+        crate::support::terminate(child);
+    }
+}
+
+#[test]
+fn a_password_inside_storage_url_is_refused_naming_the_key_and_where_it_goes() {
+    let home = TestHome::with_pico(PICO, json!({}))
+        .env("PICOCLAW_STORAGE_URL", "postgres://pico:URLPASSWORDCANARY@127.0.0.1:5432/picoclaw");
+    for args in [&["gateway", "--port", "0"][..], &["config", "show"][..]] {
+        let out = home.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted it");
+        assert!(stderr.contains("storage.url"), "{args:?}: {stderr}");
+        assert!(stderr.contains("PICOCLAW_STORAGE_PASSWORD"), "{args:?}: {stderr}");
+        let all = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
+        assert!(!all.contains("URLPASSWORDCANARY"), "{args:?} echoed the password: {all}");
+    }
+}
+
+#[test]
+fn a_wrong_password_stops_the_gateway_with_the_servers_reason_and_no_secret() {
+    let Some(pg) = Postgres::start() else { return };
+    let home = TestHome::with_pico(PICO, json!({}))
+        .env("PICOCLAW_STORAGE_URL", &pg.url("postgres"))
+        .env("PICOCLAW_STORAGE_PASSWORD", "WRONGPASSWORDCANARY");
+    let out = home.run(&["gateway", "--port", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with a wrong password");
+    assert!(stderr.contains("storage.url") && stderr.contains("password authentication failed"), "{stderr}");
+    assert!(!stderr.contains("WRONGPASSWORDCANARY"), "{stderr}");
+}
+
+/// Frames of `socket` until `message.done`, as (type, seq, payload) — pings skipped.
+async fn turn_frames(socket: &mut ws::Socket) -> Vec<Value> {
+    ws::until(socket, "message.done").await.into_iter().filter(|f| f["type"] != "pong").collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_socket_on_replica_b_gets_a_frames_in_order_and_replay_works_on_b() {
+    let Some(pg) = Postgres::start() else { return };
+    let home_a = replica_home(&pg, "postgres", false);
+    let home_b = replica_home(&pg, "postgres", false);
+    let a = home_a.spawn_gateway(&[]);
+    let b = home_b.spawn_gateway(&[]);
+    let url = |gw: &Gateway, extra: &str| format!("{}?session_id=fanout&protocol=2{extra}", gw.ws());
+
+    let mut on_a = ws::bearer(&url(&a, ""), PICO).await;
+    let mut on_b = ws::bearer(&url(&b, ""), PICO).await;
+    // Both joined (a pong comes after the join).
+    for s in [&mut on_a, &mut on_b] {
+        ws::send(s, json!({ "type": "ping", "id": "joined" })).await;
+        assert_eq!(ws::frame(s).await["type"], "pong");
+    }
+    // B's listener is up once its log says so (the LISTEN precedes it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !home_b.gateway_stderr().contains("listening for frames of other replicas") {
+        assert!(std::time::Instant::now() < deadline, "B never listened: {}", home_b.gateway_stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let long = "x".repeat(20_000); // past the inline limit: fetched by id
+    for (i, text) in ["hello from A", long.as_str()].iter().enumerate() {
+        ws::send(
+            &mut on_a,
+            json!({ "type": "message.send", "id": format!("m{i}"), "payload": { "content": text } }),
+        )
+        .await;
+        let sent = turn_frames(&mut on_a).await;
+        let got = turn_frames(&mut on_b).await;
+        assert_eq!(got, sent, "B's socket got A's frames, in order, with A's seq numbers");
+        assert!(sent.iter().any(|f| f["type"] == "message.create" && f["payload"]["content"] == *text));
+    }
+
+    // A client of A reconnects to B with the last seq it saw: B replays the rest.
+    ws::send(
+        &mut on_a,
+        json!({ "type": "message.send", "id": "m-replay", "payload": { "content": "replay me" } }),
+    )
+    .await;
+    let sent = turn_frames(&mut on_a).await;
+    turn_frames(&mut on_b).await; // B has all of them now
+    let first_seq = sent[0]["payload"]["seq"].as_u64().expect("seq");
+    let mut again = ws::bearer(&url(&b, &format!("&last_seq={first_seq}")), PICO).await;
+    let replayed = turn_frames(&mut again).await;
+    assert_eq!(replayed, sent[1..].to_vec(), "frames after last_seq replayed by the other replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_replica_a_mid_turn_loses_no_answered_turn() {
+    let Some(pg) = Postgres::start() else { return };
+    let home_a = replica_home(&pg, "postgres", false);
+    let home_b = replica_home(&pg, "postgres", false);
+    let mut a = home_a.spawn_gateway(&[]);
+    let b = home_b.spawn_gateway(&[]);
+    let url = format!("{}?session_id=crash&protocol=2", a.ws());
+    let mut socket = ws::bearer(&url, PICO).await;
+    let mut answered = Vec::new();
+    for i in 0..5 {
+        let text = format!("answered {i}");
+        ws::send(
+            &mut socket,
+            json!({ "type": "message.send", "id": format!("a{i}"), "payload": { "content": text } }),
+        )
+        .await;
+        ws::until(&mut socket, "message.done").await;
+        answered.push(text);
+    }
+    // A turn in flight, and A dies (SIGKILL: no shutdown, no flush).
+    ws::send(
+        &mut socket,
+        json!({ "type": "message.send", "id": "cut", "payload": { "content": "in flight" } }),
+    )
+    .await;
+    crate::support::unsafe_free_kill(a.child.id(), "KILL");
+    let _ = a.child.wait();
+    // Every turn A answered is readable through B.
+    let (status, page) = get(&format!("{}/api/sessions/crash/messages", b.http()), PICO).await;
+    assert_eq!(status, 200, "{page}");
+    let users: Vec<String> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .map(|m| m["content"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(users.len() >= 5, "{page}");
+    assert_eq!(users[..5], answered[..], "answered turns lost or reordered: {page}");
+    // And B takes the session over: a new turn there goes on after them.
+    chat(&b, "crash", &["after the crash"]).await;
+    let (_, page) = get(&format!("{}/api/sessions/crash/messages", b.http()), PICO).await;
+    let last = page["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["content"], "after the crash", "{page}");
+}
