@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use picoclaw_config::{Paths, Settings};
 use picoclaw_credentials::Credentials;
-use picoclaw_store::{PgStore, PgTarget, SqliteStore, Store, StoreError, StoreOptions, TurnRecord};
+use picoclaw_store::{PgStore, SqliteStore, Store, StoreError, StoreOptions, TurnRecord, storage_target};
 
 use crate::openai::{OpenAiAgent, ProviderConfig, Timeouts};
 use crate::{AgentError, ReplyStream, Role, SharedAgent, Turn, TurnRequest};
@@ -148,18 +148,6 @@ fn rate(per_minute: usize) -> Arc<Rate> {
     Arc::new(Rate {
         per_minute: u32::try_from(per_minute).unwrap_or(u32::MAX),
         buckets: Mutex::new(HashMap::new()),
-    })
-}
-
-/// The PostgreSQL database of `storage.url` with its password, `None` for SQLite.
-pub fn storage_target(settings: &Settings, creds: &Credentials) -> Option<PgTarget> {
-    let url = settings.storage.url.as_ref()?;
-    Some(PgTarget {
-        host: url.host.clone(),
-        port: url.port,
-        user: url.user.clone(),
-        database: url.database.clone(),
-        password: creds.storage_password().map(|p| p.secret.expose().as_bytes().to_vec()),
     })
 }
 

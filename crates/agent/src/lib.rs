@@ -27,7 +27,7 @@ mod sse;
 pub use echo::EchoAgent;
 pub use engine::{
     Engine, HistoryLimits, MAX_SESSION_ID, PICO_CLIENT_PRINCIPAL, RESERVED_PREFIX, SessionError,
-    storage_target, validate_session_id,
+    validate_session_id,
 };
 pub use openai::{MAX_ANSWER_BYTES, OpenAiAgent, ProviderConfig, Timeouts};
 pub use pico_client::{PicoClientSnapshot, PicoClientState, PicoClientStatus, spawn_pico_client};
@@ -138,3 +138,5 @@ pub trait Agent: Send + Sync + 'static {
 
 /// A shared agent.
 pub type SharedAgent = Arc<dyn Agent>;
+
+pub use picoclaw_store::storage_target;

@@ -4,7 +4,6 @@
 
 use picoclaw_config::Settings;
 use picoclaw_config::schema;
-use picoclaw_credentials::Loaded;
 use picoclaw_credentials::launcher::LauncherToken;
 use picoclaw_credentials::password::DashboardPassword;
 use picoclaw_credentials::runtime::RuntimeRecord;
@@ -83,12 +82,13 @@ impl NamedCounts {
     }
 }
 
-/// How many named tokens of the loaded setup are active now, per scope. The one count
-/// used by `auth explain`, the dashboard and `doctor`.
-pub fn named_token_counts(loaded: &Loaded) -> NamedCounts {
-    use crate::named::{Timestamp, TokenSet, TokenState};
+/// How many named tokens of the setup are active now, per scope. The one count used by
+/// `auth explain`, the dashboard and the TUI; `records` come from
+/// `picoclaw_store::token_records`, so with replicas it counts the shared tokens.
+pub fn named_token_counts(records: &crate::named::TokenFile) -> NamedCounts {
+    use crate::named::{Timestamp, TokenState};
     let mut counts = NamedCounts::default();
-    let Ok(set) = TokenSet::from_tokens(loaded.token_records().get("tokens")) else { return counts };
+    let Ok((_, set)) = records.read() else { return counts };
     let now = Timestamp::now();
     let active = set.records().iter().map(|r| r.summary(now)).filter(|s| s.state == TokenState::Active);
     for summary in active {

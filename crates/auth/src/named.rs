@@ -38,7 +38,7 @@ pub mod time;
 pub(crate) mod tree;
 
 pub use error::TokenStoreError;
-pub use file::{FixedRotation, TokenFile};
+pub use file::{FixedRotation, SharedTokens, TokenFile};
 pub use fixed::{FixedCredential, GraceDigests, MAX_ROTATED, RotatedDigest};
 pub use format::{FormatError, PREFIX, TOKEN_LEN, TokenId};
 pub use record::{Digest, MAX_NAME_LEN, PreviousSecret, TokenName, TokenRecord, TokenState, TokenSummary};

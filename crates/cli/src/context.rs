@@ -18,6 +18,17 @@ pub struct Context {
 }
 
 impl Context {
+    /// The token service over this setup's records (`.security.yml`, the named tokens in
+    /// PostgreSQL with `storage.url`: `picoclaw_store::token_records`).
+    pub fn token_ops(&self) -> picoclaw_auth::named::ops::TokenOps {
+        picoclaw_auth::named::ops::TokenOps::new(self.token_records(), self.credentials.clone())
+    }
+
+    /// Where this setup's token records are.
+    pub fn token_records(&self) -> picoclaw_auth::named::TokenFile {
+        picoclaw_store::token_records(&self.paths, &self.settings, &self.credentials)
+    }
+
     /// Loads from the process environment, the files and `flags`.
     pub fn load(flags: &Flags) -> Result<Context> {
         let env = ProcessEnv;

@@ -18,7 +18,6 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use picoclaw_auth::audit::{AuditEvent, AuditKind, Outcome};
-use picoclaw_auth::named::TokenFile;
 use picoclaw_auth::named::ops::{CreateRequest, Requester, TokenOpError, TokenOps};
 use picoclaw_auth::pairing::{PairRequest, RedeemRequest};
 use picoclaw_wire::{ApiError, Code, body};
@@ -118,7 +117,10 @@ pub(crate) async fn issue(
     let via_proxy = picoclaw_auth::client_addr(peer.ip(), &headers, &gateway.trusted_proxies).via_proxy;
     let (base, source) = public_base(request.public_url.as_deref(), &headers, via_proxy, &gateway.base_path)?;
     // A name already in use would make the redemption fail after the code is spent.
-    let ops = TokenOps::new(TokenFile::new(shared.paths.security_file()), live.credentials.clone());
+    let ops = TokenOps::new(
+        picoclaw_store::token_records(&shared.paths, &live.settings, &live.credentials),
+        live.credentials.clone(),
+    );
     let name = request.name.clone();
     let listed =
         tokio::task::spawn_blocking(move || ops.list()).await.map_err(|_| ApiError::internal(LOG))??;
@@ -194,7 +196,10 @@ async fn redeem_inner(
             return Err(e);
         }
     };
-    let ops = TokenOps::new(TokenFile::new(shared.paths.security_file()), live.credentials.clone());
+    let ops = TokenOps::new(
+        picoclaw_store::token_records(&shared.paths, &live.settings, &live.credentials),
+        live.credentials.clone(),
+    );
     let create = CreateRequest::new(grant.name.as_str(), grant.scope, None, ops.now())?;
     let by = Requester::Pairing {
         code_id: grant.id.clone(),

@@ -22,9 +22,27 @@ pub(crate) fn build_live(
     previous: Option<&Live>,
 ) -> Result<(Live, Vec<String>), GatewayError> {
     let loaded = picoclaw_credentials::load(paths, &ProcessEnv, flags)?;
-    let warnings = loaded.warnings().iter().map(ToString::to_string).collect();
+    let mut warnings: Vec<String> = loaded.warnings().iter().map(ToString::to_string).collect();
+    // With `storage.url` the named tokens are the replicas' shared ones (PostgreSQL); the
+    // home's `tokens:` was stored there at the first use and is not read afterwards.
+    let records = picoclaw_store::token_records(paths, &loaded.settings, &loaded.credentials);
+    let shared_tree = if records.is_shared() {
+        let (tree, _) =
+            records.read().map_err(|e| GatewayError::Refused(format!("named tokens (storage.url): {e}")))?;
+        let home = loaded.token_records().get("tokens").and_then(serde_json::Value::as_array);
+        if home.is_some_and(|h| !h.is_empty()) && loaded.token_records().get("tokens") != tree.get("tokens") {
+            warnings.push(format!(
+                "{}: its `tokens:` list is not used: with storage.url the named tokens are shared by every \
+                 replica in PostgreSQL (see `picoclaw token list`); remove the list from this home",
+                paths.security_file().display()
+            ));
+        }
+        Some(tree)
+    } else {
+        None
+    };
     let stored = StoredCredentials::from_tree(
-        loaded.token_records(),
+        shared_tree.as_ref().unwrap_or_else(|| loaded.token_records()),
         &loaded.credentials,
         loaded.settings.pico.enabled,
         Arc::new(SystemClock),
@@ -138,7 +156,15 @@ pub(crate) struct Summary {
 pub(crate) async fn reload(shared: &Arc<Shared>, trigger: &str) -> Result<Summary, String> {
     let _one_at_a_time = shared.reload_lock.lock().await;
     let old = shared.live();
-    let (live, warnings) = match build_live(&shared.paths, &shared.flags, &shared.runtime_token, Some(&old)) {
+    // Off the async workers: it reads files and, with shared tokens, the database.
+    let built = {
+        let (paths, flags, runtime, old) =
+            (shared.paths.clone(), shared.flags.clone(), shared.runtime_token.clone(), old.clone());
+        tokio::task::spawn_blocking(move || build_live(&paths, &flags, &runtime, Some(&old)))
+            .await
+            .unwrap_or_else(|_| Err(GatewayError::Refused("the reload was interrupted".into())))
+    };
+    let (live, warnings) = match built {
         Ok(built) => built,
         Err(e) => {
             tracing::error!(trigger, "reload rejected, keeping the previous configuration: {e}");

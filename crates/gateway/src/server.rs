@@ -193,6 +193,7 @@ impl Gateway {
             spawn_watcher(shared.clone(), &paths);
         }
         start_relay(&shared);
+        start_token_watch(&shared);
         tokio::spawn(beat_loop(paths.clone(), stop_rx.clone()));
         tokio::spawn(sweep_loop(shared.clone(), stop_rx.clone()));
         tokio::spawn(last_used_loop(shared.clone(), stop_rx.clone()));
@@ -312,7 +313,8 @@ async fn last_used_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         };
         let updates = shared.live().stored.named.take_last_used();
         if !updates.is_empty() {
-            let file = picoclaw_auth::named::TokenFile::new(shared.paths.security_file());
+            let live = shared.live();
+            let file = picoclaw_store::token_records(&shared.paths, &live.settings, &live.credentials);
             let written = tokio::task::spawn_blocking(move || file.persist_last_used(&updates)).await;
             if let Ok(Err(e)) = written {
                 tracing::warn!("cannot record token last-use times: {e}");
@@ -412,7 +414,7 @@ async fn shutdown_signal() {
 /// theirs come to this replica's sockets (`picoclaw_store::PgBus`, LISTEN/NOTIFY).
 fn start_relay(shared: &Arc<Shared>) {
     let live = shared.live();
-    let Some(target) = picoclaw_agent::storage_target(&live.settings, &live.credentials) else { return };
+    let Some(target) = picoclaw_store::storage_target(&live.settings, &live.credentials) else { return };
     let (bus, mut frames) = picoclaw_store::PgBus::start(&target);
     shared.hub.relay_to(bus);
     let weak = Arc::downgrade(shared);
@@ -420,6 +422,23 @@ fn start_relay(shared: &Arc<Shared>) {
         while let Some(frame) = frames.recv().await {
             let Some(shared) = weak.upgrade() else { return };
             shared.hub.deliver_remote(frame);
+        }
+    });
+}
+
+/// With `storage.url`: a change of the shared named tokens made through any replica (or
+/// `picoclaw token` on any home) reloads this one at once, so a revoked token is refused
+/// and its sockets close with 4001 here too (`Shared::apply`). Always on, whatever
+/// `gateway.hot_reload` says: it is a credential change, not a file edit.
+fn start_token_watch(shared: &Arc<Shared>) {
+    let live = shared.live();
+    let Some(target) = picoclaw_store::storage_target(&live.settings, &live.credentials) else { return };
+    let mut changes = picoclaw_store::watch_tokens(&target);
+    let weak = Arc::downgrade(shared);
+    tokio::spawn(async move {
+        while changes.recv().await.is_some() {
+            let Some(shared) = weak.upgrade() else { return };
+            let _ = reload(&shared, "shared tokens changed").await;
         }
     });
 }

@@ -25,7 +25,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use picoclaw_auth::audit::{AuditEvent, AuditSink};
-use picoclaw_auth::named::TokenFile;
 use picoclaw_auth::named::ops::{
     CreateRequest, Listed, Requester, Revoked, RotateRequest, Rotated, TokenKey, TokenOpError, TokenOps,
 };
@@ -44,7 +43,11 @@ impl AuditSink for Shared {
 
 /// The token service for this gateway, with the credentials it runs with.
 fn ops(shared: &Shared) -> TokenOps {
-    TokenOps::new(TokenFile::new(shared.paths.security_file()), shared.live().credentials.clone())
+    let live = shared.live();
+    TokenOps::new(
+        picoclaw_store::token_records(&shared.paths, &live.settings, &live.credentials),
+        live.credentials.clone(),
+    )
 }
 
 /// Runs a token operation (file I/O under a lock) off the async workers.

@@ -50,7 +50,8 @@ fn explanation(
 ) -> Result<Explanation, String> {
     let loaded = picoclaw_credentials::load(paths, &ProcessEnv, &Flags::new()).map_err(|e| e.to_string())?;
     let launcher = loaded.launcher_token();
-    let named = named_token_counts(&loaded);
+    let named =
+        named_token_counts(&picoclaw_store::token_records(paths, &loaded.settings, &loaded.credentials));
     let password = loaded.dashboard_password().ok().flatten();
     let extra = Extra { runtime, launcher: launcher.as_ref(), password: password.as_ref(), named };
     Ok(explain(&loaded.settings, &loaded.credentials, &extra))

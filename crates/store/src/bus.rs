@@ -13,12 +13,12 @@
 //!   connection, and large frames are fetched before the next notification is handled,
 //!   so order is kept.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::NoTls;
 
-use crate::postgres::PgTarget;
+use crate::postgres::{PgTarget, RETRY, listen, now_ms};
 
 /// The notification channel.
 pub const CHANNEL: &str = "picoclaw_frames";
@@ -28,8 +28,6 @@ pub const INLINE_MAX: usize = 7000;
 pub const QUEUE: usize = 4096;
 /// How long a large frame's row is kept.
 const KEEP_MS: i64 = 60_000;
-/// Pause before reconnecting.
-const RETRY: Duration = Duration::from_secs(1);
 
 /// One frame for one session.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -68,12 +66,6 @@ struct Note {
 #[derive(Debug, Clone)]
 pub struct PgBus {
     tx: mpsc::Sender<Envelope>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl PgBus {
@@ -186,39 +178,11 @@ async fn listener(target: PgTarget, origin: String, deliver: mpsc::Sender<Envelo
 
 /// One listening connection, until it fails.
 async fn listen_once(target: &PgTarget, origin: &str, deliver: &mpsc::Sender<Envelope>) {
-    let (client, mut conn) = match target.config().connect(NoTls).await {
-        Ok(ok) => ok,
-        Err(e) => {
-            tracing::warn!("replica fan-out: cannot listen: {e}");
-            return;
-        }
-    };
-    let (notes_tx, mut notes) = mpsc::channel::<String>(QUEUE);
-    let driver = tokio::spawn(async move {
-        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
-        use futures_util::StreamExt;
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(n)) => {
-                    if notes_tx.try_send(n.payload().to_owned()).is_err() {
-                        tracing::warn!("replica fan-out: the receive queue is full; a frame was dropped");
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!("replica fan-out: listening connection failed: {e}");
-                    break;
-                }
-            }
-        }
-    });
-    if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
-        tracing::warn!("replica fan-out: LISTEN failed: {e}");
-        driver.abort();
+    let Some(mut listening) = listen(target, CHANNEL, "replica fan-out").await else {
         return;
-    }
+    };
     tracing::info!("replica fan-out: listening for frames of other replicas");
-    while let Some(payload) = notes.recv().await {
+    while let Some(payload) = listening.notes.recv().await {
         let Ok(note) = serde_json::from_str::<Note>(&payload) else { continue };
         if note.o == origin {
             continue;
@@ -226,7 +190,8 @@ async fn listen_once(target: &PgTarget, origin: &str, deliver: &mpsc::Sender<Env
         let frame = match (note.f, note.r) {
             (Some(f), _) => f,
             (None, Some(id)) => {
-                match client
+                match listening
+                    .client
                     .query_opt(
                         "SELECT session, seq, v2_only, update_of, body FROM picoclaw_frames WHERE id = $1",
                         &[&id],
@@ -253,5 +218,4 @@ async fn listen_once(target: &PgTarget, origin: &str, deliver: &mpsc::Sender<Env
             break;
         }
     }
-    driver.abort();
 }

@@ -10,6 +10,9 @@
 //!   transaction with one sync (group commit) and then answers every waiter.
 //! - [`PgStore`]: the server implementation for several gateway replicas — PostgreSQL
 //!   (`storage.url`), a small pool, versioned migrations under an advisory lock.
+//! - [`token_records`]: where the named tokens are — `.security.yml`, or with
+//!   `storage.url` one row of PostgreSQL shared by every replica ([`PgTokens`]), changes
+//!   announced to all of them ([`watch_tokens`]).
 //! - [`import_jsonl`](sqlite::SqliteStore::open): the first open imports the
 //!   `sessions/*.jsonl` files of older picoclaw versions, once, atomically.
 
@@ -20,10 +23,27 @@ mod bus;
 mod jsonl;
 mod postgres;
 mod sqlite;
+mod tokens;
 
 pub use bus::{Envelope, PgBus};
 pub use postgres::{MIGRATION_LOCK, MIGRATIONS, POOL_SIZE, PgStore, PgTarget};
 pub use sqlite::{SESSION_ROW_BYTES, SqliteStore, StoreOptions};
+pub use tokens::{PgTokens, TOKENS_CHANNEL, token_records, watch_tokens};
+
+/// The PostgreSQL database of `storage.url` with its password, `None` for SQLite.
+pub fn storage_target(
+    settings: &picoclaw_config::Settings,
+    creds: &picoclaw_credentials::Credentials,
+) -> Option<PgTarget> {
+    let url = settings.storage.url.as_ref()?;
+    Some(PgTarget {
+        host: url.host.clone(),
+        port: url.port,
+        user: url.user.clone(),
+        database: url.database.clone(),
+        password: creds.storage_password().map(|p| p.secret.expose().as_bytes().to_vec()),
+    })
+}
 
 /// A future the store returns.
 pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>>;

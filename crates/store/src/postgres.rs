@@ -78,6 +78,15 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     );
     CREATE INDEX picoclaw_frames_by_age ON picoclaw_frames (created_ms);",
     ),
+    (
+        3,
+        "CREATE TABLE picoclaw_tokens (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version BIGINT NOT NULL,
+        tokens TEXT NOT NULL,
+        updated_ms BIGINT NOT NULL
+    );",
+    ),
 ];
 
 /// Where the database is (from `storage.url`) and the password (from the credentials).
@@ -140,14 +149,14 @@ fn storage(e: impl std::fmt::Display) -> StoreError {
     StoreError::Storage(e.to_string())
 }
 
-fn db(e: tokio_postgres::Error) -> StoreError {
+pub(crate) fn db(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
         Some(d) => StoreError::Storage(format!("PostgreSQL: {} ({})", d.message(), d.code().code())),
         None => StoreError::Storage(format!("PostgreSQL: {e}")),
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -213,11 +222,26 @@ async fn migrate(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, StoreE
     outcome
 }
 
-/// Connects once, migrates and reads the usage counter, on a thread of its own (the caller
-/// may be inside a runtime and synchronous).
+/// Connects once, migrates and reads the usage counter.
 fn prepare(target: &PgTarget) -> Result<u64, StoreError> {
+    with_connection(target, "opening the store", |client| async move {
+        let row = client.query_one("SELECT used FROM picoclaw_usage WHERE id = 1", &[]).await.map_err(db)?;
+        Ok(uint(row.get(0)))
+    })
+}
+
+/// Runs `work` on one new connection to `target`, after applying any missing migration,
+/// on a thread of its own with its own runtime — so a synchronous caller, inside a runtime
+/// or not, can use the database. Connecting is bounded by [`TIMEOUT`], every statement by
+/// the server's `statement_timeout`. `what` names the work in errors.
+pub(crate) fn with_connection<T, F, Fut>(target: &PgTarget, what: &str, work: F) -> Result<T, StoreError>
+where
+    T: Send,
+    F: FnOnce(tokio_postgres::Client) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
     let config = target.config();
-    let work = move || -> Result<u64, StoreError> {
+    let run = move || -> Result<T, StoreError> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(storage)?;
         rt.block_on(async move {
             let (mut client, conn) = tokio::time::timeout(TIMEOUT, config.connect(NoTls))
@@ -225,26 +249,79 @@ fn prepare(target: &PgTarget) -> Result<u64, StoreError> {
                 .map_err(|_| StoreError::Storage("PostgreSQL: connecting timed out".into()))?
                 .map_err(db)?;
             let driver = tokio::spawn(conn);
-            let result = async {
-                migrate(&mut client).await?;
-                let row = client
-                    .query_one("SELECT used FROM picoclaw_usage WHERE id = 1", &[])
-                    .await
-                    .map_err(db)?;
-                Ok(uint(row.get(0)))
-            }
-            .await;
-            drop(client);
+            let result = match migrate(&mut client).await {
+                Ok(_) => work(client).await,
+                Err(e) => {
+                    drop(client);
+                    Err(e)
+                }
+            };
             let _ = driver.await;
             result
         })
     };
-    std::thread::Builder::new()
-        .name("picoclaw-pg-open".into())
-        .spawn(work)
-        .map_err(storage)?
-        .join()
-        .map_err(|_| StoreError::Storage("PostgreSQL: opening the store panicked".into()))?
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("picoclaw-pg".into())
+            .spawn_scoped(scope, run)
+            .map_err(storage)?
+            .join()
+            .map_err(|_| StoreError::Storage(format!("PostgreSQL: {what} panicked")))?
+    })
+}
+
+/// Pause before a listening connection is reopened.
+pub(crate) const RETRY: Duration = Duration::from_secs(1);
+
+/// A connection that `LISTEN`s on one channel: its notifications' payloads come out of
+/// `notes` (bounded; `None` once the connection failed).
+pub(crate) struct Listening {
+    pub client: tokio_postgres::Client,
+    pub notes: tokio::sync::mpsc::Receiver<String>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Connects and listens on `channel`; `None` (logged, naming `what`) when that fails.
+pub(crate) async fn listen(target: &PgTarget, channel: &str, what: &str) -> Option<Listening> {
+    use futures_util::StreamExt;
+    let (client, mut conn) = match target.config().connect(NoTls).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::warn!("{what}: cannot listen: {e}");
+            return None;
+        }
+    };
+    let (notes_tx, notes) = tokio::sync::mpsc::channel::<String>(crate::bus::QUEUE);
+    let label = what.to_owned();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                    if notes_tx.try_send(n.payload().to_owned()).is_err() {
+                        tracing::warn!("{label}: the receive queue is full; a notification was dropped");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("{label}: listening connection failed: {e}");
+                    break;
+                }
+            }
+        }
+    });
+    let listening = Listening { client, notes, driver };
+    if let Err(e) = listening.client.batch_execute(&format!("LISTEN {channel}")).await {
+        tracing::warn!("{what}: LISTEN failed: {e}");
+        return None;
+    }
+    Some(listening)
 }
 
 impl PgStore {

@@ -78,6 +78,27 @@ pub enum TokenStoreError {
     /// An expiry that is not in the future.
     #[error("the expiry must be in the future")]
     InvalidExpiry,
+    /// The database the replicas share the named tokens in (`storage.url`) could not be
+    /// read or written; nothing was changed.
+    #[error("the shared token records in PostgreSQL (storage.url) are unavailable: {message}")]
+    Shared {
+        /// The server's or the driver's reason (never a secret).
+        message: String,
+    },
+    /// `pico` / `gateway` rotated through the token service while the named tokens are
+    /// shared by replicas: their values are per home, so one replica would change alone.
+    #[error(
+        "{key} is read by every replica from its own configuration while storage.url shares the named \
+         tokens, so rotating it on one replica would leave the others on the old value. Rotate it where all \
+         replicas read it (the Kubernetes Secret or file behind PICOCLAW_{env}_FILE): each replica applies \
+         the new value without a restart and keeps the old one for gateway.rotation_grace"
+    )]
+    PerReplica {
+        /// The key, e.g. `channels.pico.token`.
+        key: &'static str,
+        /// Its environment name without the `PICOCLAW_` prefix.
+        env: &'static str,
+    },
     /// The advisory lock beside `.security.yml` could not be taken.
     #[error("{path}: {message}")]
     Lock {
@@ -98,9 +119,10 @@ impl TokenStoreError {
             | TokenStoreError::EnvManaged { .. }
             | TokenStoreError::FileManaged { .. }
             | TokenStoreError::NotSet(_)
+            | TokenStoreError::PerReplica { .. }
             | TokenStoreError::TooMany => 409,
             TokenStoreError::InvalidName(_) | TokenStoreError::InvalidExpiry => 400,
-            TokenStoreError::Lock { .. } => 503,
+            TokenStoreError::Lock { .. } | TokenStoreError::Shared { .. } => 503,
             TokenStoreError::Invalid { .. } | TokenStoreError::Random(_) | TokenStoreError::File(_) => 500,
         }
     }
@@ -121,6 +143,8 @@ impl TokenStoreError {
             TokenStoreError::NotSet(_) => "not_set",
             TokenStoreError::InvalidExpiry => "invalid_expiry",
             TokenStoreError::Lock { .. } => "busy",
+            TokenStoreError::Shared { .. } => "shared_tokens_unavailable",
+            TokenStoreError::PerReplica { .. } => "per_replica",
         }
     }
 }

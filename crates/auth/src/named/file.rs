@@ -3,6 +3,11 @@
 //! (`.security.yml.lock`), reads and validates the whole file, changes it, and writes it
 //! back atomically with mode 0600 — so two writers cannot lose each other's change, and
 //! a file that does not parse, or holds a bad record, is never rewritten.
+//!
+//! With several gateway replicas on one database (`storage.url`), the `tokens:` list
+//! lives in that database instead ([`SharedTokens`], implemented by `picoclaw-store`):
+//! the same read-change-write happens under the database's row lock, and every replica is
+//! notified of the change. `rotated:` and the `pico` / `gateway` values stay per home.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -36,10 +41,40 @@ pub struct FixedRotation {
     pub old_source: Source,
 }
 
-/// `.security.yml`, for token changes.
-#[derive(Debug, Clone)]
+/// The named tokens of several replicas, kept where they all read them (PostgreSQL): the
+/// value of `.security.yml`'s `tokens:` list, as one JSON value. Hash-only records: no
+/// secret is ever stored through it.
+pub trait SharedTokens: Send + Sync {
+    /// The shared `tokens` value (`null`: none). When the database holds none yet, `seed`
+    /// (this home's `tokens:` list) is stored first, once, and returned.
+    fn read(&self, seed: &Value) -> Result<Value, TokenStoreError>;
+
+    /// Under the database's lock: read (seeded as by [`SharedTokens::read`]), `change`,
+    /// write back; when `announce`, every replica is notified once it is committed.
+    fn update(
+        &self,
+        seed: &Value,
+        announce: bool,
+        change: &mut (dyn FnMut(&mut Value) -> Result<(), TokenStoreError> + Send),
+    ) -> Result<(), TokenStoreError>;
+}
+
+/// Where the token records are: `.security.yml`, and with replicas the shared `tokens`.
+#[derive(Clone)]
 pub struct TokenFile {
     path: PathBuf,
+    shared: Option<std::sync::Arc<dyn SharedTokens>>,
+}
+
+impl std::fmt::Debug for TokenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenFile").field("path", &self.path).field("shared", &self.shared.is_some()).finish()
+    }
+}
+
+/// The `tokens` value of a `.security.yml` tree (`null` when absent).
+fn tokens_of(tree: &Value) -> Value {
+    tree.get("tokens").cloned().unwrap_or(Value::Null)
 }
 
 struct Locked {
@@ -49,7 +84,18 @@ struct Locked {
 impl TokenFile {
     /// The file at `path` (normally `Paths::security_file()`).
     pub fn new(path: impl Into<PathBuf>) -> TokenFile {
-        TokenFile { path: path.into() }
+        TokenFile { path: path.into(), shared: None }
+    }
+
+    /// The named tokens from `shared` (several replicas), the rest of the records from the
+    /// file at `path`.
+    pub fn with_shared(path: impl Into<PathBuf>, shared: std::sync::Arc<dyn SharedTokens>) -> TokenFile {
+        TokenFile { path: path.into(), shared: Some(shared) }
+    }
+
+    /// Whether the named tokens are shared by replicas (not this home's `tokens:`).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// Its path.
@@ -92,21 +138,47 @@ impl TokenFile {
         }
     }
 
-    /// Reads the tree and its validated records (no lock: for listing).
+    /// Reads the tree and its validated records (no lock: for listing). With shared
+    /// tokens, the tree's `tokens` is the shared list.
     pub fn read(&self) -> Result<(Value, TokenSet), TokenStoreError> {
-        let tree = read_security_tree(&self.path)?;
+        let mut tree = read_security_tree(&self.path)?;
+        if let Some(shared) = &self.shared {
+            let tokens = shared.read(&tokens_of(&tree))?;
+            put_tokens(&mut tree, tokens);
+        }
         let set = TokenSet::from_tree(&tree)?;
         // `rotated:` is validated too, so a bad entry is reported before any write.
         GraceDigests::from_tree(&tree)?;
         Ok((tree, set))
     }
 
-    /// Under the lock: read, let `change` modify the records, write back.
-    fn update<T>(
+    /// Under the lock: read, let `change` modify the records, write back. With shared
+    /// tokens the lock is the database's, and `announce` says whether the other replicas
+    /// are told (not for last-use times).
+    fn update<T: Send>(
         &self,
         now: Timestamp,
-        change: impl FnOnce(&mut TokenSet) -> Result<T, TokenStoreError>,
+        announce: bool,
+        change: impl FnOnce(&mut TokenSet) -> Result<T, TokenStoreError> + Send,
     ) -> Result<T, TokenStoreError> {
+        if let Some(shared) = &self.shared {
+            let seed = tokens_of(&read_security_tree(&self.path)?);
+            let mut change = Some(change);
+            let mut out = None;
+            shared.update(&seed, announce, &mut |tokens| {
+                let change = change.take().ok_or_else(|| TokenStoreError::Shared {
+                    message: "a change was applied twice".to_owned(),
+                })?;
+                let mut set = TokenSet::from_tokens(Some(tokens))?;
+                out = Some(change(&mut set)?);
+                let mut tree = Value::Null;
+                set.write_into(&mut tree, now);
+                *tokens = tokens_of(&tree);
+                Ok(())
+            })?;
+            return out
+                .ok_or_else(|| TokenStoreError::Shared { message: "the change was not applied".to_owned() });
+        }
         let _lock = self.lock()?;
         let (mut tree, mut set) = self.read()?;
         let out = change(&mut set)?;
@@ -143,12 +215,12 @@ impl TokenFile {
         if expires.is_some_and(|e| e <= now) {
             return Err(TokenStoreError::InvalidExpiry);
         }
-        self.update(now, |set| set.create(name, scope, expires, now))
+        self.update(now, true, |set| set.create(name, scope, expires, now))
     }
 
     /// Revokes a named token by id or name.
     pub fn revoke(&self, id_or_name: &str, now: Timestamp) -> Result<TokenRecord, TokenStoreError> {
-        self.update(now, |set| set.revoke(id_or_name, now))
+        self.update(now, true, |set| set.revoke(id_or_name, now))
     }
 
     /// Gives a named token a new secret (same id, name, scope); the old one works for
@@ -159,7 +231,7 @@ impl TokenFile {
         grace: Duration,
         now: Timestamp,
     ) -> Result<(TokenRecord, Secret), TokenStoreError> {
-        self.update(now, |set| set.rotate(id_or_name, grace, now))
+        self.update(now, true, |set| set.rotate(id_or_name, grace, now))
     }
 
     /// Records last-use times (the gateway calls this at most once a minute).
@@ -167,7 +239,7 @@ impl TokenFile {
         if updates.is_empty() {
             return Ok(());
         }
-        self.update(Timestamp::now(), |set| {
+        self.update(Timestamp::now(), false, |set| {
             set.apply_last_used(updates);
             Ok(())
         })
@@ -201,6 +273,13 @@ impl TokenFile {
         now: Timestamp,
     ) -> Result<FixedRotation, TokenStoreError> {
         TokenFile::check_not_env(cred, current)?;
+        if self.shared.is_some() {
+            let env = match cred {
+                FixedCredential::Pico => "CHANNELS_PICO_TOKEN",
+                FixedCredential::Gateway => "GATEWAY_TOKEN",
+            };
+            return Err(TokenStoreError::PerReplica { key: cred.key(), env });
+        }
         let old = match cred {
             FixedCredential::Pico => current.pico(),
             FixedCredential::Gateway => current.gateway(),
@@ -219,6 +298,16 @@ impl TokenFile {
         old_values.write_into(&mut tree);
         write_security_tree(&self.path, &tree)?;
         Ok(FixedRotation { secret, old_valid_until, old_source: old.source.clone() })
+    }
+}
+
+/// Sets the `tokens` of a `.security.yml` tree.
+fn put_tokens(tree: &mut Value, tokens: Value) {
+    match tree {
+        Value::Object(map) => {
+            map.insert("tokens".to_owned(), tokens);
+        }
+        other => *other = serde_json::json!({ "tokens": tokens }),
     }
 }
 

@@ -17,7 +17,7 @@ pub fn explain(json: bool) -> Result<ExitCode> {
     ctx.print_warnings();
     let launcher = ctx.loaded.launcher_token();
     let runtime = super::gateway::live_record(&ctx.paths);
-    let named = named_token_counts(&ctx.loaded);
+    let named = named_token_counts(&ctx.token_records());
     let password = ctx.loaded.dashboard_password().ok().flatten();
     let extra =
         Extra { runtime: runtime.as_ref(), launcher: launcher.as_ref(), password: password.as_ref(), named };

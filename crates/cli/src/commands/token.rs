@@ -16,7 +16,7 @@ use picoclaw_auth::audit::{self, AuditEvent, AuditSink};
 use picoclaw_auth::named::ops::{
     CreateRequest, Grace, Listed, Requester, RotateRequest, TokenKey, TokenOpError, TokenOps,
 };
-use picoclaw_auth::named::{TokenFile, TokenSummary, format_duration};
+use picoclaw_auth::named::{TokenSummary, format_duration};
 use picoclaw_config::Flags;
 use picoclaw_credentials::Secret;
 
@@ -27,7 +27,7 @@ use crate::output::table;
 pub fn run(command: TokenCommand) -> Result<ExitCode> {
     let ctx = Context::load(&Flags::new())?;
     ctx.print_warnings();
-    let ops = TokenOps::new(TokenFile::new(ctx.paths.security_file()), ctx.credentials.clone());
+    let ops = ctx.token_ops();
     let audit = AuditFile(ctx.paths.audit_log());
     match command {
         TokenCommand::Create { name, scope, expires, json } => {

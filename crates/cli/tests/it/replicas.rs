@@ -15,7 +15,12 @@ const PICO: &str = "pico-token-for-replica-tests-0123456789abcdef";
 /// A home whose sessions live in `db` of `pg`; the password comes from
 /// PICOCLAW_STORAGE_PASSWORD, or (`from_file`) from PICOCLAW_STORAGE_PASSWORD_FILE.
 fn replica_home(pg: &Postgres, db: &str, from_file: bool) -> TestHome {
-    let home = TestHome::with_pico(PICO, json!({})).env("PICOCLAW_STORAGE_URL", &pg.url(db));
+    on_storage(TestHome::with_pico(PICO, json!({})), pg, db, from_file)
+}
+
+/// `home`, now with its sessions and named tokens in `db` of `pg`.
+fn on_storage(home: TestHome, pg: &Postgres, db: &str, from_file: bool) -> TestHome {
+    let home = home.env("PICOCLAW_STORAGE_URL", &pg.url(db));
     if from_file {
         let file = home.file("storage-password");
         crate::support::write_private(&file, &format!("{}\n", postgres_support::PASSWORD));
@@ -257,4 +262,154 @@ async fn killing_replica_a_mid_turn_loses_no_answered_turn() {
     let (_, page) = get(&format!("{}/api/sessions/crash/messages", b.http()), PICO).await;
     let last = page["messages"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["content"], "after the crash", "{page}");
+}
+
+async fn whoami(gw: &Gateway, token: &str) -> u16 {
+    get(&format!("{}/auth/whoami", gw.http()), token).await.0
+}
+
+/// An admin API call on `gw` with its runtime token.
+async fn admin(gw: &Gateway, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", gw.http()))
+        .bearer_auth(gw.runtime_token());
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let resp = request.send().await.expect("http");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits (up to `within`) until `token` gets `want` from `gw`'s whoami; answers how long.
+async fn until_whoami(gw: &Gateway, token: &str, want: u16, within: Duration) -> Option<Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < within {
+        if whoami(gw, token).await == want {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+fn ok(home: &TestHome, args: &[&str]) -> String {
+    let out = home.run(args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_tokens_are_shared_and_a_revocation_on_a_closes_bs_sockets_with_4001_within_a_second() {
+    let Some(pg) = Postgres::start() else { return };
+    // A's home had a named token before it moved onto PostgreSQL: the first start stores it.
+    let before = TestHome::with_pico(PICO, json!({}));
+    let laptop = ok(&before, &["token", "create", "--name", "laptop", "--scope", "chat"]).trim().to_owned();
+    let home_a = on_storage(before, &pg, "postgres", false);
+    let home_b = replica_home(&pg, "postgres", false);
+    let a = home_a.spawn_gateway(&[]);
+    let b = home_b.spawn_gateway(&[]);
+    for home in [&home_a, &home_b] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !home.gateway_stderr().contains("shared tokens: listening") {
+            assert!(std::time::Instant::now() < deadline, "never listened: {}", home.gateway_stderr());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(whoami(&b, &laptop).await, 200, "A's home token, imported, works on B");
+
+    // Created on A: accepted by B as soon as B heard of it.
+    let (status, created) =
+        admin(&a, reqwest::Method::POST, "/api/tokens", Some(json!({ "name": "phone", "scope": "chat" })))
+            .await;
+    assert_eq!(status, 201, "{created}");
+    let phone = created["token"].as_str().expect("token shown once").to_owned();
+    let took = until_whoami(&b, &phone, 200, Duration::from_secs(1)).await;
+    assert!(took.is_some(), "B did not accept A's new token within 1 s: {}", home_b.gateway_stderr());
+    let mut phone_on_b = ws::bearer(&format!("{}?session_id=phone-notes&protocol=2", b.ws()), &phone).await;
+    let mut laptop_on_b =
+        ws::bearer(&format!("{}?session_id=laptop-notes&protocol=2", b.ws()), &laptop).await;
+    ws::send(&mut phone_on_b, json!({ "type": "ping", "id": "joined" })).await;
+    assert_eq!(ws::frame(&mut phone_on_b).await["type"], "pong");
+
+    // Revoked on A: B closes its socket with 4001 within a second, and refuses the token.
+    let (status, revoked) = admin(&a, reqwest::Method::DELETE, "/api/tokens/phone", None).await;
+    assert_eq!(status, 200, "{revoked}");
+    let revoked_at = std::time::Instant::now();
+    match ws::next(&mut phone_on_b, Duration::from_secs(1)).await {
+        ws::Next::Closed(Some((code, reason))) => {
+            assert_eq!(code, 4001, "{reason}");
+            assert!(!reason.contains(&phone[17..]), "{reason}");
+        }
+        other => panic!(
+            "B's socket of the revoked token was not closed within 1 s ({:?}): {other:?}\n{}",
+            revoked_at.elapsed(),
+            home_b.gateway_stderr()
+        ),
+    }
+    assert_eq!(whoami(&b, &phone).await, 401);
+    let auth = format!("Bearer {phone}");
+    assert_eq!(ws::rejected(&b.ws(), &[("authorization", &auth)]).await.0, 401);
+    // Another token's socket on B is untouched.
+    ws::send(&mut laptop_on_b, json!({ "type": "ping", "id": "still" })).await;
+    assert_eq!(ws::frame(&mut laptop_on_b).await["type"], "pong");
+
+    // Rotated with grace on B (through the CLI of B's home): both values work on A
+    // during the grace, the new one once A heard of it.
+    let new_laptop = ok(&home_b, &["token", "rotate", "laptop", "--grace", "1h"]).trim().to_owned();
+    assert!(
+        until_whoami(&a, &new_laptop, 200, Duration::from_secs(1)).await.is_some(),
+        "A did not accept B's rotation within 1 s: {}",
+        home_a.gateway_stderr()
+    );
+    assert_eq!(whoami(&a, &laptop).await, 200, "the old value is in its grace on A too");
+
+    // Every home lists the same records.
+    for home in [&home_a, &home_b] {
+        let listed: Value = serde_json::from_str(&ok(home, &["token", "list", "--json"])).expect("json");
+        let mut states: Vec<(String, String)> = listed["tokens"]
+            .as_array()
+            .expect("tokens")
+            .iter()
+            .map(|t| (t["name"].as_str().unwrap().to_owned(), t["state"].as_str().unwrap().to_owned()))
+            .collect();
+        states.sort();
+        assert_eq!(
+            states,
+            [("laptop".to_owned(), "active".to_owned()), ("phone".to_owned(), "revoked".to_owned())],
+            "{listed}"
+        );
+    }
+    // A's home list is no longer what is used, and A says so.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !home_a.gateway_stderr().contains("`tokens:` list is not used") {
+        assert!(std::time::Instant::now() < deadline, "no warning: {}", home_a.gateway_stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The per-home pico token cannot be rotated through one replica.
+    let (status, refused) =
+        admin(&b, reqwest::Method::POST, "/api/tokens/pico/rotate", Some(json!({}))).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "per_replica", "{refused}");
+
+    // The audit line of each change is on the replica that made it; the other reloaded.
+    let audit = |home: &TestHome| std::fs::read_to_string(home.file("logs/audit.jsonl")).unwrap_or_default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !(audit(&home_a).contains("\"revoke\"") && audit(&home_b).contains("shared tokens changed")) {
+        assert!(std::time::Instant::now() < deadline, "A: {}\nB: {}", audit(&home_a), audit(&home_b));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // No token value in any log or in the database's notifications.
+    for home in [&home_a, &home_b] {
+        let logs = format!("{}{}", home.gateway_stderr(), audit(home));
+        for secret in [&laptop, &new_laptop, &phone] {
+            assert!(!logs.contains(&secret[17..]), "a token value reached a log: {logs}");
+        }
+    }
+    let client = pg.client("postgres").await;
+    let stored: String = client.query_one("SELECT tokens FROM picoclaw_tokens", &[]).await.unwrap().get(0);
+    for secret in [&laptop, &new_laptop, &phone] {
+        assert!(!stored.contains(&secret[17..]), "the database holds hashes only");
+    }
 }

@@ -162,6 +162,16 @@ pub enum TokenOpError {
         /// Why.
         message: String,
     },
+    /// The shared token records (PostgreSQL, `storage.url`) could not be read or written.
+    #[error("the shared token records in PostgreSQL (storage.url) are unavailable: {message}")]
+    SharedStore {
+        /// Why (never a secret).
+        message: String,
+    },
+    /// `pico` / `gateway` cannot be rotated on one replica (see
+    /// [`TokenStoreError::PerReplica`]).
+    #[error("{0}")]
+    PerReplica(String),
     /// A record in `.security.yml` is malformed (the file is left as it is).
     #[error(".security.yml: `{key}`: {message}")]
     InvalidRecord {
@@ -203,8 +213,9 @@ impl TokenOpError {
             | TokenOpError::EnvManaged { .. }
             | TokenOpError::FileManaged { .. }
             | TokenOpError::NotSet { .. }
+            | TokenOpError::PerReplica(_)
             | TokenOpError::TooMany => 409,
-            TokenOpError::Busy { .. } => 503,
+            TokenOpError::Busy { .. } | TokenOpError::SharedStore { .. } => 503,
             TokenOpError::InvalidRecord { .. } | TokenOpError::SecurityFile(_) | TokenOpError::Random(_) => {
                 500
             }
@@ -229,6 +240,8 @@ impl TokenOpError {
             TokenOpError::NotSet { .. } => "not_set",
             TokenOpError::TooMany => "too_many_tokens",
             TokenOpError::Busy { .. } => "busy",
+            TokenOpError::SharedStore { .. } => "shared_tokens_unavailable",
+            TokenOpError::PerReplica(_) => "per_replica",
             TokenOpError::InvalidRecord { .. } => "invalid_security_file",
             TokenOpError::SecurityFile(_) => "security_file_error",
             TokenOpError::Random(_) => "random_failed",
@@ -256,8 +269,10 @@ impl TokenOpError {
         match self {
             TokenOpError::EnvManaged { .. }
             | TokenOpError::FileManaged { .. }
+            | TokenOpError::PerReplica(_)
             | TokenOpError::NotRevocable { .. } => Some(Outcome::Denied),
             TokenOpError::Busy { .. }
+            | TokenOpError::SharedStore { .. }
             | TokenOpError::InvalidRecord { .. }
             | TokenOpError::SecurityFile(_)
             | TokenOpError::Random(_) => Some(Outcome::Error),
@@ -286,6 +301,8 @@ impl From<TokenStoreError> for TokenOpError {
                         .to_owned(),
             },
             TokenStoreError::Lock { path, message } => TokenOpError::Busy { path, message },
+            TokenStoreError::Shared { message } => TokenOpError::SharedStore { message },
+            e @ TokenStoreError::PerReplica { .. } => TokenOpError::PerReplica(e.to_string()),
         }
     }
 }

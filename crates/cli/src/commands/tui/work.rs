@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use picoclaw_auth::Scope;
 use picoclaw_auth::audit::{self, AuditEvent, AuditSink};
 use picoclaw_auth::explain::{Extra, explain, named_token_counts};
-use picoclaw_auth::named::TokenFile;
-use picoclaw_auth::named::ops::{CreateRequest, Requester, RotateRequest, TokenOps};
+use picoclaw_auth::named::ops::{CreateRequest, Requester, RotateRequest};
 use picoclaw_config::{Flags, Paths};
 use picoclaw_credentials::Secret;
 use picoclaw_launcher::{GatewayControl, GatewayStatus};
@@ -123,7 +122,7 @@ impl Worker {
             let ctx = Context::load(&Flags::new()).map_err(|e| format!("{e:#}"))?;
             crate::commands::token::refuse_if_the_gateway_takes_it_from_env(&ctx, "pico")
                 .map_err(|e| format!("{e:#}"))?;
-            let ops = TokenOps::new(TokenFile::new(ctx.paths.security_file()), ctx.credentials.clone());
+            let ops = ctx.token_ops();
             let request = RotateRequest::new("pico", None).map_err(|e| e.to_string())?;
             let audit = Audit::new(&ctx.paths);
             let rotated = ops.rotate(&request, &Requester::Cli, &audit).map_err(|e| e.to_string())?;
@@ -146,7 +145,7 @@ impl Worker {
     pub fn create(&self, name: String, scope: Scope) {
         self.blocking(move || {
             let ctx = Context::load(&Flags::new()).map_err(|e| format!("{e:#}"))?;
-            let ops = TokenOps::new(TokenFile::new(ctx.paths.security_file()), ctx.credentials.clone());
+            let ops = ctx.token_ops();
             let request = CreateRequest::new(&name, scope, None, ops.now()).map_err(|e| e.to_string())?;
             let audit = Audit::new(&ctx.paths);
             let created = ops.create(&request, &Requester::Cli, &audit).map_err(|e| e.to_string())?;
@@ -196,7 +195,7 @@ fn credentials() -> Result<Vec<CredRow>, String> {
         runtime: runtime.as_ref(),
         launcher: launcher.as_ref(),
         password: password.as_ref(),
-        named: named_token_counts(&ctx.loaded),
+        named: named_token_counts(&ctx.token_records()),
     };
     let explanation = explain(&ctx.settings, &ctx.credentials, &extra);
     let mut rows: Vec<CredRow> = explanation
@@ -208,7 +207,7 @@ fn credentials() -> Result<Vec<CredRow>, String> {
             fingerprint: c.fingerprint.clone().unwrap_or_else(|| "-".into()),
         })
         .collect();
-    let ops = TokenOps::new(TokenFile::new(ctx.paths.security_file()), ctx.credentials.clone());
+    let ops = ctx.token_ops();
     if let Ok(listed) = ops.list() {
         rows.extend(listed.tokens.iter().map(|t| CredRow {
             name: format!("{} ({})", t.name, t.scope),
