@@ -36,5 +36,5 @@ pub use forwarded::{ClientAddr, client_addr};
 pub use gate::{Admitted, Gate};
 pub use limiter::{FailureLimiter, LimiterConfig, RetryAfter};
 pub use named::{GraceDigests, NamedTokenStore, StoredCredentials};
-pub use ticket::TicketStore;
+pub use ticket::{SharedTicket, TicketStore, ticket_digest};
 pub use verify::{AuthError, CredentialKind, Lapse, NamedTokens, Principal, Scope, Verifier};

@@ -107,6 +107,27 @@ impl Default for TicketStore {
     }
 }
 
+/// A ticket as replicas share it (with `storage.url`, in PostgreSQL): the SHA-256 of its
+/// value — never the value — with what it was issued for. Any replica may redeem it once:
+/// the database row is taken (deleted) before the local redemption, which checks expiry,
+/// origin and the parent as for a local ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedTicket {
+    /// SHA-256 of the ticket.
+    pub digest: [u8; 32],
+    /// The credential that asked for it.
+    pub parent: Principal,
+    /// The `Origin` it is bound to (normalized).
+    pub origin: Option<String>,
+    /// When it stops working.
+    pub expires: Timestamp,
+}
+
+/// The digest a presented ticket is kept under, `None` when it is not shaped like one.
+pub fn ticket_digest(presented: &str) -> Option<[u8; 32]> {
+    one_time_digest(presented, TICKET_LEN)
+}
+
 /// Origins compare case-insensitively and without a trailing slash
 /// (`https://App.example/` = `https://app.example`). `null` (a sandboxed frame, a `data:`
 /// page) is an origin of its own: never the same as "no Origin header".
@@ -144,32 +165,8 @@ impl TicketStore {
         origin: Option<&str>,
     ) -> Result<(Secret, Timestamp), getrandom::Error> {
         let ticket = one_time_secret()?;
-        let digest = ticket.digest();
-        let now = self.clock.now();
-        let expires = now.after(TICKET_TTL);
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if inner.tickets.len() >= self.cap {
-            inner.tickets.retain(|_, t| t.expires > now);
-        }
-        while inner.tickets.len() >= self.cap {
-            let oldest = inner.tickets.iter().min_by_key(|(_, t)| t.issued_seq).map(|(k, _)| *k);
-            match oldest {
-                Some(k) => inner.tickets.remove(&k),
-                None => break,
-            };
-        }
-        inner.seq += 1;
-        let issued_seq = inner.seq;
-        inner.tickets.insert(
-            digest,
-            Outstanding {
-                digest,
-                principal: principal.clone(),
-                origin: normalize_origin(origin),
-                expires,
-                issued_seq,
-            },
-        );
+        let expires = self.clock.now().after(TICKET_TTL);
+        self.hold(ticket.digest(), principal.clone(), normalize_origin(origin), expires);
         Ok((ticket, expires))
     }
 
@@ -199,6 +196,47 @@ impl TicketStore {
         }
         verifier.still_valid(&t.principal).map_err(|_| TicketError::ParentRevoked)?;
         Ok(t.principal)
+    }
+
+    /// The shareable form of the outstanding ticket with `digest` (just issued).
+    pub fn shared(&self, digest: &[u8; 32]) -> Option<SharedTicket> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.tickets.get(digest).map(|t| SharedTicket {
+            digest: t.digest,
+            parent: t.principal.clone(),
+            origin: t.origin.clone(),
+            expires: t.expires,
+        })
+    }
+
+    /// Holds `ticket` (taken from the shared store) so that it can be redeemed here, in
+    /// the same bounded table as issued ones.
+    pub fn adopt(&self, ticket: SharedTicket) {
+        self.hold(ticket.digest, ticket.parent, ticket.origin, ticket.expires);
+    }
+
+    /// Keeps a ticket, making room first: expired ones go, then the oldest.
+    fn hold(&self, digest: [u8; 32], principal: Principal, origin: Option<String>, expires: Timestamp) {
+        let now = self.clock.now();
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.tickets.len() >= self.cap {
+            inner.tickets.retain(|_, t| t.expires > now);
+        }
+        while inner.tickets.len() >= self.cap {
+            let oldest = inner.tickets.iter().min_by_key(|(_, t)| t.issued_seq).map(|(k, _)| *k);
+            match oldest {
+                Some(k) => inner.tickets.remove(&k),
+                None => break,
+            };
+        }
+        inner.seq += 1;
+        let issued_seq = inner.seq;
+        inner.tickets.insert(digest, Outstanding { digest, principal, origin, expires, issued_seq });
+    }
+
+    /// Forgets the ticket with `digest` (used, or gone from the shared store).
+    pub fn forget(&self, digest: &[u8; 32]) {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).tickets.remove(digest);
     }
 
     /// Drops expired tickets (the gateway may call this periodically; issuing also does).

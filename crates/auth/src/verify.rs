@@ -12,7 +12,7 @@ use subtle::{Choice, ConstantTimeEq};
 use crate::named::{FixedCredential, StoredCredentials};
 
 /// What a credential may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Reading history only — every session's (`GET /api/sessions`,
@@ -43,7 +43,7 @@ impl fmt::Display for Scope {
 }
 
 /// The kind of credential a principal authenticated with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialKind {
     /// `gateway.token` / `PICOCLAW_GATEWAY_TOKEN`.
@@ -58,8 +58,9 @@ pub enum CredentialKind {
     Ticket,
 }
 
-/// Who is calling: never the secret, only names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Who is calling: never the secret, only names. (De)serialized only to carry a ticket's
+/// parent between replicas (`picoclaw_store::PgTickets`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Principal {
     /// Kind of credential.
     pub kind: CredentialKind,

@@ -429,10 +429,19 @@ fn start_relay(shared: &Arc<Shared>) {
 /// With `storage.url`: a change of the shared named tokens made through any replica (or
 /// `picoclaw token` on any home) reloads this one at once, so a revoked token is refused
 /// and its sockets close with 4001 here too (`Shared::apply`). Always on, whatever
-/// `gateway.hot_reload` says: it is a credential change, not a file edit.
+/// `gateway.hot_reload` says: it is a credential change, not a file edit. Tickets are
+/// shared too (`picoclaw_store::PgTickets`): issued here, redeemable once anywhere.
 fn start_token_watch(shared: &Arc<Shared>) {
     let live = shared.live();
     let Some(target) = picoclaw_store::storage_target(&live.settings, &live.credentials) else { return };
+    match picoclaw_store::PgTickets::new(&target) {
+        Ok(tickets) => {
+            let _ = shared.shared_tickets.set(tickets);
+        }
+        Err(e) => {
+            tracing::warn!("shared tickets unavailable (tickets open sockets on this replica only): {e}")
+        }
+    }
     let mut changes = picoclaw_store::watch_tokens(&target);
     let weak = Arc::downgrade(shared);
     tokio::spawn(async move {

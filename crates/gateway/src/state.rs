@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub active_turns: AtomicUsize,
     pub reload_lock: tokio::sync::Mutex<()>,
     pub tickets: TicketStore,
+    /// With `storage.url`: tickets any replica redeems once (set at start).
+    pub shared_tickets: std::sync::OnceLock<picoclaw_store::PgTickets>,
     /// Outstanding one-time pairing codes (`POST /api/pair`).
     pub pairing: picoclaw_auth::pairing::PairingStore,
     /// Files of answers (`/pico/media/<id>`).
@@ -78,6 +80,7 @@ impl Shared {
             active_turns: AtomicUsize::new(0),
             reload_lock: tokio::sync::Mutex::new(()),
             tickets: TicketStore::new(),
+            shared_tickets: std::sync::OnceLock::new(),
             pairing: picoclaw_auth::pairing::PairingStore::new(),
             media: crate::media::MediaStore::default(),
             pico_client: std::sync::Mutex::new(None),

@@ -87,6 +87,17 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
         updated_ms BIGINT NOT NULL
     );",
     ),
+    (
+        4,
+        "CREATE TABLE picoclaw_tickets (
+        digest TEXT PRIMARY KEY,
+        parent TEXT NOT NULL,
+        origin TEXT,
+        expires_unix BIGINT NOT NULL,
+        issued_ms BIGINT NOT NULL
+    );
+    CREATE INDEX picoclaw_tickets_by_expiry ON picoclaw_tickets (expires_unix);",
+    ),
 ];
 
 /// Where the database is (from `storage.url`) and the password (from the credentials).

@@ -413,3 +413,71 @@ async fn named_tokens_are_shared_and_a_revocation_on_a_closes_bs_sockets_with_40
         assert!(!stored.contains(&secret[17..]), "the database holds hashes only");
     }
 }
+
+/// A ticket from `gw` for `token`, bound to `origin`.
+async fn ticket(gw: &Gateway, token: &str, origin: &str) -> String {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/auth/ticket", gw.http()))
+        .bearer_auth(token)
+        .header("origin", origin)
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.expect("json");
+    body["protocol"].as_str().expect("protocol").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_from_replica_a_opens_a_socket_on_b_once_and_dies_with_its_token() {
+    let Some(pg) = Postgres::start() else { return };
+    let origin = "http://app.example";
+    let with_origin = |home: TestHome| {
+        home.write_config(&json!({ "channels": { "pico": { "enabled": true, "allow_origins": [origin] } } }));
+        home
+    };
+    let home_a = with_origin(replica_home(&pg, "postgres", false));
+    let home_b = with_origin(replica_home(&pg, "postgres", false));
+    let a = home_a.spawn_gateway(&[]);
+    let b = home_b.spawn_gateway(&[]);
+    let offer =
+        |protocol: &str| vec![("origin", origin.to_owned()), ("sec-websocket-protocol", protocol.to_owned())];
+    let connect = |gw: &Gateway, headers: Vec<(&'static str, String)>| {
+        let url = gw.ws();
+        async move {
+            let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            ws::connect(&url, &refs).await.map(|(socket, _)| socket).map_err(|(status, _)| status.as_u16())
+        }
+    };
+
+    // Issued by A, used on B: accepted once; then refused on B and on A.
+    let t = ticket(&a, PICO, origin).await;
+    let mut socket = connect(&b, offer(&t)).await.expect("A's ticket opens a socket on B");
+    ws::send(&mut socket, json!({ "type": "ping", "id": "p" })).await;
+    assert_eq!(ws::frame(&mut socket).await["type"], "pong");
+    assert_eq!(connect(&b, offer(&t)).await.err(), Some(401), "used once");
+    assert_eq!(connect(&a, offer(&t)).await.err(), Some(401), "not again on the replica that issued it");
+
+    // Issued by A, used on A: it is gone for B.
+    let t = ticket(&a, PICO, origin).await;
+    connect(&a, offer(&t)).await.expect("on its own replica");
+    assert_eq!(connect(&b, offer(&t)).await.err(), Some(401));
+
+    // A ticket of a named token revoked on B after it was issued on A: refused on A.
+    let (status, created) =
+        admin(&b, reqwest::Method::POST, "/api/tokens", Some(json!({ "name": "web", "scope": "chat" })))
+            .await;
+    assert_eq!(status, 201, "{created}");
+    let web = created["token"].as_str().unwrap().to_owned();
+    assert!(until_whoami(&a, &web, 200, Duration::from_secs(5)).await.is_some());
+    let t = ticket(&a, &web, origin).await;
+    let (status, _) = admin(&b, reqwest::Method::DELETE, "/api/tokens/web", None).await;
+    assert_eq!(status, 200);
+    assert!(until_whoami(&a, &web, 401, Duration::from_secs(5)).await.is_some());
+    assert_eq!(connect(&a, offer(&t)).await.err(), Some(401), "the ticket died with its token");
+
+    // The table holds digests only, and nothing is left outstanding.
+    let client = pg.client("postgres").await;
+    let rows = client.query("SELECT digest, parent FROM picoclaw_tickets", &[]).await.unwrap();
+    assert!(rows.is_empty(), "every ticket taken: {} left", rows.len());
+}
