@@ -233,6 +233,78 @@ impl Default for PairingStore {
     }
 }
 
+/// Keeps a code, making room first: expired ones go, then the oldest.
+fn hold(inner: &mut Inner, now: Timestamp, digest: [u8; 32], grant: Grant, expires: Timestamp) {
+    if inner.codes.len() >= MAX_OUTSTANDING {
+        inner.codes.retain(|_, c| c.expires > now);
+    }
+    while inner.codes.len() >= MAX_OUTSTANDING {
+        let oldest = inner.codes.iter().min_by_key(|(_, c)| c.issued_seq).map(|(k, _)| *k);
+        match oldest {
+            Some(k) => inner.codes.remove(&k),
+            None => break,
+        };
+    }
+    inner.seq += 1;
+    let issued_seq = inner.seq;
+    inner.codes.insert(digest, Outstanding { digest, grant, expires, issued_seq });
+}
+
+/// A code's payload between replicas: what it grants, and who issued it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedGrant {
+    id: String,
+    scope: Scope,
+    name: String,
+    parent: Principal,
+}
+
+impl crate::one_time::OneTimeTable for PairingStore {
+    const KIND: &'static str = "pairing";
+
+    fn digest_of(presented: &str) -> Option<[u8; 32]> {
+        crate::ticket::one_time_digest(presented, CODE_LEN)
+    }
+
+    fn export(&self, digest: &[u8; 32]) -> Option<(String, Timestamp)> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let c = inner.codes.get(digest)?;
+        let g = &c.grant;
+        let payload = SharedGrant {
+            id: g.id.clone(),
+            scope: g.scope,
+            name: g.name.as_str().to_owned(),
+            parent: g.parent.clone(),
+        };
+        Some((serde_json::to_string(&payload).ok()?, c.expires))
+    }
+
+    fn adopt(&self, digest: [u8; 32], payload: &str, expires: Timestamp) -> bool {
+        let Ok(g) = serde_json::from_str::<SharedGrant>(payload) else { return false };
+        let Ok(name) = TokenName::parse(&g.name) else { return false };
+        if g.scope == Scope::Admin {
+            return false;
+        }
+        let grant = Grant { id: g.id, scope: g.scope, name, parent: g.parent };
+        let now = self.clock.now();
+        hold(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner), now, digest, grant, expires);
+        true
+    }
+
+    fn forget(&self, digest: &[u8; 32]) {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).codes.remove(digest);
+    }
+
+    fn parent_kind(&self, digest: &[u8; 32]) -> Option<crate::CredentialKind> {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .codes
+            .get(digest)
+            .map(|c| c.grant.parent.kind)
+    }
+}
+
 fn id_of(digest: &[u8; 32]) -> String {
     digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -279,20 +351,8 @@ impl PairingStore {
         if inner.codes.values().any(|c| c.expires > now && c.grant.name == *name) {
             return Err(PairingError::NamePending(name.as_str().to_owned()));
         }
-        if inner.codes.len() >= MAX_OUTSTANDING {
-            inner.codes.retain(|_, c| c.expires > now);
-        }
-        while inner.codes.len() >= MAX_OUTSTANDING {
-            let oldest = inner.codes.iter().min_by_key(|(_, c)| c.issued_seq).map(|(k, _)| *k);
-            match oldest {
-                Some(k) => inner.codes.remove(&k),
-                None => break,
-            };
-        }
-        inner.seq += 1;
-        let issued_seq = inner.seq;
         let grant = Grant { id: id.clone(), scope, name: name.clone(), parent: parent.clone() };
-        inner.codes.insert(digest, Outstanding { digest, grant, expires, issued_seq });
+        hold(&mut inner, now, digest, grant, expires);
         Ok(Issued { code, id, expires })
     }
 

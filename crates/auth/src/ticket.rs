@@ -107,25 +107,45 @@ impl Default for TicketStore {
     }
 }
 
-/// A ticket as replicas share it (with `storage.url`, in PostgreSQL): the SHA-256 of its
-/// value — never the value — with what it was issued for. Any replica may redeem it once:
-/// the database row is taken (deleted) before the local redemption, which checks expiry,
-/// origin and the parent as for a local ticket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SharedTicket {
-    /// SHA-256 of the ticket.
-    pub digest: [u8; 32],
-    /// The credential that asked for it.
-    pub parent: Principal,
-    /// The `Origin` it is bound to (normalized).
-    pub origin: Option<String>,
-    /// When it stops working.
-    pub expires: Timestamp,
+/// A ticket's payload between replicas: the names of its parent and its origin.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedTicket {
+    parent: Principal,
+    origin: Option<String>,
 }
 
-/// The digest a presented ticket is kept under, `None` when it is not shaped like one.
-pub fn ticket_digest(presented: &str) -> Option<[u8; 32]> {
-    one_time_digest(presented, TICKET_LEN)
+impl crate::one_time::OneTimeTable for TicketStore {
+    const KIND: &'static str = "ticket";
+
+    fn digest_of(presented: &str) -> Option<[u8; 32]> {
+        one_time_digest(presented, TICKET_LEN)
+    }
+
+    fn export(&self, digest: &[u8; 32]) -> Option<(String, Timestamp)> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let t = inner.tickets.get(digest)?;
+        let payload = SharedTicket { parent: t.principal.clone(), origin: t.origin.clone() };
+        Some((serde_json::to_string(&payload).ok()?, t.expires))
+    }
+
+    fn adopt(&self, digest: [u8; 32], payload: &str, expires: Timestamp) -> bool {
+        let Ok(t) = serde_json::from_str::<SharedTicket>(payload) else { return false };
+        self.hold(digest, t.parent, t.origin, expires);
+        true
+    }
+
+    fn forget(&self, digest: &[u8; 32]) {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).tickets.remove(digest);
+    }
+
+    fn parent_kind(&self, digest: &[u8; 32]) -> Option<crate::CredentialKind> {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tickets
+            .get(digest)
+            .map(|t| t.principal.kind)
+    }
 }
 
 /// Origins compare case-insensitively and without a trailing slash
@@ -198,23 +218,6 @@ impl TicketStore {
         Ok(t.principal)
     }
 
-    /// The shareable form of the outstanding ticket with `digest` (just issued).
-    pub fn shared(&self, digest: &[u8; 32]) -> Option<SharedTicket> {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.tickets.get(digest).map(|t| SharedTicket {
-            digest: t.digest,
-            parent: t.principal.clone(),
-            origin: t.origin.clone(),
-            expires: t.expires,
-        })
-    }
-
-    /// Holds `ticket` (taken from the shared store) so that it can be redeemed here, in
-    /// the same bounded table as issued ones.
-    pub fn adopt(&self, ticket: SharedTicket) {
-        self.hold(ticket.digest, ticket.parent, ticket.origin, ticket.expires);
-    }
-
     /// Keeps a ticket, making room first: expired ones go, then the oldest.
     fn hold(&self, digest: [u8; 32], principal: Principal, origin: Option<String>, expires: Timestamp) {
         let now = self.clock.now();
@@ -232,11 +235,6 @@ impl TicketStore {
         inner.seq += 1;
         let issued_seq = inner.seq;
         inner.tickets.insert(digest, Outstanding { digest, principal, origin, expires, issued_seq });
-    }
-
-    /// Forgets the ticket with `digest` (used, or gone from the shared store).
-    pub fn forget(&self, digest: &[u8; 32]) {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).tickets.remove(digest);
     }
 
     /// Drops expired tickets (the gateway may call this periodically; issuing also does).

@@ -121,8 +121,9 @@ impl<G: Guard> FromRequestParts<Arc<Shared>> for Authenticated<G> {
             live.settings.pico.allow_token_query,
         );
         let origin = parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-        if let Some(pg) = shared.shared_tickets.get() {
-            take_shared_tickets(shared, pg, &found).await;
+        // With replicas, a ticket may come from another one: take it from the shared table.
+        for ticket in found.candidates().iter().filter(|c| c.how() == Presentation::Ticket) {
+            crate::replicated::take(shared, &shared.tickets, ticket.token()).await;
         }
         let gate = Gate { verifier: &live.verifier, tickets: &shared.tickets, limiter: &shared.limiter };
         let client_text = client.to_string();
@@ -141,29 +142,6 @@ impl<G: Guard> FromRequestParts<Arc<Shared>> for Authenticated<G> {
                 tracing::info!(client = %client, endpoint, code = e.code(), "authentication failed");
                 shared.audit(AuditEvent::auth_failure(&endpoint, Some(&client_text), &e));
                 Err(e.into())
-            }
-        }
-    }
-}
-
-/// With replicas (`storage.url`): every ticket offered is first taken from the shared
-/// table, which makes it single-use across replicas — the one that takes the row holds it
-/// for the gate's local redemption; one that finds no row forgets any local copy, so the
-/// gate refuses it. A database that does not answer fails closed the same way.
-async fn take_shared_tickets(
-    shared: &Shared,
-    pg: &picoclaw_store::PgTickets,
-    found: &picoclaw_auth::Presented,
-) {
-    let offered = found.candidates().iter().filter(|c| c.how() == Presentation::Ticket);
-    for candidate in offered {
-        let Some(digest) = picoclaw_auth::ticket_digest(candidate.token()) else { continue };
-        match pg.take(&digest).await {
-            Ok(Some(ticket)) => shared.tickets.adopt(ticket),
-            Ok(None) => shared.tickets.forget(&digest),
-            Err(e) => {
-                tracing::warn!("cannot take a shared ticket (refusing it): {e}");
-                shared.tickets.forget(&digest);
             }
         }
     }

@@ -24,6 +24,7 @@ mod openai;
 mod outbox;
 mod pairing;
 mod reload;
+mod replicated;
 mod server;
 mod state;
 mod tokens_api;

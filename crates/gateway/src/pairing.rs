@@ -128,6 +128,8 @@ pub(crate) async fn issue(
         return Err(TokenOpError::NameTaken { name: name.as_str().to_owned() }.into());
     }
     let issued = shared.pairing.issue(&auth.principal, request.scope, &request.name, request.ttl)?;
+    // With replicas, the device may reach another one: the code is shared, once.
+    crate::replicated::share(&shared, &shared.pairing, &issued.code.digest(), &auth.principal).await?;
     shared.audit(
         AuditEvent::new(AuditKind::Pair, Outcome::Ok)
             .endpoint("/api/pair")
@@ -188,6 +190,7 @@ async fn redeem_inner(
             .code(code)
     };
     let request = RedeemRequest::from_json(body)?;
+    crate::replicated::take(shared, &shared.pairing, request.code.expose()).await;
     let grant = match shared.pairing.redeem(request.code.expose(), &live.verifier) {
         Ok(grant) => grant,
         Err(e) => {

@@ -429,18 +429,16 @@ fn start_relay(shared: &Arc<Shared>) {
 /// With `storage.url`: a change of the shared named tokens made through any replica (or
 /// `picoclaw token` on any home) reloads this one at once, so a revoked token is refused
 /// and its sockets close with 4001 here too (`Shared::apply`). Always on, whatever
-/// `gateway.hot_reload` says: it is a credential change, not a file edit. Tickets are
-/// shared too (`picoclaw_store::PgTickets`): issued here, redeemable once anywhere.
+/// `gateway.hot_reload` says: it is a credential change, not a file edit. Tickets and
+/// pairing codes are shared too (`crate::replicated`): issued here, redeemable once anywhere.
 fn start_token_watch(shared: &Arc<Shared>) {
     let live = shared.live();
     let Some(target) = picoclaw_store::storage_target(&live.settings, &live.credentials) else { return };
-    match picoclaw_store::PgTickets::new(&target) {
-        Ok(tickets) => {
-            let _ = shared.shared_tickets.set(tickets);
+    match picoclaw_store::PgOneTime::new(&target) {
+        Ok(table) => {
+            let _ = shared.shared_one_time.set(table);
         }
-        Err(e) => {
-            tracing::warn!("shared tickets unavailable (tickets open sockets on this replica only): {e}")
-        }
+        Err(e) => tracing::warn!("shared tickets and pairing codes unavailable (this replica only): {e}"),
     }
     let mut changes = picoclaw_store::watch_tokens(&target);
     let weak = Arc::downgrade(shared);

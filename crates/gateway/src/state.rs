@@ -45,8 +45,9 @@ pub(crate) struct Shared {
     pub active_turns: AtomicUsize,
     pub reload_lock: tokio::sync::Mutex<()>,
     pub tickets: TicketStore,
-    /// With `storage.url`: tickets any replica redeems once (set at start).
-    pub shared_tickets: std::sync::OnceLock<picoclaw_store::PgTickets>,
+    /// With `storage.url`: tickets and pairing codes any replica redeems once (set at
+    /// start; `crate::replicated`).
+    pub shared_one_time: std::sync::OnceLock<picoclaw_store::PgOneTime>,
     /// Outstanding one-time pairing codes (`POST /api/pair`).
     pub pairing: picoclaw_auth::pairing::PairingStore,
     /// Files of answers (`/pico/media/<id>`).
@@ -80,7 +81,7 @@ impl Shared {
             active_turns: AtomicUsize::new(0),
             reload_lock: tokio::sync::Mutex::new(()),
             tickets: TicketStore::new(),
-            shared_tickets: std::sync::OnceLock::new(),
+            shared_one_time: std::sync::OnceLock::new(),
             pairing: picoclaw_auth::pairing::PairingStore::new(),
             media: crate::media::MediaStore::default(),
             pico_client: std::sync::Mutex::new(None),

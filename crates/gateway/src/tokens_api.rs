@@ -140,21 +140,7 @@ pub(crate) async fn ticket(
         .issue(&principal, origin)
         .map_err(|_| ApiError::new(Code::RandomFailed, "cannot generate a ticket"))?;
     // With replicas, the socket may land on another one: the ticket is shared, once.
-    if let Some(pg) = shared.shared_tickets.get() {
-        let digest = ticket.digest();
-        let stored = match shared.tickets.shared(&digest) {
-            Some(t) => pg.put(&t).await.map_err(|e| e.to_string()),
-            None => Err("the ticket was dropped at once".to_owned()),
-        };
-        if let Err(reason) = stored {
-            shared.tickets.forget(&digest);
-            tracing::warn!("cannot share a ticket with the other replicas: {reason}");
-            return Err(ApiError::new(
-                Code::SharedTicketsUnavailable,
-                "tickets are shared by the replicas through PostgreSQL (storage.url), which did not answer; retry",
-            ));
-        }
-    }
+    crate::replicated::share(&shared, &shared.tickets, &ticket.digest(), &principal).await?;
     Ok(Json(body::TicketIssued {
         ticket: ticket.expose().to_owned(),
         protocol: format!("ticket.{}", ticket.expose()),

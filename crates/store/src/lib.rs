@@ -13,7 +13,7 @@
 //! - [`token_records`]: where the named tokens are — `.security.yml`, or with
 //!   `storage.url` one row of PostgreSQL shared by every replica ([`PgTokens`]), changes
 //!   announced to all of them ([`watch_tokens`]).
-//! - [`PgTickets`]: with `storage.url`, WebSocket tickets any replica redeems once.
+//! - [`PgOneTime`]: with `storage.url`, tickets and pairing codes any replica redeems once.
 //! - [`import_jsonl`](sqlite::SqliteStore::open): the first open imports the
 //!   `sessions/*.jsonl` files of older picoclaw versions, once, atomically.
 
@@ -22,15 +22,15 @@ use std::pin::Pin;
 
 mod bus;
 mod jsonl;
+mod one_time;
 mod postgres;
 mod sqlite;
-mod tickets;
 mod tokens;
 
 pub use bus::{Envelope, PgBus};
+pub use one_time::{MAX_SHARED_PER_KIND, PgOneTime};
 pub use postgres::{MIGRATION_LOCK, MIGRATIONS, POOL_SIZE, PgStore, PgTarget};
 pub use sqlite::{SESSION_ROW_BYTES, SqliteStore, StoreOptions};
-pub use tickets::{MAX_SHARED_TICKETS, PgTickets};
 pub use tokens::{PgTokens, TOKENS_CHANNEL, token_records, watch_tokens};
 
 /// The PostgreSQL database of `storage.url` with its password, `None` for SQLite.

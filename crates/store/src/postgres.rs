@@ -89,14 +89,15 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     ),
     (
         4,
-        "CREATE TABLE picoclaw_tickets (
-        digest TEXT PRIMARY KEY,
-        parent TEXT NOT NULL,
-        origin TEXT,
+        "CREATE TABLE picoclaw_one_time (
+        kind TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        payload TEXT NOT NULL,
         expires_unix BIGINT NOT NULL,
-        issued_ms BIGINT NOT NULL
+        issued_ms BIGINT NOT NULL,
+        PRIMARY KEY (kind, digest)
     );
-    CREATE INDEX picoclaw_tickets_by_expiry ON picoclaw_tickets (expires_unix);",
+    CREATE INDEX picoclaw_one_time_by_expiry ON picoclaw_one_time (expires_unix);",
     ),
 ];
 

@@ -104,9 +104,9 @@ pub enum Code {
     SessionStorage,
     /// 507 `storage_full`: the history is at `storage.max_total_bytes`.
     StorageFull,
-    /// 503 `shared_tickets_unavailable`: with replicas, a ticket could not be stored in
-    /// PostgreSQL for the other replicas.
-    SharedTicketsUnavailable,
+    /// 503 `shared_state_unavailable`: with replicas, a ticket or pairing code could not be
+    /// stored in PostgreSQL for the other replicas.
+    SharedStateUnavailable,
     /// 400 `invalid_pairing_code`: not 43 characters of base64url.
     MalformedPairingCode,
     /// 404 `pairing_code_unknown`: no such code, or it was used already.
@@ -150,7 +150,7 @@ impl Code {
             | TooManyConnections
             | NoRandomness
             | SessionStorage
-            | SharedTicketsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | SharedStateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
@@ -201,7 +201,7 @@ impl Code {
             NoRandomness => "no_randomness",
             SessionStorage => "session_storage",
             StorageFull => "storage_full",
-            SharedTicketsUnavailable => "shared_tickets_unavailable",
+            SharedStateUnavailable => "shared_state_unavailable",
             MalformedPairingCode => "invalid_pairing_code",
             UnknownPairingCode => "pairing_code_unknown",
             ExpiredPairingCode => "pairing_code_expired",

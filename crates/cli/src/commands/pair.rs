@@ -38,7 +38,15 @@ pub fn run(args: PairArgs) -> Result<ExitCode> {
     if let Some(url) = &args.public_url {
         body["public_url"] = Value::from(url.as_str());
     }
-    let answer = http::request_json(&gateway, "POST", "/api/pair", Credential::Runtime, &body)?;
+    // With replicas (storage.url) a code of this replica's runtime token works here only
+    // (no other replica can check that parent); gateway.token is shared by all of them.
+    let ctx = crate::context::Context::load(&picoclaw_config::Flags::new())?;
+    let shared_admin = ctx.settings.storage.url.as_ref().and(ctx.credentials.gateway());
+    let credential = match shared_admin {
+        Some(resolved) => Credential::Configured(&resolved.secret),
+        None => Credential::Runtime,
+    };
+    let answer = http::request_json(&gateway, "POST", "/api/pair", credential, &body)?;
     if answer.status != 201 {
         let message = answer.body["error"]["message"].as_str().unwrap_or("no details");
         return Err(anyhow!("the gateway refused to pair ({}): {message}", answer.status));

@@ -429,7 +429,7 @@ async fn ticket(gw: &Gateway, token: &str, origin: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ticket_from_replica_a_opens_a_socket_on_b_once_and_dies_with_its_token() {
+async fn tickets_and_pairing_codes_from_replica_a_work_on_b_once() {
     let Some(pg) = Postgres::start() else { return };
     let origin = "http://app.example";
     let with_origin = |home: TestHome| {
@@ -476,8 +476,53 @@ async fn a_ticket_from_replica_a_opens_a_socket_on_b_once_and_dies_with_its_toke
     assert!(until_whoami(&a, &web, 401, Duration::from_secs(5)).await.is_some());
     assert_eq!(connect(&a, offer(&t)).await.err(), Some(401), "the ticket died with its token");
 
+    // A pairing code issued on A by a shared admin credential is redeemed on B, once.
+    let (status, created) =
+        admin(&a, reqwest::Method::POST, "/api/tokens", Some(json!({ "name": "ops", "scope": "admin" })))
+            .await;
+    assert_eq!(status, 201, "{created}");
+    let ops = created["token"].as_str().unwrap().to_owned();
+    let pair = |gw: &Gateway, token: String, name: &str| {
+        let (url, name) = (format!("{}/api/pair", gw.http()), name.to_owned());
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "name": name, "public_url": "https://chat.example" }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 201);
+            let body: Value = resp.json().await.unwrap();
+            body["link"].as_str().unwrap().split("#code=").nth(1).unwrap().to_owned()
+        }
+    };
+    let redeem = |gw: &Gateway, code: String| {
+        let url = format!("{}/api/pair/redeem", gw.http());
+        async move {
+            let resp = reqwest::Client::new().post(url).json(&json!({ "code": code })).send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    assert!(until_whoami(&a, &ops, 200, Duration::from_secs(5)).await.is_some());
+    let code = pair(&a, ops.clone(), "tablet").await;
+    let (status, device) = redeem(&b, code.clone()).await;
+    assert_eq!(status, 201, "{device}");
+    let tablet = device["token"].as_str().unwrap().to_owned();
+    assert!(
+        until_whoami(&a, &tablet, 200, Duration::from_secs(5)).await.is_some(),
+        "the device's token is shared"
+    );
+    assert_eq!(redeem(&a, code.clone()).await.0, 404, "used once, on any replica");
+    assert_eq!(redeem(&b, code).await.0, 404);
+    // A code of A's own runtime token stays on A: B does not know it (and does not burn it).
+    let code = pair(&a, a.runtime_token(), "watch").await;
+    assert_eq!(redeem(&b, code.clone()).await.0, 404);
+    assert_eq!(redeem(&a, code).await.0, 201, "still good on the replica that issued it");
+
     // The table holds digests only, and nothing is left outstanding.
     let client = pg.client("postgres").await;
-    let rows = client.query("SELECT digest, parent FROM picoclaw_tickets", &[]).await.unwrap();
-    assert!(rows.is_empty(), "every ticket taken: {} left", rows.len());
+    let rows = client.query("SELECT kind, digest, payload FROM picoclaw_one_time", &[]).await.unwrap();
+    assert!(rows.is_empty(), "every ticket and code taken: {} left", rows.len());
 }
