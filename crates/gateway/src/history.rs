@@ -95,6 +95,7 @@ pub(crate) async fn delete(
     if !deleted {
         return Err(not_found());
     }
+    shared.hub.relay_deleted(&session_id);
     tracing::info!(session = %session_id, by = %auth.principal.id, closed_sockets, "session deleted");
     Ok(Json(body::SessionDeleted { status: "deleted", session_id, closed_sockets }))
 }

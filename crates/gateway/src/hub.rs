@@ -308,6 +308,14 @@ impl Hub {
         self.lock().get(session_id).map(|s| s.turn_lock.clone())
     }
 
+    /// Tells the other replicas (with `storage.url`) that `session_id` was deleted, so
+    /// they close their sockets of it too.
+    pub fn relay_deleted(&self, session_id: &str) {
+        if let Some(bus) = self.relay.get() {
+            bus.publish_deleted(session_id);
+        }
+    }
+
     /// Closes every socket of a session with `code` and forgets the session (its history
     /// was deleted); answers how many sockets were closed.
     pub fn forget(&self, session_id: &str, code: u16, reason: &str) -> usize {

@@ -419,9 +419,20 @@ fn start_relay(shared: &Arc<Shared>) {
     shared.hub.relay_to(bus);
     let weak = Arc::downgrade(shared);
     tokio::spawn(async move {
-        while let Some(frame) = frames.recv().await {
+        while let Some(relayed) = frames.recv().await {
             let Some(shared) = weak.upgrade() else { return };
-            shared.hub.deliver_remote(frame);
+            match relayed {
+                picoclaw_store::Relayed::Frame(frame) => shared.hub.deliver_remote(frame),
+                picoclaw_store::Relayed::Deleted { session } => {
+                    let closed = shared.hub.forget(
+                        &session,
+                        crate::hub::close::SESSION_DELETED,
+                        "the session was deleted (on another replica)",
+                    );
+                    shared.media.forget_session(&session);
+                    tracing::info!(session = %session, closed_sockets = closed, "session deleted on another replica");
+                }
+            }
         }
     });
 }

@@ -59,18 +59,33 @@ struct Note {
     /// Or the id of its row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     r: Option<i64>,
+    /// Or: this session was deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    d: Option<String>,
+}
+
+/// What one replica tells the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relayed {
+    /// A frame for a session's sockets.
+    Frame(Envelope),
+    /// A session was deleted (`DELETE /api/sessions/{id}`): close its sockets (4004).
+    Deleted {
+        /// The session.
+        session: String,
+    },
 }
 
 /// The publishing side; frames of other replicas come out of the receiver
 /// [`PgBus::start`] returns.
 #[derive(Debug, Clone)]
 pub struct PgBus {
-    tx: mpsc::Sender<Envelope>,
+    tx: mpsc::Sender<Relayed>,
 }
 
 impl PgBus {
     /// Starts the publisher and the listener on the current runtime.
-    pub fn start(target: &PgTarget) -> (PgBus, mpsc::Receiver<Envelope>) {
+    pub fn start(target: &PgTarget) -> (PgBus, mpsc::Receiver<Relayed>) {
         let origin = format!(
             "{}-{}",
             std::process::id(),
@@ -85,8 +100,17 @@ impl PgBus {
 
     /// Queues a frame for the other replicas (never waits).
     pub fn publish(&self, frame: Envelope) {
-        if self.tx.try_send(frame).is_err() {
+        if self.tx.try_send(Relayed::Frame(frame)).is_err() {
             tracing::warn!("replica fan-out: the publish queue is full; a frame reached local sockets only");
+        }
+    }
+
+    /// Tells the other replicas that `session` was deleted (never waits).
+    pub fn publish_deleted(&self, session: &str) {
+        if self.tx.try_send(Relayed::Deleted { session: session.to_owned() }).is_err() {
+            tracing::warn!(
+                "replica fan-out: the publish queue is full; other replicas keep their sockets of a deleted session"
+            );
         }
     }
 }
@@ -108,10 +132,10 @@ async fn connect(target: &PgTarget) -> Option<tokio_postgres::Client> {
     }
 }
 
-async fn publisher(target: PgTarget, origin: String, mut rx: mpsc::Receiver<Envelope>) {
+async fn publisher(target: PgTarget, origin: String, mut rx: mpsc::Receiver<Relayed>) {
     let mut client: Option<tokio_postgres::Client> = None;
     let mut last_cleanup = now_ms();
-    while let Some(frame) = rx.recv().await {
+    while let Some(relayed) = rx.recv().await {
         if client.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
             client = connect(&target).await;
         }
@@ -119,12 +143,24 @@ async fn publisher(target: PgTarget, origin: String, mut rx: mpsc::Receiver<Enve
             tokio::time::sleep(RETRY).await;
             continue;
         };
-        let inline = serde_json::to_string(&Note { o: origin.clone(), f: Some(frame.clone()), r: None });
-        let sent = match inline {
-            Ok(text) if text.len() <= INLINE_MAX => {
-                c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &text]).await.map(|_| ())
+        let sent = match relayed {
+            Relayed::Frame(frame) => {
+                let inline = serde_json::to_string(&Note {
+                    o: origin.clone(),
+                    f: Some(frame.clone()),
+                    r: None,
+                    d: None,
+                });
+                match inline {
+                    Ok(text) if text.len() <= INLINE_MAX => notify(c, &text).await,
+                    _ => publish_large(c, &origin, &frame).await,
+                }
             }
-            _ => publish_large(c, &origin, &frame).await,
+            Relayed::Deleted { session } => {
+                // A session id is at most 128 characters: always inline.
+                let note = Note { o: origin.clone(), f: None, r: None, d: Some(session) };
+                notify(c, &serde_json::to_string(&note).unwrap_or_default()).await
+            }
         };
         if let Err(e) = sent {
             tracing::warn!("replica fan-out: a frame was not published: {e}");
@@ -161,12 +197,16 @@ async fn publish_large(
         )
         .await?;
     let id: i64 = row.get(0);
-    let note =
-        serde_json::to_string(&Note { o: origin.to_owned(), f: None, r: Some(id) }).unwrap_or_default();
+    let note = serde_json::to_string(&Note { o: origin.to_owned(), f: None, r: Some(id), d: None })
+        .unwrap_or_default();
+    notify(c, &note).await
+}
+
+async fn notify(c: &tokio_postgres::Client, note: &str) -> Result<(), tokio_postgres::Error> {
     c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &note]).await.map(|_| ())
 }
 
-async fn listener(target: PgTarget, origin: String, deliver: mpsc::Sender<Envelope>) {
+async fn listener(target: PgTarget, origin: String, deliver: mpsc::Sender<Relayed>) {
     loop {
         if deliver.is_closed() {
             return;
@@ -177,7 +217,7 @@ async fn listener(target: PgTarget, origin: String, deliver: mpsc::Sender<Envelo
 }
 
 /// One listening connection, until it fails.
-async fn listen_once(target: &PgTarget, origin: &str, deliver: &mpsc::Sender<Envelope>) {
+async fn listen_once(target: &PgTarget, origin: &str, deliver: &mpsc::Sender<Relayed>) {
     let Some(mut listening) = listen(target, CHANNEL, "replica fan-out").await else {
         return;
     };
@@ -185,6 +225,12 @@ async fn listen_once(target: &PgTarget, origin: &str, deliver: &mpsc::Sender<Env
     while let Some(payload) = listening.notes.recv().await {
         let Ok(note) = serde_json::from_str::<Note>(&payload) else { continue };
         if note.o == origin {
+            continue;
+        }
+        if let Some(session) = note.d {
+            if deliver.send(Relayed::Deleted { session }).await.is_err() {
+                break;
+            }
             continue;
         }
         let frame = match (note.f, note.r) {
@@ -214,7 +260,7 @@ async fn listen_once(target: &PgTarget, origin: &str, deliver: &mpsc::Sender<Env
             }
             (None, None) => continue,
         };
-        if deliver.send(frame).await.is_err() {
+        if deliver.send(Relayed::Frame(frame)).await.is_err() {
             break;
         }
     }

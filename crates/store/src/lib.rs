@@ -27,7 +27,7 @@ mod postgres;
 mod sqlite;
 mod tokens;
 
-pub use bus::{Envelope, PgBus};
+pub use bus::{Envelope, PgBus, Relayed};
 pub use one_time::{MAX_SHARED_PER_KIND, PgOneTime};
 pub use postgres::{MIGRATION_LOCK, MIGRATIONS, POOL_SIZE, PgStore, PgTarget};
 pub use sqlite::{SESSION_ROW_BYTES, SqliteStore, StoreOptions};

@@ -88,6 +88,29 @@ async fn a_chat_on_replica_a_is_listed_and_readable_through_replica_b() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq numbers only grow across replicas: {seqs:?}");
     assert_eq!(page["messages"][4]["content"], "third on B");
 
+    // Deleted through A: B's socket of it closes with 4004 (the deletion is relayed).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !home_b.gateway_stderr().contains("listening for frames of other replicas") {
+        assert!(std::time::Instant::now() < deadline, "B never listened: {}", home_b.gateway_stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut on_b = ws::bearer(&format!("{}?session_id=shared-notes&protocol=2", b.ws()), PICO).await;
+    ws::send(&mut on_b, json!({ "type": "ping", "id": "joined" })).await;
+    assert_eq!(ws::frame(&mut on_b).await["type"], "pong");
+    let deleted = reqwest::Client::new()
+        .delete(format!("{}/api/sessions/shared-notes", a.http()))
+        .bearer_auth(PICO)
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(deleted.status().as_u16(), 200);
+    match ws::next(&mut on_b, Duration::from_secs(10)).await {
+        ws::Next::Closed(Some((code, _))) => assert_eq!(code, 4004),
+        other => {
+            panic!("B's socket of the deleted session stayed open: {other:?}\n{}", home_b.gateway_stderr())
+        }
+    }
+
     // Nothing of the password reached either log.
     for home in [&home_a, &home_b] {
         assert!(!home.gateway_stderr().contains(postgres_support::PASSWORD), "{}", home.gateway_stderr());
