@@ -84,6 +84,11 @@ impl DashboardPassword {
         Ok(DashboardPassword { hash: Secret::new(hash), scheme: Scheme::Argon2id, source })
     }
 
+    /// Whether `other` is the same stored hash (a changed `dashboard_password_hash`).
+    pub fn same_hash(&self, other: &DashboardPassword) -> bool {
+        self.hash.digest() == other.hash.digest()
+    }
+
     /// Whether `presented` is the password. Slow on purpose (bcrypt cost 12, argon2id):
     /// call it off the async runtime.
     pub fn verify(&self, presented: &str) -> bool {

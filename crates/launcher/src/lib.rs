@@ -20,6 +20,7 @@ mod routes;
 mod session;
 mod state;
 mod tokens;
+mod watch;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -182,6 +183,7 @@ impl Launcher {
     /// evicted first) and 5 s to send their request head.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), LauncherError> {
         let state = self.state.clone();
+        watch::spawn(state.clone());
         let router = routes::app(self.state);
         let (tx, rx) = tokio::sync::watch::channel(false);
         let admission = Admission::new(admission::PER_ADDRESS, admission::TOTAL);

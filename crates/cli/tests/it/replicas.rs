@@ -37,15 +37,22 @@ async fn get(url: &str, token: &str) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Sends `texts` on a protocol-2 socket of `session`; waits for each answer.
+/// Sends `texts` on a protocol-2 socket of `session`; waits for each answer's own
+/// `message.done` (matched by `reply_to`, as a client does: frames of the session's earlier
+/// turns on another replica may still be arriving through the fan-out).
 async fn chat(gw: &Gateway, session: &str, texts: &[&str]) {
     let url = format!("{}?session_id={session}&protocol=2", gw.ws());
     let mut socket = ws::bearer(&url, PICO).await;
-    for (i, text) in texts.iter().enumerate() {
-        let id = format!("r{i}");
+    for text in texts {
+        let id = format!("send-{}", text.replace(' ', "-"));
         ws::send(&mut socket, json!({ "type": "message.send", "id": id, "payload": { "content": text } }))
             .await;
-        ws::until(&mut socket, "message.done").await;
+        loop {
+            let frame = ws::frame(&mut socket).await;
+            if frame["type"] == "message.done" && frame["payload"]["reply_to"] == id.as_str() {
+                break;
+            }
+        }
     }
 }
 

@@ -335,3 +335,37 @@ async fn the_launcher_token_can_come_from_a_file_and_is_never_shown() {
     let config = std::fs::read_to_string(home.file("launcher-config.json")).unwrap_or_default();
     assert!(!config.contains(NEW), "the file's token is never persisted: {config}");
 }
+
+/// The launcher token rotated at its source while the launcher runs (a Secret update of
+/// `PICOCLAW_LAUNCHER_TOKEN_FILE`): the new value logs in, the old one is refused, and every
+/// session made with the old one ends — the dashboard never disagrees with its source.
+#[tokio::test]
+async fn a_launcher_token_replaced_in_its_file_takes_over_and_ends_old_sessions() {
+    use crate::launcher_support;
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("launcher-token");
+    std::fs::write(&file, format!("{OLD}\n")).unwrap();
+    let home = launcher_support::home().env("PICOCLAW_LAUNCHER_TOKEN_FILE", file.to_str().unwrap());
+    let mut l = launcher_support::start(&home, &[]);
+    let cookie = launcher_support::session(&l, OLD).await;
+    let authenticated = |cookie: String| {
+        let url = l.at("/api/session");
+        async move { launcher_support::get(&url, Some(&cookie)).await.json()["authenticated"] == true }
+    };
+    assert!(authenticated(cookie.clone()).await, "logged in with the old value");
+
+    replace(&file, &format!("{NEW}\n"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while launcher_support::login(&l, NEW).await.status != 200 {
+        assert!(Instant::now() < deadline, "the new value never logged in: {}", l.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(launcher_support::login(&l, OLD).await.status, 401, "the old value is refused");
+    assert!(!authenticated(cookie).await, "the session made with the old value ended");
+    let fresh = launcher_support::session(&l, NEW).await;
+    assert!(authenticated(fresh).await);
+    l.stop();
+    let log = l.stderr();
+    assert!(log.contains("launcher token changed at its source"), "{log}");
+    assert!(!log.contains(OLD) && !log.contains(NEW), "no token value in the log: {log}");
+}
