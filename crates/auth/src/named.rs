@@ -42,7 +42,7 @@ pub use file::{FixedRotation, SharedTokens, TokenFile};
 pub use fixed::{FixedCredential, GraceDigests, MAX_ROTATED, RotatedDigest};
 pub use format::{FormatError, PREFIX, TOKEN_LEN, TokenId};
 pub use record::{Digest, MAX_NAME_LEN, PreviousSecret, TokenName, TokenRecord, TokenState, TokenSummary};
-pub use set::{MAX_PREVIOUS, MAX_TOKENS, TokenSet, persist_last_used};
+pub use set::{MAX_PREVIOUS, MAX_TOKENS, TokenSet};
 pub use time::{Clock, DurationError, ManualClock, SystemClock, Timestamp, format_duration, parse_duration};
 
 use crate::verify::{AuthError, CredentialKind, Lapse, NamedTokens, Principal};
@@ -162,7 +162,7 @@ impl NamedTokenStore {
     }
 
     /// Last-use times recorded since the previous call (drained). The gateway persists
-    /// them with [`persist_last_used`] at most once a minute.
+    /// them with [`TokenFile::persist_last_used`] at most once a minute.
     pub fn take_last_used(&self) -> Vec<(TokenId, Timestamp)> {
         let mut pending = self.last_used.lock().unwrap_or_else(PoisonError::into_inner);
         pending.drain().collect()

@@ -116,13 +116,19 @@ async fn health(State(shared): State<Arc<Shared>>) -> Json<body::Health> {
 async fn ready(State(shared): State<Arc<Shared>>) -> Response {
     let live = shared.live();
     let pico = if live.settings.pico.enabled { "serving" } else { "disabled" };
+    let shared_tokens = shared.shared_tokens_state();
     if shared.is_ready() {
-        let checks = body::ReadyChecks { http: "serving", pico: Some(pico) };
+        let checks = body::ReadyChecks { http: "serving", pico: Some(pico), shared_tokens };
         (StatusCode::OK, Json(body::Ready { status: "ready", checks })).into_response()
     } else {
-        let http =
-            if shared.ready.load(std::sync::atomic::Ordering::Acquire) { "draining" } else { "starting" };
-        let checks = body::ReadyChecks { http, pico: None };
+        let http = if shared.shutting_down.load(std::sync::atomic::Ordering::Acquire) {
+            "draining"
+        } else if shared.ready.load(std::sync::atomic::Ordering::Acquire) {
+            "serving"
+        } else {
+            "starting"
+        };
+        let checks = body::ReadyChecks { http, pico: None, shared_tokens };
         (StatusCode::SERVICE_UNAVAILABLE, Json(body::Ready { status: "not ready", checks })).into_response()
     }
 }

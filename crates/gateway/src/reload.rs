@@ -41,26 +41,13 @@ pub(crate) fn build_live(
     } else {
         None
     };
-    let stored = StoredCredentials::from_tree(
-        shared_tree.as_ref().unwrap_or_else(|| loaded.token_records()),
-        &loaded.credentials,
-        loaded.settings.pico.enabled,
-        Arc::new(SystemClock),
-    )
-    .map_err(|e| GatewayError::Refused(format!("{}: {e}", paths.security_file().display())))?;
+    let tree = shared_tree.as_ref().unwrap_or_else(|| loaded.token_records()).clone();
     let picoclaw_credentials::Loaded { settings, credentials, .. } = loaded;
-    let mut stored = stored;
     let file_grace = match previous {
         Some(old) => file_rotations(old, &credentials, settings.gateway.rotation_grace)?,
         None => Vec::new(),
     };
-    for g in &file_grace {
-        if g.credential != FixedCredential::Pico || settings.pico.enabled {
-            stored.grace.push(g.credential, &g.old, g.until);
-        }
-    }
-    let stored = Arc::new(stored);
-    let verifier = Verifier::new(&credentials, runtime, settings.pico.enabled).with_named(stored.clone());
+    let (stored, verifier) = verifier_of(paths, &tree, &settings, &credentials, runtime, &file_grace)?;
     let engine = match previous {
         Some(old) if same_agent(&old.settings, &settings) => old.engine.clone(),
         _ => make_engine(&settings, &credentials, paths)?,
@@ -68,8 +55,79 @@ pub(crate) fn build_live(
     Ok((Live { settings, credentials, verifier, stored, engine, file_grace }, warnings))
 }
 
+/// The stored credentials of `tree` (named tokens, `rotated:` graces, plus the graces of
+/// replaced secret files) and the verifier over them and `credentials`.
+fn verifier_of(
+    paths: &Paths,
+    tree: &serde_json::Value,
+    settings: &Settings,
+    credentials: &Credentials,
+    runtime: &Secret,
+    file_grace: &[FileGrace],
+) -> Result<(Arc<StoredCredentials>, Verifier), GatewayError> {
+    let mut stored =
+        StoredCredentials::from_tree(tree, credentials, settings.pico.enabled, Arc::new(SystemClock))
+            .map_err(|e| GatewayError::Refused(format!("{}: {e}", paths.security_file().display())))?;
+    for g in file_grace {
+        if g.credential != FixedCredential::Pico || settings.pico.enabled {
+            stored.grace.push(g.credential, &g.old, g.until);
+        }
+    }
+    let stored = Arc::new(stored);
+    let verifier = Verifier::new(credentials, runtime, settings.pico.enabled).with_named(stored.clone());
+    Ok((stored, verifier))
+}
+
+/// Applies a change of the replicas' shared named tokens (PostgreSQL, announced by another
+/// replica or found by the poll): only the named tokens are read again and swapped into
+/// the state in force — settings, secrets and the agent stay as they are, so an unrelated
+/// error in config.json (or `gateway.hot_reload: false`) can neither block a revocation
+/// nor be applied by one. Sockets and tickets of a token that is no longer valid end
+/// (`Shared::apply`).
+pub(crate) async fn refresh_shared_tokens(shared: &Arc<Shared>) -> Result<(), String> {
+    let _one_at_a_time = shared.reload_lock.lock().await;
+    let old = shared.live();
+    let (paths, runtime, now) = (shared.paths.clone(), shared.runtime_token.clone(), old.clone());
+    let built = tokio::task::spawn_blocking(move || {
+        let records = picoclaw_store::token_records(&paths, &now.settings, &now.credentials);
+        let (tree, _) =
+            records.read().map_err(|e| GatewayError::Refused(format!("named tokens (storage.url): {e}")))?;
+        let file_grace: Vec<FileGrace> =
+            now.file_grace.iter().filter(|g| g.until > Timestamp::now()).cloned().collect();
+        let (stored, verifier) =
+            verifier_of(&paths, &tree, &now.settings, &now.credentials, &runtime, &file_grace)?;
+        Ok::<_, GatewayError>(Live {
+            settings: now.settings.clone(),
+            credentials: now.credentials.clone(),
+            verifier,
+            stored,
+            engine: now.engine.clone(),
+            file_grace,
+        })
+    })
+    .await
+    .unwrap_or_else(|_| Err(GatewayError::Refused("the refresh was interrupted".into())));
+    let live = built.map_err(|e| e.to_string())?;
+    let applied = shared.apply(live);
+    shared.audit(
+        picoclaw_auth::audit::AuditEvent::new(
+            picoclaw_auth::audit::AuditKind::Reload,
+            picoclaw_auth::audit::Outcome::Ok,
+        )
+        .actor("shared tokens changed"),
+    );
+    tracing::info!(
+        closed_sockets = applied.closed_sockets,
+        dropped_tickets = applied.dropped_tickets,
+        dropped_pairing_codes = applied.dropped_pairing_codes,
+        "shared tokens: applied the replicas' named tokens"
+    );
+    Ok(())
+}
+
 /// The old value of a gateway or pico token that came from a secret file which changed:
 /// still accepted until `until`.
+#[derive(Clone)]
 pub(crate) struct FileGrace {
     pub credential: FixedCredential,
     pub old: Secret,

@@ -451,12 +451,39 @@ fn start_token_watch(shared: &Arc<Shared>) {
         }
         Err(e) => tracing::warn!("shared tickets and pairing codes unavailable (this replica only): {e}"),
     }
+    shared.shares_tokens.store(true, Ordering::Release);
     let mut changes = picoclaw_store::watch_tokens(&target);
     let weak = Arc::downgrade(shared);
     tokio::spawn(async move {
         while changes.recv().await.is_some() {
-            let Some(shared) = weak.upgrade() else { return };
-            let _ = reload(&shared, "shared tokens changed").await;
+            // Until the change is read, this replica may still accept a token revoked
+            // elsewhere: it reports not ready and retries, backing off to 30 s.
+            let mut wait = Duration::from_secs(1);
+            loop {
+                let Some(shared) = weak.upgrade() else { return };
+                match crate::reload::refresh_shared_tokens(&shared).await {
+                    Ok(()) => {
+                        if shared.shared_tokens_stale.swap(false, Ordering::AcqRel) {
+                            tracing::info!("shared tokens: current again; ready");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        shared.shared_tokens_stale.store(true, Ordering::Release);
+                        tracing::error!(
+                            "shared tokens: a change could not be read ({e}); not ready, retrying in {} s",
+                            wait.as_secs()
+                        );
+                    }
+                }
+                drop(shared);
+                // A new signal retries at once.
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    signal = changes.recv() => if signal.is_none() { return },
+                }
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
         }
     });
 }

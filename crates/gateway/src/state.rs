@@ -44,6 +44,11 @@ pub(crate) struct Shared {
     pub queued: Arc<QueuedBytes>,
     pub active_turns: AtomicUsize,
     pub reload_lock: tokio::sync::Mutex<()>,
+    /// With `storage.url`: the named tokens are the replicas' shared ones, watched.
+    pub shares_tokens: AtomicBool,
+    /// With `storage.url`: a change of the shared named tokens was announced and could not
+    /// be read yet (retried; the replica reports not ready meanwhile).
+    pub shared_tokens_stale: AtomicBool,
     pub tickets: TicketStore,
     /// With `storage.url`: tickets and pairing codes any replica redeems once (set at
     /// start; `crate::replicated`).
@@ -80,6 +85,8 @@ impl Shared {
             queued: Arc::new(QueuedBytes::default()),
             active_turns: AtomicUsize::new(0),
             reload_lock: tokio::sync::Mutex::new(()),
+            shares_tokens: AtomicBool::new(false),
+            shared_tokens_stale: AtomicBool::new(false),
             tickets: TicketStore::new(),
             shared_one_time: std::sync::OnceLock::new(),
             pairing: picoclaw_auth::pairing::PairingStore::new(),
@@ -126,7 +133,18 @@ impl Shared {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && !self.shutting_down.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire)
+            && !self.shutting_down.load(Ordering::Acquire)
+            && !self.shared_tokens_stale.load(Ordering::Acquire)
+    }
+
+    /// With `storage.url`, whether the replicas' shared named tokens in force are current
+    /// (`None` without it).
+    pub fn shared_tokens_state(&self) -> Option<&'static str> {
+        if !self.shares_tokens.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(if self.shared_tokens_stale.load(Ordering::Acquire) { "stale" } else { "current" })
     }
 
     /// Records an audit event (never blocks the request).

@@ -60,7 +60,22 @@ async fn blocking<T: Send + 'static>(
 /// Reloads so the change is in effect before the answer is sent. When the reload is
 /// rejected (another part of the configuration is invalid), the change is written but not
 /// in effect: the caller is told so (409 `not_applied`), never "done".
+///
+/// With `storage.url` the change is in PostgreSQL (the named tokens are the replicas'
+/// shared ones; per-home rotations are refused before this): only the named tokens are
+/// read back, as every other replica does on the change's notification.
 pub(crate) async fn apply(shared: &Arc<Shared>, what: &str) -> Result<(), ApiError> {
+    if shared.shares_tokens.load(std::sync::atomic::Ordering::Acquire) {
+        return crate::reload::refresh_shared_tokens(shared).await.map_err(|message| {
+            ApiError::new(
+                Code::NotApplied,
+                format!(
+                    "the change was stored in PostgreSQL (storage.url) but this replica could not read it back \
+                     ({message}); it retries, and the other replicas apply it on their own"
+                ),
+            )
+        });
+    }
     reload(shared, what).await.map(|_| ()).map_err(|message| {
         ApiError::new(
             Code::NotApplied,

@@ -133,6 +133,9 @@ impl PgTarget {
             .connect_timeout(TIMEOUT)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30))
+            // A peer that vanished (no FIN: a dead node) is noticed in about a minute.
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3)
             .options(format!("-c statement_timeout={}", TIMEOUT.as_millis()));
         if let Some(p) = &self.password {
             c.password(p);
@@ -234,18 +237,42 @@ async fn migrate(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, StoreE
     outcome
 }
 
-/// Connects once, migrates and reads the usage counter.
+/// Longest a short connection's whole work may take (connect, schema check, statements).
+const WORK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Applies the migrations only when the database is older than this picoclaw. A newer
+/// schema is fine here (migrations only add): during a rolling upgrade, the replicas still
+/// on the old version keep reading and changing tokens after a new one migrated. Only
+/// [`PgStore::open`] refuses a newer schema, at start.
+async fn ensure_schema(client: &mut tokio_postgres::Client) -> Result<(), StoreError> {
+    let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    let current: Option<i32> =
+        match client.query_one("SELECT max(version) FROM picoclaw_migrations", &[]).await {
+            Ok(row) => row.get(0),
+            // No migrations table yet: an empty database.
+            Err(_) => None,
+        };
+    if current.unwrap_or(0) >= known {
+        return Ok(());
+    }
+    migrate(client).await.map(drop)
+}
+
+/// Connects once, migrates (refusing a schema newer than this picoclaw) and reads the
+/// usage counter.
 fn prepare(target: &PgTarget) -> Result<u64, StoreError> {
-    with_connection(target, "opening the store", |client| async move {
+    with_connection(target, "opening the store", |mut client| async move {
+        migrate(&mut client).await?;
         let row = client.query_one("SELECT used FROM picoclaw_usage WHERE id = 1", &[]).await.map_err(db)?;
         Ok(uint(row.get(0)))
     })
 }
 
-/// Runs `work` on one new connection to `target`, after applying any missing migration,
-/// on a thread of its own with its own runtime — so a synchronous caller, inside a runtime
-/// or not, can use the database. Connecting is bounded by [`TIMEOUT`], every statement by
-/// the server's `statement_timeout`. `what` names the work in errors.
+/// Runs `work` on one new connection to `target`, after migrating a database older than
+/// this picoclaw ([`ensure_schema`]), on a thread of its own with its own runtime — so a
+/// synchronous caller, inside a runtime or not, can use the database. Connecting is
+/// bounded by [`TIMEOUT`], every statement by the server's `statement_timeout`, the whole
+/// by [`WORK_TIMEOUT`]. `what` names the work in errors.
 pub(crate) fn with_connection<T, F, Fut>(target: &PgTarget, what: &str, work: F) -> Result<T, StoreError>
 where
     T: Send,
@@ -261,14 +288,16 @@ where
                 .map_err(|_| StoreError::Storage("PostgreSQL: connecting timed out".into()))?
                 .map_err(db)?;
             let driver = tokio::spawn(conn);
-            let result = match migrate(&mut client).await {
-                Ok(_) => work(client).await,
-                Err(e) => {
-                    drop(client);
-                    Err(e)
-                }
-            };
-            let _ = driver.await;
+            // Bounded as a whole: a server that stops answering mid-way (statement_timeout
+            // is the server's own clock) cannot hold a reload or a CLI command forever.
+            let result = tokio::time::timeout(WORK_TIMEOUT, async move {
+                ensure_schema(&mut client).await?;
+                work(client).await
+            })
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Storage(format!("PostgreSQL: {what} timed out"))));
+            // The client is gone: the connection says goodbye and its task ends.
+            let _ = tokio::time::timeout(Duration::from_secs(1), driver).await;
             result
         })
     };

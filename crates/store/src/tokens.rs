@@ -7,9 +7,10 @@
 //!   the row's lock (`SELECT … FOR UPDATE`), and announces itself with
 //!   `NOTIFY picoclaw_tokens` in the same transaction (delivered at commit). The
 //!   notification carries only the row's new version, never a record.
-//! - The first access on an empty database stores the caller's own `tokens:` list (the
-//!   home's, `seed`), once: moving a single gateway onto PostgreSQL keeps its tokens.
-//!   Afterwards the homes' `tokens:` lists are not read.
+//! - The first access on an empty database by a home that has named tokens stores that
+//!   home's validated `tokens:` list (`seed`), once: moving a single gateway onto
+//!   PostgreSQL keeps its tokens. A home without named tokens stores nothing, so it cannot
+//!   claim the row first. Once the row exists, the homes' `tokens:` lists are not read.
 //! - [`watch_tokens`]: one listening connection per replica; the receiver gets a signal
 //!   for every change and after every (re)connection (a notification may have been missed
 //!   while it was down), and the gateway reloads on it (`Shared::apply`: sockets of a
@@ -76,9 +77,13 @@ fn encode(tokens: &Value) -> String {
     serde_json::to_string(tokens).unwrap_or_else(|_| "null".to_owned())
 }
 
-/// Stores `seed` when the table has no row yet (the first replica or CLI to arrive brings
-/// its home's tokens); a concurrent first arrival loses quietly.
+/// Stores `seed` when the table has no row yet (the first replica or CLI to arrive with
+/// named tokens brings its home's list); a concurrent first arrival loses quietly. A
+/// `null` seed (a home without named tokens) stores nothing.
 async fn seed_once(client: &tokio_postgres::Client, seed: &Value) -> Result<(), StoreError> {
+    if seed.is_null() {
+        return Ok(());
+    }
     let inserted = client
         .execute(
             "INSERT INTO picoclaw_tokens (id, version, tokens, updated_ms) VALUES (1, 1, $1, $2) \
@@ -100,13 +105,14 @@ impl SharedTokens for PgTokens {
         let text = with_connection(&self.target, "reading the shared tokens", |client| async move {
             seed_once(&client, &seed).await?;
             let row = client
-                .query_one("SELECT tokens FROM picoclaw_tokens WHERE id = 1", &[])
+                .query_opt("SELECT tokens FROM picoclaw_tokens WHERE id = 1", &[])
                 .await
                 .map_err(crate::postgres::db)?;
-            Ok(row.get::<_, String>(0))
+            Ok(row.map(|r| r.get::<_, String>(0)))
         })
         .map_err(shared)?;
-        decode(&text)
+        // No row: no home with named tokens has used the database yet.
+        text.map_or(Ok(Value::Null), |t| decode(&t))
     }
 
     fn update(
@@ -118,6 +124,15 @@ impl SharedTokens for PgTokens {
         let seed = seed.clone();
         with_connection(&self.target, "changing the shared tokens", |mut client| async move {
             seed_once(&client, &seed).await?;
+            // The row to lock, empty when no home brought tokens.
+            client
+                .execute(
+                    "INSERT INTO picoclaw_tokens (id, version, tokens, updated_ms) VALUES (1, 1, 'null', $1) \
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&now_ms()],
+                )
+                .await
+                .map_err(crate::postgres::db)?;
             let tx = client.transaction().await.map_err(crate::postgres::db)?;
             let row = tx
                 .query_one("SELECT tokens FROM picoclaw_tokens WHERE id = 1 FOR UPDATE", &[])
@@ -152,12 +167,30 @@ impl SharedTokens for PgTokens {
     }
 }
 
+/// How often the listening connection also reads the row's version: the backstop for a
+/// notification lost on a connection that died unnoticed, and the check that the
+/// connection still answers.
+pub const POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The version of the shared tokens' row (0: no row yet).
+async fn version(client: &tokio_postgres::Client) -> Result<i64, StoreError> {
+    let row = client
+        .query_opt("SELECT version FROM picoclaw_tokens WHERE id = 1", &[])
+        .await
+        .map_err(crate::postgres::db)?;
+    Ok(row.map_or(0, |r| r.get(0)))
+}
+
 /// Signals every change of the shared tokens, and every (re)connection of the listener
-/// (a change may have been missed while it was down). Runs until the receiver is dropped.
+/// (a change may have been missed while it was down). Besides the notifications, the
+/// row's version is read every [`POLL_EVERY`]: a change whose notification was lost is
+/// signalled then, and a connection that stops answering is replaced. Runs until the
+/// receiver is dropped.
 pub fn watch_tokens(target: &PgTarget) -> mpsc::Receiver<()> {
     let (tx, rx) = mpsc::channel(1);
     let target = target.clone();
     tokio::spawn(async move {
+        let mut seen: Option<i64> = None;
         loop {
             if tx.is_closed() {
                 return;
@@ -166,9 +199,39 @@ pub fn watch_tokens(target: &PgTarget) -> mpsc::Receiver<()> {
                 tracing::info!("shared tokens: listening for changes made through other replicas");
                 // Catch up on what happened while not listening.
                 let _ = tx.try_send(());
-                while listening.notes.recv().await.is_some() {
-                    // One pending signal is enough: the reload reads the whole row.
-                    let _ = tx.try_send(());
+                let mut poll = tokio::time::interval(POLL_EVERY);
+                loop {
+                    tokio::select! {
+                        note = listening.notes.recv() => {
+                            if note.is_none() {
+                                break;
+                            }
+                            // One pending signal is enough: the refresh reads the whole row.
+                            let _ = tx.try_send(());
+                        }
+                        _ = poll.tick() => {
+                            let read = tokio::time::timeout(POLL_EVERY * 2, version(&listening.client)).await;
+                            match read {
+                                Ok(Ok(v)) => {
+                                    if seen.is_some_and(|s| s != v) {
+                                        let _ = tx.try_send(());
+                                    }
+                                    seen = Some(v);
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::warn!("shared tokens: the listening connection failed: {e}");
+                                    break;
+                                }
+                                Err(_) => {
+                                    tracing::warn!("shared tokens: the listening connection stopped answering");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    if tx.is_closed() {
+                        return;
+                    }
                 }
             }
             tokio::time::sleep(crate::postgres::RETRY).await;

@@ -33,6 +33,11 @@ pub struct ReadyChecks {
     /// The Pico channel (omitted while not ready).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pico: Option<&'static str>,
+    /// With `storage.url`: `current`, or `stale` while a change of the replicas' shared
+    /// named tokens could not be read (the replica is then not ready, so a load balancer
+    /// stops sending it clients whose token may have been revoked elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_tokens: Option<&'static str>,
 }
 
 /// `POST /reload`.

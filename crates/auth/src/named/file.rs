@@ -45,8 +45,9 @@ pub struct FixedRotation {
 /// value of `.security.yml`'s `tokens:` list, as one JSON value. Hash-only records: no
 /// secret is ever stored through it.
 pub trait SharedTokens: Send + Sync {
-    /// The shared `tokens` value (`null`: none). When the database holds none yet, `seed`
-    /// (this home's `tokens:` list) is stored first, once, and returned.
+    /// The shared `tokens` value (`null`: none). When the database holds none yet and
+    /// `seed` (this home's validated `tokens:` list) is not `null`, it is stored first,
+    /// once, and returned.
     fn read(&self, seed: &Value) -> Result<Value, TokenStoreError>;
 
     /// Under the database's lock: read (seeded as by [`SharedTokens::read`]), `change`,
@@ -75,6 +76,17 @@ impl std::fmt::Debug for TokenFile {
 /// The `tokens` value of a `.security.yml` tree (`null` when absent).
 fn tokens_of(tree: &Value) -> Value {
     tree.get("tokens").cloned().unwrap_or(Value::Null)
+}
+
+/// This home's `tokens:` list as the shared store's first content, `null` when there is
+/// none or it does not validate: an empty home never seeds (it cannot claim the shared
+/// row before a home that has tokens), and a bad list is never stored for every replica
+/// (the gateway refuses to start on it and names the record).
+fn seed_of(tree: &Value) -> Value {
+    match TokenSet::from_tree(tree) {
+        Ok(set) if !set.records().is_empty() => tokens_of(tree),
+        _ => Value::Null,
+    }
 }
 
 struct Locked {
@@ -143,7 +155,7 @@ impl TokenFile {
     pub fn read(&self) -> Result<(Value, TokenSet), TokenStoreError> {
         let mut tree = read_security_tree(&self.path)?;
         if let Some(shared) = &self.shared {
-            let tokens = shared.read(&tokens_of(&tree))?;
+            let tokens = shared.read(&seed_of(&tree))?;
             put_tokens(&mut tree, tokens);
         }
         let set = TokenSet::from_tree(&tree)?;
@@ -162,7 +174,7 @@ impl TokenFile {
         change: impl FnOnce(&mut TokenSet) -> Result<T, TokenStoreError> + Send,
     ) -> Result<T, TokenStoreError> {
         if let Some(shared) = &self.shared {
-            let seed = tokens_of(&read_security_tree(&self.path)?);
+            let seed = seed_of(&read_security_tree(&self.path)?);
             let mut change = Some(change);
             let mut out = None;
             shared.update(&seed, announce, &mut |tokens| {

@@ -202,13 +202,6 @@ impl TokenSet {
     }
 }
 
-/// Persists last-use times into `.security.yml` at `path` (locked read, merge, validate,
-/// atomic 0600 write). The gateway calls this at most once a minute with
-/// [`super::NamedTokenStore::take_last_used`].
-pub fn persist_last_used(path: &Path, updates: &[(TokenId, Timestamp)]) -> Result<(), TokenStoreError> {
-    super::TokenFile::new(path).persist_last_used(updates)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

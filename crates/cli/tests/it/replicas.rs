@@ -410,7 +410,8 @@ async fn named_tokens_are_shared_and_a_revocation_on_a_closes_bs_sockets_with_40
             "{listed}"
         );
     }
-    // A's home list is no longer what is used, and A says so.
+    // A's home list is no longer what is used, and A says so when it reloads.
+    ok(&home_a, &["gateway", "reload"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !home_a.gateway_stderr().contains("`tokens:` list is not used") {
         assert!(std::time::Instant::now() < deadline, "no warning: {}", home_a.gateway_stderr());
@@ -442,6 +443,64 @@ async fn named_tokens_are_shared_and_a_revocation_on_a_closes_bs_sockets_with_40
     for secret in [&laptop, &new_laptop, &phone] {
         assert!(!stored.contains(&secret[17..]), "the database holds hashes only");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neither_a_broken_config_nor_a_newer_schema_keeps_a_token_revoked_elsewhere_alive() {
+    let Some(pg) = Postgres::start() else { return };
+    let home_a = replica_home(&pg, "postgres", false);
+    let home_b = replica_home(&pg, "postgres", false);
+    let a = home_a.spawn_gateway(&[]);
+    let b = home_b.spawn_gateway(&[]);
+    let (status, created) =
+        admin(&a, reqwest::Method::POST, "/api/tokens", Some(json!({ "name": "kiosk", "scope": "chat" })))
+            .await;
+    assert_eq!(status, 201, "{created}");
+    let kiosk = created["token"].as_str().expect("token shown once").to_owned();
+    assert!(
+        until_whoami(&b, &kiosk, 200, Duration::from_secs(5)).await.is_some(),
+        "{}",
+        home_b.gateway_stderr()
+    );
+    let (status, ready) = get(&format!("{}/ready", b.http()), PICO).await;
+    assert_eq!((status, ready["checks"]["shared_tokens"].clone()), (200, json!("current")), "{ready}");
+    let mut on_b = ws::bearer(&format!("{}?session_id=kiosk-notes&protocol=2", b.ws()), &kiosk).await;
+    ws::send(&mut on_b, json!({ "type": "ping", "id": "joined" })).await;
+    assert_eq!(ws::frame(&mut on_b).await["type"], "pong");
+
+    // B's config.json is broken (its reload is rejected), and a newer picoclaw migrated
+    // the database (a rolling upgrade): neither may stop B from applying a revocation.
+    std::fs::write(home_b.file("config.json"), "{ this is not JSON").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !home_b.gateway_stderr().contains("reload rejected") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never tried the reload: {}",
+            home_b.gateway_stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = pg.client("postgres").await;
+    client
+        .execute("INSERT INTO picoclaw_migrations (version, applied_ms) VALUES (99, 0)", &[])
+        .await
+        .unwrap();
+
+    let (status, revoked) = admin(&a, reqwest::Method::DELETE, "/api/tokens/kiosk", None).await;
+    assert_eq!(status, 200, "{revoked}");
+    match ws::next(&mut on_b, Duration::from_secs(1)).await {
+        ws::Next::Closed(Some((code, _))) => assert_eq!(code, 4001),
+        other => panic!("B kept the revoked token's socket: {other:?}\n{}", home_b.gateway_stderr()),
+    }
+    assert_eq!(whoami(&b, &kiosk).await, 401);
+    // The CLI still works on the newer schema; a new replica of this version refuses to
+    // start on it, naming why.
+    let listed = ok(&home_a, &["token", "list", "--json"]);
+    assert!(listed.contains("\"revoked\""), "{listed}");
+    let home_c = replica_home(&pg, "postgres", false);
+    let out = home_c.run(&["gateway", "--port", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("newer than this picoclaw"), "{stderr}");
 }
 
 /// A ticket from `gw` for `token`, bound to `origin`.
