@@ -129,6 +129,9 @@
       $("gw-msg").textContent = g.error;
       $("gw-msg").className = "msg error";
     }
+    if (previous === "running" && (g.state === "restarting" || g.state === "stopping") && socket) {
+      chatState(g.state === "restarting" ? "The gateway is restarting; reconnecting when it is back…" : "The gateway is stopping…", "muted");
+    }
     if (previous !== "unknown" && previous !== "running" && g.state === "running") {
       openChat();
       refreshSessions();
@@ -317,6 +320,7 @@
     localStorage.setItem(SESSION_KEY, id);
     lastSeq = 0;
     historyLoaded = false;
+    wasConnected = false;
     clearMessages();
     renderSessions();
     if (socket) { const s = socket; socket = null; s.close(1000, "switching chats"); }
@@ -349,6 +353,9 @@
   let socket = null;
   let retry = 0;
   let retryTimer = null;
+  // Whether this chat's socket was open once: a new socket after that is a reconnect,
+  // whichever path (a retry, the gateway coming back) opens it.
+  let wasConnected = false;
 
   function chatState(text, kind) {
     $("chat-state").textContent = text;
@@ -402,7 +409,7 @@
       chatState("The gateway is not running. Start it to chat.", "down");
       return;
     }
-    chatState(retry ? "Reconnecting…" : "Connecting…", retry ? "reconnecting" : "muted");
+    chatState(retry || wasConnected ? "Reconnecting…" : "Connecting…", retry ? "reconnecting" : "muted");
     const url = socketUrl("pico/ws");
     url.searchParams.set("session_id", chatSession);
     url.searchParams.set("protocol", "2");
@@ -412,6 +419,7 @@
     ws.addEventListener("open", () => {
       if (socket !== ws) return;
       retry = 0;
+      wasConnected = true;
       chatState("Connected", "ok");
       $("chat-send").disabled = false;
     });

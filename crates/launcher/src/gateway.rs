@@ -253,12 +253,12 @@ impl GatewayControl {
         let busy = *self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Ok(mut inner) = self.inner.try_lock() else {
             // An operation holds the lock: report it rather than wait for it.
-            let running = matches!(probe, Probe::Running(_));
-            let state = match busy {
-                Some(GatewayState::Starting) | None if running => GatewayState::Running,
-                Some(op) => op,
-                None => GatewayState::Starting,
+            let observed = if matches!(probe, Probe::Running(_)) {
+                GatewayState::Running
+            } else {
+                GatewayState::Starting
             };
+            let state = reported_state(busy, observed);
             let record = if let Probe::Running(gateway) = probe { Some(gateway.into_record()) } else { None };
             return GatewayStatus {
                 state,
@@ -309,6 +309,9 @@ impl GatewayControl {
                 }
             }
         }
+        // Between a restart's stop and its start the lock is free for a moment: the
+        // operation in progress is still what a client is told, never "stopped".
+        status.state = reported_state(busy, status.state);
         status
     }
 
@@ -443,6 +446,16 @@ impl GatewayControl {
     }
 }
 
+/// The state a client is told: an operation in progress (`busy`) wins over what was
+/// observed, except a start that has already reached a running gateway.
+fn reported_state(busy: Option<GatewayState>, observed: GatewayState) -> GatewayState {
+    match busy {
+        Some(GatewayState::Starting) if observed == GatewayState::Running => observed,
+        Some(op) => op,
+        None => observed,
+    }
+}
+
 async fn pump_lines(stream: impl AsyncRead + Unpin, ring: Arc<LogRing>) {
     let mut reader = BufReader::new(stream);
     let mut buf = Vec::new();
@@ -474,6 +487,18 @@ mod tests {
         assert_eq!(lines[0], "line 50");
         ring.push("x".repeat(LOG_LINE_MAX * 3));
         assert!(ring.snapshot().last().unwrap().len() <= LOG_LINE_MAX + 4);
+    }
+
+    #[test]
+    fn an_operation_in_progress_is_reported_over_what_is_observed() {
+        use GatewayState::{Restarting, Running, Starting, Stopped, Stopping};
+        // The moment between a restart's stop and its start.
+        assert_eq!(reported_state(Some(Restarting), Stopped), Restarting);
+        assert_eq!(reported_state(Some(Restarting), Running), Restarting);
+        assert_eq!(reported_state(Some(Stopping), Running), Stopping);
+        assert_eq!(reported_state(Some(Starting), Stopped), Starting);
+        assert_eq!(reported_state(Some(Starting), Running), Running);
+        assert_eq!(reported_state(None, Stopped), Stopped);
     }
 
     #[test]

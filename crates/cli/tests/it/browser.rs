@@ -235,7 +235,11 @@ impl Browser {
         while self.exec(script).await != Value::Bool(true) {
             if Instant::now() > deadline {
                 let body = self.text("body").await;
-                panic!("timed out waiting for {what}\npage:\n{body}\nlauncher stderr:\n{}", l.stderr());
+                let states = self.exec("return window.__states || null;").await;
+                panic!(
+                    "timed out waiting for {what}\npage:\n{body}\nchat states seen: {states}\nlauncher stderr:\n{}",
+                    l.stderr()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
