@@ -327,62 +327,45 @@ async fn last_used_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 }
 
 /// Watches config.json, .security.yml and every place a secret file is or may appear
-/// (`_FILE` directories, `$CREDENTIALS_DIRECTORY`) and reloads on a change. A secret file's *directory* is
-/// watched, not the file: editors and `mv` replace the file, and a Kubernetes Secret
-/// volume swaps its `..data` symlink by a rename in that directory.
+/// (`_FILE` directories, `$CREDENTIALS_DIRECTORY`) and reloads on a change
+/// ([`picoclaw_serve::sources`]).
 fn spawn_watcher(shared: Arc<Shared>, paths: &Paths) {
-    use notify::Watcher;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(8);
-    let names = [
-        paths.config_file().file_name().map(ToOwned::to_owned),
-        paths.security_file().file_name().map(ToOwned::to_owned),
-    ];
+    use picoclaw_serve::sources::{SourceWatch, Sources};
     let config_dir = paths.config_dir().to_owned();
     let secret_dirs: Vec<std::path::PathBuf> =
         shared.live().credentials.secret_dirs().into_iter().filter(|d| *d != config_dir).collect();
-    let in_secret_dir = secret_dirs.clone();
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        if event.kind.is_access() {
-            return;
-        }
-        let relevant = event.paths.iter().any(|p| {
-            names.iter().flatten().any(|n| p.file_name() == Some(n.as_os_str()))
-                || p.parent().is_some_and(|d| in_secret_dir.iter().any(|s| s == d))
-        });
-        if relevant {
-            let _ = tx.try_send(());
-        }
-    });
-    let mut watcher = match watcher {
-        Ok(w) => w,
+    let sources = Sources::new()
+        .file(paths.config_file())
+        .file(paths.security_file())
+        .dirs(secret_dirs.iter().cloned());
+    let (mut watch, unwatched) = match SourceWatch::start(sources) {
+        Ok(started) => started,
         Err(e) => {
             tracing::warn!("file watching unavailable ({e}); use `picoclaw gateway reload` after edits");
             return;
         }
     };
-    if let Err(e) = watcher.watch(&config_dir, notify::RecursiveMode::NonRecursive) {
-        tracing::warn!(
-            "cannot watch {} ({e}); use `picoclaw gateway reload` after edits",
-            config_dir.display()
-        );
-        return;
-    }
-    for dir in &secret_dirs {
-        match watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
-            Ok(()) => tracing::info!("watching secret files in {}", dir.display()),
-            Err(e) => tracing::warn!(
-                "cannot watch {} ({e}); after replacing a secret file there, run `picoclaw gateway reload`",
-                dir.display()
-            ),
+    for miss in &unwatched {
+        if miss.dir == config_dir {
+            tracing::warn!(
+                "cannot watch {} ({}); use `picoclaw gateway reload` after edits",
+                miss.dir.display(),
+                miss.error
+            );
+        } else {
+            tracing::warn!(
+                "cannot watch {} ({}); after replacing a secret file there, run `picoclaw gateway reload`",
+                miss.dir.display(),
+                miss.error
+            );
         }
     }
+    for dir in secret_dirs.iter().filter(|d| !unwatched.iter().any(|m| m.dir == **d)) {
+        tracing::info!("watching secret files in {}", dir.display());
+    }
     tokio::spawn(async move {
-        let _keep = watcher;
-        while rx.recv().await.is_some() {
-            // Let a burst of events (temp file, rename) settle.
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            while rx.try_recv().is_ok() {}
+        loop {
+            watch.changed().await;
             let _ = reload(&shared, "file change").await;
         }
     });

@@ -4,18 +4,16 @@
 //! token rotated where it lives (`PICOCLAW_LAUNCHER_TOKEN_FILE` replaced by a Secret
 //! update, `launcher-config.json` edited, `picoclaw launcher token …` in another shell)
 //! would leave the running dashboard accepting the old value and refusing the new one —
-//! the very disagreement picoclaw exists to prevent. So the directory of
-//! `launcher-config.json`, every `_FILE` directory and `$CREDENTIALS_DIRECTORY` are
-//! watched; on a change the credentials are resolved again by the one loader
+//! the very disagreement picoclaw exists to prevent. So `launcher-config.json` (and the
+//! home's other credential files), every `_FILE` directory and `$CREDENTIALS_DIRECTORY`
+//! are watched ([`picoclaw_serve::sources`]); on a change the credentials are resolved again by the one loader
 //! (`picoclaw_credentials::load`), and when the token or the password hash differs from
 //! the one in force, the new one is swapped in and the generation moves on: every
 //! dashboard session (and the chat sockets they proxy) and every one-time login code
 //! made under the old one ends. A source that cannot be read keeps the value in force
 //! (logged), rather than locking everyone out.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use picoclaw_config::{Flags, ProcessEnv};
 
@@ -24,46 +22,34 @@ use crate::state::AppState;
 /// Starts watching (for as long as the process runs); logs and gives up when the platform
 /// offers no file watching.
 pub(crate) fn spawn(state: Arc<AppState>) {
-    use notify::Watcher;
-    let mut dirs: Vec<PathBuf> = vec![state.paths.config_dir().to_owned()];
-    match picoclaw_credentials::load(&state.paths, &ProcessEnv, &Flags::new()) {
-        Ok(loaded) => dirs.extend(loaded.credentials.secret_dirs()),
+    use picoclaw_serve::sources::{SourceWatch, Sources};
+    let paths = &state.paths;
+    // The files of the home the launcher's credentials are read from, by name (the home
+    // also holds the pid record and the database, written all the time), and every
+    // secret file's directory whole.
+    let mut sources =
+        Sources::new().file(paths.launcher_file()).file(paths.config_file()).file(paths.security_file());
+    match picoclaw_credentials::load(paths, &ProcessEnv, &Flags::new()) {
+        Ok(loaded) => sources = sources.dirs(loaded.credentials.secret_dirs()),
         Err(e) => tracing::warn!("cannot list the launcher's secret files to watch: {e}"),
     }
-    dirs.sort();
-    dirs.dedup();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(8);
-    let watched = dirs.clone();
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        if event.kind.is_access() {
-            return;
-        }
-        if event.paths.iter().any(|p| p.parent().is_some_and(|d| watched.iter().any(|w| w == d))) {
-            let _ = tx.try_send(());
-        }
-    });
-    let mut watcher = match watcher {
-        Ok(w) => w,
+    let (mut watch, unwatched) = match SourceWatch::start(sources) {
+        Ok(started) => started,
         Err(e) => {
             tracing::warn!("file watching unavailable ({e}); restart the launcher after changing its token");
             return;
         }
     };
-    for dir in &dirs {
-        if let Err(e) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
-            tracing::warn!(
-                "cannot watch {} ({e}); restart the launcher after changing its token there",
-                dir.display()
-            );
-        }
+    for miss in unwatched {
+        tracing::warn!(
+            "cannot watch {} ({}); restart the launcher after changing its token there",
+            miss.dir.display(),
+            miss.error
+        );
     }
     tokio::spawn(async move {
-        let _keep = watcher;
-        while rx.recv().await.is_some() {
-            // Let a burst of events (temporary file, rename, Secret symlink swap) settle.
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            while rx.try_recv().is_ok() {}
+        loop {
+            watch.changed().await;
             let st = state.clone();
             let _ = tokio::task::spawn_blocking(move || refresh(&st)).await;
         }

@@ -2,9 +2,11 @@
 //! in the pre-authentication budget ([`admission`]: per address and in total, separate
 //! from authenticated WebSockets, idle ones evicted first), must send its first request
 //! head within [`admission::HEADER_READ_TIMEOUT`] and each later one within
-//! [`admission::KEEP_ALIVE_IDLE`], and is served with upgrades.
+//! [`admission::KEEP_ALIVE_IDLE`], and is served with upgrades. [`sources`] notices
+//! changes of the files a server reads its settings and credentials from.
 
 pub mod admission;
+pub mod sources;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -810,7 +810,9 @@ async fn chat_markdown_history_reconnect_and_layout_in_headless_chromium() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let bad: Vec<&String> =
-        console.iter().filter(|m| m.contains("401") || m.contains("Unauthorized")).collect();
+        // Chromium logs a refused request as "… status of 401 (Unauthorized)"; a bare "401"
+        // would also match a port such as 127.0.0.1:40173.
+        console.iter().filter(|m| m.contains("status of 401") || m.contains("Unauthorized")).collect();
     assert!(bad.is_empty(), "401s in the console after logout: {bad:?}");
     let all = b.console().await;
     assert!(!all.iter().any(|m| m.contains("Content Security Policy")), "{all:?}");
