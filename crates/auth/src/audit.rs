@@ -143,7 +143,9 @@ impl AuditEvent {
             AuditEvent::new(AuditKind::AuthFailure, Outcome::Denied).endpoint(endpoint).client(client);
         e.code = Some(error.code().to_owned());
         match error {
-            AuthError::Expired { id, .. } | AuthError::Scope { id, .. } => e.credential_id = Some(clip(id)),
+            AuthError::Expired { id, .. } | AuthError::Scope { id, .. } | AuthError::Unverifiable { id } => {
+                e.credential_id = Some(clip(id));
+            }
             _ => {}
         }
         e

@@ -39,4 +39,4 @@ pub use limiter::{FailureLimiter, LimiterConfig, RetryAfter};
 pub use named::{GraceDigests, NamedTokenStore, StoredCredentials};
 pub use one_time::OneTimeTable;
 pub use ticket::TicketStore;
-pub use verify::{AuthError, CredentialKind, Lapse, NamedTokens, Principal, Scope, Verifier};
+pub use verify::{AuthError, CredentialKind, Lapse, NamedState, NamedTokens, Principal, Scope, Verifier};

@@ -121,6 +121,16 @@ pub enum AuthError {
         /// Required scope.
         needed: Scope,
     },
+    /// A named token this gateway cannot check right now: it shares named tokens with other
+    /// replicas (`storage.url`) and has lost track of them (the database is unreachable or
+    /// a change could not be read), so a revocation made elsewhere may not have reached it.
+    #[error(
+        "credential {id} cannot be checked right now: this replica has lost track of the replicas' shared named tokens; retry shortly or through another replica"
+    )]
+    Unverifiable {
+        /// Public id.
+        id: String,
+    },
     /// Too many failures from this client (or globally).
     #[error("too many failed attempts; retry in {retry_after_secs} s")]
     RateLimited {
@@ -139,6 +149,7 @@ impl AuthError {
             AuthError::Expired { .. } => 401,
             AuthError::Scope { .. } => 403,
             AuthError::RateLimited { .. } => 429,
+            AuthError::Unverifiable { .. } => 503,
         }
     }
 
@@ -152,6 +163,7 @@ impl AuthError {
             AuthError::Expired { .. } => "expired_credential",
             AuthError::Scope { .. } => "insufficient_scope",
             AuthError::RateLimited { .. } => "rate_limited",
+            AuthError::Unverifiable { .. } => "shared_tokens_unavailable",
         }
     }
 
@@ -204,11 +216,24 @@ struct Entry {
     principal: Principal,
 }
 
+/// Whether the named tokens a verifier holds may be trusted to be current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamedState {
+    /// As last read: a token revoked anywhere has been seen here.
+    Current,
+    /// Shared with other replicas and possibly out of date (the database was lost, or a
+    /// change could not be read): every named token — and whatever derives from one — is
+    /// refused with [`AuthError::Unverifiable`] until the tokens are read again. The fixed
+    /// credentials, which are this replica's own, are unaffected.
+    Suspended,
+}
+
 /// The set of credentials a gateway accepts, with their principals.
 #[derive(Clone)]
 pub struct Verifier {
     fixed: Arc<Vec<Entry>>,
     stored: Option<Arc<StoredCredentials>>,
+    named_state: NamedState,
 }
 
 impl fmt::Debug for Verifier {
@@ -257,13 +282,25 @@ impl Verifier {
         if pico_enabled && let Some(p) = creds.pico() {
             fixed.push(entry(&p.secret, CredentialKind::Pico, "pico", Scope::Chat, p.source.to_string()));
         }
-        Verifier { fixed: Arc::new(fixed), stored: None }
+        Verifier { fixed: Arc::new(fixed), stored: None, named_state: NamedState::Current }
     }
 
     /// Adds the named tokens and the rotation grace of `.security.yml`.
     pub fn with_named(mut self, stored: Arc<StoredCredentials>) -> Verifier {
         self.stored = Some(stored);
         self
+    }
+
+    /// This verifier with its named tokens in `state` (see [`NamedState::Suspended`]).
+    #[must_use]
+    pub fn with_named_state(mut self, state: NamedState) -> Verifier {
+        self.named_state = state;
+        self
+    }
+
+    /// Whether the named tokens are trusted to be current.
+    pub fn named_state(&self) -> NamedState {
+        self.named_state
     }
 
     /// The named tokens and grace digests, when loaded.
@@ -295,6 +332,10 @@ impl Verifier {
             && let Some(verdict) = stored.named.verify(presented)
         {
             match verdict {
+                // Possibly revoked elsewhere since it was read: not accepted until known.
+                Ok(p) if self.named_state == NamedState::Suspended => {
+                    return Err(AuthError::Unverifiable { id: p.id });
+                }
                 // The secret matched a named token: its verdict is final.
                 Ok(p) => return Ok(p),
                 Err(e @ AuthError::Expired { .. }) => return Err(e),
@@ -327,6 +368,9 @@ impl Verifier {
     /// its grace or a removal from the configuration this is false, whatever path made
     /// the change.
     pub fn still_valid(&self, principal: &Principal) -> Result<(), AuthError> {
+        if principal.kind == CredentialKind::Named && self.named_state == NamedState::Suspended {
+            return Err(AuthError::Unverifiable { id: principal.id.clone() });
+        }
         if let Some(verdict) = self.stored.as_ref().and_then(|s| s.still_valid(principal)) {
             return verdict;
         }

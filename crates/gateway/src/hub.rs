@@ -39,6 +39,9 @@ pub(crate) mod close {
     pub const POLICY: u16 = 1008;
     /// Frame larger than `max_frame_bytes`.
     pub const TOO_BIG: u16 = 1009;
+    /// The socket's named token cannot be checked right now (a replica that lost track of
+    /// the shared named tokens): reconnect, here later or through another replica.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// The credential this socket authenticated with is no longer valid.
     pub const CREDENTIAL_REVOKED: u16 = 4001;
     /// The session was deleted (`DELETE /api/sessions/{id}`, `picoclaw sessions delete`).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use picoclaw_agent::Engine;
 use picoclaw_auth::named::{FixedCredential, SystemClock, Timestamp};
-use picoclaw_auth::{StoredCredentials, Verifier};
+use picoclaw_auth::{NamedState, StoredCredentials, Verifier};
 use picoclaw_config::{Flags, Paths, ProcessEnv, Settings};
 use picoclaw_credentials::{Credentials, Resolved, Secret};
 
@@ -84,7 +84,14 @@ fn verifier_of(
 /// error in config.json (or `gateway.hot_reload: false`) can neither block a revocation
 /// nor be applied by one. Sockets and tickets of a token that is no longer valid end
 /// (`Shared::apply`).
-pub(crate) async fn refresh_shared_tokens(shared: &Arc<Shared>) -> Result<(), String> {
+///
+/// `named`: `Some(NamedState::Current)` from the watch of the shared tokens (they are
+/// current again); `None` elsewhere (an admin API change keeps a suspension: only the
+/// watch knows whether changes made elsewhere are being seen).
+pub(crate) async fn refresh_shared_tokens(
+    shared: &Arc<Shared>,
+    named: Option<NamedState>,
+) -> Result<(), String> {
     let _one_at_a_time = shared.reload_lock.lock().await;
     let old = shared.live();
     let (paths, runtime, now) = (shared.paths.clone(), shared.runtime_token.clone(), old.clone());
@@ -108,7 +115,10 @@ pub(crate) async fn refresh_shared_tokens(shared: &Arc<Shared>) -> Result<(), St
     .await
     .unwrap_or_else(|_| Err(GatewayError::Refused("the refresh was interrupted".into())));
     let live = built.map_err(|e| e.to_string())?;
-    let applied = shared.apply(live);
+    let applied = match named {
+        Some(state) => shared.apply_shared_tokens(live, state),
+        None => shared.apply(live),
+    };
     shared.audit(
         picoclaw_auth::audit::AuditEvent::new(
             picoclaw_auth::audit::AuditKind::Reload,
@@ -123,6 +133,30 @@ pub(crate) async fn refresh_shared_tokens(shared: &Arc<Shared>) -> Result<(), St
         "shared tokens: applied the replicas' named tokens"
     );
     Ok(())
+}
+
+/// Suspends the replicas' shared named tokens on this replica (`why` it lost track of
+/// them; see [`NamedState::Suspended`]): each is refused until they are read again, and
+/// the sockets and tickets of every named token end. Nothing happens when they already are.
+pub(crate) fn suspend_shared_tokens(shared: &Shared, why: &str) {
+    let live = shared.live();
+    if live.verifier.named_state() == NamedState::Suspended {
+        return;
+    }
+    let applied = shared.apply_shared_tokens(Live::clone(&live), NamedState::Suspended);
+    shared.audit(
+        picoclaw_auth::audit::AuditEvent::new(
+            picoclaw_auth::audit::AuditKind::Reload,
+            picoclaw_auth::audit::Outcome::Error,
+        )
+        .actor("shared tokens suspended"),
+    );
+    tracing::error!(
+        closed_sockets = applied.closed_sockets,
+        dropped_tickets = applied.dropped_tickets,
+        "shared tokens: {why}; every named token is refused (503 shared_tokens_unavailable) and /ready \
+         answers 503 until they are read again"
+    );
 }
 
 /// The old value of a gateway or pico token that came from a secret file which changed:

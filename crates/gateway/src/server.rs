@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use picoclaw_auth::{FailureLimiter, LimiterConfig, Scope};
+use picoclaw_auth::{FailureLimiter, LimiterConfig, NamedState, Scope};
 use picoclaw_config::{Flags, Host, Paths};
 use picoclaw_credentials::Secret;
 use picoclaw_credentials::runtime::RuntimeRecord;
@@ -421,10 +421,14 @@ fn start_relay(shared: &Arc<Shared>) {
 }
 
 /// With `storage.url`: a change of the shared named tokens made through any replica (or
-/// `picoclaw token` on any home) reloads this one at once, so a revoked token is refused
-/// and its sockets close with 4001 here too (`Shared::apply`). Always on, whatever
-/// `gateway.hot_reload` says: it is a credential change, not a file edit. Tickets and
-/// pairing codes are shared too (`crate::replicated`): issued here, redeemable once anywhere.
+/// `picoclaw token` on any home) is read here at once, so a revoked token is refused and
+/// its sockets close with 4001 here too (`Shared::apply_shared_tokens`). While this
+/// replica cannot know of such a change — the listening connection is down, or a change
+/// could not be read — every named token is suspended (refused with 503
+/// `shared_tokens_unavailable`, its sockets closed with 1013, `/ready` 503) until the
+/// tokens are read again: it fails closed. Always on, whatever `gateway.hot_reload` says:
+/// it is a credential change, not a file edit. Tickets and pairing codes are shared too
+/// (`crate::replicated`): issued here, redeemable once anywhere.
 fn start_token_watch(shared: &Arc<Shared>) {
     let live = shared.live();
     let Some(target) = picoclaw_store::storage_target(&live.settings, &live.credentials) else { return };
@@ -435,37 +439,54 @@ fn start_token_watch(shared: &Arc<Shared>) {
         Err(e) => tracing::warn!("shared tickets and pairing codes unavailable (this replica only): {e}"),
     }
     shared.shares_tokens.store(true, Ordering::Release);
-    let mut changes = picoclaw_store::watch_tokens(&target);
+    let mut feed = picoclaw_store::watch_tokens(&target);
     let weak = Arc::downgrade(shared);
     tokio::spawn(async move {
-        while changes.recv().await.is_some() {
-            // Until the change is read, this replica may still accept a token revoked
-            // elsewhere: it reports not ready and retries, backing off to 30 s.
-            let mut wait = Duration::from_secs(1);
+        // The tokens in force were read at start; the first news is the listener's.
+        let mut applied = 0;
+        let mut wait = Duration::from_secs(1);
+        loop {
+            let mut retry_in = None;
+            if feed.changed().await.is_err() {
+                return;
+            }
             loop {
+                let now = *feed.borrow_and_update();
                 let Some(shared) = weak.upgrade() else { return };
-                match crate::reload::refresh_shared_tokens(&shared).await {
-                    Ok(()) => {
-                        if shared.shared_tokens_stale.swap(false, Ordering::AcqRel) {
-                            tracing::info!("shared tokens: current again; ready");
+                let current = shared.live().verifier.named_state() == NamedState::Current;
+                if !now.listening {
+                    // A revocation made elsewhere from now on would go unseen.
+                    crate::reload::suspend_shared_tokens(
+                        &shared,
+                        "the database connection that listens for token changes is down",
+                    );
+                } else if now.changes != applied || !current {
+                    match crate::reload::refresh_shared_tokens(&shared, Some(NamedState::Current)).await {
+                        Ok(()) => {
+                            applied = now.changes;
+                            wait = Duration::from_secs(1);
+                            if !current {
+                                tracing::info!("shared tokens: current again; named tokens accepted, ready");
+                            }
                         }
-                        break;
-                    }
-                    Err(e) => {
-                        shared.shared_tokens_stale.store(true, Ordering::Release);
-                        tracing::error!(
-                            "shared tokens: a change could not be read ({e}); not ready, retrying in {} s",
-                            wait.as_secs()
-                        );
+                        Err(e) => {
+                            crate::reload::suspend_shared_tokens(
+                                &shared,
+                                &format!("a change could not be read ({e})"),
+                            );
+                            tracing::error!("shared tokens: retrying in {} s", wait.as_secs());
+                            retry_in = Some(wait);
+                            wait = (wait * 2).min(Duration::from_secs(30));
+                        }
                     }
                 }
                 drop(shared);
-                // A new signal retries at once.
+                let Some(delay) = retry_in.take() else { break };
+                // A retry after the delay, or at once on news from the listener.
                 tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    signal = changes.recv() => if signal.is_none() { return },
+                    () = tokio::time::sleep(delay) => {}
+                    news = feed.changed() => if news.is_err() { return },
                 }
-                wait = (wait * 2).min(Duration::from_secs(30));
             }
         }
     });

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use picoclaw_agent::Engine;
 use picoclaw_auth::audit::{AuditEvent, AuditLog};
-use picoclaw_auth::{FailureLimiter, StoredCredentials, TicketStore, Verifier};
+use picoclaw_auth::{AuthError, FailureLimiter, NamedState, StoredCredentials, TicketStore, Verifier};
 use picoclaw_config::{Flags, Paths, Settings};
 use picoclaw_credentials::{Credentials, Secret};
 
@@ -15,6 +15,7 @@ use crate::hub::{CloseReason, Hub, close};
 use crate::outbox::QueuedBytes;
 
 /// The reloadable part: replaced as a whole by a successful reload.
+#[derive(Clone)]
 pub(crate) struct Live {
     pub settings: Settings,
     pub credentials: Credentials,
@@ -44,11 +45,10 @@ pub(crate) struct Shared {
     pub queued: Arc<QueuedBytes>,
     pub active_turns: AtomicUsize,
     pub reload_lock: tokio::sync::Mutex<()>,
-    /// With `storage.url`: the named tokens are the replicas' shared ones, watched.
+    /// With `storage.url`: the named tokens are the replicas' shared ones, watched. Whether
+    /// those in force are current is the verifier's own [`NamedState`] (set only by
+    /// [`Shared::apply_shared_tokens`]).
     pub shares_tokens: AtomicBool,
-    /// With `storage.url`: a change of the shared named tokens was announced and could not
-    /// be read yet (retried; the replica reports not ready meanwhile).
-    pub shared_tokens_stale: AtomicBool,
     pub tickets: TicketStore,
     /// With `storage.url`: tickets and pairing codes any replica redeems once (set at
     /// start; `crate::replicated`).
@@ -86,7 +86,6 @@ impl Shared {
             active_turns: AtomicUsize::new(0),
             reload_lock: tokio::sync::Mutex::new(()),
             shares_tokens: AtomicBool::new(false),
-            shared_tokens_stale: AtomicBool::new(false),
             tickets: TicketStore::new(),
             shared_one_time: std::sync::OnceLock::new(),
             pairing: picoclaw_auth::pairing::PairingStore::new(),
@@ -135,7 +134,7 @@ impl Shared {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
             && !self.shutting_down.load(Ordering::Acquire)
-            && !self.shared_tokens_stale.load(Ordering::Acquire)
+            && self.live().verifier.named_state() == NamedState::Current
     }
 
     /// With `storage.url`, whether the replicas' shared named tokens in force are current
@@ -144,7 +143,10 @@ impl Shared {
         if !self.shares_tokens.load(Ordering::Acquire) {
             return None;
         }
-        Some(if self.shared_tokens_stale.load(Ordering::Acquire) { "stale" } else { "current" })
+        Some(match self.live().verifier.named_state() {
+            NamedState::Current => "current",
+            NamedState::Suspended => "stale",
+        })
     }
 
     /// Records an audit event (never blocks the request).
@@ -158,8 +160,27 @@ impl Shared {
     /// then checks every credential derived from the old state against the new one —
     /// outstanding tickets and pairing codes are dropped and sockets closed with 4001 when their parent is
     /// no longer accepted. Revoke, rotate, a file edit and a removal all end here.
+    /// The state of the named tokens is carried over: a reload neither suspends nor
+    /// resumes them (only the shared-token watch knows whether they are current).
     pub fn apply(&self, live: Live) -> Applied {
-        *self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(live);
+        self.swap(live, None)
+    }
+
+    /// Like [`Shared::apply`], from the watch of the replicas' shared named tokens: with
+    /// `named` they are current again (just read) or suspended (lost track of them; see
+    /// [`NamedState::Suspended`]), and sockets opened with one close with 1013.
+    pub fn apply_shared_tokens(&self, live: Live, named: NamedState) -> Applied {
+        self.swap(live, Some(named))
+    }
+
+    fn swap(&self, mut live: Live, named: Option<NamedState>) -> Applied {
+        {
+            // Read and written under one lock: a reload and the watch cannot undo each other.
+            let mut slot = self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let state = named.unwrap_or_else(|| slot.verifier.named_state());
+            live.verifier = live.verifier.with_named_state(state);
+            *slot = Arc::new(live);
+        }
         let verifier = &self.live().verifier;
         let dropped_tickets = self.tickets.retain_valid(verifier);
         let dropped_pairing_codes = self.pairing.retain_valid(verifier);
@@ -181,9 +202,18 @@ impl Shared {
                     reason: "the Pico channel was disabled".into(),
                 });
             }
-            live.verifier.still_valid(&conn.principal).err().map(|e| CloseReason {
-                code: close::CREDENTIAL_REVOKED,
-                reason: format!("credential {} is no longer valid ({})", conn.principal.id, e.code()),
+            live.verifier.still_valid(&conn.principal).err().map(|e| match e {
+                AuthError::Unverifiable { .. } => CloseReason {
+                    code: close::TRY_AGAIN_LATER,
+                    reason: format!(
+                        "credential {} cannot be checked right now; reconnect",
+                        conn.principal.id
+                    ),
+                },
+                e => CloseReason {
+                    code: close::CREDENTIAL_REVOKED,
+                    reason: format!("credential {} is no longer valid ({})", conn.principal.id, e.code()),
+                },
             })
         })
     }

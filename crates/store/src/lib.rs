@@ -31,7 +31,7 @@ pub use bus::{Envelope, PgBus, Relayed};
 pub use one_time::{MAX_SHARED_PER_KIND, PgOneTime};
 pub use postgres::{MIGRATION_LOCK, MIGRATIONS, POOL_SIZE, PgStore, PgTarget};
 pub use sqlite::{SESSION_ROW_BYTES, SqliteStore, StoreOptions};
-pub use tokens::{PgTokens, TOKENS_CHANNEL, token_records, watch_tokens};
+pub use tokens::{PgTokens, TOKENS_CHANNEL, TokenFeed, token_records, watch_tokens};
 
 /// The PostgreSQL database of `storage.url` with its password, `None` for SQLite.
 pub fn storage_target(

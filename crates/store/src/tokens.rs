@@ -11,10 +11,11 @@
 //!   home's validated `tokens:` list (`seed`), once: moving a single gateway onto
 //!   PostgreSQL keeps its tokens. A home without named tokens stores nothing, so it cannot
 //!   claim the row first. Once the row exists, the homes' `tokens:` lists are not read.
-//! - [`watch_tokens`]: one listening connection per replica; the receiver gets a signal
-//!   for every change and after every (re)connection (a notification may have been missed
-//!   while it was down), and the gateway reloads on it (`Shared::apply`: sockets of a
-//!   revoked token close with 4001, its tickets are dropped).
+//! - [`watch_tokens`]: one listening connection per replica; its [`TokenFeed`] moves on
+//!   every change and after every (re)connection (a notification may have been missed
+//!   while it was down), and says whether the listener is up. The gateway reads the
+//!   tokens again when it moves (sockets of a revoked token close with 4001, its tickets
+//!   are dropped) and suspends every named token while the listener is down.
 //! - The records are hash-only (`sha256` of each secret): the table never holds a secret.
 //!
 //! Token operations are rare and synchronous (they run on blocking threads, or in the CLI
@@ -27,7 +28,7 @@ use picoclaw_auth::named::{SharedTokens, TokenFile, TokenStoreError};
 use picoclaw_config::{Paths, Settings};
 use picoclaw_credentials::Credentials;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 
 use crate::postgres::{PgTarget, listen, now_ms, with_connection};
 use crate::{StoreError, storage_target};
@@ -181,59 +182,79 @@ async fn version(client: &tokio_postgres::Client) -> Result<i64, StoreError> {
     Ok(row.map_or(0, |r| r.get(0)))
 }
 
-/// Signals every change of the shared tokens, and every (re)connection of the listener
-/// (a change may have been missed while it was down). Besides the notifications, the
-/// row's version is read every [`POLL_EVERY`]: a change whose notification was lost is
-/// signalled then, and a connection that stops answering is replaced. Runs until the
-/// receiver is dropped.
-pub fn watch_tokens(target: &PgTarget) -> mpsc::Receiver<()> {
-    let (tx, rx) = mpsc::channel(1);
+/// What a replica knows of the shared tokens' row, as [`watch_tokens`] last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokenFeed {
+    /// Whether the listening connection is up: while it is not, a change made through
+    /// another replica may go unseen here.
+    pub listening: bool,
+    /// Counts the changes announced (and every (re)connection, since a change may have
+    /// been missed while down): the tokens are to be read again when it moves.
+    pub changes: u64,
+}
+
+/// Follows the shared tokens: [`TokenFeed::changes`] moves on every change and every
+/// (re)connection of the listener, [`TokenFeed::listening`] says whether it is up (and a
+/// failed attempt to connect is announced too). Besides the notifications, the row's
+/// version is read every [`POLL_EVERY`]: a change whose notification was lost is
+/// announced then, and a connection that stops answering is replaced. A `watch` channel,
+/// so the receiver always sees the latest state and no signal can be lost. Runs until
+/// the receiver is dropped.
+pub fn watch_tokens(target: &PgTarget) -> watch::Receiver<TokenFeed> {
+    let (tx, rx) = watch::channel(TokenFeed::default());
     let target = target.clone();
+    let changed = |tx: &watch::Sender<TokenFeed>| tx.send_modify(|f| f.changes += 1);
+    let lost = |tx: &watch::Sender<TokenFeed>| tx.send_modify(|f| f.listening = false);
     tokio::spawn(async move {
         let mut seen: Option<i64> = None;
         loop {
             if tx.is_closed() {
                 return;
             }
-            if let Some(mut listening) = listen(&target, TOKENS_CHANNEL, "shared tokens").await {
-                tracing::info!("shared tokens: listening for changes made through other replicas");
-                // Catch up on what happened while not listening.
-                let _ = tx.try_send(());
-                let mut poll = tokio::time::interval(POLL_EVERY);
-                loop {
-                    tokio::select! {
-                        note = listening.notes.recv() => {
-                            if note.is_none() {
+            let Some(mut listening) = listen(&target, TOKENS_CHANNEL, "shared tokens").await else {
+                lost(&tx);
+                tokio::time::sleep(crate::postgres::RETRY).await;
+                continue;
+            };
+            tracing::info!("shared tokens: listening for changes made through other replicas");
+            // Catch up on what happened while not listening.
+            tx.send_modify(|f| {
+                f.listening = true;
+                f.changes += 1;
+            });
+            let mut poll = tokio::time::interval(POLL_EVERY);
+            loop {
+                tokio::select! {
+                    note = listening.notes.recv() => {
+                        if note.is_none() {
+                            tracing::warn!("shared tokens: the listening connection closed");
+                            break;
+                        }
+                        changed(&tx);
+                    }
+                    _ = poll.tick() => {
+                        let read = tokio::time::timeout(POLL_EVERY * 2, version(&listening.client)).await;
+                        match read {
+                            Ok(Ok(v)) => {
+                                if seen.is_some_and(|s| s != v) {
+                                    changed(&tx);
+                                }
+                                seen = Some(v);
+                            }
+                            Ok(Err(e)) => {
+                                tracing::warn!("shared tokens: the listening connection failed: {e}");
                                 break;
                             }
-                            // One pending signal is enough: the refresh reads the whole row.
-                            let _ = tx.try_send(());
-                        }
-                        _ = poll.tick() => {
-                            let read = tokio::time::timeout(POLL_EVERY * 2, version(&listening.client)).await;
-                            match read {
-                                Ok(Ok(v)) => {
-                                    if seen.is_some_and(|s| s != v) {
-                                        let _ = tx.try_send(());
-                                    }
-                                    seen = Some(v);
-                                }
-                                Ok(Err(e)) => {
-                                    tracing::warn!("shared tokens: the listening connection failed: {e}");
-                                    break;
-                                }
-                                Err(_) => {
-                                    tracing::warn!("shared tokens: the listening connection stopped answering");
-                                    break;
-                                }
+                            Err(_) => {
+                                tracing::warn!("shared tokens: the listening connection stopped answering");
+                                break;
                             }
                         }
                     }
-                    if tx.is_closed() {
-                        return;
-                    }
+                    () = tx.closed() => return,
                 }
             }
+            lost(&tx);
             tokio::time::sleep(crate::postgres::RETRY).await;
         }
     });

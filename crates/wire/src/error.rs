@@ -280,6 +280,8 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> ApiError {
         let retry_after = match e {
             AuthError::RateLimited { retry_after_secs } => Some(retry_after_secs),
+            // The tokens are read again within seconds of the database answering.
+            AuthError::Unverifiable { .. } => Some(5),
             _ => None,
         };
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);

@@ -211,6 +211,32 @@ fn verifier_with_stored_credentials_checks_scope() {
 }
 
 #[test]
+fn suspended_named_tokens_are_refused_and_so_is_all_that_derives_from_them() {
+    use crate::verify::NamedState;
+    let clock = ManualClock::new(t0());
+    let mut set = TokenSet::default();
+    let (_, chat) = set.create(TokenName::parse("c").unwrap(), Scope::Chat, None, t0()).unwrap();
+    let mut tree = json!({});
+    set.write_into(&mut tree, t0());
+    let stored = StoredCredentials::from_tree(&tree, &no_creds(), true, Arc::new(clock)).unwrap();
+    let current = Verifier::new(&no_creds(), &Secret::new("rt"), true).with_named(Arc::new(stored));
+    let principal = current.verify(chat.expose(), Scope::Chat).unwrap();
+    let suspended = current.clone().with_named_state(NamedState::Suspended);
+    let refused = suspended.verify(chat.expose(), Scope::Chat).unwrap_err();
+    assert!(matches!(refused, AuthError::Unverifiable { .. }), "{refused:?}");
+    assert_eq!((refused.status(), refused.code()), (503, "shared_tokens_unavailable"));
+    assert!(!refused.counts_as_failure(), "a real token is not a guess");
+    // A socket or ticket of the token dies with the suspension; the replica's own
+    // credentials do not.
+    assert!(matches!(suspended.still_valid(&principal), Err(AuthError::Unverifiable { .. })));
+    assert_eq!(suspended.verify("rt", Scope::Admin).map(|p| p.kind), Ok(CredentialKind::Runtime));
+    assert!(suspended.verify("not-a-token", Scope::Chat).is_err());
+    let resumed = suspended.with_named_state(NamedState::Current);
+    assert!(resumed.verify(chat.expose(), Scope::Chat).is_ok());
+    assert!(resumed.still_valid(&principal).is_ok());
+}
+
+#[test]
 fn ten_thousand_tokens_load_and_each_verifies() {
     let clock = ManualClock::new(t0());
     let mut set = TokenSet::default();

@@ -103,7 +103,9 @@ async fn a_chat_on_replica_a_is_listed_and_readable_through_replica_b() {
     }
     let mut on_b = ws::bearer(&format!("{}?session_id=shared-notes&protocol=2", b.ws()), PICO).await;
     ws::send(&mut on_b, json!({ "type": "ping", "id": "joined" })).await;
-    assert_eq!(ws::frame(&mut on_b).await["type"], "pong");
+    // The last turn's closing frames (`typing.stop` after `message.done`) may reach the new
+    // socket first: it is a member of the session.
+    ws::until(&mut on_b, "pong").await;
     let deleted = reqwest::Client::new()
         .delete(format!("{}/api/sessions/shared-notes", a.http()))
         .bearer_auth(PICO)
@@ -111,10 +113,23 @@ async fn a_chat_on_replica_a_is_listed_and_readable_through_replica_b() {
         .await
         .expect("http");
     assert_eq!(deleted.status().as_u16(), 200);
-    match ws::next(&mut on_b, Duration::from_secs(10)).await {
-        ws::Next::Closed(Some((code, _))) => assert_eq!(code, 4004),
-        other => {
-            panic!("B's socket of the deleted session stayed open: {other:?}\n{}", home_b.gateway_stderr())
+    // Frames of the session's earlier turns may still be arriving (through the fan-out too,
+    // docs/storage.md): skipped, the close is what counts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match ws::next(&mut on_b, left).await {
+            ws::Next::Frame(_) => continue,
+            ws::Next::Closed(Some((code, _))) => {
+                assert_eq!(code, 4004);
+                break;
+            }
+            other => {
+                panic!(
+                    "B's socket of the deleted session stayed open: {other:?}\n{}",
+                    home_b.gateway_stderr()
+                )
+            }
         }
     }
 
@@ -501,6 +516,91 @@ async fn neither_a_broken_config_nor_a_newer_schema_keeps_a_token_revoked_elsewh
     let out = home_c.run(&["gateway", "--port", "0"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("newer than this picoclaw"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_cut_off_from_the_database_refuses_named_tokens_until_it_has_read_them_again() {
+    let Some(pg) = Postgres::start() else { return };
+    let home_a = replica_home(&pg, "postgres", false);
+    let a = home_a.spawn_gateway(&[]);
+    // B logs in as a role of its own, so the test can cut B alone off the database (a
+    // network partition between B and PostgreSQL) while A goes on.
+    let client = pg.client("postgres").await;
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE replica_b LOGIN PASSWORD '{}';
+             GRANT CREATE, USAGE ON SCHEMA public TO replica_b;
+             GRANT ALL ON ALL TABLES IN SCHEMA public TO replica_b;
+             GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO replica_b;",
+            postgres_support::PASSWORD
+        ))
+        .await
+        .unwrap();
+    let url_b = pg.url("postgres").replacen(&format!("{}@", postgres_support::USER), "replica_b@", 1);
+    let home_b = replica_home(&pg, "postgres", false).env("PICOCLAW_STORAGE_URL", &url_b);
+    let b = home_b.spawn_gateway(&[]);
+    let mut tokens = Vec::new();
+    for name in ["kiosk", "tablet"] {
+        let (status, created) =
+            admin(&a, reqwest::Method::POST, "/api/tokens", Some(json!({ "name": name, "scope": "chat" })))
+                .await;
+        assert_eq!(status, 201, "{created}");
+        tokens.push(created["token"].as_str().expect("token shown once").to_owned());
+    }
+    let (kiosk, tablet) = (tokens[0].clone(), tokens[1].clone());
+    assert!(
+        until_whoami(&b, &tablet, 200, Duration::from_secs(5)).await.is_some(),
+        "{}",
+        home_b.gateway_stderr()
+    );
+    let mut on_b = ws::bearer(&format!("{}?session_id=kiosk-notes&protocol=2", b.ws()), &kiosk).await;
+    ws::send(&mut on_b, json!({ "type": "ping", "id": "joined" })).await;
+    assert_eq!(ws::frame(&mut on_b).await["type"], "pong");
+
+    // Cut off: B can no longer hear of a revocation, so it must not accept a named token.
+    client
+        .batch_execute(
+            "ALTER ROLE replica_b NOLOGIN;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'replica_b';",
+        )
+        .await
+        .unwrap();
+    match ws::next(&mut on_b, Duration::from_secs(5)).await {
+        ws::Next::Closed(Some((code, _))) => assert_eq!(code, 1013, "try again later, not revoked"),
+        other => {
+            panic!("B kept a named token's socket while cut off: {other:?}\n{}", home_b.gateway_stderr())
+        }
+    }
+    let (status, refused) = get(&format!("{}/auth/whoami", b.http()), &tablet).await;
+    assert_eq!(
+        (status, refused["error"]["code"].clone()),
+        (503, json!("shared_tokens_unavailable")),
+        "{refused}"
+    );
+    let (status, ready) = get(&format!("{}/ready", b.http()), PICO).await;
+    assert_eq!((status, ready["checks"]["shared_tokens"].clone()), (503, json!("stale")), "{ready}");
+    // B's own credentials are not shared: they go on working.
+    assert_eq!(whoami(&b, PICO).await, 200);
+    assert!(home_b.gateway_stderr().contains("every named token is refused"), "{}", home_b.gateway_stderr());
+
+    // A revocation made while B cannot hear of it...
+    let (status, revoked) = admin(&a, reqwest::Method::DELETE, "/api/tokens/kiosk", None).await;
+    assert_eq!(status, 200, "{revoked}");
+    // ...is in force on B the moment B accepts named tokens again.
+    client.batch_execute("ALTER ROLE replica_b LOGIN;").await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let revoked_status = whoami(&b, &kiosk).await;
+        assert_ne!(revoked_status, 200, "B accepted a token revoked while it was cut off");
+        if whoami(&b, &tablet).await == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "B never caught up: {}", home_b.gateway_stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(whoami(&b, &kiosk).await, 401);
+    let (status, ready) = get(&format!("{}/ready", b.http()), PICO).await;
+    assert_eq!((status, ready["checks"]["shared_tokens"].clone()), (200, json!("current")), "{ready}");
 }
 
 /// A ticket from `gw` for `token`, bound to `origin`.
