@@ -69,6 +69,10 @@ pub enum PairingError {
     /// The credential that created it is no longer accepted.
     #[error("the credential that created this pairing code is no longer valid")]
     ParentRevoked,
+    /// The credential that created it cannot be checked right now
+    /// ([`crate::AuthError::Unverifiable`]).
+    #[error("the credential that created this pairing code cannot be checked right now; retry shortly")]
+    ParentUnverifiable,
     /// The OS random generator failed.
     #[error("the operating system's random generator failed")]
     Random,
@@ -371,7 +375,10 @@ impl PairingStore {
         if c.expires <= now {
             return Err(PairingError::Expired);
         }
-        verifier.still_valid(&c.grant.parent).map_err(|_| PairingError::ParentRevoked)?;
+        verifier.still_valid(&c.grant.parent).map_err(|e| match e {
+            crate::AuthError::Unverifiable { .. } => PairingError::ParentUnverifiable,
+            _ => PairingError::ParentRevoked,
+        })?;
         Ok(c.grant)
     }
 

@@ -60,6 +60,10 @@ pub enum TicketError {
     /// grace, or removed from the configuration).
     #[error("the credential that issued this ticket is no longer valid")]
     ParentRevoked,
+    /// The credential that minted it cannot be checked right now
+    /// ([`AuthError::Unverifiable`]); its public id.
+    #[error("the credential that issued this ticket cannot be checked right now; retry shortly")]
+    ParentUnverifiable(String),
 }
 
 impl From<TicketError> for AuthError {
@@ -71,6 +75,7 @@ impl From<TicketError> for AuthError {
             TicketError::ParentRevoked => {
                 AuthError::Expired { id: "ticket".to_owned(), state: Lapse::Revoked }
             }
+            TicketError::ParentUnverifiable(id) => AuthError::Unverifiable { id },
         }
     }
 }
@@ -214,7 +219,10 @@ impl TicketStore {
         if t.origin != normalize_origin(origin) {
             return Err(TicketError::OriginMismatch);
         }
-        verifier.still_valid(&t.principal).map_err(|_| TicketError::ParentRevoked)?;
+        verifier.still_valid(&t.principal).map_err(|e| match e {
+            AuthError::Unverifiable { id } => TicketError::ParentUnverifiable(id),
+            _ => TicketError::ParentRevoked,
+        })?;
         Ok(t.principal)
     }
 

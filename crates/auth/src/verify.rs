@@ -328,14 +328,18 @@ impl Verifier {
     /// (`pcl_…`): when no named token matches it, the fixed credentials still decide.
     pub fn identify(&self, presented: &str) -> Result<Principal, AuthError> {
         let mut named_verdict = None;
-        if let Some(stored) = &self.stored
+        if self.stored.is_some() && self.named_state == NamedState::Suspended {
+            // The records may be out of date (revoked, or created, elsewhere): a token of
+            // the named format is not looked up at all — nothing is accepted, counted as a
+            // guess or recorded as used — until they are read again. A fixed credential
+            // that looks like one still decides below.
+            if let Ok(id) = crate::named::format::parse(presented) {
+                named_verdict = Some(AuthError::Unverifiable { id: id.to_string() });
+            }
+        } else if let Some(stored) = &self.stored
             && let Some(verdict) = stored.named.verify(presented)
         {
             match verdict {
-                // Possibly revoked elsewhere since it was read: not accepted until known.
-                Ok(p) if self.named_state == NamedState::Suspended => {
-                    return Err(AuthError::Unverifiable { id: p.id });
-                }
                 // The secret matched a named token: its verdict is final.
                 Ok(p) => return Ok(p),
                 Err(e @ AuthError::Expired { .. }) => return Err(e),

@@ -125,6 +125,8 @@ impl<G: Guard> FromRequestParts<Arc<Shared>> for Authenticated<G> {
         for ticket in found.candidates().iter().filter(|c| c.how() == Presentation::Ticket) {
             crate::replicated::take(shared, &shared.tickets, ticket.token()).await;
         }
+        // The state in force now: a revocation or suspension may have landed meanwhile.
+        let live = shared.live();
         let gate = Gate { verifier: &live.verifier, tickets: &shared.tickets, limiter: &shared.limiter };
         let client_text = client.to_string();
         match gate.admit(&found, G::SCOPE, client, origin) {

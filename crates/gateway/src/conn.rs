@@ -243,10 +243,8 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
     // A reload that ran between the gate and the join swept the hub before this socket
     // was in it: check the credential against the state in force now.
     if let Err(e) = shared.live().verifier.still_valid(&p.principal) {
-        handle.close(
-            close::CREDENTIAL_REVOKED,
-            format!("credential {} is no longer valid ({})", p.principal.id, e.code()),
-        );
+        let why = close::for_refused(&p.principal.id, &e);
+        handle.close(why.code, why.reason);
     }
     tracing::debug!(conn = id, session = %p.session_id, credential = %p.principal.id, v2 = p.v2, "pico socket open");
     let (sink, mut stream) = socket.split();
@@ -343,7 +341,7 @@ async fn serve_socket(shared: Arc<Shared>, socket: WebSocket, p: Params, slot: S
     }
     // A socket closed because its credential ended takes its answers in flight with it;
     // one the client closed lets them finish (other sockets of the session get them).
-    if *closed.borrow() == Some(close::CREDENTIAL_REVOKED) {
+    if closed.borrow().is_some_and(close::credential_ended) {
         for turn in &running {
             turn.task.abort();
         }

@@ -46,6 +46,26 @@ pub(crate) mod close {
     pub const CREDENTIAL_REVOKED: u16 = 4001;
     /// The session was deleted (`DELETE /api/sessions/{id}`, `picoclaw sessions delete`).
     pub const SESSION_DELETED: u16 = 4004;
+
+    /// Whether `code` closed a socket because its credential no longer opens anything here
+    /// (revoked, or cannot be checked): its answers in flight end with it.
+    pub fn credential_ended(code: u16) -> bool {
+        matches!(code, CREDENTIAL_REVOKED | TRY_AGAIN_LATER)
+    }
+
+    /// How to close a socket of credential `id` that the verifier refuses with `e`.
+    pub(crate) fn for_refused(id: &str, e: &picoclaw_auth::AuthError) -> super::CloseReason {
+        match e {
+            picoclaw_auth::AuthError::Unverifiable { .. } => super::CloseReason {
+                code: TRY_AGAIN_LATER,
+                reason: format!("credential {id} cannot be checked right now; reconnect"),
+            },
+            e => super::CloseReason {
+                code: CREDENTIAL_REVOKED,
+                reason: format!("credential {id} is no longer valid ({})", e.code()),
+            },
+        }
+    }
 }
 
 /// One socket as the hub sees it.

@@ -119,7 +119,9 @@ pub(crate) async fn completions(
         conn: handle.id,
         _closer: closer_rx,
     };
-    if let Err(e) = live.verifier.still_valid(&auth.principal) {
+    // Checked against the state in force now: a revocation or suspension during the claim
+    // swept the hub before this request was in it.
+    if let Err(e) = shared.live().verifier.still_valid(&auth.principal) {
         return Err(ApiError::from(e));
     }
     // Unique in this process (the hub's connection id), unguessable across processes.

@@ -17,6 +17,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use picoclaw_auth::NamedState;
 use picoclaw_auth::audit::{AuditEvent, AuditKind, Outcome};
 use picoclaw_auth::named::ops::{CreateRequest, Requester, TokenOpError, TokenOps};
 use picoclaw_auth::pairing::{PairRequest, RedeemRequest};
@@ -190,8 +191,19 @@ async fn redeem_inner(
             .code(code)
     };
     let request = RedeemRequest::from_json(body)?;
+    if live.verifier.named_state() == NamedState::Suspended {
+        // It would create a named token in a shared set this replica has lost track of:
+        // refused before the code is spent, so it can be used once the replica is back.
+        shared.audit(refused("shared_tokens_unavailable"));
+        return Err(ApiError::new(
+            Code::SharedTokensUnavailable,
+            "this replica has lost track of the replicas' shared named tokens; retry shortly (the code is not used up)",
+        )
+        .with_retry_after(5));
+    }
     crate::replicated::take(shared, &shared.pairing, request.code.expose()).await;
-    let grant = match shared.pairing.redeem(request.code.expose(), &live.verifier) {
+    // The state in force now: a revocation may have landed while taking the code.
+    let grant = match shared.pairing.redeem(request.code.expose(), &shared.live().verifier) {
         Ok(grant) => grant,
         Err(e) => {
             let e = ApiError::from(e);

@@ -84,14 +84,9 @@ fn verifier_of(
 /// error in config.json (or `gateway.hot_reload: false`) can neither block a revocation
 /// nor be applied by one. Sockets and tickets of a token that is no longer valid end
 /// (`Shared::apply`).
-///
-/// `named`: `Some(NamedState::Current)` from the watch of the shared tokens (they are
-/// current again); `None` elsewhere (an admin API change keeps a suspension: only the
-/// watch knows whether changes made elsewhere are being seen).
-pub(crate) async fn refresh_shared_tokens(
-    shared: &Arc<Shared>,
-    named: Option<NamedState>,
-) -> Result<(), String> {
+/// A suspension is kept (`Shared::apply`): only the watch of the shared tokens knows
+/// whether changes made elsewhere are being seen, and resumes them.
+pub(crate) async fn refresh_shared_tokens(shared: &Arc<Shared>) -> Result<(), String> {
     let _one_at_a_time = shared.reload_lock.lock().await;
     let old = shared.live();
     let (paths, runtime, now) = (shared.paths.clone(), shared.runtime_token.clone(), old.clone());
@@ -115,10 +110,7 @@ pub(crate) async fn refresh_shared_tokens(
     .await
     .unwrap_or_else(|_| Err(GatewayError::Refused("the refresh was interrupted".into())));
     let live = built.map_err(|e| e.to_string())?;
-    let applied = match named {
-        Some(state) => shared.apply_shared_tokens(live, state),
-        None => shared.apply(live),
-    };
+    let applied = shared.apply(live);
     shared.audit(
         picoclaw_auth::audit::AuditEvent::new(
             picoclaw_auth::audit::AuditKind::Reload,
@@ -139,11 +131,7 @@ pub(crate) async fn refresh_shared_tokens(
 /// them; see [`NamedState::Suspended`]): each is refused until they are read again, and
 /// the sockets and tickets of every named token end. Nothing happens when they already are.
 pub(crate) fn suspend_shared_tokens(shared: &Shared, why: &str) {
-    let live = shared.live();
-    if live.verifier.named_state() == NamedState::Suspended {
-        return;
-    }
-    let applied = shared.apply_shared_tokens(Live::clone(&live), NamedState::Suspended);
+    let Some(applied) = shared.set_named_state(NamedState::Suspended) else { return };
     shared.audit(
         picoclaw_auth::audit::AuditEvent::new(
             picoclaw_auth::audit::AuditKind::Reload,
@@ -263,6 +251,13 @@ pub(crate) async fn reload(shared: &Arc<Shared>, trigger: &str) -> Result<Summar
             return Err(e.to_string());
         }
     };
+    if live.settings.storage.url != old.settings.storage.url {
+        // Sessions, the fan-out and the watch of the shared tokens stay where they were
+        // opened: applying the rest (named tokens read from elsewhere) would split them.
+        let e = "storage.url changed; restart the gateway to apply it (the previous configuration is kept)";
+        tracing::error!(trigger, "reload rejected: {e}");
+        return Err(e.to_owned());
+    }
     for w in &warnings {
         tracing::warn!("{w}");
     }

@@ -193,7 +193,7 @@ impl Gateway {
             spawn_watcher(shared.clone(), &paths);
         }
         start_relay(&shared);
-        start_token_watch(&shared);
+        start_token_watch(&shared).await;
         tokio::spawn(beat_loop(paths.clone(), stop_rx.clone()));
         tokio::spawn(sweep_loop(shared.clone(), stop_rx.clone()));
         tokio::spawn(last_used_loop(shared.clone(), stop_rx.clone()));
@@ -429,7 +429,7 @@ fn start_relay(shared: &Arc<Shared>) {
 /// tokens are read again: it fails closed. Always on, whatever `gateway.hot_reload` says:
 /// it is a credential change, not a file edit. Tickets and pairing codes are shared too
 /// (`crate::replicated`): issued here, redeemable once anywhere.
-fn start_token_watch(shared: &Arc<Shared>) {
+async fn start_token_watch(shared: &Arc<Shared>) {
     let live = shared.live();
     let Some(target) = picoclaw_store::storage_target(&live.settings, &live.credentials) else { return };
     match picoclaw_store::PgOneTime::new(&target) {
@@ -439,57 +439,115 @@ fn start_token_watch(shared: &Arc<Shared>) {
         Err(e) => tracing::warn!("shared tickets and pairing codes unavailable (this replica only): {e}"),
     }
     shared.shares_tokens.store(true, Ordering::Release);
-    let mut feed = picoclaw_store::watch_tokens(&target);
-    let weak = Arc::downgrade(shared);
-    tokio::spawn(async move {
-        // The tokens in force were read at start; the first news is the listener's.
-        let mut applied = 0;
-        let mut wait = Duration::from_secs(1);
-        loop {
-            let mut retry_in = None;
-            if feed.changed().await.is_err() {
-                return;
+    // Until the listener is up and the tokens are read, a change made elsewhere could go
+    // unseen: named tokens are accepted from that first read on.
+    shared.set_named_state(NamedState::Suspended);
+    let feed = picoclaw_store::watch_tokens(&target);
+    let (first_read, first) = tokio::sync::oneshot::channel();
+    tokio::spawn(follow_shared_tokens(Arc::downgrade(shared), feed, first_read));
+    // The store is reachable (it opened): the first read takes milliseconds. Bounded, so a
+    // slow database delays the start by at most this, then the replica starts suspended.
+    if tokio::time::timeout(FIRST_READ_WITHIN, first).await.is_err() {
+        tracing::warn!(
+            "shared tokens: not read within {} s; named tokens are refused until they are",
+            FIRST_READ_WITHIN.as_secs()
+        );
+    }
+}
+
+/// How long the start waits for the first read of the shared tokens.
+const FIRST_READ_WITHIN: Duration = Duration::from_secs(10);
+
+/// What the watch of the shared tokens does next.
+enum Next {
+    /// Wait for news from the listener.
+    Wait,
+    /// Read again after this delay, or at once on news.
+    Retry(Duration),
+    /// Look at the feed again at once (it moved during a read).
+    Again,
+}
+
+/// Keeps the named tokens in force equal to the shared ones (`feed`: the listener's
+/// news): reads them when a change is announced and resumes them; suspends them while the
+/// listener is down, when a read fails (retried, 1 s doubling to 30 s) and when the
+/// listener drops during a read. They are resumed only after a read during which nothing
+/// moved. `first_read` is told when they are first in force.
+async fn follow_shared_tokens(
+    weak: std::sync::Weak<Shared>,
+    mut feed: watch::Receiver<picoclaw_store::TokenFeed>,
+    first_read: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut first_read = Some(first_read);
+    let mut applied = None;
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let now = *feed.borrow_and_update();
+        let Some(shared) = weak.upgrade() else { return };
+        let suspended = shared.live().verifier.named_state() == NamedState::Suspended;
+        let next = if !now.listening {
+            if applied.is_some() {
+                // A revocation made elsewhere from now on would go unseen.
+                crate::reload::suspend_shared_tokens(
+                    &shared,
+                    "the database connection that listens for token changes is down",
+                );
             }
-            loop {
-                let now = *feed.borrow_and_update();
-                let Some(shared) = weak.upgrade() else { return };
-                let current = shared.live().verifier.named_state() == NamedState::Current;
-                if !now.listening {
-                    // A revocation made elsewhere from now on would go unseen.
+            Next::Wait
+        } else if applied == Some(now.changes) && !suspended {
+            Next::Wait
+        } else {
+            let read = tokio::select! {
+                read = crate::reload::refresh_shared_tokens(&shared) => Some(read),
+                _ = feed.wait_for(|f| !f.listening) => None,
+            };
+            match read {
+                None => {
                     crate::reload::suspend_shared_tokens(
                         &shared,
-                        "the database connection that listens for token changes is down",
+                        "the listening connection dropped during a read",
                     );
-                } else if now.changes != applied || !current {
-                    match crate::reload::refresh_shared_tokens(&shared, Some(NamedState::Current)).await {
-                        Ok(()) => {
-                            applied = now.changes;
-                            wait = Duration::from_secs(1);
-                            if !current {
-                                tracing::info!("shared tokens: current again; named tokens accepted, ready");
-                            }
-                        }
-                        Err(e) => {
-                            crate::reload::suspend_shared_tokens(
-                                &shared,
-                                &format!("a change could not be read ({e})"),
-                            );
-                            tracing::error!("shared tokens: retrying in {} s", wait.as_secs());
-                            retry_in = Some(wait);
-                            wait = (wait * 2).min(Duration::from_secs(30));
-                        }
-                    }
+                    Next::Again
                 }
-                drop(shared);
-                let Some(delay) = retry_in.take() else { break };
-                // A retry after the delay, or at once on news from the listener.
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    news = feed.changed() => if news.is_err() { return },
+                Some(Ok(())) if *feed.borrow() == now => {
+                    applied = Some(now.changes);
+                    wait = Duration::from_secs(1);
+                    if shared.set_named_state(NamedState::Current).is_some() && first_read.is_none() {
+                        tracing::info!("shared tokens: current again; named tokens accepted, ready");
+                    }
+                    if let Some(tell) = first_read.take() {
+                        let _ = tell.send(());
+                    }
+                    Next::Wait
+                }
+                // Something moved during the read: read again before resuming.
+                Some(Ok(())) => Next::Again,
+                Some(Err(e)) => {
+                    crate::reload::suspend_shared_tokens(
+                        &shared,
+                        &format!("a change could not be read ({e})"),
+                    );
+                    tracing::error!("shared tokens: retrying in {} s", wait.as_secs());
+                    let delay = wait;
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                    Next::Retry(delay)
                 }
             }
+        };
+        drop(shared);
+        match next {
+            Next::Again => {}
+            Next::Wait => {
+                if feed.changed().await.is_err() {
+                    return;
+                }
+            }
+            Next::Retry(delay) => tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                news = feed.changed() => if news.is_err() { return },
+            },
         }
-    });
+    }
 }
 
 /// Refreshes this gateway's heartbeat in the home (`picoclaw_lifecycle::writers`: doctor's

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use picoclaw_agent::Engine;
 use picoclaw_auth::audit::{AuditEvent, AuditLog};
-use picoclaw_auth::{AuthError, FailureLimiter, NamedState, StoredCredentials, TicketStore, Verifier};
+use picoclaw_auth::{FailureLimiter, NamedState, StoredCredentials, TicketStore, Verifier};
 use picoclaw_config::{Flags, Paths, Settings};
 use picoclaw_credentials::{Credentials, Secret};
 
@@ -161,26 +161,38 @@ impl Shared {
     /// outstanding tickets and pairing codes are dropped and sockets closed with 4001 when their parent is
     /// no longer accepted. Revoke, rotate, a file edit and a removal all end here.
     /// The state of the named tokens is carried over: a reload neither suspends nor
-    /// resumes them (only the shared-token watch knows whether they are current).
-    pub fn apply(&self, live: Live) -> Applied {
-        self.swap(live, None)
-    }
-
-    /// Like [`Shared::apply`], from the watch of the replicas' shared named tokens: with
-    /// `named` they are current again (just read) or suspended (lost track of them; see
-    /// [`NamedState::Suspended`]), and sockets opened with one close with 1013.
-    pub fn apply_shared_tokens(&self, live: Live, named: NamedState) -> Applied {
-        self.swap(live, Some(named))
-    }
-
-    fn swap(&self, mut live: Live, named: Option<NamedState>) -> Applied {
+    /// resumes them (only the shared-token watch knows whether they are current, and sets
+    /// it with [`Shared::set_named_state`]).
+    pub fn apply(&self, mut live: Live) -> Applied {
         {
             // Read and written under one lock: a reload and the watch cannot undo each other.
             let mut slot = self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let state = named.unwrap_or_else(|| slot.verifier.named_state());
-            live.verifier = live.verifier.with_named_state(state);
+            live.verifier = live.verifier.with_named_state(slot.verifier.named_state());
             *slot = Arc::new(live);
         }
+        self.sweep()
+    }
+
+    /// From the watch of the replicas' shared named tokens: they are current (just read,
+    /// with the listener up) or suspended (lost track of them; see
+    /// [`NamedState::Suspended`]: sockets opened with one close with 1013, its tickets
+    /// are dropped). Changes the state in force in place, so a reload applied meanwhile is
+    /// kept. `None` when it already was `named`.
+    pub fn set_named_state(&self, named: NamedState) -> Option<Applied> {
+        {
+            let mut slot = self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if slot.verifier.named_state() == named {
+                return None;
+            }
+            let mut live = Live::clone(&slot);
+            live.verifier = live.verifier.with_named_state(named);
+            *slot = Arc::new(live);
+        }
+        Some(self.sweep())
+    }
+
+    /// Ends what the state in force no longer accepts.
+    fn sweep(&self) -> Applied {
         let verifier = &self.live().verifier;
         let dropped_tickets = self.tickets.retain_valid(verifier);
         let dropped_pairing_codes = self.pairing.retain_valid(verifier);
@@ -202,19 +214,10 @@ impl Shared {
                     reason: "the Pico channel was disabled".into(),
                 });
             }
-            live.verifier.still_valid(&conn.principal).err().map(|e| match e {
-                AuthError::Unverifiable { .. } => CloseReason {
-                    code: close::TRY_AGAIN_LATER,
-                    reason: format!(
-                        "credential {} cannot be checked right now; reconnect",
-                        conn.principal.id
-                    ),
-                },
-                e => CloseReason {
-                    code: close::CREDENTIAL_REVOKED,
-                    reason: format!("credential {} is no longer valid ({})", conn.principal.id, e.code()),
-                },
-            })
+            live.verifier
+                .still_valid(&conn.principal)
+                .err()
+                .map(|e| close::for_refused(&conn.principal.id, &e))
         })
     }
 }

@@ -66,7 +66,7 @@ async fn blocking<T: Send + 'static>(
 /// read back, as every other replica does on the change's notification.
 pub(crate) async fn apply(shared: &Arc<Shared>, what: &str) -> Result<(), ApiError> {
     if shared.shares_tokens.load(std::sync::atomic::Ordering::Acquire) {
-        return crate::reload::refresh_shared_tokens(shared, None).await.map_err(|message| {
+        return crate::reload::refresh_shared_tokens(shared).await.map_err(|message| {
             ApiError::new(
                 Code::NotApplied,
                 format!(

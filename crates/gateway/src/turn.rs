@@ -80,7 +80,8 @@ pub(crate) async fn run_turn(
             return;
         }
     };
-    if matches!(*turn.reply.closing.borrow(), Some(close::SESSION_DELETED | close::CREDENTIAL_REVOKED)) {
+    if turn.reply.closing.borrow().is_some_and(|c| c == close::SESSION_DELETED || close::credential_ended(c))
+    {
         return;
     }
     let engine = shared.live().engine.clone();

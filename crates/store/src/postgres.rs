@@ -358,11 +358,18 @@ pub(crate) async fn listen(target: &PgTarget, channel: &str, what: &str) -> Opti
         }
     });
     let listening = Listening { client, notes, driver };
-    if let Err(e) = listening.client.batch_execute(&format!("LISTEN {channel}")).await {
-        tracing::warn!("{what}: LISTEN failed: {e}");
-        return None;
+    // Bounded like the connect: a half-open connection must not hold the listener up.
+    match tokio::time::timeout(TIMEOUT, listening.client.batch_execute(&format!("LISTEN {channel}"))).await {
+        Ok(Ok(())) => Some(listening),
+        Ok(Err(e)) => {
+            tracing::warn!("{what}: LISTEN failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("{what}: LISTEN got no answer within {} s", TIMEOUT.as_secs());
+            None
+        }
     }
-    Some(listening)
 }
 
 impl PgStore {

@@ -107,6 +107,9 @@ pub enum Code {
     /// 503 `shared_state_unavailable`: with replicas, a ticket or pairing code could not be
     /// stored in PostgreSQL for the other replicas.
     SharedStateUnavailable,
+    /// 503 `shared_tokens_unavailable`: with replicas, this one has lost track of the shared
+    /// named tokens (docs/storage.md, "fails closed"): retry shortly.
+    SharedTokensUnavailable,
     /// 400 `invalid_pairing_code`: not 43 characters of base64url.
     MalformedPairingCode,
     /// 404 `pairing_code_unknown`: no such code, or it was used already.
@@ -150,7 +153,8 @@ impl Code {
             | TooManyConnections
             | NoRandomness
             | SessionStorage
-            | SharedStateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | SharedStateUnavailable
+            | SharedTokensUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
@@ -202,6 +206,7 @@ impl Code {
             SessionStorage => "session_storage",
             StorageFull => "storage_full",
             SharedStateUnavailable => "shared_state_unavailable",
+            SharedTokensUnavailable => "shared_tokens_unavailable",
             MalformedPairingCode => "invalid_pairing_code",
             UnknownPairingCode => "pairing_code_unknown",
             ExpiredPairingCode => "pairing_code_expired",
@@ -260,6 +265,13 @@ impl ApiError {
         ApiError::new(Code::Internal, format!("internal error; see {log}"))
     }
 
+    /// This error, telling the client to retry after `secs` seconds (`Retry-After`).
+    #[must_use]
+    pub fn with_retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// 429 with `Retry-After: secs`.
     pub fn rate_limited(secs: u64, message: impl Into<String>) -> ApiError {
         ApiError { retry_after: Some(secs), ..ApiError::new(Code::RateLimited, message) }
@@ -316,6 +328,7 @@ impl From<PairingError> for ApiError {
             PairingError::Unknown => Code::UnknownPairingCode,
             PairingError::Expired => Code::ExpiredPairingCode,
             PairingError::ParentRevoked => Code::RevokedPairingCode,
+            PairingError::ParentUnverifiable => Code::SharedTokensUnavailable,
             PairingError::Random => Code::RandomFailed,
             // `PairingError` is non-exhaustive: a new variant must be mapped above.
             _ => Code::Internal,

@@ -540,14 +540,36 @@ async fn a_replica_cut_off_from_the_database_refuses_named_tokens_until_it_has_r
     let home_b = replica_home(&pg, "postgres", false).env("PICOCLAW_STORAGE_URL", &url_b);
     let b = home_b.spawn_gateway(&[]);
     let mut tokens = Vec::new();
-    for name in ["kiosk", "tablet"] {
+    for (name, scope) in [("kiosk", "chat"), ("tablet", "chat"), ("ops", "admin")] {
         let (status, created) =
-            admin(&a, reqwest::Method::POST, "/api/tokens", Some(json!({ "name": name, "scope": "chat" })))
+            admin(&a, reqwest::Method::POST, "/api/tokens", Some(json!({ "name": name, "scope": scope })))
                 .await;
         assert_eq!(status, 201, "{created}");
         tokens.push(created["token"].as_str().expect("token shown once").to_owned());
     }
-    let (kiosk, tablet) = (tokens[0].clone(), tokens[1].clone());
+    let (kiosk, tablet, ops) = (tokens[0].clone(), tokens[1].clone(), tokens[2].clone());
+    // A pairing code from A, to be redeemed on B.
+    assert!(until_whoami(&a, &ops, 200, Duration::from_secs(5)).await.is_some());
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/pair", a.http()))
+        .bearer_auth(&ops)
+        .json(&json!({ "name": "phone", "public_url": "https://chat.example" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let link: Value = resp.json().await.unwrap();
+    let code = link["link"].as_str().unwrap().split("#code=").nth(1).unwrap().to_owned();
+    let redeem_on_b = || async {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/pair/redeem", b.http()))
+            .json(&json!({ "code": code }))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    };
     assert!(
         until_whoami(&b, &tablet, 200, Duration::from_secs(5)).await.is_some(),
         "{}",
@@ -579,6 +601,13 @@ async fn a_replica_cut_off_from_the_database_refuses_named_tokens_until_it_has_r
     );
     let (status, ready) = get(&format!("{}/ready", b.http()), PICO).await;
     assert_eq!((status, ready["checks"]["shared_tokens"].clone()), (503, json!("stale")), "{ready}");
+    // A pairing code is refused before it is used up.
+    let (status, refused) = redeem_on_b().await;
+    assert_eq!(
+        (status, refused["error"]["code"].clone()),
+        (503, json!("shared_tokens_unavailable")),
+        "{refused}"
+    );
     // B's own credentials are not shared: they go on working.
     assert_eq!(whoami(&b, PICO).await, 200);
     assert!(home_b.gateway_stderr().contains("every named token is refused"), "{}", home_b.gateway_stderr());
@@ -601,6 +630,8 @@ async fn a_replica_cut_off_from_the_database_refuses_named_tokens_until_it_has_r
     assert_eq!(whoami(&b, &kiosk).await, 401);
     let (status, ready) = get(&format!("{}/ready", b.http()), PICO).await;
     assert_eq!((status, ready["checks"]["shared_tokens"].clone()), (200, json!("current")), "{ready}");
+    let (status, device) = redeem_on_b().await;
+    assert_eq!(status, 201, "the code refused while B was cut off still works: {device}");
 }
 
 /// A ticket from `gw` for `token`, bound to `origin`.
