@@ -422,7 +422,7 @@ fn start_relay(shared: &Arc<Shared>) {
 
 /// With `storage.url`: a change of the shared named tokens made through any replica (or
 /// `picoclaw token` on any home) is read here at once, so a revoked token is refused and
-/// its sockets close with 4001 here too (`Shared::apply_shared_tokens`). While this
+/// its sockets close with 4001 here too (`Shared::apply`). While this
 /// replica cannot know of such a change — the listening connection is down, or a change
 /// could not be read — every named token is suspended (refused with 503
 /// `shared_tokens_unavailable`, its sockets closed with 1013, `/ready` 503) until the
@@ -499,7 +499,12 @@ async fn follow_shared_tokens(
         } else {
             let read = tokio::select! {
                 read = crate::reload::refresh_shared_tokens(&shared) => Some(read),
-                _ = feed.wait_for(|f| !f.listening) => None,
+                seen = feed.wait_for(|f| !f.listening) => {
+                    if seen.is_err() {
+                        return watch_ended(&shared);
+                    }
+                    None
+                }
             };
             match read {
                 None => {
@@ -512,11 +517,11 @@ async fn follow_shared_tokens(
                 Some(Ok(())) if *feed.borrow() == now => {
                     applied = Some(now.changes);
                     wait = Duration::from_secs(1);
-                    if shared.set_named_state(NamedState::Current).is_some() && first_read.is_none() {
+                    let resumed = shared.set_named_state(NamedState::Current).is_some();
+                    // The start, when it is still waiting for this read, says nothing more.
+                    let told = first_read.take().is_some_and(|tell| tell.send(()).is_ok());
+                    if resumed && !told {
                         tracing::info!("shared tokens: current again; named tokens accepted, ready");
-                    }
-                    if let Some(tell) = first_read.take() {
-                        let _ = tell.send(());
                     }
                     Next::Wait
                 }
@@ -535,19 +540,31 @@ async fn follow_shared_tokens(
             }
         };
         drop(shared);
-        match next {
-            Next::Again => {}
-            Next::Wait => {
-                if feed.changed().await.is_err() {
-                    return;
-                }
-            }
+        let news = match next {
+            Next::Again => Ok(()),
+            Next::Wait => feed.changed().await,
             Next::Retry(delay) => tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                news = feed.changed() => if news.is_err() { return },
+                () = tokio::time::sleep(delay) => Ok(()),
+                news = feed.changed() => news,
             },
+        };
+        if news.is_err() {
+            if let Some(shared) = weak.upgrade() {
+                watch_ended(&shared);
+            }
+            return;
         }
     }
+}
+
+/// The listener's task is gone (it only ends when its receiver is dropped, so it
+/// failed): nothing will tell this replica of a change again, so the named tokens stay
+/// suspended until a restart.
+fn watch_ended(shared: &Shared) {
+    crate::reload::suspend_shared_tokens(
+        shared,
+        "the watch of the shared tokens ended unexpectedly (restart the gateway)",
+    );
 }
 
 /// Refreshes this gateway's heartbeat in the home (`picoclaw_lifecycle::writers`: doctor's

@@ -47,7 +47,7 @@ pub(crate) struct Shared {
     pub reload_lock: tokio::sync::Mutex<()>,
     /// With `storage.url`: the named tokens are the replicas' shared ones, watched. Whether
     /// those in force are current is the verifier's own [`NamedState`] (set only by
-    /// [`Shared::apply_shared_tokens`]).
+    /// [`Shared::set_named_state`]).
     pub shares_tokens: AtomicBool,
     pub tickets: TicketStore,
     /// With `storage.url`: tickets and pairing codes any replica redeems once (set at
