@@ -82,9 +82,8 @@ fn verifier_of(
 /// replica or found by the poll): only the named tokens are read again and swapped into
 /// the state in force — settings, secrets and the agent stay as they are, so an unrelated
 /// error in config.json (or `gateway.hot_reload: false`) can neither block a revocation
-/// nor be applied by one. Sockets and tickets of a token that is no longer valid end
-/// (`Shared::apply`).
-/// A suspension is kept (`Shared::apply`): only the watch of the shared tokens knows
+/// nor be applied by one. Sockets and tickets of a token that is no longer valid end, and
+/// a suspension is kept (`Shared::apply`): only the watch of the shared tokens knows
 /// whether changes made elsewhere are being seen, and resumes them.
 pub(crate) async fn refresh_shared_tokens(shared: &Arc<Shared>) -> Result<(), String> {
     let _one_at_a_time = shared.reload_lock.lock().await;
