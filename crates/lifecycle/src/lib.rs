@@ -295,12 +295,27 @@ fn held(file: &File, path: &Path) -> Result<bool, LifecycleError> {
 #[cfg(target_os = "linux")]
 fn holder(file: &File) -> Option<Result<u32, String>> {
     use verify::linux::Holder;
-    Some(match verify::linux::lock_holder(file) {
+    // /proc/locks is read a page at a time, and with many locks on the machine an entry
+    // can be skipped when the list changes between two pages: a lock that is held (the
+    // caller saw it) but not listed is looked for again before it counts as missing.
+    let mut found = verify::linux::lock_holder(file);
+    for _ in 0..LOCK_LIST_RETRIES {
+        if !matches!(found, Holder::Nobody) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        found = verify::linux::lock_holder(file);
+    }
+    Some(match found {
         Holder::Pid(pid) => Ok(pid),
         Holder::Nobody => Err("/proc/locks lists no exclusive flock on it".to_owned()),
         Holder::Unknown(why) => Err(why),
     })
 }
+
+/// How many more times a held lock missing from /proc/locks is looked for.
+#[cfg(target_os = "linux")]
+const LOCK_LIST_RETRIES: usize = 3;
 
 #[cfg(not(target_os = "linux"))]
 fn holder(_file: &File) -> Option<Result<u32, String>> {
